@@ -6,6 +6,7 @@ step (a local process or a Kubernetes Job), so they are pydantic models.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -41,3 +42,27 @@ class StepOutcome(BaseModel):
     error: StepError | None = None
     logs: str = ""
     duration_s: float = 0.0
+
+
+class StepReport(BaseModel):
+    """What a step's wrapper reports: its outcome less what only the runner knows.
+
+    A wrapper that cannot parse JSON (bash) hands its result over as text in
+    `result_json`; the receiver parses it, so a bad result.json is an error of
+    the step rather than an unreadable report.
+    """
+
+    ok: bool
+    result: Any = None
+    error: StepError | None = None
+    result_json: str | None = None
+
+    def outcome(self, logs: str, duration_s: float) -> StepOutcome:
+        ok, result, error = self.ok, self.result, self.error
+        if self.result_json is not None:
+            try:
+                result = json.loads(self.result_json)
+            except ValueError as problem:
+                ok, result = False, None
+                error = StepError(name="ResultError", message=f"result.json is not JSON: {problem}")
+        return StepOutcome(ok=ok, result=result, error=error, logs=logs, duration_s=duration_s)
