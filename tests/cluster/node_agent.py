@@ -1,0 +1,1108 @@
+#!/usr/bin/env python3
+"""TEST DOUBLE: a stand-in for the kubelet and a container runtime.
+
+This machine has no container runtime, so the cluster tests run pods with
+this small agent instead of a kubelet.  Everything else (apiserver, etcd,
+controller-manager: Job controller, garbage collector, ...) is the real
+Kubernetes.  This file is test code, not part of the product.
+
+What it does, as a kubelet would:
+
+* registers a Node (Ready, InternalIP 127.0.0.1), renews its Lease and
+  heartbeats its status;
+* binds every pending, unscheduled pod to that node (there is no scheduler);
+* runs each pod's containers as local processes: init containers in order,
+  then the others side by side, with their ``command`` + ``args`` (with
+  ``$(VAR)`` expansion), ``env`` and ``envFrom`` (values, ConfigMap and
+  Secret keys, downward API fields, resource fields) and ``workingDir``;
+* maps volumes to local folders under the pod's folder: emptyDir,
+  ConfigMap, Secret, downwardAPI, projected (including a real service
+  account token from the TokenRequest API), hostPath, and
+  PersistentVolumeClaim (one folder per claim, shared by every pod that
+  mounts it);
+* reports pod status like a kubelet: Pending -> Running -> Succeeded or
+  Failed, container states with exit codes, start and finish times, restart
+  counts, the termination message (terminationMessagePath, or the log tail
+  with FallbackToLogsOnError), pod conditions, pod IP 127.0.0.1;
+* restarts containers per restartPolicy (Always, OnFailure) with back-off;
+* honours activeDeadlineSeconds (Failed, reason DeadlineExceeded) and
+  deletion (SIGTERM, grace period, SIGKILL, then the pod is removed);
+* keeps each container's output (stdout and stderr together) in
+  ``<root>/pods/<namespace>_<pod>_<uid>/logs/<container>.log`` and serves it
+  on the kubelet's log endpoint, so ``kubectl logs`` works.
+
+What it does not do: images are ignored (a container must set ``command``;
+the process runs with the host's programs, e.g. the python3 on PATH), there
+is no isolation (no namespaces, cgroups, resource limits or users), probes
+are not run (a running container is ready), no exec/attach/port-forward,
+and ports are the host's.
+
+Paths: a container's mount paths and working directory are folders under
+``<pod dir>/containers/<name>/root`` (mount paths are symlinks to the volume
+folders).  Absolute paths that start with a mount path, the working
+directory or the termination message path are rewritten to that folder
+wherever they appear in ``command``, ``args`` and env values; relative
+paths work as they are, since the process starts in its working directory.
+``MILLRACE_CONTAINER_ROOT`` holds the root folder.  When the pod mounts a
+service account token, ``KUBECONFIG`` points at a kubeconfig that uses that
+token (the fixed in-cluster path /var/run/secrets/... is not available to a
+plain process), and ``KUBERNETES_SERVICE_HOST``/``_PORT`` point at the
+apiserver.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime
+import http.client
+import http.server
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import urllib.parse
+import uuid
+from pathlib import Path
+
+import yaml
+
+TERMINAL = ("Succeeded", "Failed")
+AGENT_VERSION = "millrace-node-agent/0.1"
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def now_micro() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(s: str) -> float:
+    return datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%SZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+
+
+def log(msg: str) -> None:
+    print(f"[node-agent {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# ------------------------------------------------------------------ REST
+
+class ApiError(Exception):
+    def __init__(self, status: int, body: str):
+        super().__init__(f"HTTP {status}: {body[:500]}")
+        self.status = status
+
+
+class Kube:
+    """A minimal Kubernetes REST client (JSON over HTTPS, client certificate)."""
+
+    def __init__(self, kubeconfig: str):
+        cfg = yaml.safe_load(Path(kubeconfig).read_text())
+        ctx_name = cfg["current-context"]
+        ctx = next(c["context"] for c in cfg["contexts"] if c["name"] == ctx_name)
+        cluster = next(c["cluster"] for c in cfg["clusters"] if c["name"] == ctx["cluster"])
+        user = next(u["user"] for u in cfg["users"] if u["name"] == ctx["user"])
+        u = urllib.parse.urlparse(cluster["server"])
+        self.server = cluster["server"]
+        self.host, self.port = u.hostname, u.port or 443
+        self.ca_pem = base64.b64decode(cluster["certificate-authority-data"]).decode()
+        self._tmp = tempfile.mkdtemp(prefix="millrace-agent-")
+        cert, key = Path(self._tmp, "c.crt"), Path(self._tmp, "c.key")
+        cert.write_bytes(base64.b64decode(user["client-certificate-data"]))
+        key.write_bytes(base64.b64decode(user["client-key-data"]))
+        key.chmod(0o600)
+        self.ctx = ssl.create_default_context(cadata=self.ca_pem)
+        self.ctx.load_cert_chain(str(cert), str(key))
+
+    def _conn(self, timeout: float) -> http.client.HTTPSConnection:
+        return http.client.HTTPSConnection(self.host, self.port, context=self.ctx, timeout=timeout)
+
+    def request(self, method: str, path: str, body=None, query: dict | None = None,
+                content_type: str = "application/json", timeout: float = 30):
+        if query:
+            path += "?" + urllib.parse.urlencode(query)
+        data = json.dumps(body).encode() if body is not None else None
+        conn = self._conn(timeout)
+        try:
+            conn.request(method, path, body=data, headers={
+                "Content-Type": content_type, "Accept": "application/json",
+                "User-Agent": AGENT_VERSION})
+            resp = conn.getresponse()
+            raw = resp.read()
+        finally:
+            conn.close()
+        if resp.status >= 300:
+            raise ApiError(resp.status, raw.decode(errors="replace"))
+        return json.loads(raw) if raw else None
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def merge_patch(self, path, body):
+        return self.request("PATCH", path, body, content_type="application/merge-patch+json")
+
+    def watch(self, path: str, resource_version: str, timeout_seconds: int = 290):
+        """Yield watch events until the server closes the stream."""
+        q = {"watch": "1", "resourceVersion": resource_version, "allowWatchBookmarks": "true",
+             "timeoutSeconds": str(timeout_seconds)}
+        conn = self._conn(timeout_seconds + 30)
+        try:
+            conn.request("GET", path + "?" + urllib.parse.urlencode(q),
+                         headers={"Accept": "application/json", "User-Agent": AGENT_VERSION})
+            resp = conn.getresponse()
+            if resp.status != 200:
+                raise ApiError(resp.status, resp.read().decode(errors="replace"))
+            while True:
+                line = resp.readline()
+                if not line:
+                    return
+                if line.strip():
+                    yield json.loads(line)
+        finally:
+            conn.close()
+
+
+# ----------------------------------------------------------- helpers
+
+_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)|\$\$")
+
+
+def expand(s: str, env: dict) -> str:
+    """Kubernetes $(VAR) expansion: known vars replaced, $$ -> $, others kept."""
+    def sub(m):
+        if m.group(0) == "$$":
+            return "$"
+        return env.get(m.group(1), m.group(0))
+    return _REF.sub(sub, s)
+
+
+def field_path(pod: dict, path: str, node_name: str):
+    md, spec = pod["metadata"], pod["spec"]
+    m = re.fullmatch(r"metadata\.(labels|annotations)\['(.+)'\]", path)
+    if m:
+        return (md.get(m.group(1)) or {}).get(m.group(2), "")
+    simple = {
+        "metadata.name": md.get("name"),
+        "metadata.namespace": md.get("namespace"),
+        "metadata.uid": md.get("uid"),
+        "spec.nodeName": spec.get("nodeName") or node_name,
+        "spec.serviceAccountName": spec.get("serviceAccountName", "default"),
+        "status.podIP": "127.0.0.1",
+        "status.podIPs": "127.0.0.1",
+        "status.hostIP": "127.0.0.1",
+        "status.hostIPs": "127.0.0.1",
+    }
+    if path in simple:
+        return simple[path] or ""
+    if path == "metadata.labels":
+        return "\n".join(f'{k}="{v}"' for k, v in sorted((md.get("labels") or {}).items()))
+    if path == "metadata.annotations":
+        return "\n".join(f'{k}="{v}"' for k, v in sorted((md.get("annotations") or {}).items()))
+    raise ValueError(f"unsupported fieldRef {path}")
+
+
+_QTY = {"Ki": 1024, "Mi": 1024 ** 2, "Gi": 1024 ** 3, "Ti": 1024 ** 4,
+        "k": 1000, "M": 1000 ** 2, "G": 1000 ** 3, "T": 1000 ** 4, "m": 0.001, "": 1}
+
+
+def quantity(q: str) -> float:
+    m = re.fullmatch(r"([0-9.]+)([A-Za-z]*)", str(q))
+    if not m or m.group(2) not in _QTY:
+        raise ValueError(f"bad quantity {q}")
+    return float(m.group(1)) * _QTY[m.group(2)]
+
+
+def resource_field(container: dict, ref: dict) -> str:
+    res = ref["resource"]
+    kind, _, name = res.partition(".")
+    val = ((container.get("resources") or {}).get(kind) or {}).get(name)
+    if val is None:  # like a kubelet: node allocatable when no limit is set
+        val = str(os.cpu_count() or 1) if name == "cpu" else str(_mem_bytes())
+    divisor = quantity(ref.get("divisor") or "1")
+    import math
+    return str(int(math.ceil(quantity(val) / divisor)))
+
+
+def _mem_bytes() -> int:
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 8 * 1024 ** 3
+
+
+def safe_rel(p: str) -> str:
+    p = os.path.normpath("/" + p).lstrip("/")
+    if p.startswith(".."):
+        raise ValueError(f"bad path {p}")
+    return p
+
+
+# --------------------------------------------------------------- pods
+
+class PodGone(Exception):
+    pass
+
+
+class ContainerRun:
+    def __init__(self, spec: dict, init: bool):
+        self.spec, self.init = spec, init
+        self.name = spec["name"]
+        self.proc: subprocess.Popen | None = None
+        self.state: dict = {"waiting": {"reason": "ContainerCreating"}}
+        self.last_state: dict = {}
+        self.restarts = 0
+        self.id = ""
+        self.started_at = None
+        self.killed = False
+
+
+class PodWorker(threading.Thread):
+    def __init__(self, agent: "Agent", pod: dict):
+        md = pod["metadata"]
+        super().__init__(name=f"pod-{md['namespace']}/{md['name']}", daemon=True)
+        self.agent, self.kube = agent, agent.kube
+        self.pod = pod
+        self.ns, self.pod_name, self.uid = md["namespace"], md["name"], md["uid"]
+        self.dir = agent.root / "pods" / f"{self.ns}_{self.pod_name}_{self.uid}"
+        self.lock = threading.RLock()
+        self.stop_reason: str | None = None   # "deleted" | "deadline"
+        self.stop_event = threading.Event()
+        spec = pod["spec"]
+        self.inits = [ContainerRun(c, True) for c in spec.get("initContainers") or []]
+        self.mains = [ContainerRun(c, False) for c in spec.get("containers") or []]
+        self.phase = "Pending"
+        self.reason = self.message = None
+        self.conditions: dict[str, dict] = {}
+        self.start_time = (pod.get("status") or {}).get("startTime") or now()
+        self.volumes: dict[str, Path] = {}
+        self.done = False
+
+    # -- status ------------------------------------------------------
+    def _cond(self, type_: str, status: bool, reason: str | None = None):
+        s = "True" if status else "False"
+        old = self.conditions.get(type_)
+        if old and old["status"] == s:
+            return
+        c = {"type": type_, "status": s, "lastProbeTime": None, "lastTransitionTime": now()}
+        if reason:
+            c["reason"] = reason
+        self.conditions[type_] = c
+
+    def _cstatus(self, c: ContainerRun) -> dict:
+        st = {"name": c.name, "image": c.spec.get("image", ""), "imageID": "",
+              "ready": bool("running" in c.state and not c.init),
+              "started": "running" in c.state, "restartCount": c.restarts, "state": c.state}
+        if c.id:
+            st["containerID"] = c.id
+        if c.last_state:
+            st["lastState"] = c.last_state
+        return st
+
+    def push_status(self):
+        with self.lock:
+            status = {
+                "phase": self.phase, "hostIP": "127.0.0.1", "hostIPs": [{"ip": "127.0.0.1"}],
+                "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}], "startTime": self.start_time,
+                "conditions": list(self.conditions.values()),
+                "containerStatuses": [self._cstatus(c) for c in self.mains],
+                "reason": self.reason, "message": self.message,
+            }
+            if self.inits:
+                status["initContainerStatuses"] = [self._cstatus(c) for c in self.inits]
+        try:
+            self.kube.merge_patch(f"/api/v1/namespaces/{self.ns}/pods/{self.pod_name}/status",
+                                  {"metadata": {"uid": self.uid}, "status": status})
+        except ApiError as e:
+            if e.status in (404, 409):
+                raise PodGone() from e
+            log(f"{self.ns}/{self.pod_name}: status update failed: {e}")
+
+    # -- volumes -----------------------------------------------------
+    def _get(self, kind: str, name: str, optional: bool):
+        path = f"/api/v1/namespaces/{self.ns}/{kind}/{name}"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                return self.kube.get(path)
+            except ApiError as e:
+                if e.status != 404:
+                    raise
+                if optional:
+                    return None
+            if time.monotonic() > deadline or self.stop_event.wait(1):
+                raise RuntimeError(f"{kind[:-1]} {self.ns}/{name} not found")
+
+    def _write_keys(self, folder: Path, data: dict, items, mode, binary=False):
+        folder.mkdir(parents=True, exist_ok=True)
+        pairs = [(i["key"], i["path"], i.get("mode", mode)) for i in items] if items else \
+            [(k, k, mode) for k in data]
+        for key, rel, m in pairs:
+            if key not in data:
+                continue
+            p = folder / safe_rel(rel)
+            p.parent.mkdir(parents=True, exist_ok=True)
+            v = data[key]
+            p.write_bytes(base64.b64decode(v) if binary else v.encode())
+            p.chmod(m if m is not None else 0o644)
+
+    def _source_files(self, folder: Path, src: dict, is_projected: bool):
+        if "configMap" in src:
+            s = src["configMap"]
+            cm = self._get("configmaps", s["name"], s.get("optional", False)) or {}
+            data = dict(cm.get("data") or {})
+            data.update({k: base64.b64decode(v).decode(errors="replace")
+                         for k, v in (cm.get("binaryData") or {}).items()})
+            self._write_keys(folder, data, s.get("items"), s.get("defaultMode"))
+        elif "secret" in src:
+            s = src["secret"]
+            name = s.get("secretName") or s.get("name")
+            sec = self._get("secrets", name, s.get("optional", False)) or {}
+            self._write_keys(folder, sec.get("data") or {}, s.get("items"), s.get("defaultMode"), True)
+        elif "downwardAPI" in src:
+            folder.mkdir(parents=True, exist_ok=True)
+            for item in src["downwardAPI"].get("items") or []:
+                if "fieldRef" in item:
+                    val = field_path(self.pod, item["fieldRef"]["fieldPath"], self.agent.node_name)
+                else:
+                    cname = item["resourceFieldRef"].get("containerName")
+                    cont = next((c.spec for c in self.mains if c.name == cname), self.mains[0].spec)
+                    val = resource_field(cont, item["resourceFieldRef"])
+                p = folder / safe_rel(item["path"])
+                p.parent.mkdir(parents=True, exist_ok=True)
+                p.write_text(str(val))
+        elif "serviceAccountToken" in src:
+            s = src["serviceAccountToken"]
+            token = self.agent.request_token(self.pod, s.get("audience"),
+                                             s.get("expirationSeconds", 3600))
+            folder.mkdir(parents=True, exist_ok=True)
+            p = folder / safe_rel(s["path"])
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(token)
+        elif "clusterTrustBundle" in src:
+            raise RuntimeError("clusterTrustBundle projections are not supported by the node agent")
+
+    def setup_volumes(self):
+        vroot = self.dir / "volumes"
+        for v in self.pod["spec"].get("volumes") or []:
+            name = v["name"]
+            folder = vroot / name
+            if "persistentVolumeClaim" in v:
+                claim = v["persistentVolumeClaim"]["claimName"]
+                folder = self.agent.root / "claims" / self.ns / claim
+                folder.mkdir(parents=True, exist_ok=True)
+            elif "hostPath" in v:
+                folder = Path(v["hostPath"]["path"])
+                if v["hostPath"].get("type") in ("DirectoryOrCreate",):
+                    folder.mkdir(parents=True, exist_ok=True)
+            elif "projected" in v:
+                for src in v["projected"].get("sources") or []:
+                    self._source_files(folder, src, True)
+                folder.mkdir(parents=True, exist_ok=True)
+            elif any(k in v for k in ("configMap", "secret", "downwardAPI")):
+                self._source_files(folder, v, False)
+            else:  # emptyDir, ephemeral and anything else: an empty folder
+                folder.mkdir(parents=True, exist_ok=True)
+            self.volumes[name] = folder
+
+    # -- container preparation ----------------------------------------
+    def container_env(self, c: dict, root: Path) -> dict:
+        keep = ("PATH", "LANG", "LC_ALL", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR")
+        env = {k: os.environ[k] for k in keep if k in os.environ}
+        home = self.dir / "home"
+        home.mkdir(exist_ok=True)
+        env.update({
+            "HOME": str(home), "HOSTNAME": self.pod_name,
+            "KUBERNETES_SERVICE_HOST": "127.0.0.1",
+            "KUBERNETES_SERVICE_PORT": str(self.agent.api_port),
+            "KUBERNETES_SERVICE_PORT_HTTPS": str(self.agent.api_port),
+            "KUBERNETES_PORT": f"tcp://127.0.0.1:{self.agent.api_port}",
+            "MILLRACE_CONTAINER_ROOT": str(root),
+        })
+        sa_mount = next((m for m in c.get("volumeMounts") or []
+                         if m["mountPath"].rstrip("/") == "/var/run/secrets/kubernetes.io/serviceaccount"),
+                        None)
+        if sa_mount:
+            env["KUBECONFIG"] = str(self.write_sa_kubeconfig(self.volumes[sa_mount["name"]]))
+        for ef in c.get("envFrom") or []:
+            prefix = ef.get("prefix", "")
+            if "configMapRef" in ef:
+                r = ef["configMapRef"]
+                obj = self._get("configmaps", r["name"], r.get("optional", False)) or {}
+                env.update({prefix + k: v for k, v in (obj.get("data") or {}).items()})
+            elif "secretRef" in ef:
+                r = ef["secretRef"]
+                obj = self._get("secrets", r["name"], r.get("optional", False)) or {}
+                env.update({prefix + k: base64.b64decode(v).decode(errors="replace")
+                            for k, v in (obj.get("data") or {}).items()})
+        for e in c.get("env") or []:
+            name = e["name"]
+            if "valueFrom" not in e:
+                env[name] = expand(e.get("value", ""), env)
+                continue
+            vf = e["valueFrom"]
+            if "fieldRef" in vf:
+                env[name] = str(field_path(self.pod, vf["fieldRef"]["fieldPath"], self.agent.node_name))
+            elif "resourceFieldRef" in vf:
+                env[name] = resource_field(c, vf["resourceFieldRef"])
+            elif "configMapKeyRef" in vf:
+                r = vf["configMapKeyRef"]
+                obj = self._get("configmaps", r["name"], r.get("optional", False)) or {}
+                if r["key"] in (obj.get("data") or {}):
+                    env[name] = obj["data"][r["key"]]
+                elif not r.get("optional"):
+                    raise RuntimeError(f"couldn't find key {r['key']} in ConfigMap {self.ns}/{r['name']}")
+            elif "secretKeyRef" in vf:
+                r = vf["secretKeyRef"]
+                obj = self._get("secrets", r["name"], r.get("optional", False)) or {}
+                if r["key"] in (obj.get("data") or {}):
+                    env[name] = base64.b64decode(obj["data"][r["key"]]).decode(errors="replace")
+                elif not r.get("optional"):
+                    raise RuntimeError(f"couldn't find key {r['key']} in Secret {self.ns}/{r['name']}")
+        return env
+
+    def write_sa_kubeconfig(self, folder: Path) -> Path:
+        ca = folder / "ca.crt"
+        cfg = {"apiVersion": "v1", "kind": "Config",
+               "clusters": [{"name": "in-cluster", "cluster": {
+                   "server": self.agent.apiserver,
+                   **({"certificate-authority": str(ca)} if ca.exists() else
+                      {"certificate-authority-data": base64.b64encode(self.kube.ca_pem.encode()).decode()})}}],
+               "users": [{"name": "sa", "user": {"tokenFile": str(folder / "token")}}],
+               "contexts": [{"name": "in-cluster", "context": {
+                   "cluster": "in-cluster", "user": "sa", "namespace": self.ns}}],
+               "current-context": "in-cluster"}
+        p = self.dir / "sa-kubeconfig"
+        p.write_text(json.dumps(cfg, indent=2))
+        return p
+
+    def prepare(self, cr: ContainerRun):
+        """Build the container's root folder; return (argv, cwd, env, term_path)."""
+        c = cr.spec
+        croot = self.dir / "containers" / cr.name
+        root = croot / "root"
+        root.mkdir(parents=True, exist_ok=True)
+        mapping: dict[str, str] = {}
+        for m in sorted(c.get("volumeMounts") or [], key=lambda m: len(m["mountPath"])):
+            mp = "/" + safe_rel(m["mountPath"])
+            if mp == "/":
+                continue
+            target = self.volumes[m["name"]]
+            if m.get("subPath"):
+                target = target / safe_rel(m["subPath"])
+                if not target.exists():
+                    target.mkdir(parents=True, exist_ok=True)
+            link = root / mp.lstrip("/")
+            link.parent.mkdir(parents=True, exist_ok=True)
+            if link.is_symlink() or link.exists():
+                if link.is_symlink() or link.is_file():
+                    link.unlink()
+                else:
+                    shutil.rmtree(link)
+            link.symlink_to(target)
+            mapping[mp] = str(link)
+        wd = c.get("workingDir")
+        if wd:
+            wd = "/" + safe_rel(wd)
+            (root / wd.lstrip("/")).mkdir(parents=True, exist_ok=True)
+            mapping.setdefault(wd, str(root / wd.lstrip("/")))
+            cwd = root / wd.lstrip("/")
+        else:
+            cwd = root
+        term = c.get("terminationMessagePath") or "/dev/termination-log"
+        term_file = croot / "termination-log"
+        term_file.write_text("")
+        mapping[term] = str(term_file)
+        env = self.container_env(c, root)
+        rx = None
+        if mapping:
+            keys = sorted(mapping, key=len, reverse=True)
+            rx = re.compile(r"(?<![\w.:/-])(" + "|".join(re.escape(k) for k in keys) + r")(?=/|$|[^\w.-])")
+
+        def rewrite(s: str) -> str:
+            return rx.sub(lambda m: mapping[m.group(1)], s) if rx else s
+
+        env = {k: (rewrite(v) if k not in ("PATH",) else v) for k, v in env.items()}
+        command = [expand(x, env) for x in c.get("command") or []]
+        args = [expand(x, env) for x in c.get("args") or []]
+        if not command:
+            raise RuntimeError("the node agent ignores images: a container must set `command`")
+        argv = [rewrite(x) for x in command + args]
+        exe = argv[0]
+        if "/" not in exe:
+            found = shutil.which(exe, path=env.get("PATH"))
+            if not found:
+                raise FileNotFoundError(f'exec: "{exe}": executable file not found in $PATH')
+            argv[0] = found
+        return argv, cwd, env, term_file
+
+    # -- running -----------------------------------------------------
+    def start_container(self, cr: ContainerRun):
+        argv, cwd, env, term = self.prepare(cr)
+        logs = self.dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        lf = logs / f"{cr.name}.log"
+        if cr.restarts and lf.exists():
+            lf.replace(logs / f"{cr.name}.previous.log")
+        out = open(lf, "ab")
+        try:
+            cr.proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                       stdin=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+        finally:
+            out.close()
+        cr.term = term
+        cr.id = f"millrace://{uuid.uuid4().hex}"
+        cr.started_at = now()
+        cr.state = {"running": {"startedAt": cr.started_at}}
+        self.agent.index_pod(self)
+
+    def finish_container(self, cr: ContainerRun, code: int):
+        c = cr.spec
+        msg = ""
+        try:
+            msg = cr.term.read_text(errors="replace")[:4096]
+        except (OSError, AttributeError):
+            pass
+        if not msg and code != 0 and c.get("terminationMessagePolicy") == "FallbackToLogsOnError":
+            try:
+                lines = (self.dir / "logs" / f"{cr.name}.log").read_text(errors="replace").splitlines()[-80:]
+                msg = "\n".join(lines)[-2048:]
+            except OSError:
+                pass
+        if code < 0:  # killed by a signal: report as a shell would
+            code = 128 - code
+        term = {"exitCode": code, "reason": "Completed" if code == 0 else "Error",
+                "startedAt": cr.started_at, "finishedAt": now(), "containerID": cr.id}
+        if msg:
+            term["message"] = msg
+        cr.state = {"terminated": term}
+        cr.proc = None
+
+    def fail_container_start(self, cr: ContainerRun, err: Exception):
+        reason = "CreateContainerConfigError" if isinstance(err, (RuntimeError, ValueError)) else "StartError"
+        cr.state = {"terminated": {"exitCode": 128, "reason": reason, "message": str(err)[:4096],
+                                   "startedAt": now(), "finishedAt": now()}}
+        log(f"{self.ns}/{self.pod_name}/{cr.name}: cannot start: {err}")
+
+    def kill_all(self, grace: float):
+        procs = [c for c in self.inits + self.mains if c.proc]
+        for c in procs:
+            c.killed = True
+            try:
+                os.killpg(c.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + grace
+        for c in procs:
+            left = max(0.0, deadline - time.monotonic())
+            try:
+                c.proc.wait(left)
+            except subprocess.TimeoutExpired:
+                pass
+            try:
+                os.killpg(c.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            code = c.proc.wait()
+            self.finish_container(c, code)
+
+    def deadline_left(self) -> float | None:
+        ads = self.pod["spec"].get("activeDeadlineSeconds")
+        if ads is None:
+            return None
+        return parse_time(self.start_time) + ads - time.time()
+
+    def request_stop(self, reason: str, pod: dict | None = None):
+        if pod is not None:
+            self.pod = pod
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        self.stop_event.set()
+
+    def _wait_step(self) -> bool:
+        """Sleep a little; return True when asked to stop (deletion or deadline)."""
+        left = self.deadline_left()
+        if left is not None and left <= 0 and self.stop_reason is None:
+            self.stop_reason = "deadline"
+            self.stop_event.set()
+        return self.stop_event.wait(0.05)
+
+    def run(self):
+        try:
+            self._run()
+        except PodGone:
+            self.kill_all(0)
+        except Exception:
+            log(f"{self.ns}/{self.pod_name}: agent error:\n{traceback.format_exc()}")
+            try:
+                self.kill_all(0)
+                self.phase, self.reason, self.message = "Failed", "NodeAgentError", traceback.format_exc()[-1000:]
+                self.push_status()
+            except Exception:
+                pass
+        finally:
+            self.done = True
+            self.agent.worker_done(self)
+
+    def _run(self):
+        spec = self.pod["spec"]
+        policy = spec.get("restartPolicy", "Always")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._cond("PodScheduled", True)
+        self._cond("PodReadyToStartContainers", False)
+        self._cond("Initialized", not self.inits, None if not self.inits else "ContainersNotInitialized")
+        self._cond("ContainersReady", False, "ContainersNotReady")
+        self._cond("Ready", False, "ContainersNotReady")
+        self.push_status()
+        try:
+            self.setup_volumes()
+        except Exception as e:
+            if self.stop_event.is_set():
+                return self._stopped()
+            log(f"{self.ns}/{self.pod_name}: volume setup failed: {e}")
+            for c in self.inits + self.mains:
+                c.state = {"waiting": {"reason": "CreateContainerConfigError", "message": str(e)[:1000]}}
+            self.push_status()
+            while not self._wait_step():
+                pass
+            return self._stopped()
+        self._cond("PodReadyToStartContainers", True)
+
+        # Init containers, one after another.
+        for cr in self.inits:
+            while True:
+                try:
+                    self.start_container(cr)
+                except Exception as e:
+                    self.fail_container_start(cr, e)
+                self.push_status()
+                while cr.proc and cr.proc.poll() is None:
+                    if self._wait_step():
+                        return self._stopped()
+                if cr.proc:
+                    self.finish_container(cr, cr.proc.wait())
+                code = cr.state["terminated"]["exitCode"]
+                if code == 0:
+                    break
+                if policy == "Never":
+                    self.phase = "Failed"
+                    self.push_status()
+                    return
+                cr.restarts += 1
+                cr.last_state = cr.state
+                cr.state = {"waiting": {"reason": "CrashLoopBackOff"}}
+                self.push_status()
+                if self.stop_event.wait(min(10, 2 ** cr.restarts / 2)):
+                    return self._stopped()
+        self._cond("Initialized", True)
+
+        # Regular containers, side by side.
+        for cr in self.mains:
+            try:
+                self.start_container(cr)
+            except Exception as e:
+                self.fail_container_start(cr, e)
+        self.phase = "Running"
+        self._update_ready()
+        self.push_status()
+        backoff_until: dict[str, float] = {}
+        while True:
+            if self._wait_step():
+                return self._stopped()
+            changed = False
+            for cr in self.mains:
+                if cr.proc and cr.proc.poll() is not None:
+                    self.finish_container(cr, cr.proc.wait())
+                    changed = True
+                if "terminated" in cr.state:
+                    code = cr.state["terminated"]["exitCode"]
+                    if policy == "Always" or (policy == "OnFailure" and code != 0):
+                        cr.restarts += 1
+                        cr.last_state = cr.state
+                        cr.state = {"waiting": {"reason": "CrashLoopBackOff" if cr.restarts > 1 else "ContainerCreating"}}
+                        backoff_until[cr.name] = time.monotonic() + min(10, 2 ** (cr.restarts - 1) / 2)
+                        changed = True
+                if "waiting" in cr.state and time.monotonic() >= backoff_until.get(cr.name, 0):
+                    try:
+                        self.start_container(cr)
+                    except Exception as e:
+                        self.fail_container_start(cr, e)
+                    changed = True
+            if all("terminated" in cr.state for cr in self.mains):
+                codes = [cr.state["terminated"]["exitCode"] for cr in self.mains]
+                self.phase = "Succeeded" if all(c == 0 for c in codes) else "Failed"
+                self._update_ready()
+                self.push_status()
+                log(f"{self.ns}/{self.pod_name}: {self.phase} (exit codes {codes})")
+                return
+            if changed:
+                self._update_ready()
+                self.push_status()
+
+    def _update_ready(self):
+        ready = all("running" in cr.state for cr in self.mains) and self.phase == "Running"
+        self._cond("ContainersReady", ready, None if ready else "ContainersNotReady")
+        self._cond("Ready", ready, None if ready else "ContainersNotReady")
+
+    def _stopped(self):
+        if self.stop_reason == "deadline":
+            self.kill_all(0)
+            for cr in self.inits + self.mains:
+                if "terminated" not in cr.state:
+                    cr.state = {"terminated": {"exitCode": 137, "reason": "Error", "startedAt": self.start_time,
+                                               "finishedAt": now()}}
+            self.phase, self.reason = "Failed", "DeadlineExceeded"
+            self.message = "Pod was active on the node longer than the specified deadline"
+            self._update_ready()
+            log(f"{self.ns}/{self.pod_name}: DeadlineExceeded")
+            self.push_status()
+            return
+        # Deleted: SIGTERM, wait for the grace period, SIGKILL.
+        md = self.pod.get("metadata", {})
+        grace = md.get("deletionGracePeriodSeconds")
+        if grace is None:
+            grace = self.pod["spec"].get("terminationGracePeriodSeconds", 30)
+        self.kill_all(min(float(grace), 30.0))
+        for cr in self.inits + self.mains:
+            if "terminated" not in cr.state:
+                cr.state = {"terminated": {"exitCode": 137, "reason": "ContainerStatusUnknown",
+                                           "startedAt": self.start_time, "finishedAt": now()}}
+        if self.phase not in TERMINAL:
+            codes = [cr.state["terminated"]["exitCode"] for cr in self.mains]
+            policy = self.pod["spec"].get("restartPolicy", "Always")
+            self.phase = "Succeeded" if policy != "Always" and codes and all(c == 0 for c in codes) else "Failed"
+        self._update_ready()
+        try:
+            self.push_status()
+        except PodGone:
+            return
+        self.agent.finalize_delete(self.ns, self.pod_name, self.uid)
+        log(f"{self.ns}/{self.pod_name}: deleted")
+
+
+# -------------------------------------------------------------- agent
+
+class Agent:
+    def __init__(self, args):
+        self.kube = Kube(args.kubeconfig)
+        self.apiserver = args.apiserver or self.kube.server
+        self.api_port = urllib.parse.urlparse(self.apiserver).port or 443
+        self.node_name = args.node_name
+        self.root = Path(args.root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.port = args.port
+        self.workers: dict[str, PodWorker] = {}
+        self.by_name: dict[tuple[str, str], PodWorker] = {}
+        self.finished: set[str] = set()
+        self.lock = threading.Lock()
+        self.args = args
+
+    # -- node ----------------------------------------------------------
+    def node_status(self) -> dict:
+        cpu, mem = str(os.cpu_count() or 1), f"{_mem_bytes() // 1024}Ki"
+        t = now()
+
+        def cond(type_, status, reason, message):
+            return {"type": type_, "status": status, "reason": reason, "message": message,
+                    "lastHeartbeatTime": t, "lastTransitionTime": self._started}
+        res = {"cpu": cpu, "memory": mem, "pods": "250", "ephemeral-storage": "100Gi"}
+        return {
+            "capacity": res, "allocatable": res,
+            "conditions": [
+                cond("MemoryPressure", "False", "KubeletHasSufficientMemory", "ok"),
+                cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "ok"),
+                cond("PIDPressure", "False", "KubeletHasSufficientPID", "ok"),
+                cond("Ready", "True", "KubeletReady", "millrace test node agent is posting ready status"),
+            ],
+            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"},
+                          {"type": "Hostname", "address": self.node_name}],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": self.port}},
+            "nodeInfo": {"machineID": "millrace", "systemUUID": "millrace", "bootID": self._boot,
+                         "kernelVersion": os.uname().release, "osImage": "millrace test node agent",
+                         "containerRuntimeVersion": "millrace://0.1", "kubeletVersion": "v0.0.0-node-agent",
+                         "kubeProxyVersion": "", "operatingSystem": "linux", "architecture": "amd64"},
+        }
+
+    def register_node(self):
+        self._started = now()
+        self._boot = uuid.uuid4().hex
+        body = {"apiVersion": "v1", "kind": "Node", "metadata": {
+            "name": self.node_name,
+            "labels": {"kubernetes.io/hostname": self.node_name, "kubernetes.io/os": "linux",
+                       "kubernetes.io/arch": "amd64", "millrace.dev/node-agent": "true"},
+            "annotations": {"millrace.dev/node-agent": "test double for the kubelet; images are ignored"}}}
+        try:
+            self.kube.request("POST", "/api/v1/nodes", body)
+        except ApiError as e:
+            if e.status != 409:
+                raise
+        self.kube.merge_patch(f"/api/v1/nodes/{self.node_name}/status", {"status": self.node_status()})
+        log(f"node {self.node_name} registered")
+
+    def heartbeat_loop(self):
+        lease_path = f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{self.node_name}"
+        while True:
+            try:
+                self.kube.merge_patch(f"/api/v1/nodes/{self.node_name}/status", {"status": self.node_status()})
+                spec = {"holderIdentity": self.node_name, "leaseDurationSeconds": 40, "renewTime": now_micro()}
+                try:
+                    self.kube.merge_patch(lease_path, {"spec": spec})
+                except ApiError as e:
+                    if e.status != 404:
+                        raise
+                    self.kube.request("POST", "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases",
+                                      {"metadata": {"name": self.node_name}, "spec": spec})
+            except Exception as e:
+                log(f"heartbeat failed: {e}")
+            time.sleep(10)
+
+    def request_token(self, pod: dict, audience: str | None, seconds: int) -> str:
+        md = pod["metadata"]
+        sa = pod["spec"].get("serviceAccountName") or "default"
+        spec = {"expirationSeconds": max(600, int(seconds)),
+                "boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": md["name"], "uid": md["uid"]}}
+        if audience:
+            spec["audiences"] = [audience]
+        out = self.kube.request("POST", f"/api/v1/namespaces/{md['namespace']}/serviceaccounts/{sa}/token",
+                                {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec})
+        return out["status"]["token"]
+
+    # -- pods ----------------------------------------------------------
+    def bind(self, pod: dict):
+        md = pod["metadata"]
+        try:
+            self.kube.request("POST", f"/api/v1/namespaces/{md['namespace']}/pods/{md['name']}/binding", {
+                "apiVersion": "v1", "kind": "Binding",
+                "metadata": {"name": md["name"], "uid": md["uid"]},
+                "target": {"apiVersion": "v1", "kind": "Node", "name": self.node_name}})
+        except ApiError as e:
+            if e.status not in (404, 409):
+                log(f"bind {md['namespace']}/{md['name']} failed: {e}")
+
+    def finalize_delete(self, ns: str, name: str, uid: str):
+        try:
+            self.kube.request("DELETE", f"/api/v1/namespaces/{ns}/pods/{name}", {
+                "apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0,
+                "preconditions": {"uid": uid}})
+        except ApiError as e:
+            if e.status not in (404, 409):
+                log(f"delete {ns}/{name} failed: {e}")
+
+    def fail_orphan(self, pod: dict):
+        md = pod["metadata"]
+        try:
+            self.kube.merge_patch(f"/api/v1/namespaces/{md['namespace']}/pods/{md['name']}/status", {
+                "metadata": {"uid": md["uid"]},
+                "status": {"phase": "Failed", "reason": "NodeAgentRestarted",
+                           "message": "the node agent restarted while the pod ran"}})
+        except ApiError as e:
+            log(f"{md['namespace']}/{md['name']}: cannot fail orphan: {e}")
+
+    def index_pod(self, w: PodWorker):
+        with self.lock:
+            self.by_name[(w.ns, w.pod_name)] = w
+
+    def worker_done(self, w: PodWorker):
+        with self.lock:
+            self.workers.pop(w.uid, None)
+            self.finished.add(w.uid)
+
+    def handle(self, etype: str, pod: dict):
+        md, spec = pod["metadata"], pod["spec"]
+        uid = md["uid"]
+        status = pod.get("status") or {}
+        if etype == "DELETED":
+            w = self.workers.get(uid)
+            if w:
+                w.request_stop("deleted", pod)
+            return
+        if not spec.get("nodeName"):
+            if not md.get("deletionTimestamp") and not spec.get("schedulingGates") \
+                    and status.get("phase") not in TERMINAL:
+                self.bind(pod)
+            return
+        if spec["nodeName"] != self.node_name:
+            return
+        with self.lock:
+            w = self.workers.get(uid)
+            if md.get("deletionTimestamp"):
+                if w:
+                    w.request_stop("deleted", pod)
+                elif uid not in self.finished or status.get("phase") in TERMINAL:
+                    threading.Thread(target=self.finalize_delete, args=(md["namespace"], md["name"], uid),
+                                     daemon=True).start()
+                return
+            if w or uid in self.finished or status.get("phase") in TERMINAL:
+                return
+            if status.get("phase") == "Running":
+                # Its processes died with a previous agent: like a node that
+                # rebooted, report the pod failed rather than run it twice.
+                threading.Thread(target=self.fail_orphan, args=(pod,), daemon=True).start()
+                self.finished.add(uid)
+                return
+            w = PodWorker(self, pod)
+            self.workers[uid] = w
+            self.by_name[(w.ns, w.pod_name)] = w
+        log(f"{md['namespace']}/{md['name']}: starting")
+        w.start()
+
+    def watch_pods(self):
+        while True:
+            try:
+                lst = self.kube.get("/api/v1/pods")
+                rv = lst["metadata"]["resourceVersion"]
+                seen = set()
+                for pod in lst["items"]:
+                    seen.add(pod["metadata"]["uid"])
+                    self.handle("ADDED", pod)
+                for uid, w in list(self.workers.items()):
+                    if uid not in seen:
+                        w.request_stop("deleted")
+                while True:
+                    for ev in self.kube.watch("/api/v1/pods", rv):
+                        if ev["type"] == "ERROR":
+                            raise ApiError(ev["object"].get("code", 500), json.dumps(ev["object"]))
+                        rv = ev["object"]["metadata"]["resourceVersion"]
+                        if ev["type"] != "BOOKMARK":
+                            self.handle(ev["type"], ev["object"])
+            except Exception as e:
+                if not (isinstance(e, ApiError) and e.status == 410):
+                    log(f"pod watch: {e}; relisting")
+                time.sleep(0.5)
+
+    # -- log server ----------------------------------------------------
+    def serve_logs(self):
+        agent = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, fmt, *a):
+                pass
+
+            def do_GET(self):
+                u = urllib.parse.urlparse(self.path)
+                q = urllib.parse.parse_qs(u.query)
+                parts = u.path.strip("/").split("/")
+                if parts == ["healthz"]:
+                    return self._send(200, b"ok")
+                if len(parts) != 4 or parts[0] != "containerLogs":
+                    return self._send(404, b"not found (the millrace node agent serves only logs)")
+                _, ns, name, cname = parts
+                w = agent.by_name.get((ns, name))
+                if not w:
+                    return self._send(404, f"pod {ns}/{name} is not known to this node".encode())
+                prev = q.get("previous", ["false"])[0] == "true"
+                lf = w.dir / "logs" / (f"{cname}.previous.log" if prev else f"{cname}.log")
+                if not lf.exists():
+                    return self._send(404, f"no log for container {cname}".encode())
+                data = lf.read_bytes()
+                tail = q.get("tailLines")
+                if tail:
+                    n = int(tail[0])
+                    lines = data.splitlines(keepends=True)
+                    data = b"".join(lines[-n:]) if n > 0 else b""
+                limit = q.get("limitBytes")
+                if limit:
+                    data = data[:int(limit[0])]
+                follow = q.get("follow", ["false"])[0] == "true" and not prev
+                if not follow:
+                    return self._send(200, data)
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                try:
+                    self._chunk(data)
+                    with open(lf, "rb") as f:
+                        f.seek(0, 2)
+                        while True:
+                            chunk = f.read(65536)
+                            if chunk:
+                                self._chunk(chunk)
+                                continue
+                            cr = next((c for c in w.inits + w.mains if c.name == cname), None)
+                            if w.done or cr is None or (cr.proc is None and "terminated" in cr.state):
+                                chunk = f.read()
+                                if chunk:
+                                    self._chunk(chunk)
+                                break
+                            time.sleep(0.1)
+                    self.wfile.write(b"0\r\n\r\n")
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def _chunk(self, b: bytes):
+                if b:
+                    self.wfile.write(f"{len(b):x}\r\n".encode() + b + b"\r\n")
+                    self.wfile.flush()
+
+            def _send(self, code, body: bytes):
+                self.send_response(code)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        srv.daemon_threads = True
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(self.args.serving_cert, self.args.serving_key)
+        if self.args.client_ca:
+            ctx.load_verify_locations(self.args.client_ca)
+            ctx.verify_mode = ssl.CERT_REQUIRED
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+        threading.Thread(target=srv.serve_forever, name="log-server", daemon=True).start()
+
+    def run(self):
+        if self.args.serving_cert and self.port:
+            self.serve_logs()
+        self.register_node()
+        threading.Thread(target=self.heartbeat_loop, name="heartbeat", daemon=True).start()
+        self.watch_pods()
+
+    def shutdown(self, *_):
+        log("stopping: killing pod processes")
+        for w in list(self.workers.values()):
+            for c in w.inits + w.mains:
+                if c.proc:
+                    try:
+                        os.killpg(c.proc.pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+        os._exit(0)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="millrace test node agent (kubelet stand-in)")
+    ap.add_argument("--kubeconfig", required=True)
+    ap.add_argument("--node-name", default="millrace-node")
+    ap.add_argument("--root", required=True, help="folder for pods, volumes and logs")
+    ap.add_argument("--apiserver", help="apiserver URL given to pods (default: the kubeconfig's)")
+    ap.add_argument("--port", type=int, default=0, help="kubelet log endpoint port")
+    ap.add_argument("--serving-cert")
+    ap.add_argument("--serving-key")
+    ap.add_argument("--client-ca")
+    args = ap.parse_args(argv)
+    agent = Agent(args)
+    signal.signal(signal.SIGTERM, agent.shutdown)
+    signal.signal(signal.SIGINT, agent.shutdown)
+    agent.run()
+
+
+if __name__ == "__main__":
+    main()
