@@ -1,0 +1,135 @@
+"""`millrace`: run and validate flows from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..errors import FlowError, Problem
+from ..expressions import Sandbox
+from ..engine.validate import validate_flow
+from ..local.executor import LocalExecutor
+from ..local.progress import Progress
+from ..local.runner import LocalRun
+from ..local.scripts import build_library, search_roots
+from ..model.loader import LoadedFlow, load_flow_file
+from ..model.run import RunStatus
+from .args import parse_args
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="millrace", description="Run Windmill OpenFlow flows locally or on Kubernetes.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a flow on this machine")
+    run.add_argument("file", type=Path, help="a Flow manifest or a bare OpenFlow file (.yaml or .json)")
+    run.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE", help="a flow input (repeatable)")
+    run.add_argument("--args-file", type=Path, help="a JSON file holding the flow inputs")
+    run.add_argument("--output", choices=["text", "json"], default="text", help="json prints only the outcome")
+    run.add_argument("--scripts", type=Path, action="append", default=[], help="a folder where script and flow paths resolve")
+    run.add_argument("--keep-workdirs", action="store_true", help="keep each step's working directory")
+
+    validate = sub.add_parser("validate", help="check flows without running them")
+    validate.add_argument("files", type=Path, nargs="+")
+    validate.add_argument("--scripts", type=Path, action="append", default=[])
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options = _parser().parse_args(argv)
+    try:
+        if options.command == "run":
+            return _run(options)
+        return _validate(options)
+    except FlowError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _load_checked(path: Path, scripts: list[Path], sandbox: Sandbox) -> tuple[LoadedFlow, Any, list[Problem]]:
+    loaded = load_flow_file(path)
+    library = build_library(loaded.flow, search_roots(path, scripts))
+    problems = validate_flow(loaded, library, sandbox)
+    return loaded, library, problems
+
+
+def _validate(options: argparse.Namespace) -> int:
+    status = EXIT_OK
+    with Sandbox() as sandbox:
+        for path in options.files:
+            try:
+                loaded, _, problems = _load_checked(path, options.scripts, sandbox)
+            except FlowError as exc:
+                problems, name = exc.problems, str(path)
+            else:
+                name = loaded.name
+            errors = [p for p in problems if not p.warning]
+            for problem in problems:
+                print(f"{'warning' if problem.warning else 'error'}: {problem}".replace("warning: warning: ", "warning: "), file=sys.stderr)
+            if errors:
+                status = EXIT_INVALID
+                print(f"{path}: invalid ({len(errors)} error{'s' if len(errors) != 1 else ''})")
+            else:
+                print(f"{path}: ok ({name})")
+    return status
+
+
+def _run(options: argparse.Namespace) -> int:
+    with Sandbox() as sandbox:
+        loaded, library, problems = _load_checked(options.file, options.scripts, sandbox)
+    errors = [p for p in problems if not p.warning]
+    if errors:
+        raise FlowError(errors)
+    if options.output == "text":
+        for warning in problems:
+            print(str(warning), file=sys.stderr)
+    args = parse_args(loaded.name, loaded.flow.schema_, options.arg, options.args_file)
+    progress = Progress(loaded.name, loaded.flow) if options.output == "text" else None
+    with LocalExecutor() as executor:
+        run = LocalRun(
+            loaded=loaded,
+            executor=executor,
+            library=library,
+            observer=progress.update if progress else None,
+            keep_workdirs=options.keep_workdirs,
+        )
+        state = run.execute(args)
+    _report(options.output, run.run_id, loaded.name, state)
+    return EXIT_OK if state.phase == "Succeeded" else EXIT_FAILED
+
+
+def _report(output: str, run_id: str, flow_name: str, state: RunStatus) -> None:
+    duration = (state.finished_at or 0) - (state.started_at or state.finished_at or 0)
+    if output == "json":
+        outcome = {
+            "run": run_id,
+            "flow": flow_name,
+            "phase": state.phase,
+            "result": state.result,
+            "error": state.error.model_dump(exclude_none=True) if state.error else None,
+            "duration_s": round(duration, 4),
+        }
+        print(json.dumps(outcome, indent=2, default=str))
+        return
+    if state.error:
+        where = f" in step '{state.error.step}'" if state.error.step else ""
+        print(f"run {run_id} {state.phase.lower()}{where}: {state.error.name}: {state.error.message}", file=sys.stderr)
+        if state.error.stack:
+            print(state.error.stack.rstrip(), file=sys.stderr)
+    else:
+        print(f"run {run_id} {state.phase.lower()} in {duration:.2f}s", file=sys.stderr)
+    if state.phase == "Succeeded" or state.result is not None:
+        print(json.dumps(state.result, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

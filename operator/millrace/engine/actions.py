@@ -1,0 +1,36 @@
+"""What the planner asks a shell to do. Every action is idempotent by key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from ..runtime.protocol import Language
+
+
+class RunStep(BaseModel):
+    """Start one attempt of a step. `key` is `<module path>/<attempt>`."""
+
+    path: str
+    attempt: int
+    step_id: str
+    language: Language
+    code: str
+    args: dict[str, Any] = Field(default_factory=dict)
+    timeout_s: float | None = None
+    not_before: float | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.path}/{self.attempt}"
+
+
+class CancelStep(BaseModel):
+    """Stop a running attempt: the run no longer needs it."""
+
+    path: str
+    attempt: int
+
+
+Action = RunStep | CancelStep

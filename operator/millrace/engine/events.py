@@ -1,0 +1,35 @@
+"""What happens to a run, as the shells report it to the planner."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, Field
+
+from ..runtime.protocol import StepOutcome
+
+
+class Start(BaseModel):
+    kind: Literal["start"] = "start"
+    args: dict[str, Any] = Field(default_factory=dict)
+    now: float
+
+
+class StepFinished(BaseModel):
+    """A step attempt ended; `attempt` makes replays of old attempts harmless."""
+
+    kind: Literal["step_finished"] = "step_finished"
+    path: str
+    attempt: int
+    outcome: StepOutcome
+    now: float
+
+
+class Tick(BaseModel):
+    """Time passed (a retry delay may have elapsed)."""
+
+    kind: Literal["tick"] = "tick"
+    now: float
+
+
+Event = Annotated[Union[Start, StepFinished, Tick], Field(discriminator="kind")]

@@ -1,0 +1,20 @@
+"""Which step languages the engine runs, and how Windmill names map to them."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from ..runtime.protocol import Language
+
+SUPPORTED: dict[str, Language] = {
+    "python3": "python3",
+    "bash": "bash",
+    "bun": "bun",
+    "deno": "deno",
+    # Windmill's native TypeScript runs plain fetch-style scripts: bun runs them.
+    "nativets": "bun",
+}
+
+
+def runtime_language(language: str) -> Language | None:
+    return cast("Language | None", SUPPORTED.get(language))

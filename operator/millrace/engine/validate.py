@@ -1,0 +1,242 @@
+"""Static checks of a flow, before anything runs.
+
+Reports every problem it finds (not just the first), each naming the flow,
+the step (module path) and the field. Options that would change a result
+and are not implemented are errors; cosmetic or scheduling-only options
+that a local run cannot honour are warnings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from ..errors import Problem
+from ..expressions import ExpressionError, Sandbox, referenced_results
+from ..model.flow import (
+    AiAgent,
+    BranchAll,
+    BranchOne,
+    FlowModule,
+    ForloopFlow,
+    JavascriptTransform,
+    OpenFlow,
+    PathFlow,
+    PathScript,
+    RawScript,
+    WhileloopFlow,
+)
+from ..model.loader import LoadedFlow
+from .inputs import check_schema
+from .languages import SUPPORTED
+from .library import Library
+from .planner import FAILURE_MODULE_PATH
+
+# Module options that change what a run does, and are not implemented yet.
+UNSUPPORTED_MODULE_OPTIONS = ("suspend", "sleep")
+UNSUPPORTED_FLOW_OPTIONS = ("preprocessor_module", "early_return", "skip_expr")
+# Options that only affect scheduling, caching or placement: accepted, not honoured.
+IGNORED_MODULE_OPTIONS = ("cache_ttl", "priority", "delete_after_use")
+IGNORED_FLOW_OPTIONS = (
+    "concurrent_limit",
+    "concurrency_key",
+    "concurrency_time_window_s",
+    "cache_ttl",
+    "priority",
+)
+COSMETIC_FIELDS = frozenset({"summary", "description", "notes", "positions", "ws_error_handler_muted", "path",
+                             "visible_to_runner_only", "on_behalf_of_email", "tag", "lock", "assets", "hash",
+                             "tag_override", "is_trigger", "concurrency_time_window_s", "custom_concurrency_key",
+                             "discovered", "ws_specific", "edited_by", "edited_at", "archived", "extra_perms",
+                             "draft_only", "dedicated_worker", "timeout", "chat_input_enabled", "debounce_delay_s",
+                             "debounce_key", "has_preprocessor", "concurrent_limit"})
+
+
+@dataclass
+class _Checker:
+    name: str
+    flow: OpenFlow
+    library: Library
+    sandbox: Sandbox
+    missing_steps: set[str] = field(default_factory=set)
+    problems: list[Problem] = field(default_factory=list)
+    seen_ids: dict[str, str] = field(default_factory=dict)
+
+    def error(self, message: str, step: str | None = None, fld: str | None = None) -> None:
+        self.problems.append(Problem(self.name, message, step=step, field=fld))
+
+    def warn(self, message: str, step: str | None = None, fld: str | None = None) -> None:
+        self.problems.append(Problem(self.name, message, step=step, field=fld, warning=True))
+
+    # --- flow level -------------------------------------------------------------
+
+    def check(self) -> None:
+        value = self.flow.value
+        schema_problem = check_schema(self.flow.schema_)
+        if schema_problem:
+            self.error(schema_problem, fld="schema")
+        for option in UNSUPPORTED_FLOW_OPTIONS:
+            if getattr(value, option) is not None:
+                self.error(f"'{option}' is not supported yet", fld=f"value.{option}")
+        for option in IGNORED_FLOW_OPTIONS:
+            if getattr(value, option) is not None:
+                self.warn(f"'{option}' is accepted but not honoured by millrace", fld=f"value.{option}")
+        if value.flow_env:
+            self.error("'flow_env' is not supported yet", fld="value.flow_env")
+        self._unknown_fields(value, None, "value")
+        all_ids = self._collect_ids(value.modules)
+        self._sequence(value.modules, "", set())
+        if value.failure_module is not None:
+            self._module(value.failure_module, FAILURE_MODULE_PATH, all_ids)
+
+    def _collect_ids(self, modules: list[FlowModule]) -> set[str]:
+        ids: set[str] = set()
+        for module in modules:
+            ids.add(module.id)
+            for children in _children(module):
+                ids |= self._collect_ids(children)
+        return ids
+
+    # --- modules ----------------------------------------------------------------
+
+    def _sequence(self, modules: list[FlowModule], prefix: str, visible: set[str]) -> set[str]:
+        """Check a sequence; return the ids visible after it."""
+        visible = set(visible)
+        for module in modules:
+            path = f"{prefix}/{module.id}" if prefix else module.id
+            visible |= self._module(module, path, visible)
+        return visible
+
+    def _module(self, module: FlowModule, path: str, visible: set[str]) -> set[str]:
+        """Check one module; return the ids it makes visible to later modules."""
+        if module.id in self.seen_ids:
+            self.error(f"duplicate step id '{module.id}' (also used at '{self.seen_ids[module.id]}')", step=path, fld="id")
+        else:
+            self.seen_ids[module.id] = path
+        for option in UNSUPPORTED_MODULE_OPTIONS:
+            if getattr(module, option) is not None:
+                self.error(f"'{option}' is not supported yet", step=path, fld=option)
+        for option in IGNORED_MODULE_OPTIONS:
+            if getattr(module, option) is not None:
+                self.warn(f"'{option}' is accepted but not honoured by millrace", step=path, fld=option)
+        self._unknown_fields(module, path, "")
+        self._unknown_fields(module.value, path, "value")
+        self._step_kind(module, path)
+        for fld, expr in _expressions(module):
+            self._expression(expr, path, fld, module.id, visible)
+        made_visible = {module.id}
+        value = module.value
+        if isinstance(value, (ForloopFlow, WhileloopFlow)):
+            self._sequence(value.modules, f"{path}/*", visible)
+        elif isinstance(value, BranchOne):
+            for i, branch in enumerate(value.branches):
+                made_visible |= self._sequence(branch.modules, f"{path}/{i}", visible)
+            made_visible |= self._sequence(value.default, f"{path}/default", visible)
+        elif isinstance(value, BranchAll):
+            for i, branch in enumerate(value.branches):
+                made_visible |= self._sequence(branch.modules, f"{path}/{i}", visible)
+        return made_visible
+
+    def _step_kind(self, module: FlowModule, path: str) -> None:
+        value = module.value
+        if isinstance(value, AiAgent):
+            self.error("module type 'aiagent' is not supported", step=path, fld="value.type")
+        elif isinstance(value, RawScript):
+            if value.language not in SUPPORTED:
+                self.error(
+                    f"language '{value.language}' is not supported (supported: {', '.join(sorted(SUPPORTED))})",
+                    step=path,
+                    fld="value.language",
+                )
+            if value.content is None and module.id not in self.missing_steps:
+                self.error("the script body is not available", step=path, fld="value.content")
+        elif isinstance(value, PathScript):
+            if value.path not in self.library.scripts:
+                self.error(f"script '{value.path}' was not found", step=path, fld="value.path")
+        elif isinstance(value, PathFlow):
+            if value.path not in self.library.flows:
+                self.error(f"flow '{value.path}' was not found", step=path, fld="value.path")
+
+    def _expression(self, expr: str, path: str, fld: str, own_id: str, visible: set[str]) -> None:
+        try:
+            self.sandbox.check(expr)
+        except ExpressionError as exc:
+            self.error(f"invalid expression: {exc}", step=path, fld=fld)
+            return
+        refs = referenced_results(expr)
+        for ref in sorted(refs or ()):
+            if ref in visible:
+                continue
+            if ref == own_id:
+                self.error(f"results.{ref} refers to the step itself", step=path, fld=fld)
+            elif ref in self.seen_ids or ref in self._all_ids():
+                self.error(f"results.{ref} names step '{ref}', which cannot have run before '{own_id}'", step=path, fld=fld)
+            else:
+                self.error(f"results.{ref} names no step of this flow", step=path, fld=fld)
+
+    def _all_ids(self) -> set[str]:
+        return self._collect_ids(self.flow.value.modules)
+
+    def _unknown_fields(self, model: Any, path: str | None, prefix: str) -> None:
+        for extra in sorted((model.model_extra or {}).keys()):
+            if extra in COSMETIC_FIELDS:
+                continue
+            fld = f"{prefix}.{extra}" if prefix else extra
+            self.warn(f"unknown field '{extra}' is ignored", step=path, fld=fld)
+
+
+def _children(module: FlowModule) -> Iterator[list[FlowModule]]:
+    value = module.value
+    if isinstance(value, (ForloopFlow, WhileloopFlow)):
+        yield value.modules
+    elif isinstance(value, BranchOne):
+        yield from (b.modules for b in value.branches)
+        yield value.default
+    elif isinstance(value, BranchAll):
+        yield from (b.modules for b in value.branches)
+
+
+def _expressions(module: FlowModule) -> Iterator[tuple[str, str]]:
+    """Every JavaScript expression a module itself holds, with its field name."""
+    value = module.value
+    for name, transform in (getattr(value, "input_transforms", None) or {}).items():
+        if isinstance(transform, JavascriptTransform):
+            yield f"value.input_transforms.{name}.expr", transform.expr
+    if isinstance(value, ForloopFlow):
+        if isinstance(value.iterator, JavascriptTransform):
+            yield "value.iterator.expr", value.iterator.expr
+        if isinstance(value.parallelism, JavascriptTransform):
+            yield "value.parallelism.expr", value.parallelism.expr
+    if isinstance(value, BranchOne):
+        for i, branch in enumerate(value.branches):
+            yield f"value.branches[{i}].expr", branch.expr
+    for name in ("stop_after_if", "stop_after_all_iters_if", "skip_if"):
+        cond = getattr(module, name)
+        if cond is not None:
+            yield f"{name}.expr", cond.expr
+    if module.retry and module.retry.retry_if:
+        yield "retry.retry_if.expr", module.retry.retry_if.expr
+    for name in ("timeout", "sleep"):
+        transform = getattr(module, name)
+        if isinstance(transform, JavascriptTransform):
+            yield f"{name}.expr", transform.expr
+
+
+def validate_flow(loaded: LoadedFlow, library: Library, sandbox: Sandbox) -> list[Problem]:
+    """All problems of a loaded flow, errors and warnings, in document order."""
+    missing_steps = {m.step.rsplit("/", 1)[-1] for m in loaded.missing_bodies}
+    checker = _Checker(loaded.name, loaded.flow, library, sandbox, missing_steps)
+    for missing in loaded.missing_bodies:
+        checker.error(f"the body in '!inline {missing.file}' is not available", step=missing.step, fld=missing.field)
+    checker.check()
+    return _dedupe(checker.problems)
+
+
+def _dedupe(problems: list[Problem]) -> list[Problem]:
+    seen: set[Problem] = set()
+    out = []
+    for p in problems:
+        if p not in seen:
+            seen.add(p)
+            out.append(p)
+    return out

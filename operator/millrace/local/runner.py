@@ -1,0 +1,158 @@
+"""The local shell: drive the planner with real processes on this machine.
+
+The loop is the imperative edge around the pure planner: it turns RunStep
+actions into step processes, step completions and timers into events, and
+saves the run state after every transition.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Protocol
+
+from ..engine.actions import Action, CancelStep, RunStep
+from ..engine.evaluate import Evaluator
+from ..engine.events import Event, Start, StepFinished, Tick
+from ..engine.library import Library
+from ..engine.planner import Plan, PlanContext, plan
+from ..expressions import Sandbox
+from ..model.loader import LoadedFlow
+from ..model.run import RunStatus
+from ..runtime.protocol import StepError, StepOutcome, StepRequest
+from .store import RunStore, new_run_id
+
+MAX_PARALLEL_STEPS = 16
+
+
+class StepExecutor(Protocol):
+    def run(self, request: StepRequest) -> StepOutcome: ...
+
+
+Observer = Callable[[str, RunStatus], None]
+
+
+@dataclass
+class LocalRun:
+    """One execution of a flow on this machine."""
+
+    loaded: LoadedFlow
+    executor: StepExecutor
+    library: Library = field(default_factory=Library)
+    store: RunStore = field(default_factory=RunStore)
+    variables: Mapping[str, Any] = field(default_factory=dict)
+    resources: Mapping[str, Any] = field(default_factory=dict)
+    observer: Observer | None = None
+    run_id: str = ""
+    keep_workdirs: bool = False
+
+    def __post_init__(self) -> None:
+        self.run_id = self.run_id or new_run_id(self.loaded.name)
+        self.run_dir = self.store.run_dir(self.run_id)
+
+    def execute(self, args: dict[str, Any]) -> RunStatus:
+        with Sandbox() as sandbox:
+            ctx = PlanContext(
+                flow_name=self.loaded.name,
+                flow=self.loaded.flow,
+                evaluator=Evaluator(sandbox, self.variables, self.resources),
+                library=self.library,
+            )
+            with ThreadPoolExecutor(max_workers=MAX_PARALLEL_STEPS, thread_name_prefix="step") as pool:
+                return self._loop(ctx, pool, args)
+
+    def _loop(self, ctx: PlanContext, pool: ThreadPoolExecutor, args: dict[str, Any]) -> RunStatus:
+        running: dict[Future[StepOutcome], RunStep] = {}
+        delayed: list[RunStep] = []
+        state = RunStatus()
+        event: Event = Start(args=args, now=time.time())
+        try:
+            while True:
+                result = plan(ctx, state, event)
+                state = result.state
+                self._publish(state)
+                self._dispatch(result, pool, running, delayed)
+                if state.terminal:
+                    return state
+                event = self._next_event(running, delayed, result.wake_at)
+        finally:
+            self._cleanup(state)
+
+    def _publish(self, state: RunStatus) -> None:
+        self.store.save(self.run_id, self.loaded.name, state)
+        if self.observer:
+            self.observer(self.run_id, state)
+
+    def _dispatch(
+        self, result: Plan, pool: ThreadPoolExecutor, running: dict[Future[StepOutcome], RunStep], delayed: list[RunStep]
+    ) -> None:
+        for action in result.actions:
+            if isinstance(action, RunStep):
+                if action.not_before and action.not_before > time.time():
+                    delayed.append(action)
+                else:
+                    running[pool.submit(self._run_step, action)] = action
+            elif isinstance(action, CancelStep):
+                self._cancel(action)
+
+    def _cancel(self, action: CancelStep) -> None:
+        cancel = getattr(self.executor, "cancel", None)
+        if cancel is not None:
+            cancel(f"{action.path}/{action.attempt}")
+
+    def _next_event(
+        self, running: dict[Future[StepOutcome], RunStep], delayed: list[RunStep], wake_at: float | None
+    ) -> Event:
+        timeout = None if wake_at is None else max(0.0, wake_at - time.time())
+        if not running:
+            if timeout is None:
+                raise RuntimeError("the run is waiting for nothing: no step is running and no timer is set")
+            time.sleep(timeout)
+            return Tick(now=time.time())
+        done, _ = wait(running, timeout=timeout, return_when=FIRST_COMPLETED)
+        if not done:
+            return Tick(now=time.time())
+        future = next(iter(done))
+        action = running.pop(future)
+        return StepFinished(path=action.path, attempt=action.attempt, outcome=_outcome(future), now=time.time())
+
+    def _run_step(self, action: RunStep) -> StepOutcome:
+        workdir = self.run_dir / "steps" / action.path / str(action.attempt)
+        workdir.mkdir(parents=True, exist_ok=True)
+        if self.loaded.flow.value.same_worker:
+            shared = self.run_dir / "shared"
+            shared.mkdir(exist_ok=True)
+            link = workdir / "shared"
+            if not link.exists():
+                link.symlink_to(shared, target_is_directory=True)
+        request = StepRequest(
+            key=action.key,
+            language=action.language,
+            code=action.code,
+            args=action.args,
+            workdir=str(workdir),
+            env={
+                "MILLRACE_RUN_ID": self.run_id,
+                "MILLRACE_FLOW": self.loaded.name,
+                "MILLRACE_STEP_PATH": action.path,
+                "WM_FLOW_STEP_ID": action.step_id,
+            },
+            timeout_s=action.timeout_s,
+        )
+        return self.executor.run(request)
+
+    def _cleanup(self, state: RunStatus) -> None:
+        # The shared directory lives as long as the run, no longer.
+        shutil.rmtree(self.run_dir / "shared", ignore_errors=True)
+        if not self.keep_workdirs and state.terminal:
+            shutil.rmtree(self.run_dir / "steps", ignore_errors=True)
+
+
+def _outcome(future: Future[StepOutcome]) -> StepOutcome:
+    try:
+        return future.result()
+    except Exception as exc:  # an executor bug must fail the step, not the engine
+        return StepOutcome(ok=False, error=StepError(name=type(exc).__name__, message=str(exc)))
+

@@ -1,0 +1,87 @@
+"""Find the scripts and flows a flow references by path, on disk.
+
+Windmill workspaces keep `f/folder/name.py` scripts and
+`f/folder/name.flow/flow.yaml` flows under one root; a flow file sits
+somewhere below that root. We look in the given folders, then in the flow
+file's folder and its parents.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from ..engine.library import Library, ScriptSource
+from ..model.flow import FlowModule, OpenFlow, PathFlow, PathScript
+from ..model.loader import load_flow_file
+from ..runtime.protocol import Language
+
+SCRIPT_SUFFIXES: tuple[tuple[str, Language], ...] = (
+    (".py", "python3"),
+    (".deno.ts", "deno"),
+    (".bun.ts", "bun"),
+    (".ts", "bun"),
+    (".sh", "bash"),
+)
+FLOW_LAYOUTS = ("{}.flow/flow.yaml", "{}__flow/flow.yaml", "{}.flow/flow.json", "{}.yaml", "{}.flow.json")
+_PARENT_LEVELS = 5
+
+
+def search_roots(flow_file: Path | None, extra: Iterable[Path] = ()) -> list[Path]:
+    roots = [p.resolve() for p in extra]
+    if flow_file is not None:
+        here = flow_file.resolve().parent
+        for _ in range(_PARENT_LEVELS):
+            roots.append(here)
+            if here.parent == here:
+                break
+            here = here.parent
+    return roots
+
+
+def build_library(flow: OpenFlow, roots: list[Path]) -> Library:
+    """Resolve every script and sub-flow path reachable from `flow`."""
+    library = Library()
+    pending = [flow]
+    while pending:
+        current = pending.pop()
+        for module in _walk(current.value.modules, current.value.failure_module):
+            value = module.value
+            if isinstance(value, PathScript) and value.path not in library.scripts:
+                script = _find_script(value.path, roots)
+                if script is not None:
+                    library.scripts[value.path] = script
+            elif isinstance(value, PathFlow) and value.path not in library.flows:
+                sub = _find_flow(value.path, roots)
+                if sub is not None:
+                    library.flows[value.path] = sub
+                    pending.append(sub)
+    return library
+
+
+def _walk(modules: list[FlowModule], extra: FlowModule | None = None) -> Iterator[FlowModule]:
+    for module in [*modules, *([extra] if extra else [])]:
+        yield module
+        value = module.value
+        for attr in ("modules", "default"):
+            yield from _walk(getattr(value, attr, None) or [])
+        for branch in getattr(value, "branches", None) or []:
+            yield from _walk(branch.modules)
+
+
+def _find_script(path: str, roots: list[Path]) -> ScriptSource | None:
+    for root in roots:
+        for suffix, language in SCRIPT_SUFFIXES:
+            candidate = root / f"{path}{suffix}"
+            if candidate.is_file():
+                return ScriptSource(path=path, language=language, content=candidate.read_text(encoding="utf-8"))
+    return None
+
+
+def _find_flow(path: str, roots: list[Path]) -> OpenFlow | None:
+    for root in roots:
+        for layout in FLOW_LAYOUTS:
+            candidate = root / layout.format(path)
+            if candidate.is_file():
+                return load_flow_file(candidate).flow
+    return None

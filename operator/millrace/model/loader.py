@@ -1,0 +1,223 @@
+"""Read a flow from a file: a `kind: Flow` manifest or a bare OpenFlow file.
+
+Windmill's CLI writes script bodies to separate files and refers to them as
+`'!inline <file>'` strings (or an unquoted `!inline` YAML tag). They are
+resolved next to the flow file; a missing one is recorded, not fatal, so the
+rest of the document still validates.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from ..errors import FlowError, Problem
+from .flow import OpenFlow
+
+API_VERSION = "millrace.dev/v1alpha1"
+INLINE_PREFIX = "!inline "
+# Fields whose bodies we never need to run a step (dependency locks are
+# resolved by the step image, not by millrace).
+_OPTIONAL_INLINE_FIELDS = frozenset({"lock"})
+
+
+@dataclass(frozen=True)
+class MissingBody:
+    step: str
+    field: str
+    file: str
+
+
+@dataclass
+class LoadedFlow:
+    """A parsed flow plus what the loader noticed about it."""
+
+    name: str
+    flow: OpenFlow
+    source: Path | None = None
+    missing_bodies: list[MissingBody] = field(default_factory=list)
+    manifest: dict[str, Any] | None = None
+
+
+class _InlineTag(str):
+    """Marks an unquoted `!inline file` YAML tag."""
+
+
+def _yaml_loader() -> type[yaml.SafeLoader]:
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def inline(loader: yaml.SafeLoader, node: yaml.Node) -> _InlineTag:
+        return _InlineTag(loader.construct_scalar(node))  # type: ignore[arg-type]
+
+    Loader.add_constructor("!inline", inline)
+    return Loader
+
+
+_LOADER = _yaml_loader()
+
+
+def parse_document(text: str, name: str) -> Any:
+    """Parse YAML or JSON text, turning syntax errors into a located Problem."""
+    try:
+        return yaml.load(text, Loader=_LOADER)  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise FlowError([Problem(name, f"invalid YAML{where}: {problem}")]) from None
+
+
+def load_flow_file(path: Path) -> LoadedFlow:
+    """Load a manifest or bare OpenFlow file from disk."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise FlowError([Problem(str(path), f"cannot read flow file: {exc.strerror}")]) from None
+    default_name = _default_name(path)
+    raw = parse_document(text, default_name)
+    return load_flow_document(raw, default_name, base_dir=path.parent, source=path)
+
+
+def load_flow_document(
+    raw: Any, default_name: str, *, base_dir: Path | None = None, source: Path | None = None
+) -> LoadedFlow:
+    """Build a LoadedFlow from an already parsed document."""
+    if not isinstance(raw, dict):
+        raise FlowError([Problem(default_name, "a flow document must be a mapping")])
+    manifest: dict[str, Any] | None = None
+    name = default_name
+    if "apiVersion" in raw or "kind" in raw:
+        manifest = raw
+        name, raw = _unwrap_manifest(raw, default_name)
+    missing: list[MissingBody] = []
+    resolved = _resolve_inline(raw, base_dir, [], missing)
+    if "value" not in resolved or not isinstance(resolved.get("value"), dict):
+        raise FlowError([Problem(name, "missing 'value' (the OpenFlow document has no value.modules)", field="value")])
+    if "modules" not in resolved["value"]:
+        raise FlowError([Problem(name, "missing 'value.modules'", field="value.modules")])
+    try:
+        flow = OpenFlow.model_validate(resolved)
+    except ValidationError as exc:
+        raise FlowError(_problems_from_validation(exc, resolved, name)) from None
+    return LoadedFlow(name=name, flow=flow, source=source, missing_bodies=missing, manifest=manifest)
+
+
+def _default_name(path: Path) -> str:
+    # Windmill folders are named `<name>.flow/flow.yaml` or `<name>__flow/flow.yaml`.
+    if path.stem == "flow":
+        parent = path.parent.name
+        for suffix in (".flow", "__flow"):
+            if parent.endswith(suffix):
+                return parent[: -len(suffix)]
+        return parent or path.stem
+    return path.name.split(".")[0]
+
+
+def _unwrap_manifest(raw: dict[str, Any], default_name: str) -> tuple[str, dict[str, Any]]:
+    name = str((raw.get("metadata") or {}).get("name") or default_name)
+    problems = []
+    if raw.get("apiVersion") != API_VERSION:
+        problems.append(Problem(name, f"apiVersion must be '{API_VERSION}', not {raw.get('apiVersion')!r}", field="apiVersion"))
+    if raw.get("kind") != "Flow":
+        problems.append(Problem(name, f"kind must be 'Flow', not {raw.get('kind')!r}", field="kind"))
+    spec = raw.get("spec")
+    if not isinstance(spec, dict):
+        problems.append(Problem(name, "a Flow manifest needs a 'spec' mapping holding the OpenFlow document", field="spec"))
+    if problems:
+        raise FlowError(problems)
+    # Kubernetes-only settings sit beside the OpenFlow fields; they are not part of it.
+    openflow = {k: v for k, v in spec.items() if k not in ("schedule", "runtime")}
+    return name, openflow
+
+
+def _inline_ref(value: Any) -> str | None:
+    if isinstance(value, _InlineTag):
+        return value.strip()
+    if isinstance(value, str) and value.startswith(INLINE_PREFIX):
+        # A block scalar may fold the reference over a line break.
+        return " ".join(value[len(INLINE_PREFIX):].split())
+    return None
+
+
+def _resolve_inline(
+    node: Any, base_dir: Path | None, stack: list[str], missing: list[MissingBody]
+) -> Any:
+    """Replace `!inline` references by file contents, recording missing files."""
+    if isinstance(node, dict):
+        ids = stack + [str(node["id"])] if isinstance(node.get("id"), str) and "value" in node else stack
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            ref = _inline_ref(value)
+            if ref is None:
+                out[key] = _resolve_inline(value, base_dir, ids, missing)
+                continue
+            body = _read_inline(base_dir, ref)
+            if body is None:
+                if key not in _OPTIONAL_INLINE_FIELDS:
+                    missing.append(MissingBody(step="/".join(ids) or "-", field=key, file=ref))
+                out[key] = None
+            else:
+                out[key] = body
+        return out
+    if isinstance(node, list):
+        return [_resolve_inline(item, base_dir, stack, missing) for item in node]
+    return node
+
+
+def _read_inline(base_dir: Path | None, ref: str) -> str | None:
+    if base_dir is None:
+        return None
+    target = (base_dir / ref).resolve()
+    # An inline reference never reaches outside the flow's folder.
+    if base_dir.resolve() not in target.parents:
+        return None
+    try:
+        return target.read_text(encoding="utf-8")
+    except OSError:
+        return None
+
+
+def _problems_from_validation(exc: ValidationError, raw: dict[str, Any], name: str) -> list[Problem]:
+    problems = []
+    for err in exc.errors():
+        step, fld = _locate(raw, err["loc"])
+        message = err["msg"]
+        if err["type"] == "union_tag_invalid":
+            tag = (err.get("ctx") or {}).get("tag")
+            expected = (err.get("ctx") or {}).get("expected_tags")
+            message = f"unknown type {tag!r} (expected one of {expected})"
+        elif err["type"] == "union_tag_not_found":
+            message = "missing 'type'"
+        problems.append(Problem(name, message, step=step, field=fld))
+    return problems
+
+
+def _locate(raw: Any, loc: tuple[Any, ...]) -> tuple[str | None, str | None]:
+    """Turn a pydantic error location into (module path, field within it)."""
+    node = raw
+    ids: list[str] = []
+    field_parts: list[str] = []
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            # Discriminator names (e.g. 'rawscript') appear in loc but not in data.
+            continue
+        if isinstance(node, dict) and isinstance(node.get("id"), str) and "value" in node:
+            ids.append(node["id"])
+            field_parts = []
+        else:
+            field_parts.append(str(part))
+    return ("/".join(ids) or None, ".".join(field_parts) or None)
+
+
+def dump_json(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, default=str)

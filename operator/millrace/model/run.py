@@ -1,0 +1,74 @@
+"""The run state: exactly what `FlowRun.status` holds.
+
+One serialisable value. The planner maps (state, event) to a new state and
+actions; every expression it evaluates is memoised here so that replaying
+the same state gives the same decisions, locally or after an operator
+restart.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from .base import KubeModel
+
+RunPhase = Literal["Pending", "Running", "Suspended", "Succeeded", "Failed", "Cancelled"]
+StepPhase = Literal["Pending", "Running", "Succeeded", "Failed", "Skipped"]
+TERMINAL_RUN_PHASES: frozenset[str] = frozenset({"Succeeded", "Failed", "Cancelled"})
+
+
+class ErrorInfo(KubeModel):
+    """A step or run error. `step` names the module path that failed."""
+
+    name: str
+    message: str
+    stack: str = ""
+    step: str | None = None
+
+
+class StepState(KubeModel):
+    """State of one module instance, keyed by its module path.
+
+    Leaf steps use phase/attempts/result/error. Containers also keep the
+    decisions taken once: the loop's items, the branch chosen, how many
+    iterations were started, whether an early stop fired.
+    """
+
+    phase: StepPhase = "Pending"
+    type: str = ""
+    attempts: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    not_before: float | None = None
+    result: Any = None
+    error: ErrorInfo | None = None
+    items: list[Any] | None = None
+    parallelism: int | None = None
+    input: dict[str, Any] | None = None
+    branch: int | None = None
+    started: int = 0
+    stopped: bool | None = None
+    skip_stopped: bool = False
+    final: bool = False
+
+
+class RunStatus(KubeModel):
+    """The whole state of one flow run."""
+
+    phase: RunPhase = "Pending"
+    started_at: float | None = None
+    finished_at: float | None = None
+    flow_generation: int | None = None
+    args: dict[str, Any] = Field(default_factory=dict)
+    steps: dict[str, StepState] = Field(default_factory=dict)
+    result: Any = None
+    error: ErrorInfo | None = None
+    user_state: dict[str, Any] = Field(default_factory=dict)
+    stopped_early: bool = False
+    skipped: bool = False
+
+    @property
+    def terminal(self) -> bool:
+        return self.phase in TERMINAL_RUN_PHASES

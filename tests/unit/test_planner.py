@@ -1,0 +1,475 @@
+"""The planner, driven by a synchronous fake shell: every control-flow rule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from millrace.engine.actions import RunStep
+from millrace.engine.events import Start, StepFinished
+from millrace.engine.library import Library, ScriptSource
+from millrace.engine.planner import plan
+from millrace.model.run import RunStatus
+from millrace.runtime.protocol import StepOutcome
+
+from .planner_harness import Harness, StepFailed, echo_args, flow, script
+
+
+def fail(message: str) -> Any:
+    raise StepFailed(message)
+
+
+def by_id(results: dict[str, Any]):
+    def step(action: RunStep) -> Any:
+        value = results[action.step_id]
+        return value(action) if callable(value) else value
+    return step
+
+
+# --- sequences and wiring -----------------------------------------------------
+
+
+def test_results_and_flow_input_wire_steps_in_order() -> None:
+    f = flow(
+        script("a", {"x": "flow_input.n * 2"}),
+        script("b", {"prev": "previous_result.x", "a": "results.a.x + 1"}),
+    )
+    h = Harness(f, echo_args)
+    state = h.run({"n": 5})
+    assert state.phase == "Succeeded"
+    assert state.result == {"prev": 10, "a": 11}
+    assert [a.step_id for a in h.started] == ["a", "b"]
+    assert state.steps["a"].phase == "Succeeded"
+
+
+def test_static_transforms_and_params() -> None:
+    f = flow({"id": "a", "value": {"type": "rawscript", "language": "bash", "content": "echo", "input_transforms": {
+        "x": {"type": "static", "value": [1, 2]},
+        "y": {"type": "javascript", "expr": "params.x.length"},
+    }}})
+    state = Harness(f, echo_args).run()
+    assert state.result == {"x": [1, 2], "y": 2}
+
+
+def test_identity_passes_previous_result() -> None:
+    f = flow(script("a"), {"id": "i", "value": {"type": "identity"}})
+    state = Harness(f, lambda a: 7).run()
+    assert state.result == 7
+
+
+def test_empty_flow_succeeds_with_no_result() -> None:
+    state = Harness(flow(), echo_args).run()
+    assert state.phase == "Succeeded" and state.result is None
+
+
+# --- inputs ---------------------------------------------------------------------
+
+
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "email": {"type": "string", "format": "email"},
+        "host": {"type": "string", "format": "hostname"},
+        "ip": {"type": "string", "format": "ipv4"},
+        "code": {"type": "string", "pattern": "^[A-Z]{3}$"},
+        "n": {"type": "integer", "default": 3},
+    },
+    "required": ["email"],
+}
+
+
+def test_schema_defaults_are_applied() -> None:
+    f = flow(script("a", {"n": "flow_input.n"}), schema=SCHEMA)
+    state = Harness(f, echo_args).run({"email": "a@b.co"})
+    assert state.result == {"n": 3}
+    assert state.args["n"] == 3
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        ({}, "email"),
+        ({"email": "not-an-email"}, "email"),
+        ({"email": "a@b.co", "host": "bad host!"}, "host"),
+        ({"email": "a@b.co", "ip": "300.1.1.1"}, "ip"),
+        ({"email": "a@b.co", "code": "abc"}, "code"),
+        ({"email": "a@b.co", "n": "three"}, "n"),
+    ],
+)
+def test_bad_inputs_fail_before_any_step(args: dict[str, Any], field: str) -> None:
+    h = Harness(flow(script("a"), schema=SCHEMA), echo_args)
+    state = h.run(args)
+    assert state.phase == "Failed"
+    assert state.error is not None and state.error.name == "InputError"
+    assert field in state.error.message
+    assert h.started == []
+
+
+# --- for loops --------------------------------------------------------------------
+
+
+def loop(step_id: str, iterator: str, body: list[dict[str, Any]], **options: Any) -> dict[str, Any]:
+    return {
+        "id": step_id,
+        "value": {"type": "forloopflow", "iterator": {"type": "javascript", "expr": iterator}, "modules": body,
+                  "skip_failures": options.pop("skip_failures", False), **options},
+    }
+
+
+def test_sequential_for_loop_runs_one_iteration_at_a_time() -> None:
+    f = flow(loop("l", "[10, 20, 30]", [script("x", {"v": "flow_input.iter.value", "i": "flow_input.iter.index"})]))
+    h = Harness(f, lambda a: a.args["v"] + a.args["i"])
+    state = h.run()
+    assert state.result == [10, 21, 32]
+    assert h.max_in_flight == 1
+    assert [a.path for a in h.started] == ["l/0/x", "l/1/x", "l/2/x"]
+
+
+def test_parallel_for_loop_respects_parallelism() -> None:
+    f = flow(loop("l", "[1,2,3,4,5]", [script("x", {"v": "flow_input.iter.value"})], parallel=True,
+                  parallelism={"type": "static", "value": 2}))
+    h = Harness(f, lambda a: a.args["v"] * 10)
+    state = h.run()
+    assert state.result == [10, 20, 30, 40, 50]
+    assert h.max_in_flight == 2
+
+
+def test_parallel_for_loop_without_limit_starts_everything() -> None:
+    f = flow(loop("l", "[1,2,3,4]", [script("x")], parallel=True))
+    h = Harness(f, lambda a: 1)
+    h.run()
+    assert h.max_in_flight == 4
+
+
+def test_for_loop_body_sees_outer_results_and_its_own() -> None:
+    f = flow(
+        script("a"),
+        loop("l", "results.a", [script("x", {"v": "flow_input.iter.value"}), script("y", {"x": "results.x", "a": "results.a.length"})]),
+    )
+    h = Harness(f, by_id({"a": [1, 2], "x": lambda act: act.args["v"] + 100, "y": echo_args}))
+    state = h.run()
+    assert state.result == [{"x": 101, "a": 2}, {"x": 102, "a": 2}]
+
+
+def test_for_loop_skip_failures_keeps_the_error() -> None:
+    def step(action: RunStep) -> Any:
+        if action.args["v"] == 2:
+            raise StepFailed("two is bad")
+        return action.args["v"]
+
+    f = flow(loop("l", "[1,2,3]", [script("x", {"v": "flow_input.iter.value"})], skip_failures=True))
+    state = Harness(f, step).run()
+    assert state.phase == "Succeeded"
+    assert state.result[0] == 1 and state.result[2] == 3
+    assert state.result[1]["error"]["message"] == "two is bad"
+
+
+def test_for_loop_failure_fails_the_run_naming_the_iteration_step() -> None:
+    def step(action: RunStep) -> Any:
+        raise StepFailed("boom")
+
+    state = Harness(flow(loop("l", "[1,2]", [script("x")])), step).run()
+    assert state.phase == "Failed"
+    assert state.error is not None and state.error.step == "l/0/x"
+    assert state.error.stack == "Traceback: ..."
+
+
+def test_empty_iterator_gives_empty_array() -> None:
+    state = Harness(flow(loop("l", "[]", [script("x")])), echo_args).run()
+    assert state.result == []
+
+
+def test_iterator_that_is_not_an_array_fails_naming_the_field() -> None:
+    state = Harness(flow(loop("l", "42", [script("x")])), echo_args).run()
+    assert state.phase == "Failed"
+    assert state.error is not None and "array" in state.error.message and state.error.step == "l"
+
+
+def test_break_inside_for_loop_ends_the_loop_not_the_flow() -> None:
+    body = [script("x", {"v": "flow_input.iter.value"}, stop_after_if={"expr": "result >= 2"})]
+    f = flow(loop("l", "[1,2,3,4]", body), script("after", {"l": "results.l"}))
+    h = Harness(f, lambda a: a.args.get("v", a.args))
+    state = h.run()
+    assert state.phase == "Succeeded"
+    assert state.result == {"l": [1, 2]}
+
+
+def test_stop_after_all_iters_if_on_loop_stops_flow() -> None:
+    f = flow({**loop("l", "[1,2]", [script("x")]), "stop_after_all_iters_if": {"expr": "result.length == 2"}}, script("after"))
+    h = Harness(f, lambda a: 1)
+    state = h.run()
+    assert state.stopped_early and state.result == [1, 1]
+    assert "after" not in {a.step_id for a in h.started}
+
+
+# --- while loops ----------------------------------------------------------------
+
+
+def test_while_loop_runs_until_a_step_breaks() -> None:
+    body = [script("x", {"i": "flow_input.iter.index"}, stop_after_if={"expr": "result.i == 3"})]
+    f = flow({"id": "w", "value": {"type": "whileloopflow", "skip_failures": False, "modules": body}})
+    state = Harness(f, echo_args).run()
+    assert state.phase == "Succeeded"
+    assert [r["i"] for r in state.result] == [0, 1, 2, 3]
+
+
+def test_while_loop_without_exit_hits_the_limit() -> None:
+    f = flow({"id": "w", "value": {"type": "whileloopflow", "skip_failures": False, "modules": [script("x")]}})
+    state = Harness(f, lambda a: 1).run()
+    assert state.phase == "Failed"
+    assert state.error is not None and state.error.name == "LoopLimit"
+
+
+# --- branches -------------------------------------------------------------------
+
+
+def branchone(step_id: str, branches: list[tuple[str, list[dict[str, Any]]]], default: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"id": step_id, "value": {"type": "branchone", "default": default,
+                                      "branches": [{"expr": e, "modules": m} for e, m in branches]}}
+
+
+def test_branchone_takes_the_first_truthy_branch() -> None:
+    f = flow(branchone("b", [("flow_input.n > 10", [script("big")]), ("flow_input.n > 1", [script("mid")]),
+                             ("true", [script("any")])], [script("small")]))
+    h = Harness(f, lambda a: a.step_id)
+    assert h.run({"n": 5}).result == "mid"
+    assert [a.path for a in h.started] == ["b/1/mid"]
+
+
+def test_branchone_falls_back_to_default_and_results_are_visible_after() -> None:
+    f = flow(branchone("b", [("false", [script("x")])], [script("d")]), script("after", {"d": "results.d"}))
+    h = Harness(f, lambda a: a.args if a.step_id == "after" else "from-default")
+    state = h.run()
+    assert state.result == {"d": "from-default"}
+    assert state.steps["b"].branch == -1
+
+
+def test_branchone_with_empty_branch_passes_previous_result() -> None:
+    f = flow(script("a"), branchone("b", [("true", [])], []))
+    assert Harness(f, lambda a: "prev").run().result == "prev"
+
+
+def branchall(step_id: str, branches: list[list[dict[str, Any]]], parallel: bool, skip: bool = False) -> dict[str, Any]:
+    return {"id": step_id, "value": {"type": "branchall", "parallel": parallel,
+                                      "branches": [{"modules": m, "skip_failure": skip} for m in branches]}}
+
+
+def test_branchall_parallel_runs_branches_together() -> None:
+    f = flow(branchall("b", [[script("x")], [script("y")], [script("z")]], parallel=True))
+    h = Harness(f, lambda a: a.step_id)
+    assert h.run().result == ["x", "y", "z"]
+    assert h.max_in_flight == 3
+
+
+def test_branchall_sequential_runs_one_branch_at_a_time() -> None:
+    f = flow(branchall("b", [[script("x")], [script("y")]], parallel=False))
+    h = Harness(f, lambda a: a.step_id)
+    assert h.run().result == ["x", "y"]
+    assert h.max_in_flight == 1
+
+
+def test_branchall_skip_failure_keeps_the_error() -> None:
+    def step(action: RunStep) -> Any:
+        if action.step_id == "y":
+            raise StepFailed("nope")
+        return 1
+
+    f = flow(branchall("b", [[script("x")], [script("y")]], parallel=True, skip=True))
+    state = Harness(f, step).run()
+    assert state.phase == "Succeeded"
+    assert state.result[0] == 1 and state.result[1]["error"]["message"] == "nope"
+
+
+def test_branchall_failure_cancels_the_running_branch() -> None:
+    def step(action: RunStep) -> Any:
+        raise StepFailed("nope")
+
+    f = flow(branchall("b", [[script("x")], [script("y")]], parallel=True))
+    h = Harness(f, step)
+    state = h.run()
+    assert state.phase == "Failed"
+    assert [c.path for c in h.cancelled] == ["b/1/y"]
+    assert state.steps["b/1/y"].error is not None and state.steps["b/1/y"].error.name == "Cancelled"
+
+
+# --- early stop and skip -----------------------------------------------------------
+
+
+def test_stop_after_if_ends_the_flow_early_as_success() -> None:
+    f = flow(script("a", stop_after_if={"expr": "result.length == 0"}), script("b"))
+    h = Harness(f, lambda a: [])
+    state = h.run()
+    assert state.phase == "Succeeded" and state.stopped_early and not state.skipped
+    assert [a.step_id for a in h.started] == ["a"]
+
+
+def test_stop_after_if_with_skip_marks_the_run_skipped() -> None:
+    f = flow(script("a", stop_after_if={"expr": "true", "skip_if_stopped": True}), script("b"))
+    state = Harness(f, lambda a: 1).run()
+    assert state.skipped
+
+
+def test_stop_after_if_with_error_message_fails() -> None:
+    f = flow(script("a", stop_after_if={"expr": "true", "error_message": "no data"}))
+    state = Harness(f, lambda a: 1).run()
+    assert state.phase == "Failed" and state.error is not None and state.error.message == "no data"
+
+
+def test_stop_inside_a_branch_stops_the_flow() -> None:
+    f = flow(branchone("b", [("true", [script("x", stop_after_if={"expr": "true"})])], []), script("after"))
+    h = Harness(f, lambda a: "x")
+    state = h.run()
+    assert state.stopped_early and [a.step_id for a in h.started] == ["x"]
+
+
+def test_skip_if_skips_the_step_and_keeps_previous_result() -> None:
+    f = flow(script("a"), script("b", skip_if={"expr": "previous_result == 'a'"}), {"id": "i", "value": {"type": "identity"}})
+    h = Harness(f, lambda act: act.step_id)
+    state = h.run()
+    assert state.steps["b"].phase == "Skipped"
+    assert state.result == "a"
+
+
+def test_mocked_step_returns_its_value_without_running() -> None:
+    f = flow(script("a", mock={"enabled": True, "return_value": {"m": 1}}))
+    h = Harness(f, echo_args)
+    assert h.run().result == {"m": 1}
+    assert h.started == []
+
+
+# --- errors, retries, failure module ----------------------------------------------------
+
+
+def test_expression_error_fails_the_step_naming_the_field() -> None:
+    f = flow(script("a", {"x": "flow_input.missing.deep"}))
+    state = Harness(f, echo_args).run()
+    assert state.phase == "Failed"
+    assert state.error is not None and state.error.step == "a"
+    assert "input_transforms.x" in state.error.message
+
+
+def test_retry_constant_then_exponential_with_delays() -> None:
+    calls: list[float] = []
+
+    h: Harness
+
+    def step(action: RunStep) -> Any:
+        calls.append(h.now)
+        raise StepFailed("flaky")
+
+    retry = {"constant": {"attempts": 2, "seconds": 5}, "exponential": {"attempts": 2, "multiplier": 2, "seconds": 3}}
+    h = Harness(flow(script("a", retry=retry)), step)
+    state = h.run()
+    assert state.phase == "Failed"
+    assert state.steps["a"].attempts == 5
+    # The harness spends 1 s per step run; the rest of each gap is the delay.
+    delays = [round(b - a - 1) for a, b in zip(calls, calls[1:])]
+    assert delays == [5, 5, 2 * 3, 2 * 3**2]
+
+
+def test_retry_succeeds_on_a_later_attempt() -> None:
+    attempts: list[int] = []
+
+    def step(action: RunStep) -> Any:
+        attempts.append(action.attempt)
+        if action.attempt < 3:
+            raise StepFailed("not yet")
+        return "ok"
+
+    state = Harness(flow(script("a", retry={"constant": {"attempts": 5, "seconds": 1}})), step).run()
+    assert state.phase == "Succeeded" and state.result == "ok"
+    assert attempts == [1, 2, 3]
+
+
+def test_retry_if_can_refuse_a_retry() -> None:
+    retry = {"constant": {"attempts": 5, "seconds": 1}, "retry_if": {"expr": "result.message != 'fatal'"}}
+    h = Harness(flow(script("a", retry=retry)), lambda a: fail("fatal"))
+    state = h.run()
+    assert state.steps["a"].attempts == 1
+
+
+def test_continue_on_error_turns_the_error_into_a_result() -> None:
+    f = flow(script("a", continue_on_error=True), script("b", {"e": "results.a.error.message"}))
+    h = Harness(f, lambda act: echo_args(act) if act.step_id == "b" else fail("bad"))
+    state = h.run()
+    assert state.phase == "Succeeded" and state.result == {"e": "bad"}
+
+
+def test_failure_module_sees_the_error() -> None:
+    failure = script("failure", {"msg": "error.message", "step": "error.step_id"})
+    f = flow(script("a"), failure_module=failure)
+    h = Harness(f, lambda act: echo_args(act) if act.path == "failure" else fail("bad"))
+    state = h.run()
+    assert state.phase == "Failed"
+    assert state.result == {"msg": "bad", "step": "a"}
+    assert state.error is not None and state.error.message == "bad"
+
+
+def test_failure_module_that_fails_reports_both_errors() -> None:
+    f = flow(script("a"), failure_module=script("failure"))
+    state = Harness(f, lambda act: fail(f"bad {act.path}")).run()
+    assert state.phase == "Failed"
+    assert state.error is not None and "bad a" in state.error.message and "bad failure" in state.error.message
+
+
+# --- scripts and sub-flows by path ------------------------------------------------------
+
+
+def test_script_by_path_comes_from_the_library() -> None:
+    f = flow({"id": "s", "value": {"type": "script", "path": "f/x/hello", "input_transforms": {}}})
+    lib = Library(scripts={"f/x/hello": ScriptSource("f/x/hello", "bash", "echo hi")})
+    h = Harness(f, lambda a: a.code, library=lib)
+    state = h.run()
+    assert state.result == "echo hi" and h.started[0].language == "bash"
+
+
+def test_missing_script_fails_the_step() -> None:
+    f = flow({"id": "s", "value": {"type": "script", "path": "f/x/none", "input_transforms": {}}})
+    state = Harness(f, echo_args).run()
+    assert state.phase == "Failed" and state.error is not None and "f/x/none" in state.error.message
+
+
+def test_subflow_runs_with_its_own_inputs_and_results() -> None:
+    inner = flow(script("x", {"v": "flow_input.v + 1"}), schema={"type": "object", "properties": {"v": {"type": "integer"}}, "required": ["v"]})
+    f = flow(script("x"), {"id": "sub", "value": {"type": "flow", "path": "f/inner", "input_transforms": {"v": {"type": "javascript", "expr": "results.x"}}}})
+    h = Harness(f, lambda a: 1 if a.path == "x" else a.args["v"] * 100, library=Library(flows={"f/inner": inner}))
+    state = h.run()
+    assert state.result == 200
+    assert [a.path for a in h.started] == ["x", "sub/x"]
+
+
+# --- purity and idempotency -----------------------------------------------------------
+
+
+def test_replayed_step_result_changes_nothing() -> None:
+    h = Harness(flow(script("a"), script("b")), echo_args)
+    ctx = h.context()
+    first = plan(ctx, RunStatus(), Start(now=1))
+    done = StepFinished(path="a", attempt=1, outcome=StepOutcome(ok=True, result=1), now=2)
+    second = plan(ctx, first.state, done)
+    replay = plan(ctx, second.state, done)
+    assert [a.path for a in second.actions] == ["b"]
+    assert replay.actions == []
+    assert replay.state == second.state
+
+
+def test_plan_does_not_mutate_its_input_and_is_deterministic() -> None:
+    h = Harness(flow(loop("l", "[1,2,3]", [script("x")], parallel=True)), echo_args)
+    ctx = h.context()
+    start = Start(now=1)
+    empty = RunStatus()
+    a = plan(ctx, empty, start)
+    b = plan(ctx, empty, start)
+    assert empty == RunStatus()
+    assert a.state == b.state and a.actions == b.actions
+
+
+def test_events_after_the_end_are_ignored() -> None:
+    h = Harness(flow(script("a")), echo_args)
+    ctx = h.context()
+    first = plan(ctx, RunStatus(), Start(now=1))
+    done = plan(ctx, first.state, StepFinished(path="a", attempt=1, outcome=StepOutcome(ok=True, result=1), now=2))
+    assert done.state.phase == "Succeeded"
+    again = plan(ctx, done.state, StepFinished(path="a", attempt=1, outcome=StepOutcome(ok=False), now=3))
+    assert again.state == done.state

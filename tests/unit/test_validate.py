@@ -1,0 +1,69 @@
+"""Static validation: every problem reported with flow, step and field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from millrace.engine.library import Library
+from millrace.engine.validate import validate_flow
+from millrace.model.loader import load_flow_document
+
+from .planner_harness import _SANDBOX, script
+
+
+def problems(*modules: dict[str, Any], library: Library | None = None, **value: Any) -> list[str]:
+    loaded = load_flow_document({"summary": "t", "value": {"modules": list(modules), **value}}, "f")
+    return [str(p) for p in validate_flow(loaded, library or Library(), _SANDBOX) if not p.warning]
+
+
+def test_a_valid_flow_has_no_problems() -> None:
+    assert problems(script("a"), script("b", {"x": "results.a"})) == []
+
+
+def test_duplicate_ids_are_reported() -> None:
+    found = problems(script("a"), {"id": "l", "value": {"type": "forloopflow", "iterator": {"type": "static", "value": []},
+                                                      "skip_failures": False, "modules": [script("a")]}})
+    assert any("duplicate step id 'a'" in p and "step 'l/*/a'" in p for p in found)
+
+
+def test_results_of_a_later_step_are_rejected() -> None:
+    found = problems(script("a", {"x": "results.b"}), script("b"))
+    assert found == ["flow 'f', step 'a', field 'value.input_transforms.x.expr': results.b names step 'b', which cannot have run before 'a'"]
+
+
+def test_results_of_an_unknown_step_are_rejected() -> None:
+    found = problems(script("a", {"x": "results.zz.value"}))
+    assert "results.zz names no step of this flow" in found[0]
+
+
+def test_loop_body_results_are_not_visible_after_the_loop() -> None:
+    body = [script("inner")]
+    found = problems({"id": "l", "value": {"type": "forloopflow", "iterator": {"type": "static", "value": []},
+                                           "skip_failures": False, "modules": body}}, script("after", {"x": "results.inner"}))
+    assert "cannot have run before 'after'" in found[0]
+
+
+def test_expression_syntax_error_is_reported() -> None:
+    found = problems(script("a", {"x": "flow_input.("}))
+    assert "step 'a', field 'value.input_transforms.x.expr': invalid expression" in found[0]
+
+
+def test_unsupported_language_and_options_are_errors() -> None:
+    sql = {"id": "q", "value": {"type": "rawscript", "language": "mysql", "content": "select 1", "input_transforms": {}}}
+    found = problems(sql, script("s", suspend={"required_events": 1}))
+    assert any("language 'mysql' is not supported" in p for p in found)
+    assert any("step 's', field 'suspend'" in p and "not supported yet" in p for p in found)
+
+
+def test_missing_script_path_is_an_error() -> None:
+    found = problems({"id": "s", "value": {"type": "script", "path": "f/a/b", "input_transforms": {}}})
+    assert "script 'f/a/b' was not found" in found[0]
+
+
+def test_aiagent_is_unsupported() -> None:
+    found = problems({"id": "ai", "value": {"type": "aiagent", "input_transforms": {}, "tools": []}})
+    assert "aiagent" in found[0]
+
+
+def test_failure_module_may_reference_any_step() -> None:
+    assert problems(script("a"), failure_module=script("failure", {"x": "results.a"})) == []
