@@ -20,6 +20,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+# The runtime's lookup owns the cache layout; it needs only the standard library.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "operator"))
+from millrace.runtime.toolchain import node_tools_dir  # noqa: E402
+
 
 @dataclass(frozen=True)
 class Tool:
@@ -33,11 +37,6 @@ TOOLS = (
     Tool("deno", "2.9.6", "@deno/*/deno"),
 )
 COMPLETE = ".complete"  # written last, so a half-done install is redone
-
-
-def tools_dir() -> Path:
-    cache = os.environ.get("MILLRACE_CACHE") or "~/.cache/millrace"
-    return Path(cache).expanduser() / "node-tools"
 
 
 def install(tool: Tool, root: Path) -> Path:
@@ -86,7 +85,7 @@ def main() -> int:
     if shutil.which("npm") is None:
         print("install_node_tools: npm is needed (apt-get install npm)", file=sys.stderr)
         return 1
-    root = tools_dir()
+    root = node_tools_dir()
     failed = False
     for tool in TOOLS:
         try:

@@ -1,0 +1,182 @@
+"""Runs one step's code in a real interpreter on this machine, each step in its own process.
+
+python3 steps are forked from a warm fork server (see forkserver.py); bash
+and TypeScript steps start their interpreter. Every step process leads its
+own process group, so a timeout or a cancel kills whatever it started too.
+Whatever a step does, run() returns an outcome: it never raises.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol
+
+from ..runtime import toolchain
+from ..runtime.launch import RUNTIME, WRAPPERS, Launch, plan
+from ..runtime.outcome import cancelled, failed, interpret, timed_out
+from ..runtime.protocol import StepError, StepOutcome, StepRequest
+from .forkserver import ForkServer
+
+DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+PASSED_THROUGH = ("TZ", "TMPDIR")  # harmless settings a step should share with its user
+
+
+class StepProcess(Protocol):
+    pid: int
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+
+class Spawned:
+    """A started interpreter, waited on without Popen's polling when a timeout is set."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self.process = process
+        self.pid = process.pid
+
+    def wait(self, timeout: float | None = None) -> int:
+        # Popen.wait(timeout) sleeps in steps of up to 50 ms; a pidfd wakes us when the process ends.
+        if timeout is not None and hasattr(os, "pidfd_open"):
+            descriptor = os.pidfd_open(self.pid)
+            try:
+                ready, _, _ = select.select([descriptor], [], [], timeout)
+            finally:
+                os.close(descriptor)
+            if not ready:
+                raise subprocess.TimeoutExpired(self.process.args, timeout)
+        return self.process.wait(timeout)
+
+
+def base_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """What every step starts from: none of the engine's secrets, a PATH and HOME that work."""
+    base = {"PATH": environ.get("PATH") or DEFAULT_PATH, "HOME": environ.get("HOME") or tempfile.gettempdir()}
+    base["LANG"] = environ.get("LANG") or "C.UTF-8"
+    base.update((name, environ[name]) for name in PASSED_THROUGH if name in environ)
+    return base
+
+
+def kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except OSError:
+        pass  # the group is gone already
+
+
+def read_text(path: Path) -> str | None:
+    try:
+        return path.read_bytes().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return None
+
+
+class LocalExecutor:
+    """Runs steps as local processes. Thread-safe: the engine runs parallel steps from a pool."""
+
+    def __init__(
+        self, *, fork_server: bool = True, python: str = sys.executable, environ: Mapping[str, str] = os.environ
+    ) -> None:
+        self.python = python
+        self.environ = dict(environ)
+        self.base_env = base_environment(environ)
+        self.forks = ForkServer(python, WRAPPERS / "python3.py", self.base_env) if fork_server else None
+        self._running: dict[str, StepProcess] = {}
+        self._cancelled: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> LocalExecutor:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.forks is not None:
+            self.forks.close()
+
+    def cancel(self, key: str) -> None:
+        """Kill the running step with this key, and all it started; its outcome says cancelled."""
+        with self._lock:
+            process = self._running.get(key)
+            if process is None:
+                return
+            self._cancelled.add(key)
+        kill_group(process.pid)
+
+    def run(self, request: StepRequest) -> StepOutcome:
+        started = time.monotonic()
+        try:
+            return self._run(request, started)
+        except toolchain.RuntimeMissing as missing:
+            return failed(StepError(name="RuntimeMissing", message=str(missing)))
+        except Exception as error:  # a broken step or executor fails the step, never the engine
+            message = f"the step could not be run: {type(error).__name__}: {error}"
+            return failed(StepError(name="ExecutorError", message=message, stack=traceback.format_exc()),
+                          duration_s=time.monotonic() - started)
+
+    def _run(self, request: StepRequest, started: float) -> StepOutcome:
+        launch = plan(request, self._program(request))
+        workdir = Path(request.workdir)
+        workdir.mkdir(parents=True, exist_ok=True)
+        for name, content in launch.files.items():
+            (workdir / name).write_text(content, encoding="utf-8")
+        private = Path(tempfile.mkdtemp(prefix="millrace-step-"))
+        try:
+            report, log = private / "report.json", private / "logs.txt"
+            env = {**self.base_env, **request.env, "MILLRACE_RESULT_FILE": str(report)}
+            process = self._start(request, launch, env, log)
+            with self._lock:
+                self._running[request.key] = process
+            try:
+                returncode, stopped = self._settle(process, request.timeout_s)
+            finally:
+                with self._lock:
+                    self._running.pop(request.key, None)
+                    if request.key in self._cancelled:
+                        self._cancelled.discard(request.key)
+                        stopped = cancelled()
+            logs = read_text(log) or ""
+            duration = time.monotonic() - started
+            if stopped is not None:
+                return failed(stopped, logs, duration)
+            return interpret(read_text(report), returncode, logs, duration)
+        finally:
+            shutil.rmtree(private, ignore_errors=True)
+
+    def _program(self, request: StepRequest) -> str:
+        runtime = RUNTIME[request.language]
+        return self.python if runtime == "python3" else toolchain.find(runtime, self.environ)
+
+    def _start(self, request: StepRequest, launch: Launch, env: dict[str, str], log: Path) -> StepProcess:
+        if self.forks is not None and RUNTIME[request.language] == "python3":
+            return self.forks.spawn(request.workdir, env, str(log))
+        with log.open("wb") as output:
+            process = subprocess.Popen(
+                launch.argv, cwd=request.workdir, env=env, stdin=subprocess.DEVNULL,
+                stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        return Spawned(process)
+
+    @staticmethod
+    def _settle(process: StepProcess, timeout_s: float | None) -> tuple[int, StepError | None]:
+        """Wait for the step; past its timeout kill its group. Leftovers die with it either way."""
+        try:
+            returncode, stopped = process.wait(timeout_s), None
+        except subprocess.TimeoutExpired:
+            kill_group(process.pid)
+            returncode, stopped = process.wait(), timed_out(timeout_s or 0.0)
+        kill_group(process.pid)
+        return returncode, stopped
