@@ -22,7 +22,7 @@ tools:
 demo: setup
 	$(BIN)/millrace run examples/hello-flow.yaml --arg name=world
 
-test: setup
+test: setup cluster-binaries
 	$(BIN)/pytest -q
 
 test-unit: $(BIN)/millrace
@@ -31,8 +31,37 @@ test-unit: $(BIN)/millrace
 test-local: setup
 	$(BIN)/pytest -q tests/local
 
+# ---- Local Kubernetes control plane (cluster tests) -------------------------
+# etcd, kube-apiserver, kube-controller-manager, kubectl and helm are built
+# from the Go module proxy once, into $(MILLRACE_CACHE)/k8s/<version>/bin;
+# pods are run by the test node agent (tests/cluster/node_agent.py).
+# See docs/testing.md.
+CLUSTER := $(BIN)/python scripts/cluster/cluster.py
+
+.PHONY: cluster cluster-down cluster-purge cluster-status cluster-binaries
+
+cluster-binaries:
+	bash scripts/cluster/build.sh
+
+cluster: $(BIN)/millrace cluster-binaries
+	$(CLUSTER) up
+
+cluster-down: $(BIN)/millrace
+	$(CLUSTER) down
+
+cluster-purge: $(BIN)/millrace
+	$(CLUSTER) down --purge
+
+cluster-status: $(BIN)/millrace
+	$(CLUSTER) status
+
+test-cluster: $(BIN)/millrace cluster-binaries
+	$(BIN)/pytest -q -m cluster tests/cluster
+# ---- end of local control plane ---------------------------------------------
+
 bench: setup
 	$(BIN)/python bench/run.py
 
 clean:
+	-@[ -x $(BIN)/python ] && $(CLUSTER) down
 	rm -rf $(VENV) .millrace

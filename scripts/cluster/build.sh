@@ -171,6 +171,11 @@ only="${MILLRACE_BUILD_ONLY:-kubernetes etcd helm}"
 for what in $only; do "build_$what"; done
 end=$(date +%s)
 if (( end - start > 5 )); then
+    # The compiled-package cache (several GB) only speeds up rebuilding the
+    # same commands; the module cache is kept so a rebuild needs no network.
+    if [[ -z "${MILLRACE_KEEP_GO_BUILD_CACHE:-}" ]]; then
+        "$GO" clean -cache
+    fi
     log "done in $((end - start))s; $(du -sh "$BIN" | cut -f1) in $BIN, $(du -sh "$CACHE/go" 2>/dev/null | cut -f1) in $CACHE/go"
 fi
 echo "$BIN"

@@ -1,0 +1,202 @@
+"""Fixtures for the cluster tests: a real Kubernetes control plane.
+
+By default (``MILLRACE_CLUSTER=local``) the session starts the local control
+plane of scripts/cluster/cluster.py -- etcd, kube-apiserver,
+kube-controller-manager built from the Go module proxy, and the test node
+agent that runs pods as local processes -- or reuses one that is already
+running (``make cluster``).  It stops it at the end if it started it, unless
+``MILLRACE_KEEP_CLUSTER=1``.  If the binaries cannot be built or the control
+plane does not start, every cluster test fails: nothing is skipped quietly.
+
+Other targets, for machines with Docker or a cluster at hand:
+
+* ``MILLRACE_CLUSTER=kubeconfig``: the cluster of ``$KUBECONFIG``;
+* ``MILLRACE_CLUSTER=kind``: a kind cluster made by pytest-kind
+  (``pip install -e '.[e2e]'``); skipped with a reason where Docker is absent.
+
+Tests talk to the cluster the way users do (kubectl, the API), and read pod
+logs through the API (``kubectl logs``), so the same tests run on any target.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def load_cluster_script():
+    """scripts/cluster/cluster.py as a module."""
+    spec = importlib.util.spec_from_file_location("millrace_cluster_script",
+                                                  REPO / "scripts" / "cluster" / "cluster.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@dataclass
+class Kube:
+    """A handle on the cluster under test."""
+
+    kubeconfig: str
+    kubectl_bin: str
+    target: str                      # local | kubeconfig | kind
+    info: dict = field(default_factory=dict)
+
+    def env(self) -> dict:
+        return {**os.environ, "KUBECONFIG": self.kubeconfig}
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True,
+                timeout: float = 60) -> subprocess.CompletedProcess:
+        proc = subprocess.run([self.kubectl_bin, *args], input=input, capture_output=True,
+                              text=True, env=self.env(), timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}):\n"
+                                 f"{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def apply(self, manifest, namespace: str | None = None, check: bool = True):
+        if not isinstance(manifest, str):
+            # JSON, not YAML: no surprises with values such as y or no.
+            if isinstance(manifest, list):
+                manifest = {"apiVersion": "v1", "kind": "List", "items": manifest}
+            manifest = json.dumps(manifest)
+        args = ["apply", "-f", "-"] + (["-n", namespace] if namespace else [])
+        return self.kubectl(*args, input=manifest, check=check)
+
+    def get(self, kind: str, name: str, namespace: str | None = None) -> dict | None:
+        args = ["get", kind, name, "-o", "json"] + (["-n", namespace] if namespace else [])
+        proc = self.kubectl(*args, check=False)
+        if proc.returncode != 0:
+            if "NotFound" in proc.stderr or "not found" in proc.stderr:
+                return None
+            raise AssertionError(f"kubectl get {kind} {name}: {proc.stderr}")
+        return json.loads(proc.stdout)
+
+    def list(self, kind: str, namespace: str, selector: str | None = None) -> list[dict]:
+        args = ["get", kind, "-n", namespace, "-o", "json"] + (["-l", selector] if selector else [])
+        return json.loads(self.kubectl(*args).stdout)["items"]
+
+    def wait_for(self, fn, timeout: float = 60, what: str = "condition", interval: float = 0.2):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            last = fn()
+            if last:
+                return last
+            time.sleep(interval)
+        raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+    def job_condition(self, namespace: str, job: str, timeout: float = 90) -> str:
+        """Wait until the Job is Complete or Failed; return which."""
+        def done():
+            j = self.get("job", job, namespace) or {}
+            for c in (j.get("status") or {}).get("conditions") or []:
+                if c["type"] in ("Complete", "Failed") and c["status"] == "True":
+                    return c["type"]
+            return None
+        return self.wait_for(done, timeout, f"job {namespace}/{job} to finish")
+
+    def pod_phase(self, namespace: str, pod: str, phases=("Succeeded", "Failed"),
+                  timeout: float = 60) -> dict:
+        def done():
+            p = self.get("pod", pod, namespace)
+            return p if p and (p.get("status") or {}).get("phase") in phases else None
+        return self.wait_for(done, timeout, f"pod {namespace}/{pod} to reach {phases}")
+
+    def logs(self, namespace: str, target: str, container: str | None = None) -> str:
+        args = ["logs", "-n", namespace, target] + (["-c", container] if container else [])
+        return self.kubectl(*args).stdout
+
+
+def _kubectl_for(bin_dir: str | None) -> str:
+    if bin_dir and os.access(Path(bin_dir) / "kubectl", os.X_OK):
+        return str(Path(bin_dir) / "kubectl")  # same version as the apiserver
+    venv_kubectl = Path(sys.executable).parent / "kubectl"
+    if venv_kubectl.exists():
+        return str(venv_kubectl)
+    found = shutil.which("kubectl")
+    if not found:
+        pytest.fail("no kubectl found", pytrace=False)
+    return found
+
+
+@pytest.fixture(scope="session")
+def kube(request):
+    target = os.environ.get("MILLRACE_CLUSTER", "local")
+    if target == "local":
+        cluster = load_cluster_script()
+        already = cluster.load_state().get("ports") and cluster.is_up()
+        t0 = time.monotonic()
+        try:
+            info = cluster.up(node_agent=True, build=True)
+        except Exception as e:  # ClusterError, build failures: fail loudly
+            pytest.fail(f"the local Kubernetes control plane did not start: {e}\n"
+                        f"(logs in {cluster.run_dir() / 'logs'}; build with `make cluster-binaries`)",
+                        pytrace=False)
+        info["start_seconds"] = round(time.monotonic() - t0, 2)
+        k = Kube(info["kubeconfig"], _kubectl_for(info["bin_dir"]), "local", info)
+        yield k
+        if not already and not os.environ.get("MILLRACE_KEEP_CLUSTER"):
+            cluster.down()
+    elif target == "kubeconfig":
+        cfg = os.environ.get("KUBECONFIG")
+        if not cfg:
+            pytest.fail("MILLRACE_CLUSTER=kubeconfig needs KUBECONFIG", pytrace=False)
+        yield Kube(cfg, _kubectl_for(None), "kubeconfig")
+    elif target == "kind":
+        if shutil.which("docker") is None:
+            pytest.skip("MILLRACE_CLUSTER=kind needs Docker, which this machine does not have")
+        pytest_kind = pytest.importorskip("pytest_kind", reason="pip install -e '.[e2e]' for kind")
+        kc = pytest_kind.KindCluster("millrace-tests")
+        kc.create()
+        try:
+            yield Kube(str(kc.kubeconfig_path), _kubectl_for(None), "kind")
+        finally:
+            if not os.environ.get("MILLRACE_KEEP_CLUSTER"):
+                kc.delete()
+    else:
+        pytest.fail(f"unknown MILLRACE_CLUSTER={target!r} (local, kubeconfig or kind)", pytrace=False)
+
+
+@pytest.fixture
+def namespace(kube, request):
+    """A fresh namespace per test, deleted afterwards (without waiting)."""
+    base = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
+    name = f"{base}-{uuid.uuid4().hex[:5]}"
+    kube.kubectl("create", "namespace", name)
+    kube.wait_for(lambda: kube.get("serviceaccount", "default", name), 30,
+                  f"the default ServiceAccount of {name}")
+    yield name
+    kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def job_manifest(name: str, command: list[str], backoff_limit: int = 0, **pod_spec) -> dict:
+    """A Job running one container with `command` (the image is ignored by the node agent)."""
+    container = {"name": "main", "image": "python:3.12-slim", "command": command}
+    container.update(pod_spec.pop("container", {}))
+    return {
+        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
+        "spec": {"backoffLimit": backoff_limit, "template": {"spec": {
+            "restartPolicy": "Never", "containers": [container], **pod_spec}}},
+    }
+
+
+def pod_manifest(name: str, command: list[str], restart: str = "Never", **spec) -> dict:
+    container = {"name": "main", "image": "python:3.12-slim", "command": command}
+    container.update(spec.pop("container", {}))
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"restartPolicy": restart, "containers": [container], **spec}}
