@@ -29,17 +29,18 @@ type Thrown = { name?: unknown; message?: unknown; stack?: unknown; errors?: unk
 type Position = { file: string; line: number; column: number };
 
 // Whatever was thrown, as an error; the wrapper's own stack frames dropped.
-// Bun reports a script that does not build as an AggregateError of build
-// messages with positions: those are the useful part, so they join the message.
+// Bun reports a script that does not build as a build message, or an
+// AggregateError of them, with positions: those join the message.
 function thrown(error: unknown): string {
   if (typeof error !== "object" || error === null) return failure("Error", String(error));
   const { name, message, stack, errors } = error as Thrown;
-  const details = (Array.isArray(errors) ? errors : []).map((inner: Thrown) => {
-    const where = inner.position ? ` (${inner.position.file}:${inner.position.line}:${inner.position.column})` : "";
-    return `\n${inner.message}${where}`;
-  });
+  const details = (Array.isArray(errors) ? errors : []).map((inner: Thrown) => `\n${inner.message}${at(inner)}`);
   const frames = String(stack ?? "").split("\n").filter((line) => !line.includes(WRAPPER));
-  return failure(String(name ?? "Error"), String(message ?? error) + details.join(""), frames.join("\n"));
+  return failure(String(name ?? "Error"), String(message ?? error) + at(error as Thrown) + details.join(""), frames.join("\n"));
+}
+
+function at({ position }: Thrown): string {
+  return position ? ` (${position.file}:${position.line}:${position.column})` : "";
 }
 
 function success(result: unknown): string {
