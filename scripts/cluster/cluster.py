@@ -318,6 +318,13 @@ def wait_for(what: str, check, timeout: float, procs: dict) -> None:
     raise ClusterError(f"timed out after {timeout}s waiting for {what} (logs in {run_dir() / 'logs'})")
 
 
+def _parse_time(s: str | None) -> float:
+    if not s:
+        return 0.0
+    return datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%SZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+
+
 def _tail(p: Path, n: int = 30) -> str:
     try:
         return "\n".join(p.read_text(errors="replace").splitlines()[-n:])
@@ -354,7 +361,7 @@ def info(state: dict | None = None) -> dict:
 
 def up(node_agent: bool = True, build: bool = True) -> dict:
     """Start the control plane or reuse a running one; return info()."""
-    t0 = time.monotonic()
+    t0, wall_start = time.monotonic(), time.time()
     rd = run_dir()
     state = load_state()
     if state.get("ports") and is_up(state, node_agent=node_agent):
@@ -479,7 +486,9 @@ def up(node_agent: bool = True, build: bool = True) -> dict:
             if code != 200:
                 return False
             conds = json.loads(body).get("status", {}).get("conditions") or []
-            return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
+            # A heartbeat from this agent, not one left in etcd by the last.
+            return any(c["type"] == "Ready" and c["status"] == "True"
+                       and _parse_time(c.get("lastHeartbeatTime")) >= wall_start - 1 for c in conds)
         wait_for(f"node {NODE_NAME} Ready (node agent)", node_ready, 60, dict(pids))
     total = time.monotonic() - t0
     state["start_seconds"] = {"apiserver_ready": round(t_api, 2), "total": round(total, 2),

@@ -258,6 +258,10 @@ class PodGone(Exception):
     pass
 
 
+class ConfigError(Exception):
+    """A referenced ConfigMap, Secret or key is missing: retried, as a kubelet does."""
+
+
 class ContainerRun:
     def __init__(self, spec: dict, init: bool):
         self.spec, self.init = spec, init
@@ -334,18 +338,15 @@ class PodWorker(threading.Thread):
 
     # -- volumes -----------------------------------------------------
     def _get(self, kind: str, name: str, optional: bool):
-        path = f"/api/v1/namespaces/{self.ns}/{kind}/{name}"
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                return self.kube.get(path)
-            except ApiError as e:
-                if e.status != 404:
-                    raise
-                if optional:
-                    return None
-            if time.monotonic() > deadline or self.stop_event.wait(1):
-                raise RuntimeError(f"{kind[:-1]} {self.ns}/{name} not found")
+        try:
+            return self.kube.get(f"/api/v1/namespaces/{self.ns}/{kind}/{name}")
+        except ApiError as e:
+            if e.status != 404:
+                raise
+            if optional:
+                return None
+            singular = {"configmaps": "configmap", "secrets": "secret"}[kind]
+            raise ConfigError(f'{singular} "{name}" not found') from e
 
     def _write_keys(self, folder: Path, data: dict, items, mode, binary=False):
         folder.mkdir(parents=True, exist_ok=True)
@@ -465,14 +466,14 @@ class PodWorker(threading.Thread):
                 if r["key"] in (obj.get("data") or {}):
                     env[name] = obj["data"][r["key"]]
                 elif not r.get("optional"):
-                    raise RuntimeError(f"couldn't find key {r['key']} in ConfigMap {self.ns}/{r['name']}")
+                    raise ConfigError(f"couldn't find key {r['key']} in ConfigMap {self.ns}/{r['name']}")
             elif "secretKeyRef" in vf:
                 r = vf["secretKeyRef"]
                 obj = self._get("secrets", r["name"], r.get("optional", False)) or {}
                 if r["key"] in (obj.get("data") or {}):
                     env[name] = base64.b64decode(obj["data"][r["key"]]).decode(errors="replace")
                 elif not r.get("optional"):
-                    raise RuntimeError(f"couldn't find key {r['key']} in Secret {self.ns}/{r['name']}")
+                    raise ConfigError(f"couldn't find key {r['key']} in Secret {self.ns}/{r['name']}")
         return env
 
     def write_sa_kubeconfig(self, folder: Path) -> Path:
@@ -593,10 +594,13 @@ class PodWorker(threading.Thread):
         cr.proc = None
 
     def fail_container_start(self, cr: ContainerRun, err: Exception):
-        reason = "CreateContainerConfigError" if isinstance(err, (RuntimeError, ValueError)) else "StartError"
-        cr.state = {"terminated": {"exitCode": 128, "reason": reason, "message": str(err)[:4096],
-                                   "startedAt": now(), "finishedAt": now()}}
+        """A container that cannot start: missing config waits, anything else fails."""
         log(f"{self.ns}/{self.pod_name}/{cr.name}: cannot start: {err}")
+        if isinstance(err, ConfigError):
+            cr.state = {"waiting": {"reason": "CreateContainerConfigError", "message": str(err)[:4096]}}
+            return
+        cr.state = {"terminated": {"exitCode": 128, "reason": "StartError", "message": str(err)[:4096],
+                                   "startedAt": now(), "finishedAt": now()}}
 
     def kill_all(self, grace: float):
         procs = [c for c in self.inits + self.mains if c.proc]
@@ -668,18 +672,22 @@ class PodWorker(threading.Thread):
         self._cond("ContainersReady", False, "ContainersNotReady")
         self._cond("Ready", False, "ContainersNotReady")
         self.push_status()
-        try:
-            self.setup_volumes()
-        except Exception as e:
-            if self.stop_event.is_set():
-                return self._stopped()
-            log(f"{self.ns}/{self.pod_name}: volume setup failed: {e}")
-            for c in self.inits + self.mains:
-                c.state = {"waiting": {"reason": "CreateContainerConfigError", "message": str(e)[:1000]}}
-            self.push_status()
-            while not self._wait_step():
-                pass
-            return self._stopped()
+        reported = None
+        while True:
+            try:
+                self.setup_volumes()
+                break
+            except ConfigError as e:  # like a kubelet: FailedMount, retried
+                if str(e) != reported:
+                    reported = str(e)
+                    log(f"{self.ns}/{self.pod_name}: volume setup waits: {e}")
+                    for c in self.inits + self.mains:
+                        c.state = {"waiting": {"reason": "ContainerCreating", "message": f"MountVolume: {e}"}}
+                    self.push_status()
+                deadline = time.monotonic() + 2
+                while time.monotonic() < deadline:
+                    if self._wait_step():
+                        return self._stopped()
         self._cond("PodReadyToStartContainers", True)
 
         # Init containers, one after another.
@@ -690,6 +698,12 @@ class PodWorker(threading.Thread):
                 except Exception as e:
                     self.fail_container_start(cr, e)
                 self.push_status()
+                if "waiting" in cr.state:
+                    deadline = time.monotonic() + 2
+                    while time.monotonic() < deadline:
+                        if self._wait_step():
+                            return self._stopped()
+                    continue
                 while cr.proc and cr.proc.poll() is None:
                     if self._wait_step():
                         return self._stopped()
@@ -711,15 +725,17 @@ class PodWorker(threading.Thread):
         self._cond("Initialized", True)
 
         # Regular containers, side by side.
+        backoff_until: dict[str, float] = {}
         for cr in self.mains:
             try:
                 self.start_container(cr)
             except Exception as e:
                 self.fail_container_start(cr, e)
-        self.phase = "Running"
+                backoff_until[cr.name] = time.monotonic() + 2
+        if any("running" in cr.state or "terminated" in cr.state for cr in self.mains):
+            self.phase = "Running"
         self._update_ready()
         self.push_status()
-        backoff_until: dict[str, float] = {}
         while True:
             if self._wait_step():
                 return self._stopped()
@@ -737,11 +753,13 @@ class PodWorker(threading.Thread):
                         backoff_until[cr.name] = time.monotonic() + min(10, 2 ** (cr.restarts - 1) / 2)
                         changed = True
                 if "waiting" in cr.state and time.monotonic() >= backoff_until.get(cr.name, 0):
+                    before = json.dumps(cr.state)
                     try:
                         self.start_container(cr)
                     except Exception as e:
                         self.fail_container_start(cr, e)
-                    changed = True
+                        backoff_until[cr.name] = time.monotonic() + 2
+                    changed = changed or json.dumps(cr.state) != before
             if all("terminated" in cr.state for cr in self.mains):
                 codes = [cr.state["terminated"]["exitCode"] for cr in self.mains]
                 self.phase = "Succeeded" if all(c == 0 for c in codes) else "Failed"
@@ -754,6 +772,8 @@ class PodWorker(threading.Thread):
                 self.push_status()
 
     def _update_ready(self):
+        if self.phase == "Pending" and any("running" in c.state or "terminated" in c.state for c in self.mains):
+            self.phase = "Running"
         ready = all("running" in cr.state for cr in self.mains) and self.phase == "Running"
         self._cond("ContainersReady", ready, None if ready else "ContainersNotReady")
         self._cond("Ready", ready, None if ready else "ContainersNotReady")
