@@ -19,6 +19,7 @@ import threading
 import time
 import traceback
 from collections.abc import Mapping
+from itertools import count
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol
@@ -91,6 +92,9 @@ class LocalExecutor:
         self.environ = dict(environ)
         self.base_env = base_environment(environ)
         self.forks = ForkServer(python, WRAPPERS / "python3.py", self.base_env) if fork_server else None
+        # Reports and logs of running steps; one directory for all, as directories are slow to make.
+        self.scratch = Path(tempfile.mkdtemp(prefix="millrace-steps-"))
+        self._serial = count()
         self._running: dict[str, StepProcess] = {}
         self._cancelled: set[str] = set()
         self._lock = threading.Lock()
@@ -106,6 +110,7 @@ class LocalExecutor:
     def close(self) -> None:
         if self.forks is not None:
             self.forks.close()
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
     def cancel(self, key: str) -> None:
         """Kill the running step with this key, and all it started; its outcome says cancelled."""
@@ -133,9 +138,9 @@ class LocalExecutor:
         workdir.mkdir(parents=True, exist_ok=True)
         for name, content in launch.files.items():
             (workdir / name).write_text(content, encoding="utf-8")
-        private = Path(tempfile.mkdtemp(prefix="millrace-step-"))
+        serial = next(self._serial)
+        report, log = self.scratch / f"{serial}.report.json", self.scratch / f"{serial}.log"
         try:
-            report, log = private / "report.json", private / "logs.txt"
             env = {**self.base_env, **request.env, "MILLRACE_RESULT_FILE": str(report)}
             process = self._start(request, launch, env, log)
             with self._lock:
@@ -154,7 +159,8 @@ class LocalExecutor:
                 return failed(stopped, logs, duration)
             return interpret(read_text(report), returncode, logs, duration)
         finally:
-            shutil.rmtree(private, ignore_errors=True)
+            report.unlink(missing_ok=True)
+            log.unlink(missing_ok=True)
 
     def _program(self, request: StepRequest) -> str:
         runtime = RUNTIME[request.language]

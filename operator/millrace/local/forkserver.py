@@ -39,7 +39,7 @@ from typing import Any
 PRELOAD = (
     "json", "re", "datetime", "collections", "typing", "dataclasses", "enum", "functools",
     "itertools", "math", "random", "decimal", "pathlib", "base64", "hashlib", "uuid",
-    "urllib.parse", "urllib.request", "http.client", "inspect", "traceback", "linecache",
+    "urllib.parse", "inspect", "traceback", "linecache",
 )
 
 
