@@ -3,7 +3,9 @@
 Starting python3 costs tens of milliseconds; forking a process that has
 already imported the step wrapper and the common standard library costs about
 one. Each step still gets a process of its own: the server never runs user
-code, so nothing one step does can reach the next.
+code, so nothing one step does can reach the next. A step's environment
+reaches os.environ, but what Python reads once at startup (PYTHONPATH, the
+hash seed, -X options) is the server's; `random` reseeds itself in each child.
 
 The server speaks one JSON document a line on its stdin and stdout:
 
