@@ -20,6 +20,9 @@ What it does, as a kubelet would:
   account token from the TokenRequest API), hostPath, and
   PersistentVolumeClaim (one folder per claim, shared by every pod that
   mounts it);
+* provisions claims of its default StorageClass ``millrace-local``: a
+  PersistentVolume (hostPath: the claim's folder) that the real
+  PersistentVolume controller binds, deleted with the folder on release;
 * reports pod status like a kubelet: Pending -> Running -> Succeeded or
   Failed, container states with exit codes, start and finish times, restart
   counts, the termination message (terminationMessagePath, or the log tail
@@ -77,6 +80,8 @@ from pathlib import Path
 import yaml
 
 TERMINAL = ("Succeeded", "Failed")
+STORAGE_CLASS = "millrace-local"
+PROVISIONER = "millrace.dev/node-agent"
 AGENT_VERSION = "millrace-node-agent/0.1"
 
 
@@ -404,7 +409,7 @@ class PodWorker(threading.Thread):
             folder = vroot / name
             if "persistentVolumeClaim" in v:
                 claim = v["persistentVolumeClaim"]["claimName"]
-                folder = self.agent.root / "claims" / self.ns / claim
+                folder = self.agent.claim_dir(self.ns, claim)
                 folder.mkdir(parents=True, exist_ok=True)
             elif "hostPath" in v:
                 folder = Path(v["hostPath"]["path"])
@@ -873,6 +878,77 @@ class Agent:
         self.kube.merge_patch(f"/api/v1/nodes/{self.node_name}/status", {"status": self.node_status()})
         log(f"node {self.node_name} registered")
 
+    # -- volumes for claims ---------------------------------------------
+    def claim_dir(self, ns: str, claim: str) -> Path:
+        return self.root / "claims" / ns / claim
+
+    def provision_loop(self):
+        """A local-path provisioner: a default StorageClass whose claims get a
+        PersistentVolume (hostPath: the claim's folder), as a CSI driver would."""
+        sc = {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+              "metadata": {"name": STORAGE_CLASS, "annotations": {
+                  "storageclass.kubernetes.io/is-default-class": "true"}},
+              "provisioner": PROVISIONER, "reclaimPolicy": "Delete", "volumeBindingMode": "Immediate"}
+        while True:
+            try:
+                self.kube.request("POST", "/apis/storage.k8s.io/v1/storageclasses", sc)
+                break
+            except ApiError as e:
+                if e.status == 409:
+                    break
+                log(f"storage class: {e}")
+            time.sleep(2)
+        while True:
+            try:
+                self.provision_once()
+            except Exception as e:
+                log(f"provisioner: {e}")
+            time.sleep(0.5)
+
+    def provision_once(self):
+        classes = {c["metadata"]["name"] for c in self.kube.get("/apis/storage.k8s.io/v1/storageclasses")["items"]
+                   if c.get("provisioner") == PROVISIONER}
+        for pvc in self.kube.get("/api/v1/persistentvolumeclaims")["items"]:
+            md, spec = pvc["metadata"], pvc["spec"]
+            if spec.get("volumeName") or md.get("deletionTimestamp") or spec.get("storageClassName") not in classes:
+                continue
+            size = ((spec.get("resources") or {}).get("requests") or {}).get("storage", "1Gi")
+            folder = self.claim_dir(md["namespace"], md["name"])
+            folder.mkdir(parents=True, exist_ok=True)
+            pv = {"apiVersion": "v1", "kind": "PersistentVolume",
+                  "metadata": {"name": f"pvc-{md['uid']}",
+                               "annotations": {"pv.kubernetes.io/provisioned-by": PROVISIONER}},
+                  "spec": {"capacity": {"storage": size},
+                           "accessModes": spec.get("accessModes") or ["ReadWriteOnce"],
+                           "persistentVolumeReclaimPolicy": "Delete",
+                           "storageClassName": spec["storageClassName"],
+                           "volumeMode": spec.get("volumeMode", "Filesystem"),
+                           "hostPath": {"path": str(folder), "type": "DirectoryOrCreate"},
+                           "claimRef": {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                                        "namespace": md["namespace"], "name": md["name"],
+                                        "uid": md["uid"]}}}
+            try:
+                self.kube.request("POST", "/api/v1/persistentvolumes", pv)
+                log(f"provisioned {pv['metadata']['name']} for claim {md['namespace']}/{md['name']}")
+            except ApiError as e:
+                if e.status != 409:
+                    raise
+        for pv in self.kube.get("/api/v1/persistentvolumes")["items"]:
+            md = pv["metadata"]
+            if (md.get("annotations") or {}).get("pv.kubernetes.io/provisioned-by") != PROVISIONER:
+                continue
+            if (pv.get("status") or {}).get("phase") == "Released" \
+                    and pv["spec"].get("persistentVolumeReclaimPolicy") == "Delete":
+                path = pv["spec"].get("hostPath", {}).get("path")
+                if path and Path(path).resolve().is_relative_to((self.root / "claims").resolve()):
+                    shutil.rmtree(path, ignore_errors=True)
+                try:
+                    self.kube.request("DELETE", f"/api/v1/persistentvolumes/{md['name']}")
+                    log(f"deleted {md['name']} (claim released)")
+                except ApiError as e:
+                    if e.status != 404:
+                        raise
+
     def heartbeat_loop(self):
         lease_path = f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{self.node_name}"
         while True:
@@ -1093,6 +1169,8 @@ class Agent:
             self.serve_logs()
         self.register_node()
         threading.Thread(target=self.heartbeat_loop, name="heartbeat", daemon=True).start()
+        if self.args.provision:
+            threading.Thread(target=self.provision_loop, name="provisioner", daemon=True).start()
         self.watch_pods()
 
     def shutdown(self, *_):
@@ -1117,6 +1195,8 @@ def main(argv=None):
     ap.add_argument("--serving-cert")
     ap.add_argument("--serving-key")
     ap.add_argument("--client-ca")
+    ap.add_argument("--no-provision", dest="provision", action="store_false",
+                    help="do not act as the provisioner of a default StorageClass")
     args = ap.parse_args(argv)
     agent = Agent(args)
     signal.signal(signal.SIGTERM, agent.shutdown)

@@ -155,6 +155,19 @@ def test_a_claim_is_one_folder_shared_by_the_pods_that_mount_it(kube, namespace)
     assert kube.logs(namespace, "job/reader").strip() == "6"
 
 
+def test_claims_are_provisioned_bound_and_released(kube, namespace):
+    kube.apply({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "2Gi"}}}},
+               namespace)
+    pvc = kube.wait_for(lambda: (lambda c: c if (c.get("status") or {}).get("phase") == "Bound" else None)(
+        kube.get("pvc", "data", namespace)), 60, "the claim to be Bound")
+    assert pvc["spec"]["storageClassName"]  # the default StorageClass was applied
+    assert pvc["status"]["capacity"]["storage"] == "2Gi"
+    pv = pvc["spec"]["volumeName"]
+    kube.kubectl("delete", "pvc", "data", "-n", namespace)
+    kube.wait_for(lambda: kube.get("pv", pv) is None, 60, "the volume to be deleted with its claim")
+
+
 def test_active_deadline_seconds_fails_the_pod(kube, namespace):
     kube.apply(pod_manifest("slow", ["python3", "-c", "import time; print('started', flush=True); time.sleep(600)"],
                             activeDeadlineSeconds=2), namespace)
