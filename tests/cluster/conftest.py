@@ -122,6 +122,21 @@ class Kube:
         return self.kubectl(*args).stdout
 
 
+def docker_unavailable() -> str | None:
+    """Why Docker cannot be used here, or None when it can."""
+    if shutil.which("docker") is None:
+        return "kind needs Docker, which this machine does not have"
+    try:
+        proc = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"],
+                              capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"kind needs Docker, and `docker info` failed: {e}"
+    if proc.returncode != 0:
+        return ("kind needs Docker: the docker client is installed but no Docker daemon "
+                "answers on this machine")
+    return None
+
+
 def _kubectl_for(bin_dir: str | None) -> str:
     if bin_dir and os.access(Path(bin_dir) / "kubectl", os.X_OK):
         return str(Path(bin_dir) / "kubectl")  # same version as the apiserver
@@ -158,8 +173,9 @@ def kube(request):
             pytest.fail("MILLRACE_CLUSTER=kubeconfig needs KUBECONFIG", pytrace=False)
         yield Kube(cfg, _kubectl_for(None), "kubeconfig")
     elif target == "kind":
-        if shutil.which("docker") is None:
-            pytest.skip("MILLRACE_CLUSTER=kind needs Docker, which this machine does not have")
+        why = docker_unavailable()
+        if why:
+            pytest.skip(f"MILLRACE_CLUSTER=kind: {why}")
         pytest_kind = pytest.importorskip("pytest_kind", reason="pip install -e '.[e2e]' for kind")
         kc = pytest_kind.KindCluster("millrace-tests")
         kc.create()

@@ -8,12 +8,13 @@ ordinary suite and is skipped, with the reason, on machines without Docker.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from .conftest import docker_unavailable
 
 pytestmark = pytest.mark.e2e
 
@@ -21,9 +22,9 @@ pytestmark = pytest.mark.e2e
 def test_cluster_suite_on_kind():
     if os.environ.get("MILLRACE_CLUSTER"):
         pytest.skip("already running the suite against MILLRACE_CLUSTER=" + os.environ["MILLRACE_CLUSTER"])
-    if shutil.which("docker") is None:
-        pytest.skip("kind needs Docker, which this machine does not have; "
-                    "the cluster tests ran on the local control plane instead")
+    why = docker_unavailable()
+    if why:
+        pytest.skip(f"{why}; the cluster tests ran on the local control plane instead")
     pytest.importorskip("pytest_kind", reason="install the e2e extra: pip install -e '.[e2e]'")
     here = Path(__file__).resolve().parent
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "cluster", str(here)],
