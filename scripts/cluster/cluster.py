@@ -26,7 +26,9 @@ proxy, cached under $MILLRACE_CACHE/k8s/<version>/bin).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
+import fcntl
 import ipaddress
 import json
 import os
@@ -220,19 +222,22 @@ def port_free(port: int) -> bool:
         return True
 
 
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    # A zombie is not alive.
+def proc_start(pid: int) -> str | None:
+    """The process's start time (clock ticks since boot), None if it is gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+            fields = f.read().rsplit(")", 1)[1].split()
     except OSError:
-        return True
+        return None
+    return None if fields[0] == "Z" else fields[19]
+
+
+def pid_alive(pid: int | None, start: str | None = None) -> bool:
+    """Is `pid` alive, and (when `start` is given) still the process we started?"""
+    if not pid:
+        return False
+    now_start = proc_start(pid)
+    return now_start is not None and (start is None or now_start == start)
 
 
 def spawn(name: str, argv: list[str], logs: Path, env: dict | None = None) -> int:
@@ -338,7 +343,8 @@ def is_up(state: dict | None = None, node_agent: bool = True) -> bool:
     state = state if state is not None else load_state()
     pids = state.get("pids") or {}
     names = ["etcd", "kube-apiserver", "kube-controller-manager"] + (["node-agent"] if node_agent else [])
-    if not all(pid_alive(pids.get(n)) for n in names):
+    starts = state.get("pid_starts") or {}
+    if not all(pid_alive(pids.get(n), starts.get(n)) for n in names):
         return False
     code, _ = api_get(state, "/readyz")
     return code == 200
@@ -359,8 +365,69 @@ def info(state: dict | None = None) -> dict:
     }
 
 
-def up(node_agent: bool = True, build: bool = True) -> dict:
-    """Start the control plane or reuse a running one; return info()."""
+@contextlib.contextmanager
+def locked():
+    """One start or stop at a time (several test sessions may share the tree)."""
+    rd = run_dir()
+    rd.mkdir(parents=True, exist_ok=True)
+    with open(rd / ".lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def up(node_agent: bool = True, build: bool = True, keep: bool = True) -> dict:
+    """Start the control plane or reuse a running one; return info().
+
+    keep=True (``make cluster``) marks it as started by a person: test
+    sessions never stop it."""
+    with locked():
+        i = _up(node_agent, build)
+        if keep:
+            state = load_state()
+            state["auto"] = False
+            save_state(state)
+        return i
+
+
+def attach(build: bool = True) -> dict:
+    """For a test session: start or reuse the control plane and register as a
+    user of it, so that another session does not stop it underneath."""
+    with locked():
+        state = load_state()
+        reuse = bool(state.get("ports")) and is_up(state)
+        i = _up(True, build)
+        if not reuse:
+            state = load_state()
+            state["auto"] = True
+            save_state(state)
+        users = run_dir() / "users"
+        users.mkdir(exist_ok=True)
+        (users / f"{os.getpid()}-{proc_start(os.getpid())}").write_text("")
+        return i
+
+
+def detach(keep: bool = False) -> None:
+    """A test session is done: stop the control plane if a session started it
+    and no other session uses it."""
+    with locked():
+        users = run_dir() / "users"
+        me = users / f"{os.getpid()}-{proc_start(os.getpid())}"
+        me.unlink(missing_ok=True)
+        others = []
+        for u in users.glob("*-*") if users.exists() else []:
+            pid, _, start = u.name.partition("-")
+            if pid_alive(int(pid), start):
+                others.append(u)
+            else:
+                u.unlink(missing_ok=True)
+        if not others and load_state().get("auto") and not keep:
+            _down()
+
+
+def _up(node_agent: bool = True, build: bool = True) -> dict:
     t0, wall_start = time.monotonic(), time.time()
     rd = run_dir()
     state = load_state()
@@ -369,7 +436,7 @@ def up(node_agent: bool = True, build: bool = True) -> dict:
         return info(state)
     if state.get("pids"):
         # Something is half up: stop it and start cleanly (keeping the data).
-        down(purge=False, quiet=True)
+        _down(purge=False, quiet=True)
         state = load_state()
 
     bins = ensure_binaries(build=build)
@@ -382,7 +449,7 @@ def up(node_agent: bool = True, build: bool = True) -> dict:
     for k in ("etcd", "etcd_peer", "apiserver", "kubelet"):
         if not ports.get(k) or not port_free(ports[k]):
             ports[k] = free_port()
-    state = {"ports": ports, "pids": {}, "bin_dir": str(bins), "started": time.time()}
+    state = {"ports": ports, "pids": {}, "pid_starts": {}, "bin_dir": str(bins), "started": time.time()}
     save_state(state)
     server = f"https://127.0.0.1:{ports['apiserver']}"
     write_kubeconfig(rd / "kubeconfig", server, pki, "millrace-admin", "admin")
@@ -393,6 +460,7 @@ def up(node_agent: bool = True, build: bool = True) -> dict:
 
     def started(name: str, pid: int) -> None:
         pids[name] = pid
+        state["pid_starts"][name] = proc_start(pid)
         save_state(state)
 
     etcd_url = f"http://127.0.0.1:{ports['etcd']}"
@@ -500,13 +568,21 @@ def up(node_agent: bool = True, build: bool = True) -> dict:
 
 
 def down(purge: bool = False, quiet: bool = False) -> None:
+    with locked():
+        _down(purge, quiet)
+
+
+def _down(purge: bool = False, quiet: bool = False) -> None:
     state = load_state()
     pids = state.get("pids") or {}
+    starts = state.get("pid_starts") or {}
     for name in ("node-agent", "kube-controller-manager", "kube-apiserver", "etcd"):
-        if pids.get(name):
+        # Only a process we started: after a reboot the pid may be another's.
+        if pids.get(name) and pid_alive(pids[name], starts.get(name)):
             stop_pid(pids[name], name)
     if state:
         state["pids"] = {}
+        state["pid_starts"] = {}
         save_state(state)
     if purge:
         import shutil

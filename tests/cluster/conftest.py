@@ -4,7 +4,8 @@ By default (``MILLRACE_CLUSTER=local``) the session starts the local control
 plane of scripts/cluster/cluster.py -- etcd, kube-apiserver,
 kube-controller-manager built from the Go module proxy, and the test node
 agent that runs pods as local processes -- or reuses one that is already
-running (``make cluster``).  It stops it at the end if it started it, unless
+running (``make cluster``).  It stops it at the end if a test session
+started it and no other session still uses it, unless
 ``MILLRACE_KEEP_CLUSTER=1``.  If the binaries cannot be built or the control
 plane does not start, every cluster test fails: nothing is skipped quietly.
 
@@ -154,19 +155,20 @@ def kube(request):
     target = os.environ.get("MILLRACE_CLUSTER", "local")
     if target == "local":
         cluster = load_cluster_script()
-        already = cluster.load_state().get("ports") and cluster.is_up()
         t0 = time.monotonic()
         try:
-            info = cluster.up(node_agent=True, build=True)
+            info = cluster.attach(build=True)
         except Exception as e:  # ClusterError, build failures: fail loudly
             pytest.fail(f"the local Kubernetes control plane did not start: {e}\n"
                         f"(logs in {cluster.run_dir() / 'logs'}; build with `make cluster-binaries`)",
                         pytrace=False)
         info["start_seconds"] = round(time.monotonic() - t0, 2)
         k = Kube(info["kubeconfig"], _kubectl_for(info["bin_dir"]), "local", info)
-        yield k
-        if not already and not os.environ.get("MILLRACE_KEEP_CLUSTER"):
-            cluster.down()
+        try:
+            yield k
+        finally:
+            # Stops it if this session started it and no other session uses it.
+            cluster.detach(keep=bool(os.environ.get("MILLRACE_KEEP_CLUSTER")))
     elif target == "kubeconfig":
         cfg = os.environ.get("KUBECONFIG")
         if not cfg:

@@ -1100,10 +1100,15 @@ class Agent:
                     return self._send(404, b"not found (the millrace node agent serves only logs)")
                 _, ns, name, cname = parts
                 w = agent.by_name.get((ns, name))
-                if not w:
-                    return self._send(404, f"pod {ns}/{name} is not known to this node".encode())
+                if w:
+                    pod_dir = w.dir
+                else:  # run by an earlier agent: the newest folder of that name
+                    dirs = sorted((agent.root / "pods").glob(f"{ns}_{name}_*"), key=lambda p: p.stat().st_mtime)
+                    if not dirs:
+                        return self._send(404, f"pod {ns}/{name} is not known to this node".encode())
+                    pod_dir = dirs[-1]
                 prev = q.get("previous", ["false"])[0] == "true"
-                lf = w.dir / "logs" / (f"{cname}.previous.log" if prev else f"{cname}.log")
+                lf = pod_dir / "logs" / (f"{cname}.previous.log" if prev else f"{cname}.log")
                 if not lf.exists():
                     return self._send(404, f"no log for container {cname}".encode())
                 data = lf.read_bytes()
@@ -1115,7 +1120,7 @@ class Agent:
                 limit = q.get("limitBytes")
                 if limit:
                     data = data[:int(limit[0])]
-                follow = q.get("follow", ["false"])[0] == "true" and not prev
+                follow = q.get("follow", ["false"])[0] == "true" and not prev and w is not None
                 if not follow:
                     return self._send(200, data)
                 self.send_response(200)
