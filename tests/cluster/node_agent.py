@@ -439,6 +439,8 @@ class PodWorker(threading.Thread):
             "KUBERNETES_PORT": f"tcp://127.0.0.1:{self.agent.api_port}",
             "MILLRACE_CONTAINER_ROOT": str(root),
         })
+        if self.pod["spec"].get("enableServiceLinks", True):
+            env.update(self.service_links())
         sa_mount = next((m for m in c.get("volumeMounts") or []
                          if m["mountPath"].rstrip("/") == "/var/run/secrets/kubernetes.io/serviceaccount"),
                         None)
@@ -479,6 +481,35 @@ class PodWorker(threading.Thread):
                     env[name] = base64.b64decode(obj["data"][r["key"]]).decode(errors="replace")
                 elif not r.get("optional"):
                     raise ConfigError(f"couldn't find key {r['key']} in Secret {self.ns}/{r['name']}")
+        return env
+
+    def service_links(self) -> dict:
+        """The kubelet's service environment variables, for the Services of the
+        pod's namespace.  There is no kube-proxy: every pod listens on
+        127.0.0.1, so HOST is 127.0.0.1 and the port is the target port."""
+        env = {}
+        try:
+            services = self.kube.get(f"/api/v1/namespaces/{self.ns}/services")["items"]
+        except ApiError:
+            return env
+        for svc in services:
+            spec = svc["spec"]
+            if spec.get("clusterIP") in (None, "", "None") or spec.get("type") == "ExternalName":
+                continue
+            name = svc["metadata"]["name"].upper().replace("-", "_")
+            for i, port in enumerate(spec.get("ports") or []):
+                target = port.get("targetPort", port["port"])
+                target = target if isinstance(target, int) else port["port"]
+                proto = port.get("protocol", "TCP")
+                if i == 0:
+                    env[f"{name}_SERVICE_HOST"] = "127.0.0.1"
+                    env[f"{name}_SERVICE_PORT"] = str(target)
+                    env[f"{name}_PORT"] = f"{proto.lower()}://127.0.0.1:{target}"
+                if port.get("name"):
+                    env[f"{name}_SERVICE_PORT_{port['name'].upper().replace('-', '_')}"] = str(target)
+                pre = f"{name}_PORT_{port['port']}_{proto}"
+                env.update({pre: f"{proto.lower()}://127.0.0.1:{target}", pre + "_PROTO": proto.lower(),
+                            pre + "_PORT": str(target), pre + "_ADDR": "127.0.0.1"})
         return env
 
     def write_sa_kubeconfig(self, folder: Path) -> Path:

@@ -262,3 +262,46 @@ def test_pod_calls_the_api_as_its_service_account(kube, namespace):
     p = kube.pod_phase(namespace, "as-sa")
     assert p["status"]["phase"] == "Succeeded", kube.logs(namespace, "as-sa")
     assert _log_json(kube, namespace, "as-sa") == {"ns": namespace, "configmaps": 200, "secrets": 403}
+
+
+def test_service_links_and_pods_reach_each_other_on_loopback(kube, namespace):
+    if kube.target != "local":
+        pytest.skip("on a real cluster Services have their own IPs")
+    server = ("import http.server, socketserver\n"
+              "class H(http.server.BaseHTTPRequestHandler):\n"
+              "    def do_GET(self):\n"
+              "        self.send_response(200); self.end_headers(); self.wfile.write(b'pong')\n"
+              "    def log_message(self, *a): pass\n"
+              "socketserver.TCPServer.allow_reuse_address = True\n"
+              "http.server.HTTPServer(('127.0.0.1', 0), H)\n")
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = server.replace("('127.0.0.1', 0), H)", f"('127.0.0.1', {port}), H).serve_forever()")
+    kube.apply([
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "step-api"},
+         "spec": {"selector": {"app": "api"}, "ports": [{"name": "http", "port": 80, "targetPort": port}]}},
+        {**pod_manifest("api", ["python3", "-c", server], restart="Always"),
+         "metadata": {"name": "api", "labels": {"app": "api"}}},
+    ], namespace)
+    client = ("import os, time, urllib.request\n"
+              "url = 'http://%s:%s/' % (os.environ['STEP_API_SERVICE_HOST'], os.environ['STEP_API_SERVICE_PORT'])\n"
+              "for _ in range(100):\n"
+              "    try:\n"
+              "        print(urllib.request.urlopen(url).read().decode()); break\n"
+              "    except OSError:\n"
+              "        time.sleep(0.1)\n")
+    kube.apply(pod_manifest("client", ["python3", "-c", client]), namespace)
+    assert kube.pod_phase(namespace, "client")["status"]["phase"] == "Succeeded"
+    assert kube.logs(namespace, "client").strip() == "pong"
+
+
+def test_kubectl_logs_follow_streams_until_the_container_exits(kube, namespace):
+    kube.apply(pod_manifest("talker", ["python3", "-c",
+                                       "import time\nfor i in range(3):\n    print(i, flush=True); time.sleep(0.5)"]),
+               namespace)
+    kube.wait_for(lambda: (kube.get("pod", "talker", namespace).get("status") or {}).get("phase")
+                  in ("Running", "Succeeded"), 60, "the pod to start")
+    out = kube.kubectl("logs", "-f", "talker", "-n", namespace, timeout=60).stdout
+    assert out.split() == ["0", "1", "2"]
