@@ -58,7 +58,13 @@ staging_version="v0.${k8s_minor}.${k8s_patch}"
 build_date="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 
 fetch_mod() {  # module version -> path of its go.mod in the module cache
-    "$GO" mod download -json "$1@$2" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",*$/\1/p'
+    local out
+    if ! out="$(cd "$ROOT/src" && "$GO" mod download -json "$1@$2" 2>&1)"; then
+        echo "build.sh: cannot download $1@$2 from $GOPROXY:" >&2
+        echo "$out" >&2
+        exit 1
+    fi
+    sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",*$/\1/p' <<<"$out"
 }
 
 # ---------------------------------------------------------------- kubernetes

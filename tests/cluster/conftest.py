@@ -190,6 +190,12 @@ def kube(request):
         pytest.fail(f"unknown MILLRACE_CLUSTER={target!r} (local, kubeconfig or kind)", pytrace=False)
 
 
+@pytest.fixture(scope="session")
+def kubeconfig(kube) -> str:
+    """Path of an admin kubeconfig for the cluster under test."""
+    return kube.kubeconfig
+
+
 @pytest.fixture
 def namespace(kube, request):
     """A fresh namespace per test, deleted afterwards (without waiting)."""
