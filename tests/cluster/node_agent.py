@@ -28,6 +28,9 @@ What it does, as a kubelet would:
   counts, the termination message (terminationMessagePath, or the log tail
   with FallbackToLogsOnError), pod conditions, pod IP 127.0.0.1;
 * restarts containers per restartPolicy (Always, OnFailure) with back-off;
+* sets the service environment variables of the pod's namespace
+  (``<NAME>_SERVICE_HOST`` = 127.0.0.1, the port is the target port: there
+  is no kube-proxy, every pod listens on the host's loopback);
 * honours activeDeadlineSeconds (Failed, reason DeadlineExceeded) and
   deletion (SIGTERM, grace period, SIGKILL, then the pod is removed);
 * keeps each container's output (stdout and stderr together) in
