@@ -473,3 +473,78 @@ def test_events_after_the_end_are_ignored() -> None:
     assert done.state.phase == "Succeeded"
     again = plan(ctx, done.state, StepFinished(path="a", attempt=1, outcome=StepOutcome(ok=False), now=3))
     assert again.state == done.state
+
+
+# --- suspend, sleep, early return, cancel ---------------------------------------------
+
+
+def drive(h: Harness, state: RunStatus, event: Any) -> tuple[RunStatus, list[Any]]:
+    result = plan(h.context(), state, event)
+    return result.state, result.actions
+
+
+def finish(path: str, result: Any, now: float, attempt: int = 1) -> StepFinished:
+    return StepFinished(path=path, attempt=attempt, outcome=StepOutcome(ok=True, result=result), now=now)
+
+
+def test_suspend_waits_for_approvals_then_next_step_sees_them() -> None:
+    from millrace.engine.events import Resumed
+
+    f = flow(script("ask", suspend={"required_events": 2, "timeout": 100}),
+             script("next", {"r": "resume", "all": "resumes", "who": "approvers"}))
+    h = Harness(f, echo_args)
+    state, _ = drive(h, RunStatus(), Start(now=0))
+    state, actions = drive(h, state, finish("ask", "asked", 1))
+    assert state.phase == "Suspended" and state.suspended_step == "ask" and actions == []
+    state, actions = drive(h, state, Resumed(payload={"ok": 1}, approver="ann", now=2))
+    assert state.phase == "Suspended" and actions == []
+    state, actions = drive(h, state, Resumed(payload={"ok": 2}, approver="bob", now=3))
+    assert state.phase == "Running"
+    assert actions[0].args == {"r": {"ok": 2}, "all": [{"ok": 1}, {"ok": 2}], "who": ["ann", "bob"]}
+
+
+def test_suspend_timeout_fails_the_run() -> None:
+    from millrace.engine.events import Tick
+
+    f = flow(script("ask", suspend={"timeout": 10}), script("next"))
+    h = Harness(f, echo_args)
+    state, _ = drive(h, RunStatus(), Start(now=0))
+    result = plan(h.context(), state, finish("ask", 1, 1))
+    assert result.wake_at == 11
+    state, _ = drive(h, result.state, Tick(now=11))
+    assert state.phase == "Failed" and state.error is not None and state.error.name == "ApprovalTimeout"
+
+
+def test_suspend_timeout_can_continue() -> None:
+    from millrace.engine.events import Tick
+
+    f = flow(script("ask", suspend={"timeout": 10, "continue_on_disapprove_timeout": True}), script("next", {"r": "resume"}))
+    h = Harness(f, echo_args)
+    state, _ = drive(h, RunStatus(), Start(now=0))
+    state, _ = drive(h, state, finish("ask", 1, 1))
+    state, actions = drive(h, state, Tick(now=12))
+    assert state.phase == "Running" and actions[0].args == {"r": None}
+
+
+def test_cancel_while_suspended() -> None:
+    from millrace.engine.events import CancelRequested
+
+    h = Harness(flow(script("ask", suspend={}), script("next")), echo_args)
+    state, _ = drive(h, RunStatus(), Start(now=0))
+    state, _ = drive(h, state, finish("ask", 1, 1))
+    state, actions = drive(h, state, CancelRequested(reason="disapproved", by="ann", now=2))
+    assert state.phase == "Cancelled" and state.error is not None and "ann" in state.error.message
+
+
+def test_sleep_after_a_step_delays_the_next() -> None:
+    h = Harness(flow(script("a", sleep={"type": "static", "value": 30}), script("b")), echo_args)
+    state, _ = drive(h, RunStatus(), Start(now=0))
+    result = plan(h.context(), state, finish("a", 1, 5))
+    assert result.actions == [] and result.wake_at == 35
+
+
+def test_early_return_publishes_a_result_before_the_end() -> None:
+    h = Harness(flow(script("a"), script("b"), early_return="a"), echo_args)
+    state, _ = drive(h, RunStatus(), Start(now=0))
+    state, _ = drive(h, state, finish("a", "early", 1))
+    assert state.phase == "Running" and state.early_returned and state.early_result == "early"

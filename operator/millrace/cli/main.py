@@ -17,6 +17,7 @@ from ..local.runner import LocalRun
 from ..local.scripts import build_library, search_roots
 from ..model.loader import LoadedFlow, load_flow_file
 from ..model.run import RunStatus
+from . import runs
 from .args import parse_args
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
@@ -37,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check flows without running them")
     validate.add_argument("files", type=Path, nargs="+")
     validate.add_argument("--scripts", type=Path, action="append", default=[])
+    runs.register(sub)
     return parser
 
 
@@ -45,7 +47,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if options.command == "run":
             return _run(options)
-        return _validate(options)
+        if options.command == "validate":
+            return _validate(options)
+        if options.command in ("resume", "cancel"):
+            run_id, flow_name, state = (runs.resume if options.command == "resume" else runs.cancel)(options)
+            _report(options.output, run_id, flow_name, state)
+            return _exit_code(state)
+        if options.command == "runs":
+            return runs.list_runs()
+        return runs.show(options)
     except FlowError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
@@ -104,7 +114,11 @@ def _run(options: argparse.Namespace) -> int:
         )
         state = run.execute(args)
     _report(options.output, run.run_id, loaded.name, state)
-    return EXIT_OK if state.phase == "Succeeded" else EXIT_FAILED
+    return _exit_code(state)
+
+
+def _exit_code(state: RunStatus) -> int:
+    return EXIT_OK if state.phase in ("Succeeded", "Suspended") else EXIT_FAILED
 
 
 def _report(output: str, run_id: str, flow_name: str, state: RunStatus) -> None:
@@ -118,7 +132,14 @@ def _report(output: str, run_id: str, flow_name: str, state: RunStatus) -> None:
             "error": state.error.model_dump(exclude_none=True) if state.error else None,
             "duration_s": round(duration, 4),
         }
+        if state.suspended_step:
+            outcome["suspended_step"] = state.suspended_step
+        if state.early_returned:
+            outcome["early_result"] = state.early_result
         print(json.dumps(outcome, indent=2, default=str))
+        return
+    if state.phase == "Suspended":
+        runs.print_suspended(run_id, state)
         return
     if state.error:
         where = f" in step '{state.error.step}'" if state.error.step else ""

@@ -19,7 +19,6 @@ class RunStep(BaseModel):
     code: str
     args: dict[str, Any] = Field(default_factory=dict)
     timeout_s: float | None = None
-    not_before: float | None = None
 
     @property
     def key(self) -> str:

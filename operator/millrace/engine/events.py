@@ -25,6 +25,24 @@ class StepFinished(BaseModel):
     now: float
 
 
+class Resumed(BaseModel):
+    """An approval (or any resume event) for the suspended step."""
+
+    kind: Literal["resumed"] = "resumed"
+    payload: Any = None
+    approver: str = "anonymous"
+    now: float
+
+
+class CancelRequested(BaseModel):
+    """Cancel the run (also how an approver disapproves)."""
+
+    kind: Literal["cancel"] = "cancel"
+    reason: str = "cancelled"
+    by: str = "anonymous"
+    now: float
+
+
 class Tick(BaseModel):
     """Time passed (a retry delay may have elapsed)."""
 
@@ -32,4 +50,4 @@ class Tick(BaseModel):
     now: float
 
 
-Event = Annotated[Union[Start, StepFinished, Tick], Field(discriminator="kind")]
+Event = Annotated[Union[Start, StepFinished, Resumed, CancelRequested, Tick], Field(discriminator="kind")]

@@ -29,7 +29,7 @@ from ..model.run import ErrorInfo, RunStatus, StepState
 from . import retry as retry_policy
 from .actions import Action, CancelStep, RunStep
 from .evaluate import Evaluator, Frame, StepFailure
-from .events import Event, Start, StepFinished, Tick
+from .events import CancelRequested, Event, Resumed, Start, StepFinished, Tick
 from .inputs import InputError, validate_inputs
 from .languages import runtime_language
 from .library import Library
@@ -119,6 +119,12 @@ class _Walker:
                 return Plan(self.state, [])
         elif isinstance(event, StepFinished):
             self._record(event)
+        elif isinstance(event, Resumed):
+            self._resume(event)
+        elif isinstance(event, CancelRequested):
+            message = f"{event.reason} (by {event.by})"
+            self._finish("Cancelled", error=ErrorInfo(name="Cancelled", message=message, step=self.state.suspended_step))
+            return Plan(self.state, self.actions)
         elif not isinstance(event, Tick):
             raise TypeError(f"unknown event {event!r}")
         self._walk_flow()
@@ -155,10 +161,21 @@ class _Walker:
         )
         st.phase = "Failed"
 
+    def _resume(self, event: Resumed) -> None:
+        st = self.state.steps.get(self.state.suspended_step or "")
+        if st is None or st.awaiting_since is None:
+            return
+        st.resumes = [*(st.resumes or []), event.payload]
+        st.approvers = [*(st.approvers or []), event.approver]
+
     def _walk_flow(self) -> None:
         frame = Frame(flow_input=self.state.args, results={}, previous_result=None)
+        self.state.suspended_step = None
         status = self._sequence(self.ctx.flow.value.modules, "", frame)
+        self._early_return(frame)
         if isinstance(status, Waiting):
+            running = any(st.phase == "Running" and st.type in ("rawscript", "script") for st in self.state.steps.values())
+            self.state.phase = "Suspended" if self.state.suspended_step and not running else "Running"
             return
         if isinstance(status, Failed):
             self._handle_failure(status.error, frame)
@@ -167,6 +184,13 @@ class _Walker:
             self.state.stopped_early = True
             self.state.skipped = status.skip
         self._finish("Succeeded", result=status.result)
+
+    def _early_return(self, frame: Frame) -> None:
+        """Windmill's `early_return`: hand a step's result to the caller while the flow goes on."""
+        step_id = self.ctx.flow.value.early_return
+        if step_id and not self.state.early_returned and step_id in frame.results:
+            self.state.early_returned = True
+            self.state.early_result = frame.results[step_id]
 
     def _handle_failure(self, error: ErrorInfo, frame: Frame) -> None:
         module = self.ctx.flow.value.failure_module
@@ -267,6 +291,8 @@ class _Walker:
         return self._after_success(module, path, st, frame)
 
     def _fail(self, st: StepState, error: ErrorInfo) -> Failed:
+        # Only a failed attempt of the step's own code is retried.
+        st.final = True
         st.phase = "Failed"
         st.error = error
         st.finished_at = self.now
@@ -294,7 +320,54 @@ class _Walker:
                 return self._fail(st, ErrorInfo(name="EarlyStop", message=stop.error_message, step=path))
         if st.stopped:
             return Stopped(st.result, skip=st.skip_stopped)
+        try:
+            waiting = self._sleep(module, path, st, frame) or self._suspend(module, path, st, frame)
+        except StepFailure as failure:
+            return self._fail(st, failure.error)
+        if waiting is not None:
+            return waiting
         return Done(st.result)
+
+    def _sleep(self, module: FlowModule, path: str, st: StepState, frame: Frame) -> Status | None:
+        if module.sleep is None:
+            return None
+        if st.sleep_until is None:
+            seconds = self._number(module.sleep, frame, path, "sleep") or 0.0
+            st.sleep_until = (st.finished_at or self.now) + seconds
+        if self.now < st.sleep_until:
+            self._wake(st.sleep_until)
+            return WAITING
+        return None
+
+    def _suspend(self, module: FlowModule, path: str, st: StepState, frame: Frame) -> Status | None:
+        """After a step with `suspend`, wait for its approvals; later steps see them."""
+        suspend = module.suspend
+        if suspend is None:
+            return None
+        if st.awaiting_since is None:
+            st.awaiting_since = st.finished_at or self.now
+        resumes = st.resumes or []
+        required = suspend.required_events or 1
+        if len(resumes) < required:
+            deadline = st.awaiting_since + suspend.timeout if suspend.timeout else None
+            if deadline is None or self.now < deadline:
+                if deadline is not None:
+                    self._wake(deadline)
+                self.state.suspended_step = path
+                return WAITING
+            if not suspend.continue_on_disapprove_timeout:
+                raise StepFailure(ErrorInfo(
+                    name="ApprovalTimeout",
+                    message=f"no approval within {suspend.timeout} s ({len(resumes)} of {required} received)",
+                    step=path,
+                ))
+        frame.extra = {
+            **frame.extra,
+            "resume": resumes[-1] if resumes else None,
+            "resumes": resumes,
+            "approvers": st.approvers or [],
+        }
+        return None
 
     def _advance(self, module: FlowModule, path: str, st: StepState, frame: Frame) -> Status:
         value = module.value

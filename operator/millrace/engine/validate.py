@@ -33,8 +33,9 @@ from .library import Library
 from .planner import FAILURE_MODULE_PATH
 
 # Module options that change what a run does, and are not implemented yet.
-UNSUPPORTED_MODULE_OPTIONS = ("suspend", "sleep")
-UNSUPPORTED_FLOW_OPTIONS = ("preprocessor_module", "early_return", "skip_expr")
+UNSUPPORTED_MODULE_OPTIONS: tuple[str, ...] = ()
+UNSUPPORTED_SUSPEND_OPTIONS = ("user_auth_required", "user_groups_required", "self_approval_disabled")
+UNSUPPORTED_FLOW_OPTIONS = ("preprocessor_module", "skip_expr")
 # Options that only affect scheduling, caching or placement: accepted, not honoured.
 IGNORED_MODULE_OPTIONS = ("cache_ttl", "priority", "delete_after_use")
 IGNORED_FLOW_OPTIONS = (
@@ -116,6 +117,10 @@ class _Checker:
         for option in UNSUPPORTED_MODULE_OPTIONS:
             if getattr(module, option) is not None:
                 self.error(f"'{option}' is not supported yet", step=path, fld=option)
+        for option in UNSUPPORTED_SUSPEND_OPTIONS:
+            if module.suspend is not None and getattr(module.suspend, option):
+                self.error(f"'suspend.{option}' is not supported yet: anyone with the run's resume URL or the CLI can approve",
+                           step=path, fld=f"suspend.{option}")
         for option in IGNORED_MODULE_OPTIONS:
             if getattr(module, option) is not None:
                 self.warn(f"'{option}' is accepted but not honoured by millrace", step=path, fld=option)

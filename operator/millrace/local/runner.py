@@ -53,6 +53,12 @@ class LocalRun:
         self.run_dir = self.store.run_dir(self.run_id)
 
     def execute(self, args: dict[str, Any]) -> RunStatus:
+        """Start the run; return when it ends or suspends."""
+        self.store.save_definition(self.run_id, self.loaded, self.library)
+        return self.proceed(RunStatus(), Start(args=args, now=time.time()))
+
+    def proceed(self, state: RunStatus, event: Event) -> RunStatus:
+        """Apply `event` to a saved state and run until the run ends or suspends."""
         with Sandbox() as sandbox:
             ctx = PlanContext(
                 flow_name=self.loaded.name,
@@ -61,22 +67,19 @@ class LocalRun:
                 library=self.library,
             )
             with ThreadPoolExecutor(max_workers=MAX_PARALLEL_STEPS, thread_name_prefix="step") as pool:
-                return self._loop(ctx, pool, args)
+                return self._loop(ctx, pool, state, event)
 
-    def _loop(self, ctx: PlanContext, pool: ThreadPoolExecutor, args: dict[str, Any]) -> RunStatus:
+    def _loop(self, ctx: PlanContext, pool: ThreadPoolExecutor, state: RunStatus, event: Event) -> RunStatus:
         running: dict[Future[StepOutcome], RunStep] = {}
-        delayed: list[RunStep] = []
-        state = RunStatus()
-        event: Event = Start(args=args, now=time.time())
         try:
             while True:
                 result = plan(ctx, state, event)
                 state = result.state
                 self._publish(state)
-                self._dispatch(result, pool, running, delayed)
-                if state.terminal:
+                self._dispatch(result, pool, running)
+                if state.terminal or (state.phase == "Suspended" and not running):
                     return state
-                event = self._next_event(running, delayed, result.wake_at)
+                event = self._next_event(running, result.wake_at)
         finally:
             self._cleanup(state)
 
@@ -86,14 +89,11 @@ class LocalRun:
             self.observer(self.run_id, state)
 
     def _dispatch(
-        self, result: Plan, pool: ThreadPoolExecutor, running: dict[Future[StepOutcome], RunStep], delayed: list[RunStep]
+        self, result: Plan, pool: ThreadPoolExecutor, running: dict[Future[StepOutcome], RunStep]
     ) -> None:
         for action in result.actions:
             if isinstance(action, RunStep):
-                if action.not_before and action.not_before > time.time():
-                    delayed.append(action)
-                else:
-                    running[pool.submit(self._run_step, action)] = action
+                running[pool.submit(self._run_step, action)] = action
             elif isinstance(action, CancelStep):
                 self._cancel(action)
 
@@ -103,7 +103,7 @@ class LocalRun:
             cancel(f"{action.path}/{action.attempt}")
 
     def _next_event(
-        self, running: dict[Future[StepOutcome], RunStep], delayed: list[RunStep], wake_at: float | None
+        self, running: dict[Future[StepOutcome], RunStep], wake_at: float | None
     ) -> Event:
         timeout = None if wake_at is None else max(0.0, wake_at - time.time())
         if not running:
@@ -144,9 +144,11 @@ class LocalRun:
         return self.executor.run(request)
 
     def _cleanup(self, state: RunStatus) -> None:
+        if not state.terminal:
+            return  # a suspended run keeps its shared directory for when it resumes
         # The shared directory lives as long as the run, no longer.
         shutil.rmtree(self.run_dir / "shared", ignore_errors=True)
-        if not self.keep_workdirs and state.terminal:
+        if not self.keep_workdirs:
             shutil.rmtree(self.run_dir / "steps", ignore_errors=True)
 
 

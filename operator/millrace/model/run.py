@@ -52,6 +52,10 @@ class StepState(KubeModel):
     stopped: bool | None = None
     skip_stopped: bool = False
     final: bool = False
+    sleep_until: float | None = None
+    awaiting_since: float | None = None
+    resumes: list[Any] | None = None
+    approvers: list[str] | None = None
 
 
 class RunStatus(KubeModel):
@@ -68,6 +72,9 @@ class RunStatus(KubeModel):
     user_state: dict[str, Any] = Field(default_factory=dict)
     stopped_early: bool = False
     skipped: bool = False
+    early_result: Any = None
+    early_returned: bool = False
+    suspended_step: str | None = None
 
     @property
     def terminal(self) -> bool:

@@ -1,0 +1,130 @@
+"""`millrace resume`, `cancel`, `runs` and `show`: local runs after the fact."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from ..engine.events import CancelRequested, Event, Resumed
+from ..engine.inputs import InputError, validate_inputs
+from ..engine.paths import module_at
+from ..errors import FlowError, Problem
+from ..local.executor import LocalExecutor
+from ..local.progress import Progress
+from ..local.runner import LocalRun
+from ..local.store import RunStore
+from ..model.run import RunStatus
+
+
+def register(sub: Any) -> None:
+    resume = sub.add_parser("resume", help="approve a suspended run and let it go on")
+    resume.add_argument("run")
+    resume.add_argument("--payload", default="null", help="JSON the next step sees as `resume`")
+    resume.add_argument("--approver", default="cli")
+    resume.add_argument("--output", choices=["text", "json"], default="text")
+
+    cancel = sub.add_parser("cancel", help="cancel (or disapprove) a suspended run")
+    cancel.add_argument("run")
+    cancel.add_argument("--reason", default="cancelled")
+    cancel.add_argument("--by", default="cli")
+    cancel.add_argument("--output", choices=["text", "json"], default="text")
+
+    sub.add_parser("runs", help="list local runs")
+
+    show = sub.add_parser("show", help="print one run with every step")
+    show.add_argument("run")
+
+
+def _load(run_id: str) -> tuple[LocalRun, RunStatus]:
+    store = RunStore()
+    try:
+        loaded, library, state = store.load(run_id)
+    except KeyError:
+        raise FlowError([Problem(run_id, f"no run '{run_id}' under {store.root}")]) from None
+    return LocalRun(loaded=loaded, executor=LocalExecutor(), library=library, store=store, run_id=run_id), state
+
+
+def _continue(options: argparse.Namespace, event_for: Any) -> tuple[str, str, RunStatus]:
+    run, state = _load(options.run)
+    if state.terminal:
+        raise FlowError([Problem(run.loaded.name, f"run '{options.run}' already ended ({state.phase.lower()})")])
+    event: Event = event_for(run, state)
+    if options.output == "text":
+        run.observer = Progress(run.loaded.name, run.loaded.flow).update
+    with run.executor:  # type: ignore[attr-defined]
+        final = run.proceed(state, event)
+    return run.run_id, run.loaded.name, final
+
+
+def resume(options: argparse.Namespace) -> tuple[str, str, RunStatus]:
+    try:
+        payload = json.loads(options.payload)
+    except json.JSONDecodeError as exc:
+        raise FlowError([Problem(options.run, f"--payload is not JSON: {exc}", field="payload")]) from None
+
+    def event(run: LocalRun, state: RunStatus) -> Event:
+        if state.phase != "Suspended" or not state.suspended_step:
+            raise FlowError([Problem(run.loaded.name, f"run '{run.run_id}' is not suspended ({state.phase.lower()})")])
+        module = module_at(run.loaded.flow, state.suspended_step, run.library)
+        form = module.suspend.resume_form if module and module.suspend else None
+        if form is not None and form.schema_ and isinstance(payload, dict):
+            try:
+                validate_inputs(form.schema_, payload)
+            except InputError as exc:
+                raise FlowError([Problem(run.loaded.name, f"resume payload: {exc}", step=state.suspended_step,
+                                         field=f"suspend.resume_form.{exc.field}" if exc.field else "suspend.resume_form")]) from None
+        return Resumed(payload=payload, approver=options.approver, now=time.time())
+
+    return _continue(options, event)
+
+
+def cancel(options: argparse.Namespace) -> tuple[str, str, RunStatus]:
+    return _continue(options, lambda run, state: CancelRequested(reason=options.reason, by=options.by, now=time.time()))
+
+
+def list_runs() -> int:
+    records = RunStore().all_runs()
+    if not records:
+        print("no runs yet")
+        return 0
+    print(f"{'RUN':<48} {'FLOW':<24} {'PHASE':<10} {'STARTED':<20} DURATION")
+    for record in records:
+        status = record["status"]
+        started = status.get("startedAt")
+        finished = status.get("finishedAt")
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)) if started else "-"
+        duration = f"{finished - started:.2f}s" if started and finished else "-"
+        print(f"{record['run']:<48} {record['flow']:<24} {status['phase']:<10} {when:<20} {duration}")
+    return 0
+
+
+def show(options: argparse.Namespace) -> int:
+    store = RunStore()
+    try:
+        loaded, _, state = store.load(options.run)
+    except KeyError:
+        raise FlowError([Problem(options.run, f"no run '{options.run}' under {store.root}")]) from None
+    print(f"run {options.run} · flow {loaded.name} · {state.phase.lower()}")
+    if state.suspended_step:
+        print(f"suspended at step '{state.suspended_step}': millrace resume {options.run} | millrace cancel {options.run}")
+    for path, st in state.steps.items():
+        took = f"{st.finished_at - st.started_at:.2f}s" if st.finished_at and st.started_at else ""
+        print(f"  {path:<32} {st.phase.lower():<10} {took:>8}  attempts={st.attempts}")
+        if st.error:
+            print(f"    error: {st.error.name}: {st.error.message}")
+            for line in st.error.stack.rstrip().splitlines():
+                print(f"      {line}")
+        elif st.phase == "Succeeded" and st.type in ("rawscript", "script", "identity"):
+            print(f"    result: {json.dumps(st.result, default=str)[:500]}")
+    if state.terminal:
+        print("result:", json.dumps(state.result, indent=2, default=str))
+    return 0
+
+
+def print_suspended(run_id: str, state: RunStatus) -> None:
+    print(f"run {run_id} suspended at step '{state.suspended_step}'. To go on:\n"
+          f"  millrace resume {run_id} [--payload JSON] [--approver NAME]\n"
+          f"  millrace cancel {run_id}", file=sys.stderr)
