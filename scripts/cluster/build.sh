@@ -19,6 +19,8 @@
 # Usage: scripts/cluster/build.sh            build what is missing, print bin dir
 #        scripts/cluster/build.sh --print-bin-dir
 set -euo pipefail
+{ # The whole script is one block, read before it runs: editing or updating
+  # this file while a build runs cannot change what that build does.
 
 K8S_VERSION="${MILLRACE_K8S_VERSION:-v1.33.13}"
 HELM_VERSION="${MILLRACE_HELM_VERSION:-v3.18.6}"
@@ -185,3 +187,5 @@ if (( end - start > 5 )); then
     log "done in $((end - start))s; $(du -sh "$BIN" | cut -f1) in $BIN, $(du -sh "$CACHE/go" 2>/dev/null | cut -f1) in $CACHE/go"
 fi
 echo "$BIN"
+exit 0
+}
