@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from millrace.local.executor import LocalExecutor
+from millrace.local.stepapi import LocalStepApi
 from millrace.runtime import toolchain
 from millrace.runtime.protocol import StepOutcome, StepRequest
 
@@ -23,15 +24,15 @@ keys = count()
 
 
 @pytest.fixture(scope="module", params=["forked", "started"])
-def executor(request: pytest.FixtureRequest) -> Iterator[LocalExecutor]:
+def executor(request: pytest.FixtureRequest, step_api: LocalStepApi) -> Iterator[LocalExecutor]:
     environ = {**os.environ, "ENGINE_SECRET": "hunter2"}
-    with LocalExecutor(fork_server=request.param == "forked", environ=environ) as running:
+    with LocalExecutor(fork_server=request.param == "forked", environ=environ, api=step_api) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
-def forking() -> Iterator[LocalExecutor]:
-    with LocalExecutor() as running:
+def forking(step_api: LocalStepApi) -> Iterator[LocalExecutor]:
+    with LocalExecutor(api=step_api) as running:
         yield running
 
 

@@ -3,7 +3,11 @@
 python3 steps are forked from a warm fork server (see forkserver.py); bash
 and TypeScript steps start their interpreter. Every step process leads its
 own process group, so a timeout or a cancel kills whatever it started too.
-Whatever a step does, run() returns an outcome: it never raises.
+Whatever a step does, run() returns an outcome: it never raises. Secret
+variables are masked in its logs and error.
+
+A step reports its outcome to the step API (local/stepapi.py) over HTTP; the
+API writes it to the attempt's result file, read here once the process ends.
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ from ..runtime import toolchain
 from ..runtime.launch import RUNTIME, WRAPPERS, Launch, plan
 from ..runtime.outcome import cancelled, failed, interpret, timed_out
 from ..runtime.protocol import StepError, StepOutcome, StepRequest
+from ..runtime.redact import redact_outcome
 from .forkserver import ForkServer
+from .stepapi import LocalStepApi
 
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 PASSED_THROUGH = ("TZ", "TMPDIR")  # harmless settings a step should share with its user
@@ -86,8 +92,16 @@ class LocalExecutor:
     """Runs steps as local processes. Thread-safe: the engine runs parallel steps from a pool."""
 
     def __init__(
-        self, *, fork_server: bool = True, python: str = sys.executable, environ: Mapping[str, str] = os.environ
+        self,
+        *,
+        fork_server: bool = True,
+        python: str = sys.executable,
+        environ: Mapping[str, str] = os.environ,
+        api: LocalStepApi | None = None,
     ) -> None:
+        """`api`: the step API the steps report to; without one, the executor serves its own."""
+        self.api = api or LocalStepApi()
+        self._owns_api = api is None
         self.python = python
         self.environ = dict(environ)
         self.base_env = base_environment(environ)
@@ -110,6 +124,8 @@ class LocalExecutor:
     def close(self) -> None:
         if self.forks is not None:
             self.forks.close()
+        if self._owns_api:
+            self.api.close()
         shutil.rmtree(self.scratch, ignore_errors=True)
 
     def cancel(self, key: str) -> None:
@@ -124,7 +140,7 @@ class LocalExecutor:
     def run(self, request: StepRequest) -> StepOutcome:
         started = time.monotonic()
         try:
-            return self._run(request, started)
+            return redact_outcome(self._run(request, started), self.api.secrets())
         except toolchain.RuntimeMissing as missing:
             return failed(StepError(name="RuntimeMissing", message=str(missing)))
         except Exception as error:  # a broken step or executor fails the step, never the engine
@@ -138,10 +154,16 @@ class LocalExecutor:
         workdir.mkdir(parents=True, exist_ok=True)
         for name, content in launch.files.items():
             (workdir / name).write_text(content, encoding="utf-8")
+        for name, target in launch.links.items():
+            link = workdir / name
+            if not link.is_symlink():
+                link.parent.mkdir(parents=True, exist_ok=True)
+                link.symlink_to(target, target_is_directory=True)
         serial = next(self._serial)
         report, log = self.scratch / f"{serial}.report.json", self.scratch / f"{serial}.log"
+        scope = request.scope()
         try:
-            env = {**self.base_env, **request.env, "MILLRACE_RESULT_FILE": str(report)}
+            env = {**self.base_env, **request.env, **self.api.register_attempt(scope, report)}
             process = self._start(request, launch, env, log)
             with self._lock:
                 self._running[request.key] = process
@@ -159,6 +181,7 @@ class LocalExecutor:
                 return failed(stopped, logs, duration)
             return interpret(read_text(report), returncode, logs, duration)
         finally:
+            self.api.release_attempt(scope)
             report.unlink(missing_ok=True)
             log.unlink(missing_ok=True)
 

@@ -2,12 +2,17 @@
 
 The same plan serves every shell: locally the files are written into the
 step's directory; a pod gets them mounted. Each language's wrapper reports
-the outcome to the file named by MILLRACE_RESULT_FILE.
+the outcome to the step API. The client SDKs come from ./sdk: python's
+wrapper puts it on sys.path (`import wmill`); bun finds `windmill-client`
+through a node_modules link in the step's directory, deno through an import
+map. Windmill's other spellings of the client's import are rewritten to
+`windmill-client` in place, so line numbers stay the user's.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +20,10 @@ from . import bash_signature
 from .protocol import Language, StepRequest
 
 WRAPPERS = Path(__file__).parent / "wrappers"
+SDK = Path(__file__).parent / "sdk"
+TS_CLIENT = "windmill-client"
+# npm:windmill-client@1.2.3 and https://deno.land/x/windmill@v1.2.3/mod.ts, quoted.
+TS_CLIENT_SPELLINGS = re.compile(r"""(["'])(?:npm:windmill-client(?:@[^"'/]*)?|https://deno\.land/x/windmill(?:@[^"'/]*)?/mod\.ts)\1""")
 
 # The binary each language runs on. Windmill's native TypeScript is plain
 # fetch-style code: bun runs it.
@@ -25,9 +34,15 @@ RUNTIME: dict[Language, str] = {"python3": "python3", "bash": "bash", "bun": "bu
 class Launch:
     files: dict[str, str] = field(default_factory=dict)
     argv: list[str] = field(default_factory=list)
+    links: dict[str, str] = field(default_factory=dict)  # name in the step's directory -> what it points at
 
 
-def plan(request: StepRequest, program: str, wrappers: Path = WRAPPERS) -> Launch:
+def typescript(code: str) -> str:
+    """The script with Windmill's other spellings of the client's import made `windmill-client`."""
+    return TS_CLIENT_SPELLINGS.sub(f'"{TS_CLIENT}"', code)
+
+
+def plan(request: StepRequest, program: str, wrappers: Path = WRAPPERS, sdk: Path = SDK) -> Launch:
     """The files and command for `request`, run by `program` (the language's runtime binary)."""
     args = json.dumps(request.args)
     match RUNTIME[request.language]:
@@ -37,8 +52,11 @@ def plan(request: StepRequest, program: str, wrappers: Path = WRAPPERS) -> Launc
             arguments = bash_signature.positional(request.code, request.args)
             return Launch({"main.sh": request.code}, [program, str(wrappers / "bash.sh"), *arguments])
         case "bun":
-            return Launch({"main.ts": request.code, "args.json": args}, [program, "run", str(wrappers / "typescript.ts")])
+            files = {"main.ts": typescript(request.code), "args.json": args}
+            links = {f"node_modules/{TS_CLIENT}": str(sdk / TS_CLIENT)}
+            return Launch(files, [program, "run", str(wrappers / "typescript.ts")], links)
         case "deno":
-            command = [program, "run", "--allow-all", "--no-prompt", str(wrappers / "typescript.ts")]
-            return Launch({"main.ts": request.code, "args.json": args}, command)
+            import_map = f"--import-map={sdk / 'import_map.json'}"
+            command = [program, "run", "--allow-all", "--no-prompt", import_map, str(wrappers / "typescript.ts")]
+            return Launch({"main.ts": typescript(request.code), "args.json": args}, command)
     raise ValueError(f"no launch plan for {request.language}")

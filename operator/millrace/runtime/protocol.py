@@ -13,6 +13,28 @@ from pydantic import BaseModel, Field
 
 Language = Literal["python3", "bash", "bun", "deno", "nativets"]
 
+# The step's identity as the shell puts it in its environment (Windmill's name for the step id).
+RUN_ID_ENV, FLOW_ENV, STEP_ID_ENV = "MILLRACE_RUN_ID", "MILLRACE_FLOW", "WM_FLOW_STEP_ID"
+ADHOC = "adhoc"  # run and flow of a request that names none, e.g. one run by a benchmark
+
+
+class StepScope(BaseModel):
+    """Which attempt of which step of which run: what a step API token grants access to.
+
+    The state of a step (get_state/set_state) is kept per `<flow>/<step_id>`,
+    as Windmill keeps it per flow step, so it carries over between runs.
+    """
+
+    run: str
+    flow: str
+    path: str
+    step_id: str
+    attempt: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.path}/{self.attempt}"
+
 
 class StepRequest(BaseModel):
     """Everything a step process needs: code, arguments, where to run."""
@@ -24,6 +46,13 @@ class StepRequest(BaseModel):
     workdir: str = Field(description="Working directory; contains ./shared when the flow shares one.")
     env: dict[str, str] = Field(default_factory=dict)
     timeout_s: float | None = None
+
+    def scope(self) -> StepScope:
+        """The attempt's identity: run and flow from the environment, path and attempt from the key."""
+        path, _, attempt = self.key.rpartition("/")
+        step_id = self.env.get(STEP_ID_ENV) or path.rpartition("/")[2]
+        return StepScope(run=self.env.get(RUN_ID_ENV, ADHOC), flow=self.env.get(FLOW_ENV, ADHOC),
+                         path=path, step_id=step_id, attempt=int(attempt))
 
 
 class StepError(BaseModel):

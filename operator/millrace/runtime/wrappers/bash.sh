@@ -6,7 +6,8 @@
 # ./result.json when the script wrote one (JSON), else ./result.out (a string),
 # else the last line of the output, trimmed (a string). A non-zero exit is an
 # error carrying the exit code and the last lines of output.
-# Needs only bash and coreutils (mktemp, tee, tail, mv): it runs in step pods.
+# The outcome goes to the step API (MILLRACE_API_URL, MILLRACE_TOKEN) through
+# bash's own /dev/tcp: needs only bash and coreutils (mktemp, tee, tail), as it runs in step pods.
 
 # Escape $1 as a JSON string literal, byte by byte.
 json_string() {
@@ -27,10 +28,28 @@ trim() {
     printf '%s' "${s%"${s##*[![:space:]]}"}"
 }
 
-# Hand the outcome document to the runner, atomically.
+# POST the JSON document $2 to the step API's /v1/$1 over plain HTTP; print the status code.
+# A refusal's JSON error goes to stderr, which is the step's log.
+api_post() {
+    local LC_ALL=C address=${MILLRACE_API_URL#http://} status body
+    address=${address%%/*}
+    exec 3<>"/dev/tcp/${address%:*}/${address##*:}" || return 1
+    printf 'POST /v1/%s HTTP/1.0\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s' \
+        "$1" "$address" "$MILLRACE_TOKEN" "${#2}" "$2" >&3
+    read -r _ status _ <&3
+    body=$(cat <&3)
+    exec 3<&-
+    [ "${status:0:1}" = 2 ] || printf 'millrace: the step API refused the report (%s): %s\n' "$status" "${body##*$'\r\n\r\n'}" >&2
+    printf '%s' "$status"
+}
+
+# Hand the outcome document to the step API; a result too large to send becomes the step's error.
 report() {
-    local temporary="$MILLRACE_RESULT_FILE.$$.tmp"
-    printf '%s' "$1" >"$temporary" && mv -f "$temporary" "$MILLRACE_RESULT_FILE"
+    local status
+    status=$(api_post report "$1")
+    if [ "$status" = 413 ]; then
+        api_post report '{"ok":false,"error":{"name":"ResultError","message":"the result is over the step API'"'"'s size limit"}}' >/dev/null
+    fi
 }
 
 rm -f result.json result.out

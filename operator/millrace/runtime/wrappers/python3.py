@@ -1,8 +1,10 @@
 """millrace step wrapper for python3: call main() of ./main.py with ./args.json.
 
-Standard library only: this file is copied into step pods as it is. The
+Standard library only: this file is copied into step pods as it is, with the
+sdk folder beside its own (../sdk), which makes `import wmill` work. The
 local fork server imports it once and calls main() in each forked child. It
-never prints: the step's stdout and stderr are the user's.
+never prints: the step's stdout and stderr are the user's. The outcome goes
+to the step API (MILLRACE_API_URL, MILLRACE_TOKEN).
 """
 
 import inspect
@@ -11,6 +13,11 @@ import os
 import sys
 import traceback
 import types
+
+SDK = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sdk")
+sys.path.insert(1, SDK)  # after the script's folder, before site-packages: our wmill, not an installed one
+
+from millrace_step_api import StepApiError, send  # noqa: E402  (found through the line above)
 
 SCRIPT = "main.py"
 ARGS = "args.json"
@@ -25,12 +32,13 @@ class StepFailure(Exception):
 
 
 def report(document: str) -> None:
-    """Hand the outcome document to the runner: atomically, so it is never read half written."""
-    path = os.environ["MILLRACE_RESULT_FILE"]
-    temporary = f"{path}.{os.getpid()}.tmp"
-    with open(temporary, "w", encoding="utf-8") as stream:
-        stream.write(document)
-    os.replace(temporary, path)
+    """Hand the outcome document to the step API; a result too large to send becomes the step's error."""
+    try:
+        send("POST", "report", document.encode("utf-8"))
+    except StepApiError as refusal:
+        if refusal.status != 413:
+            raise  # into the step's log: the runner then says the step ended without a report
+        send("POST", "report", failure("ResultError", f"the result could not be reported: {refusal}").encode("utf-8"))
 
 
 def success(result: object) -> str:

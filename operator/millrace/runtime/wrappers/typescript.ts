@@ -1,24 +1,28 @@
 // millrace step wrapper for TypeScript (bun, deno): call main() of ./main.ts with ./args.json.
 //
-// Only node: built-ins, which both runtimes provide: this file is copied into
-// step pods. It never prints: the step's stdout and stderr are the user's.
+// Only node: built-ins and fetch, which both runtimes provide: this file is copied
+// into step pods with the sdk folder beside its own (../sdk). It never prints: the
+// step's stdout and stderr are the user's. The outcome goes to the step API.
 // Windmill passes arguments to main by position, matched to the parameter
 // names; the runtime has stripped the types, so main.toString() names them.
-import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { send, StepApiError } from "../sdk/windmill-client/api.ts";
 
 const SCRIPT = "main.ts";
 const ARGS = "args.json";
 const WRAPPER = fileURLToPath(import.meta.url);
 
-// Hand the outcome document to the runner: atomically, so it is never read half written.
-function report(document: string): void {
-  const path = process.env.MILLRACE_RESULT_FILE as string;
-  const temporary = `${path}.${process.pid}.tmp`;
-  writeFileSync(temporary, document);
-  renameSync(temporary, path);
+// Hand the outcome document to the step API; a result too large to send becomes the step's error.
+async function report(document: string): Promise<void> {
+  try {
+    await send("POST", "report", document);
+  } catch (refusal) {
+    if (!(refusal instanceof StepApiError) || refusal.status !== 413) throw refusal;
+    await send("POST", "report", failure("ResultError", `the result could not be reported: ${refusal.message}`));
+  }
 }
 
 function failure(name: string, message: string, stack = ""): string {
@@ -112,6 +116,6 @@ async function runStep(): Promise<string> {
 }
 
 if (import.meta.main) {
-  report(await runStep());
+  await report(await runStep());
   process.exit(0); // a timer or socket the script left open must not hold the step
 }

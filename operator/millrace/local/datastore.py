@@ -1,0 +1,130 @@
+"""Variables, resources and states of the local shell: a folder of JSON files under $MILLRACE_HOME.
+
+    variables/<path>.json     {value, is_secret, description}
+    resources/<path>.json     {value, resource_type, description}
+    state/<flow>/<step id>.json   {value}: a step's state, kept across runs
+    runs/<run id>/user_state.json the run's custom flow state, kept with the run's record
+
+Folders are 0700 and files 0600: a secret is readable by its owner only.
+Paths are Windmill's (`u/alice/token`, `f/team/db`): segments of letters,
+digits, `_`, `-` and `.`, none starting with a dot, so no path leaves its folder.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ..runtime.stepapi.models import Resource, Variable
+from .store import home, write_json_atomic
+
+SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
+
+
+class DataPathError(ValueError):
+    """A variable, resource or state path that could name a file outside its folder."""
+
+
+def checked(path: str) -> str:
+    segments = path.split("/")
+    if not path or not all(SEGMENT.fullmatch(segment) for segment in segments):
+        raise DataPathError(
+            f"invalid path {path!r}: use segments of letters, digits, '_', '-' and '.', "
+            "separated by '/', none empty or starting with '.' (e.g. u/alice/api_key)"
+        )
+    return path
+
+
+class DataStore:
+    """One folder of variables, resources and states; safe to share between threads of one process."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = root or home()
+
+    # --- variables and resources ---
+
+    def set_variable(self, path: str, variable: Variable) -> None:
+        self._write(self._file("variables", path), variable.model_dump())
+
+    def get_variable(self, path: str) -> Variable | None:
+        document = self._read(self._file("variables", path))
+        return None if document is None else Variable.model_validate(document)
+
+    def variables(self) -> dict[str, Variable]:
+        return {path: Variable.model_validate(document) for path, document in self._all("variables")}
+
+    def set_resource(self, path: str, resource: Resource) -> None:
+        self._write(self._file("resources", path), resource.model_dump(mode="json"))
+
+    def get_resource(self, path: str) -> Resource | None:
+        document = self._read(self._file("resources", path))
+        return None if document is None else Resource.model_validate(document)
+
+    def resources(self) -> dict[str, Resource]:
+        return {path: Resource.model_validate(document) for path, document in self._all("resources")}
+
+    def mappings(self) -> tuple[dict[str, str], dict[str, Any]]:
+        """The values by path that input transforms see: Evaluator(sandbox, *store.mappings())."""
+        variables = {path: variable.value for path, variable in self.variables().items()}
+        resources = {path: resource.value for path, resource in self.resources().items()}
+        return variables, resources
+
+    def secrets(self) -> list[str]:
+        """The values of secret variables, for redact()."""
+        return [variable.value for variable in self.variables().values() if variable.is_secret and variable.value]
+
+    # --- states ---
+
+    def get_state(self, flow: str, step_id: str) -> Any:
+        document = self._read(self._state_file(flow, step_id))
+        return None if document is None else document.get("value")
+
+    def set_state(self, flow: str, step_id: str, value: Any) -> None:
+        self._write(self._state_file(flow, step_id), {"value": value})
+
+    def user_state(self, run_id: str) -> dict[str, Any]:
+        """The run's custom flow state (what RunStatus.user_state shows)."""
+        return self._read(self._user_state_file(run_id)) or {}
+
+    def set_user_state(self, run_id: str, state: dict[str, Any]) -> None:
+        self._write(self._user_state_file(run_id), state)
+
+    # --- files ---
+
+    def _file(self, kind: str, path: str) -> Path:
+        return self.root / kind / f"{checked(path)}.json"
+
+    def _state_file(self, flow: str, step_id: str) -> Path:
+        return self._file("state", f"{flow}/{step_id}")
+
+    def _user_state_file(self, run_id: str) -> Path:
+        return self.root / "runs" / checked(run_id) / "user_state.json"
+
+    def _write(self, file: Path, document: Any) -> None:
+        self._make_private_dirs(file.parent)
+        write_json_atomic(file, document)  # mkstemp makes the file 0600
+
+    def _make_private_dirs(self, folder: Path) -> None:
+        missing: list[Path] = []
+        while not folder.exists():
+            missing.append(folder)
+            folder = folder.parent
+        for created in reversed(missing):
+            created.mkdir(mode=0o700, exist_ok=True)
+
+    @staticmethod
+    def _read(file: Path) -> Any:
+        try:
+            return json.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+
+    def _all(self, kind: str) -> Iterator[tuple[str, Any]]:
+        folder = self.root / kind
+        for file in sorted(folder.rglob("*.json")):
+            path = file.relative_to(folder).as_posix()[: -len(".json")]
+            yield path, json.loads(file.read_text(encoding="utf-8"))
+

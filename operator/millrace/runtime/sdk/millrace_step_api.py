@@ -1,0 +1,48 @@
+"""The step API client that the python3 wrapper and `wmill` share. Standard library only.
+
+A step finds the API in its environment: MILLRACE_API_URL (e.g.
+http://127.0.0.1:40123) and MILLRACE_TOKEN, a token scoped to its run and step.
+"""
+
+import json
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any, Optional
+
+
+class StepApiError(Exception):
+    """The step API refused a call; `error` is its machine name (NotFound, Conflict, ...)."""
+
+    def __init__(self, status: int, error: str, message: str) -> None:
+        super().__init__(f"{error}: {message}")
+        self.status = status
+        self.error = error
+
+
+def quoted(path: str) -> str:
+    """A variable or resource path as a URL path, its slashes kept."""
+    return urllib.parse.quote(path, safe="/")
+
+
+def send(method: str, endpoint: str, data: Optional[bytes] = None) -> Any:
+    """Call /v1/<endpoint> with a JSON body already encoded; the answer's JSON document."""
+    url, token = os.environ.get("MILLRACE_API_URL"), os.environ.get("MILLRACE_TOKEN")
+    if not url or not token:
+        raise StepApiError(0, "NoStepApi", "MILLRACE_API_URL and MILLRACE_TOKEN are not set: not inside a millrace step")
+    request = urllib.request.Request(f"{url}/v1/{endpoint}", data=data, method=method)
+    request.add_header("Authorization", f"Bearer {token}")
+    request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request) as response:
+            return json.load(response)
+    except urllib.error.HTTPError as refusal:
+        with refusal:
+            document = json.loads(refusal.read() or b"{}")
+        raise StepApiError(refusal.code, document.get("error", "HTTPError"), document.get("message", str(refusal))) from None
+
+
+def call(method: str, endpoint: str, body: Any = None) -> Any:
+    """Call /v1/<endpoint> with `body` as JSON (none when None)."""
+    return send(method, endpoint, None if body is None else json.dumps(body).encode("utf-8"))

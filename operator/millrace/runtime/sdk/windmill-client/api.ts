@@ -1,0 +1,38 @@
+// The step API client that the TypeScript wrapper and windmill-client share.
+// Only fetch and node:process, which bun and deno both provide: copied, never installed.
+// A step finds the API in MILLRACE_API_URL and MILLRACE_TOKEN (scoped to its run and step).
+import process from "node:process";
+
+export class StepApiError extends Error {
+  constructor(readonly status: number, readonly error: string, message: string) {
+    super(`${error}: ${message}`);
+    this.name = "StepApiError";
+  }
+}
+
+// A variable or resource path as a URL path, its slashes kept.
+export function quoted(path: string): string {
+  return path.split("/").map(encodeURIComponent).join("/");
+}
+
+// Call /v1/<endpoint> with a JSON body already encoded; the answer's JSON document.
+export async function send(method: "GET" | "PUT" | "POST", endpoint: string, text?: string): Promise<any> {
+  const url = process.env.MILLRACE_API_URL;
+  const token = process.env.MILLRACE_TOKEN;
+  if (!url || !token) {
+    throw new StepApiError(0, "NoStepApi", "MILLRACE_API_URL and MILLRACE_TOKEN are not set: not inside a millrace step");
+  }
+  const response = await fetch(`${url}/v1/${endpoint}`, {
+    method,
+    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+    body: text,
+  });
+  const document = JSON.parse((await response.text()) || "{}");
+  if (!response.ok) throw new StepApiError(response.status, document.error ?? "HTTPError", document.message ?? response.statusText);
+  return document;
+}
+
+// Call /v1/<endpoint> with `body` as JSON (none when undefined).
+export function call(method: "GET" | "PUT" | "POST", endpoint: string, body?: unknown): Promise<any> {
+  return send(method, endpoint, body === undefined ? undefined : JSON.stringify(body));
+}

@@ -1,0 +1,59 @@
+"""What the step API's calls do, behind one protocol: files locally, Kubernetes objects in a cluster.
+
+Every method gets the verified claims of the calling step, so a backend
+scopes each call to that run and step. A refusal is raised as a Refusal,
+which the server turns into its HTTP status and a JSON error.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from ..protocol import StepReport
+from .models import Resource, ResumeRequest, Variable
+from .tokens import Claims
+
+
+class Refusal(Exception):
+    status = 400
+    error = "Invalid"
+
+    def __init__(self, message: str, **detail: Any) -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
+class Forbidden(Refusal):
+    status, error = 403, "Forbidden"
+
+
+class NotFound(Refusal):
+    status, error = 404, "NotFound"
+
+
+class Conflict(Refusal):
+    status, error = 409, "Conflict"
+
+
+class Backend(Protocol):
+    def report(self, claims: Claims, report: StepReport) -> None:
+        """Record the attempt's outcome; Conflict when one is recorded already."""
+
+    def get_state(self, claims: Claims) -> Any: ...
+
+    def set_state(self, claims: Claims, value: Any) -> None: ...
+
+    def get_variable(self, claims: Claims, path: str) -> str: ...
+
+    def set_variable(self, claims: Claims, path: str, variable: Variable) -> None: ...
+
+    def get_resource(self, claims: Claims, path: str) -> Any: ...
+
+    def set_resource(self, claims: Claims, path: str, resource: Resource) -> None: ...
+
+    def get_flow_user_state(self, claims: Claims, key: str) -> Any: ...
+
+    def set_flow_user_state(self, claims: Claims, key: str, value: Any) -> None: ...
+
+    def resume(self, claims: Claims, request: ResumeRequest) -> None:
+        """An approval (claims.use == "resume") or a disapproval ("cancel") of the step's run."""

@@ -1,0 +1,27 @@
+"""Secrets masked in text, JSON documents and step outcomes."""
+
+from __future__ import annotations
+
+from millrace.runtime.protocol import StepError, StepOutcome
+from millrace.runtime.redact import MASK, redact, redact_json, redact_outcome
+
+
+def test_every_occurrence_is_masked_and_the_longest_secret_first():
+    assert redact("pw=abc abcdef abc", ["abc", "abcdef"]) == f"pw={MASK} {MASK} {MASK}"
+
+
+def test_empty_secrets_change_nothing():
+    assert redact("text", ["", *[]]) == "text"
+
+
+def test_json_documents_are_masked_in_strings_keys_and_escapes():
+    record = {"input": {"token": 's3"cr\u00e9t'}, 's3"cr\u00e9t': 1}
+    assert redact_json(record, ['s3"cr\u00e9t']) == {"input": {"token": MASK}, MASK: 1}
+
+
+def test_outcomes_lose_secrets_in_logs_and_errors_but_keep_results():
+    outcome = StepOutcome(ok=False, result="hunter2", logs="got hunter2\n",
+                          error=StepError(name="E", message="bad hunter2", stack="at hunter2"))
+    clean = redact_outcome(outcome, ["hunter2"])
+    assert clean.logs == f"got {MASK}\n" and clean.error == StepError(name="E", message=f"bad {MASK}", stack=f"at {MASK}")
+    assert clean.result == "hunter2"
