@@ -17,7 +17,7 @@ from ..local.runner import LocalRun
 from ..local.scripts import build_library, search_roots
 from ..model.loader import LoadedFlow, load_flow_file
 from ..model.run import RunStatus
-from . import data, runs
+from . import crds, data, runs
 from .args import parse_args
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
@@ -40,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("--scripts", type=Path, action="append", default=[])
     runs.register(sub)
     data.register(sub)
+    crds.register(sub)
     return parser
 
 
@@ -56,6 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _exit_code(state)
         if options.command == "runs":
             return runs.list_runs()
+        if options.command == "crds":
+            return crds.write(options)
         if options.command in data.COMMANDS:
             return data.main(options)
         return runs.show(options)

@@ -1,0 +1,200 @@
+"""The Flow and FlowRun CustomResourceDefinitions, built from the pydantic models.
+
+Pure functions: `millrace crds` writes their output to crds/ and to the
+chart, and a unit test fails when the committed files drift from the models.
+
+The pydantic JSON schema is turned into a Kubernetes *structural* schema:
+references are inlined, unions are merged into one schema (the apiserver
+allows no types inside anyOf/oneOf), `X | None` becomes `nullable`, `Any`
+and free-form mappings keep unknown fields, and OpenFlow objects keep
+unknown fields too, because `millrace validate` reports them rather than
+the apiserver pruning them silently. Defaults are left to the models so the
+stored object stays exactly what the user applied.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from ..model.resources import GROUP, VERSION, FlowRunSpec, FlowRunStatus, FlowSpec, FlowStatus
+
+Schema = dict[str, Any]
+
+# Module lists nest (loops, branches, sub-modules). Below this many levels of
+# FlowModule the apiserver keeps the document as it is; the webhook and the
+# models still validate it in full.
+MODULE_DEPTH = 2
+CATEGORY = "millrace"
+PRESERVE = "x-kubernetes-preserve-unknown-fields"
+_KEPT_KEYWORDS = ("description", "enum", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
+                  "minLength", "maxLength", "pattern", "minItems", "maxItems", "format")
+_ANY: Schema = {PRESERVE: True}
+
+
+def flow_crd() -> dict[str, Any]:
+    columns = [
+        _column("Ready", "string", '.status.conditions[?(@.type=="Ready")].status'),
+        _column("Last run", "string", ".status.lastRun"),
+        _column("Schedule", "string", ".spec.schedule.cron"),
+        _column("Age", "date", ".metadata.creationTimestamp"),
+    ]
+    return _crd("Flow", "flows", ["fl"], FlowSpec, FlowStatus, columns)
+
+
+def flowrun_crd() -> dict[str, Any]:
+    columns = [
+        _column("Flow", "string", ".spec.flowRef.name"),
+        _column("Phase", "string", ".status.phase"),
+        _column("Step", "string", ".status.currentStep"),
+        _column("Started", "date", ".status.startTime"),
+        _column("Duration", "string", ".status.duration"),
+        _column("Age", "date", ".metadata.creationTimestamp"),
+    ]
+    return _crd("FlowRun", "flowruns", ["fr"], FlowRunSpec, FlowRunStatus, columns)
+
+
+def all_crds() -> dict[str, dict[str, Any]]:
+    """File name -> CRD document."""
+    return {"flow.yaml": flow_crd(), "flowrun.yaml": flowrun_crd()}
+
+
+def structural_schema(model: type[BaseModel]) -> Schema:
+    """The model's JSON schema as a Kubernetes structural schema."""
+    raw = model.model_json_schema(by_alias=True)
+    return _convert(raw, raw.get("$defs", {}), ())
+
+
+def _column(name: str, kind: str, path: str) -> dict[str, str]:
+    return {"name": name, "type": kind, "jsonPath": path}
+
+
+def _crd(kind: str, plural: str, short: list[str], spec: type[BaseModel], status: type[BaseModel],
+         columns: list[dict[str, str]]) -> dict[str, Any]:
+    root: Schema = {
+        "type": "object",
+        "required": ["spec"],
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": structural_schema(spec),
+            "status": structural_schema(status),
+        },
+    }
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{GROUP}", "labels": {"app.kubernetes.io/part-of": "millrace"}},
+        "spec": {
+            "group": GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": kind.lower(),
+                "shortNames": short,
+                "categories": [CATEGORY],
+            },
+            "versions": [{
+                "name": VERSION,
+                "served": True,
+                "storage": True,
+                "subresources": {"status": {}},
+                "additionalPrinterColumns": columns,
+                "schema": {"openAPIV3Schema": root},
+            }],
+        },
+    }
+
+
+def _convert(node: Schema, defs: dict[str, Schema], stack: tuple[str, ...]) -> Schema:
+    if "$ref" in node:
+        name = node["$ref"].rsplit("/", 1)[-1]
+        if stack.count(name) >= MODULE_DEPTH:
+            return {"type": "object", PRESERVE: True}
+        out = _convert(defs[name], defs, stack + (name,))
+        return _with_description(out, node)
+    for union in ("anyOf", "oneOf"):
+        if union in node:
+            return _with_description(_union(node[union], defs, stack), node)
+    kind = node.get("type")
+    out: Schema = {}
+    if kind == "object":
+        out = _object(node, defs, stack)
+    elif kind == "array":
+        out = {"type": "array", "items": _convert(node.get("items", {}), defs, stack)}
+    elif kind is not None:
+        out = {"type": kind}
+    elif "const" not in node:
+        return _with_description(dict(_ANY), node)
+    if "const" in node:
+        out = {"type": kind or "string", "enum": [node["const"]]}
+    out.update({k: node[k] for k in _KEPT_KEYWORDS if k in node and k not in out})
+    return out
+
+
+def _object(node: Schema, defs: dict[str, Schema], stack: tuple[str, ...]) -> Schema:
+    out: Schema = {"type": "object"}
+    properties = {name: _convert(prop, defs, stack) for name, prop in node.get("properties", {}).items()}
+    extra = node.get("additionalProperties")
+    if properties:
+        out["properties"] = properties
+        if node.get("required"):
+            out["required"] = list(node["required"])
+    if isinstance(extra, dict) and extra and not properties:
+        out["additionalProperties"] = _convert(extra, defs, stack)
+    elif extra is True or extra == {} or not properties:
+        # Extra-allowed OpenFlow objects and free-form mappings keep what they hold.
+        out[PRESERVE] = True
+    return out
+
+
+def _union(variants: list[Schema], defs: dict[str, Schema], stack: tuple[str, ...]) -> Schema:
+    nullable = any(v.get("type") == "null" for v in variants)
+    schemas = [_convert(v, defs, stack) for v in variants if v.get("type") != "null"]
+    merged = schemas[0]
+    for other in schemas[1:]:
+        merged = _merge(merged, other)
+    if nullable:
+        merged = {**merged, "nullable": True}
+    return merged
+
+
+def _merge(a: Schema, b: Schema) -> Schema:
+    """One schema accepting what either accepts (as closely as a structural schema can)."""
+    if a == b:
+        return a
+    if a.get("type") != b.get("type") or a.get("type") is None:
+        return dict(_ANY)
+    out: Schema = {"type": a["type"]}
+    if a.get("nullable") or b.get("nullable"):
+        out["nullable"] = True
+    if a["type"] == "array":
+        out["items"] = _merge(a["items"], b["items"])
+        return out
+    if a["type"] != "object":
+        if "enum" in a and "enum" in b:
+            out["enum"] = a["enum"] + [v for v in b["enum"] if v not in a["enum"]]
+        return out
+    props_a, props_b = a.get("properties", {}), b.get("properties", {})
+    names = list(props_a) + [n for n in props_b if n not in props_a]
+    if names:
+        out["properties"] = {
+            n: _merge(props_a[n], props_b[n]) if n in props_a and n in props_b else props_a.get(n, props_b.get(n))
+            for n in names
+        }
+    required = [n for n in a.get("required", []) if n in b.get("required", [])]
+    if required:
+        out["required"] = required
+    if a.get(PRESERVE) or b.get(PRESERVE):
+        out[PRESERVE] = True
+    return out
+
+
+def _with_description(schema: Schema, source: Schema) -> Schema:
+    if "description" in source:
+        return {**schema, "description": source["description"]}
+    return schema

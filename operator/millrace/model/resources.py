@@ -1,0 +1,106 @@
+"""The `Flow` and `FlowRun` custom resources (group millrace.dev, v1alpha1).
+
+`Flow.spec` is the OpenFlow document with Windmill's field names verbatim,
+plus Kubernetes-only settings in camelCase beside it (`runtime`,
+`schedule`). `FlowRun.status` is the engine's run state (`RunStatus`) plus
+what Kubernetes users expect: conditions with observedGeneration.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from .base import KubeModel
+from .flow import OpenFlow
+from .run import RunStatus
+
+GROUP = "millrace.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+
+class Toleration(KubeModel):
+    model_config = KubeModel.model_config | {"extra": "allow"}
+
+    key: str | None = None
+    operator: str | None = None
+    value: str | None = None
+    effect: str | None = None
+    toleration_seconds: int | None = None
+
+
+class SharedStorage(KubeModel):
+    """The per-run volume mounted at ./shared when the flow has `same_worker`."""
+
+    size: str = "1Gi"
+    storage_class_name: str | None = None
+    access_mode: Literal["ReadWriteOnce", "ReadWriteMany"] = "ReadWriteOnce"
+
+
+class Runtime(KubeModel):
+    """Where and how step pods run."""
+
+    images: dict[str, str] = Field(default_factory=dict, description="Image per step language (python3, bash, bun, deno).")
+    resources: dict[str, Any] | None = Field(default=None, description="Container resources of every step pod.")
+    service_account_name: str | None = None
+    node_selector: dict[str, str] | None = None
+    tolerations: list[Toleration] | None = None
+    security_context: dict[str, Any] | None = Field(default=None, description="Container securityContext; restricted by default.")
+    shared: SharedStorage = Field(default_factory=SharedStorage)
+    active_deadline_seconds: int | None = Field(default=None, description="Upper bound for any one step pod.")
+
+
+class Schedule(KubeModel):
+    cron: str
+    timezone: str = "UTC"
+    args: dict[str, Any] = Field(default_factory=dict)
+    concurrency_policy: Literal["Allow", "Forbid", "Replace"] = "Allow"
+    successful_runs_history_limit: int = 3
+    failed_runs_history_limit: int = 1
+    suspend: bool = False
+
+
+class FlowSpec(OpenFlow):
+    """OpenFlow, verbatim, plus Kubernetes-only settings."""
+
+    runtime: Runtime | None = None
+    schedule: Schedule | None = None
+
+
+class Condition(KubeModel):
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str = ""
+    message: str = ""
+    observed_generation: int | None = None
+    last_transition_time: str | None = None
+
+
+class FlowStatus(KubeModel):
+    conditions: list[Condition] = Field(default_factory=list)
+    observed_generation: int | None = None
+    last_run: str | None = None
+    last_run_phase: str | None = None
+
+
+class FlowRef(KubeModel):
+    name: str
+
+
+class FlowRunSpec(KubeModel):
+    flow_ref: FlowRef | None = None
+    flow: FlowSpec | None = Field(default=None, description="An inline flow, instead of flowRef.")
+    args: dict[str, Any] = Field(default_factory=dict)
+    cancel: bool = False
+
+
+class FlowRunStatus(RunStatus):
+    """The engine's run state, plus Kubernetes conventions."""
+
+    conditions: list[Condition] = Field(default_factory=list)
+    observed_generation: int | None = None
+    current_step: str | None = Field(default=None, description="For `kubectl get`: the step running now.")
+    start_time: str | None = Field(default=None, description="For `kubectl get`: startedAt as an RFC 3339 time.")
+    duration: str | None = None
