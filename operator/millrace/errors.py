@@ -31,3 +31,7 @@ class FlowError(Exception):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
+
+    @classmethod
+    def single(cls, flow: str, message: str, step: str | None = None, field: str | None = None) -> FlowError:
+        return cls([Problem(flow, message, step=step, field=field)])

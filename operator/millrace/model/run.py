@@ -56,6 +56,7 @@ class StepState(KubeModel):
     awaiting_since: float | None = None
     resumes: list[Any] | None = None
     approvers: list[str] | None = None
+    result_ref: str | None = None
 
 
 class RunStatus(KubeModel):

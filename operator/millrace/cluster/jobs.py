@@ -1,0 +1,182 @@
+"""Build the Kubernetes objects of one step attempt: pure functions, no I/O.
+
+A step pod gets a ConfigMap (its code, arguments, the language wrapper and
+the client SDK, copied in as the design asks: nothing is installed) and a
+Secret (its step API token), runs `launch.sh` to lay out its working
+directory, and reports to the step API over HTTP.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..engine.actions import RunStep
+from ..model.resources import Runtime
+from ..runtime.launch import SDK, WRAPPERS, plan
+from ..runtime.protocol import StepRequest
+from . import names
+
+STEP_ROOT = "/millrace"
+WORKDIR = "/work"
+DEFAULT_IMAGES: dict[str, str] = {
+    "python3": "python:3.12-slim",
+    "bash": "bash:5.2",
+    "bun": "oven/bun:1",
+    "deno": "denoland/deno:2",
+}
+PROGRAMS = {"python3": "python3", "bash": "bash", "bun": "bun", "deno": "deno"}
+# Restricted Pod Security Standard, by default.
+POD_SECURITY: dict[str, Any] = {"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532,
+                                "seccompProfile": {"type": "RuntimeDefault"}}
+CONTAINER_SECURITY: dict[str, Any] = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                                      "readOnlyRootFilesystem": True}
+
+
+@dataclass(frozen=True)
+class RunMeta:
+    """What a step's objects need to know about their run."""
+
+    namespace: str
+    run: str
+    run_uid: str
+    flow: str
+    api_url: str
+    same_worker: bool = False
+    runtime: Runtime = field(default_factory=Runtime)
+    default_images: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_IMAGES))
+
+
+def owner_reference(meta: RunMeta) -> dict[str, Any]:
+    return {"apiVersion": "millrace.dev/v1alpha1", "kind": "FlowRun", "name": meta.run, "uid": meta.run_uid,
+            "controller": True, "blockOwnerDeletion": True}
+
+
+def labels(meta: RunMeta, action: RunStep | None = None) -> dict[str, str]:
+    out = {names.LABEL_FLOW: names.label_value(meta.flow), names.LABEL_RUN: names.label_value(meta.run)}
+    if action is not None:
+        out[names.LABEL_STEP] = names.label_value(action.step_id)
+    return out
+
+
+def _metadata(meta: RunMeta, name: str, action: RunStep, kind: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "namespace": meta.namespace,
+        "labels": {**labels(meta, action), names.LABEL_KIND: kind},
+        "annotations": {names.ANNOTATION_STEP_PATH: action.path, names.ANNOTATION_ATTEMPT: str(action.attempt)},
+        "ownerReferences": [owner_reference(meta)],
+    }
+
+
+def _bundle(root: Path, prefix: str) -> dict[str, str]:
+    """Every file below `root`, keyed by its path in the pod (under `prefix`)."""
+    return {f"{prefix}/{p.relative_to(root)}": p.read_text(encoding="utf-8")
+            for p in sorted(root.rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
+
+
+def _key(path: str) -> str:
+    # ConfigMap keys allow [-._a-zA-Z0-9]: the pod path is restored by the volume's items.
+    return path.replace("/", "..")
+
+
+def step_objects(meta: RunMeta, action: RunStep, token: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """The ConfigMap, Secret and Job of one attempt."""
+    config_name = names.step_config_name(meta.run, action.path, action.attempt)
+    request = StepRequest(key=action.key, language=action.language, code=action.code, args=action.args,
+                          workdir=WORKDIR, timeout_s=action.timeout_s)
+    runtime_language = "bun" if action.language == "nativets" else action.language
+    launch = plan(request, PROGRAMS[runtime_language], wrappers=Path(STEP_ROOT) / "wrappers", sdk=Path(STEP_ROOT) / "sdk")
+    files = {f"files/{name}": content for name, content in launch.files.items()}
+    files.update(_bundle(WRAPPERS, "wrappers"))
+    files.update(_bundle(SDK, "sdk"))
+    config_map = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(meta, config_name, action, "step"),
+        "data": {_key(path): content for path, content in files.items()},
+    }
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _metadata(meta, config_name, action, "step-token"),
+        "type": "Opaque",
+        "stringData": {"token": token},
+    }
+    links = [arg for name, target in launch.links.items() for arg in ("--link", name, target)]
+    command = ["sh", f"{STEP_ROOT}/wrappers/launch.sh", STEP_ROOT, *links, "--", *launch.argv]
+    job = _job(meta, action, config_name, sorted(files), command, runtime_language)
+    return config_map, secret, job
+
+
+def _job(meta: RunMeta, action: RunStep, config_name: str, paths: list[str], command: list[str], language: str) -> dict[str, Any]:
+    runtime = meta.runtime
+    env = [
+        {"name": "MILLRACE_API_URL", "value": meta.api_url},
+        {"name": "MILLRACE_TOKEN", "valueFrom": {"secretKeyRef": {"name": config_name, "key": "token"}}},
+        {"name": "MILLRACE_RUN_ID", "value": meta.run},
+        {"name": "MILLRACE_FLOW", "value": meta.flow},
+        {"name": "MILLRACE_STEP_PATH", "value": action.path},
+        {"name": "WM_FLOW_STEP_ID", "value": action.step_id},
+        {"name": "HOME", "value": WORKDIR},
+    ]
+    mounts = [{"name": "step", "mountPath": STEP_ROOT, "readOnly": True}, {"name": "work", "mountPath": WORKDIR}]
+    volumes: list[dict[str, Any]] = [
+        {"name": "step", "configMap": {"name": config_name, "items": [{"key": _key(p), "path": p} for p in paths]}},
+        {"name": "work", "emptyDir": {}},
+    ]
+    if meta.same_worker:
+        mounts.append({"name": "shared", "mountPath": f"{WORKDIR}/shared"})
+        volumes.append({"name": "shared", "persistentVolumeClaim": {"claimName": names.shared_claim_name(meta.run)}})
+    container: dict[str, Any] = {
+        "name": "step",
+        "image": runtime.images.get(language) or meta.default_images.get(language, DEFAULT_IMAGES[language]),
+        "command": command,
+        "workingDir": WORKDIR,
+        "env": env,
+        "volumeMounts": mounts,
+        "securityContext": runtime.security_context or CONTAINER_SECURITY,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    if runtime.resources:
+        container["resources"] = runtime.resources
+    pod: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "securityContext": POD_SECURITY,
+        "containers": [container],
+        "volumes": volumes,
+    }
+    if runtime.service_account_name:
+        pod["serviceAccountName"] = runtime.service_account_name
+    if runtime.node_selector:
+        pod["nodeSelector"] = runtime.node_selector
+    if runtime.tolerations:
+        pod["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True) for t in runtime.tolerations]
+    deadline = _deadline(action.timeout_s, runtime.active_deadline_seconds)
+    spec: dict[str, Any] = {"backoffLimit": 0, "template": {"metadata": {"labels": labels(meta, action)}, "spec": pod}}
+    if deadline:
+        spec["activeDeadlineSeconds"] = deadline
+    name = names.job_name(meta.run, action.path, action.attempt)
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": _metadata(meta, name, action, "step"), "spec": spec}
+
+
+def _deadline(timeout_s: float | None, limit: int | None) -> int | None:
+    values = [v for v in (math.ceil(timeout_s) if timeout_s else None, limit) if v]
+    return min(values) if values else None
+
+
+def shared_claim(meta: RunMeta) -> dict[str, Any]:
+    shared = meta.runtime.shared
+    spec: dict[str, Any] = {"accessModes": [shared.access_mode], "resources": {"requests": {"storage": shared.size}}}
+    if shared.storage_class_name:
+        spec["storageClassName"] = shared.storage_class_name
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": names.shared_claim_name(meta.run), "namespace": meta.namespace,
+                     "labels": labels(meta), "ownerReferences": [owner_reference(meta)]},
+        "spec": spec,
+    }

@@ -1,0 +1,117 @@
+"""The few Kubernetes calls the cluster shell makes, in one place.
+
+A thin layer over the official client that speaks plain dicts, so the rest
+of the cluster shell never handles client model classes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from ..model.resources import GROUP, VERSION
+
+FLOWS = "flows"
+FLOWRUNS = "flowruns"
+
+
+class Conflict(Exception):
+    """The object changed since it was read: read it again and redo the work."""
+
+
+def _sanitize(obj: Any) -> Any:
+    return client.ApiClient().sanitize_for_serialization(obj)
+
+
+class KubeApi:
+    def __init__(self, api_client: client.ApiClient | None = None) -> None:
+        self.api_client = api_client or client.ApiClient()
+        self.custom = client.CustomObjectsApi(self.api_client)
+        self.core = client.CoreV1Api(self.api_client)
+        self.batch = client.BatchV1Api(self.api_client)
+
+    # --- custom resources ------------------------------------------------------
+
+    def get_flowrun(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._get(lambda: self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, FLOWRUNS, name))
+
+    def get_flow(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._get(lambda: self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, FLOWS, name))
+
+    def replace_flowrun_status(self, obj: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+        """Write the whole status; Conflict if someone wrote since `obj` was read."""
+        body = {**obj, "status": status}
+        meta = obj["metadata"]
+        try:
+            return self.custom.replace_namespaced_custom_object_status(GROUP, VERSION, meta["namespace"], FLOWRUNS, meta["name"], body)
+        except ApiException as exc:
+            if exc.status == 409:
+                raise Conflict(meta["name"]) from None
+            raise
+
+    def patch_flow_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, FLOWS, name, {"status": status})
+
+    # --- core objects ----------------------------------------------------------------
+
+    def create(self, obj: dict[str, Any]) -> bool:
+        """Create `obj`; False when it exists already (creation is idempotent by name)."""
+        namespace = obj["metadata"]["namespace"]
+        kind = obj["kind"]
+        create = {
+            "ConfigMap": self.core.create_namespaced_config_map,
+            "Secret": self.core.create_namespaced_secret,
+            "PersistentVolumeClaim": self.core.create_namespaced_persistent_volume_claim,
+            "Event": self.core.create_namespaced_event,
+            "Job": self.batch.create_namespaced_job,
+        }[kind]
+        try:
+            create(namespace, obj)
+        except ApiException as exc:
+            if exc.status == 409:
+                return False
+            raise
+        return True
+
+    def get_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._get(lambda: _sanitize(self.core.read_namespaced_config_map(name, namespace)))
+
+    def annotate_config_map(self, namespace: str, name: str, annotations: dict[str, str]) -> None:
+        self.core.patch_namespaced_config_map(name, namespace, {"metadata": {"annotations": annotations}})
+
+    def list_config_maps(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        return _sanitize(self.core.list_namespaced_config_map(namespace, label_selector=selector).items)
+
+    def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._get(lambda: _sanitize(self.batch.read_namespaced_job(name, namespace)))
+
+    def list_jobs(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        return _sanitize(self.batch.list_namespaced_job(namespace, label_selector=selector).items)
+
+    def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        return _sanitize(self.core.list_namespaced_pod(namespace, label_selector=selector).items)
+
+    def delete_job(self, namespace: str, name: str) -> None:
+        try:
+            self.batch.delete_namespaced_job(name, namespace, propagation_policy="Background")
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    def delete_claim(self, namespace: str, name: str) -> None:
+        try:
+            self.core.delete_namespaced_persistent_volume_claim(name, namespace)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    @staticmethod
+    def _get(call: Any) -> dict[str, Any] | None:
+        try:
+            return call()
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise

@@ -1,0 +1,103 @@
+"""`millrace operator`: the kopf handlers. Thin: each one calls a domain module.
+
+Every FlowRun gets a daemon that reconciles it whenever something happens
+to it (its Jobs change, a step reports, a resume arrives) or a timer it asked
+for is due, and ends when the run does. kopf restarts the daemons of
+unfinished runs when the operator starts, which is how a restarted operator
+adopts the Jobs it finds.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import defaultdict
+from typing import Any
+
+import kopf
+
+from ..expressions import Sandbox
+from ..model.resources import GROUP, VERSION
+from . import names
+from .kube import KubeApi
+from .reconcile import KIND_REPORT, KIND_RESUME, OperatorConfig, RunReconciler
+
+LOG = logging.getLogger("millrace.operator")
+IDLE_WAKEUP_S = 30.0  # a safety net: even with no news, look again this often
+
+
+class Wakeups:
+    """One event per run: handlers set it, the run's daemon waits on it."""
+
+    def __init__(self) -> None:
+        self._events: dict[tuple[str, str], threading.Event] = defaultdict(threading.Event)
+        self._lock = threading.Lock()
+
+    def get(self, namespace: str, name: str) -> threading.Event:
+        with self._lock:
+            return self._events[(namespace, name)]
+
+    def notify(self, namespace: str, name: str) -> None:
+        self.get(namespace, name).set()
+
+    def forget(self, namespace: str, name: str) -> None:
+        with self._lock:
+            self._events.pop((namespace, name), None)
+
+
+WAKEUPS = Wakeups()
+_STATE: dict[str, Any] = {}
+
+
+def configure(config: OperatorConfig, kube: KubeApi | None = None) -> None:
+    """Set what the handlers use; the CLI calls this before kopf runs."""
+    _STATE["config"] = config
+    _STATE["kube"] = kube or KubeApi()
+
+
+@kopf.on.startup()
+def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+    settings.posting.level = logging.WARNING
+    settings.execution.max_workers = int(os.environ.get("MILLRACE_MAX_WORKERS", "200"))
+    settings.persistence.finalizer = "millrace.dev/operator"
+    settings.watching.server_timeout = 300
+
+
+@kopf.daemon(GROUP, VERSION, "flowruns", cancellation_timeout=5.0)
+def run_daemon(name: str, namespace: str, stopped: kopf.DaemonStopped, **_: Any) -> None:
+    reconciler = RunReconciler(_STATE["kube"], _STATE["config"], Sandbox())
+    wakeup = WAKEUPS.get(namespace, name)
+    try:
+        while not stopped:
+            wakeup.clear()
+            finished, wake_at = reconciler.reconcile(namespace, name)
+            if finished:
+                return
+            timeout = IDLE_WAKEUP_S if wake_at is None else max(0.0, min(IDLE_WAKEUP_S, wake_at - reconciler.clock()))
+            wakeup.wait(timeout)
+    finally:
+        reconciler.sandbox.close()
+        WAKEUPS.forget(namespace, name)
+
+
+@kopf.on.update(GROUP, VERSION, "flowruns", field="spec")
+def run_spec_changed(name: str, namespace: str, **_: Any) -> None:
+    WAKEUPS.notify(namespace, name)
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={names.LABEL_RUN: kopf.PRESENT})
+def job_event(body: kopf.Body, namespace: str, **_: Any) -> None:
+    for owner in body.get("metadata", {}).get("ownerReferences") or []:
+        if owner.get("kind") == "FlowRun":
+            WAKEUPS.notify(namespace, owner["name"])
+
+
+@kopf.on.event("", "v1", "configmaps", labels={names.LABEL_KIND: kopf.PRESENT, names.LABEL_RUN: kopf.PRESENT})
+def record_event(body: kopf.Body, namespace: str, **_: Any) -> None:
+    labels = body.get("metadata", {}).get("labels") or {}
+    if labels.get(names.LABEL_KIND) not in (KIND_REPORT, KIND_RESUME):
+        return
+    for owner in body.get("metadata", {}).get("ownerReferences") or []:
+        if owner.get("kind") == "FlowRun":
+            WAKEUPS.notify(namespace, owner["name"])

@@ -1,0 +1,61 @@
+"""What a Job tells us when its step ended without reporting.
+
+A step that reported is read from its report. One that did not (killed for
+memory, evicted, its image never pulled, past its deadline, its Job deleted)
+fails with the Kubernetes reason in its error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..runtime.protocol import StepError, StepOutcome
+from .kube import KubeApi
+
+# Container states that will not get better by waiting.
+STUCK_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError",
+                           "CreateContainerError"})
+
+
+def _failed(name: str, message: str) -> StepOutcome:
+    return StepOutcome(ok=False, error=StepError(name=name, message=message))
+
+
+def job_outcome(kube: KubeApi, namespace: str, job: dict[str, Any] | None) -> StepOutcome | None:
+    """The outcome of a step whose report is missing, or None while it may still report."""
+    if job is None:
+        return _failed("JobDeleted", "the step's Job was deleted before the step reported")
+    if job["metadata"].get("deletionTimestamp"):
+        return _failed("JobDeleted", f"Job {job['metadata']['name']} is being deleted")
+    conditions = {c["type"]: c for c in (job.get("status") or {}).get("conditions") or [] if c.get("status") == "True"}
+    pods = kube.list_pods(namespace, f"job-name={job['metadata']['name']}")
+    pod_reason = _pod_reason(pods)
+    if "Failed" in conditions:
+        cond = conditions["Failed"]
+        detail = f": {pod_reason}" if pod_reason else ""
+        return _failed(cond.get("reason") or "JobFailed", f"{cond.get('message') or 'the Job failed'}{detail}")
+    if "Complete" in conditions or "SuccessCriteriaMet" in conditions:
+        # Exit code 0 but no report: the wrapper never reached the step API.
+        return _failed("NoReport", f"the step's pod ended without reporting an outcome{': ' + pod_reason if pod_reason else ''}")
+    for pod in pods:
+        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+            waiting = (cs.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") in STUCK_REASONS:
+                kube.delete_job(namespace, job["metadata"]["name"])
+                return _failed(waiting["reason"], waiting.get("message") or waiting["reason"])
+    return None
+
+
+def _pod_reason(pods: list[dict[str, Any]]) -> str:
+    for pod in pods:
+        status = pod.get("status") or {}
+        for cs in status.get("containerStatuses") or []:
+            term = (cs.get("state") or {}).get("terminated")
+            if term:
+                parts = [term.get("reason") or "", f"exit code {term.get('exitCode')}"]
+                if term.get("message"):
+                    parts.append(term["message"].strip()[-2000:])
+                return ", ".join(p for p in parts if p)
+        if status.get("reason"):
+            return f"{status['reason']}: {status.get('message', '')}".strip()
+    return ""

@@ -1,0 +1,304 @@
+"""The cluster shell: one FlowRun reconciled with the same planner as locally.
+
+Each pass reads the FlowRun and what its steps left behind (Jobs, report
+ConfigMaps written by the step API, resume requests), turns that into
+planner events, writes the new status with optimistic concurrency (a
+conflict means: read again), then creates the Jobs the planner asked for.
+
+Why it is safe to kill the operator at any point: a step's outcome is in its
+report ConfigMap before the step API answers; the status names every
+attempt before its Job exists; Job and ConfigMap names derive from the
+attempt key, so starting an attempt again finds what the first try made.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..engine.actions import Action, CancelStep, RunStep
+from ..engine.evaluate import Evaluator
+from ..engine.events import CancelRequested, Event, Resumed, Start, StepFinished, Tick
+from ..engine.library import Library
+from ..engine.planner import PlanContext, plan
+from ..errors import FlowError
+from ..expressions import Sandbox
+from ..model.loader import LoadedFlow, load_flow_document
+from ..model.resources import FlowRunStatus, Runtime
+from ..model.run import ErrorInfo
+from ..runtime.protocol import StepError, StepOutcome, StepReport
+from ..runtime.stepapi.tokens import Claims, Signer
+from . import names
+from .jobs import RunMeta, shared_claim, step_objects
+from .kube import Conflict, KubeApi
+from .outcomes import job_outcome
+from .status import decorate
+
+KIND_REPORT = "report"
+KIND_RESUME = "resume"
+KIND_DEFINITION = "definition"
+JOB_KEY = "job.json"
+RESULT_INLINE_LIMIT = 4096  # bytes of JSON kept in status; larger results stay in their report ConfigMap
+RESULT_MAX = 900 * 1024  # a ConfigMap holds at most 1 MiB
+
+
+@dataclass
+class OperatorConfig:
+    api_url: str
+    signer: Signer
+    default_images: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Definition:
+    loaded: LoadedFlow
+    library: Library
+    runtime: Runtime
+
+
+class RunReconciler:
+    def __init__(self, kube: KubeApi, config: OperatorConfig, sandbox: Sandbox,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.kube = kube
+        self.config = config
+        self.sandbox = sandbox
+        self.clock = clock
+        self._definitions: dict[str, Definition] = {}
+
+    def reconcile(self, namespace: str, name: str) -> tuple[bool, float | None]:
+        """One pass. Returns (finished, wake_at); retries itself on write conflicts."""
+        while True:
+            try:
+                return self._pass(namespace, name)
+            except Conflict:
+                continue
+
+    # --- one pass ------------------------------------------------------------------
+
+    def _pass(self, namespace: str, name: str) -> tuple[bool, float | None]:
+        obj = self.kube.get_flowrun(namespace, name)
+        if obj is None:
+            return True, None
+        status = FlowRunStatus.model_validate(obj.get("status") or {})
+        if status.terminal:
+            self._release(obj, status)
+            return True, None
+        try:
+            definition = self._definition(obj)
+        except FlowError as exc:
+            failed = status.model_copy(update={"phase": "Failed", "finished_at": self.clock(),
+                                               "error": ErrorInfo(name="InvalidFlow", message=str(exc))})
+            self.kube.replace_flowrun_status(obj, decorate(failed, obj, self.clock()).model_dump(mode="json", by_alias=True, exclude_none=True))
+            return True, None
+        meta = self._meta(obj, definition)
+        events = self._events(obj, status, meta)
+        ctx = PlanContext(flow_name=definition.loaded.name, flow=definition.loaded.flow,
+                          evaluator=Evaluator(self.sandbox), library=definition.library)
+        state = self._hydrate(namespace, status)
+        actions: list[Action] = []
+        wake_at: float | None = None
+        for event in events:
+            result = plan(ctx, state, event)
+            state, wake_at = result.state, result.wake_at
+            actions.extend(result.actions)
+        self._prepare(meta, actions)
+        new_status = decorate(self._dehydrate(state, meta.run), obj, self.clock())
+        self.kube.replace_flowrun_status(obj, new_status.model_dump(mode="json", by_alias=True, exclude_none=True))
+        self._launch(meta, actions)
+        if new_status.terminal:
+            self._release(obj, new_status)
+            return True, None
+        return False, wake_at
+
+    # --- the pinned definition ---------------------------------------------------------
+
+    def _definition(self, obj: dict[str, Any]) -> Definition:
+        meta = obj["metadata"]
+        key = meta["uid"]
+        if key in self._definitions:
+            return self._definitions[key]
+        cm_name = names.definition_name(meta["name"])
+        stored = self.kube.get_config_map(meta["namespace"], cm_name)
+        if stored is None:
+            document = self._resolve_flow(obj)
+            body = {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": cm_name, "namespace": meta["namespace"],
+                             "labels": {names.LABEL_RUN: names.label_value(meta["name"]), names.LABEL_KIND: KIND_DEFINITION},
+                             "ownerReferences": [_owner(obj)]},
+                "data": {"definition": json.dumps(document)},
+            }
+            self.kube.create(body)
+            stored = self.kube.get_config_map(meta["namespace"], cm_name)
+            assert stored is not None
+        document = json.loads(stored["data"]["definition"])
+        spec = dict(document["spec"])
+        runtime = Runtime.model_validate(spec.pop("runtime", None) or {})
+        spec.pop("schedule", None)
+        loaded = load_flow_document(spec, document["name"])
+        definition = Definition(loaded, Library(), runtime)
+        self._definitions[key] = definition
+        return definition
+
+    def _resolve_flow(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """The flow this run pins: a copy, so editing the Flow later changes nothing."""
+        spec = obj.get("spec") or {}
+        meta = obj["metadata"]
+        if spec.get("flow"):
+            return {"name": meta["name"], "generation": None, "spec": spec["flow"]}
+        ref = (spec.get("flowRef") or {}).get("name")
+        if not ref:
+            raise FlowError.single(meta["name"], "a FlowRun needs spec.flowRef.name or spec.flow", field="spec")
+        flow = self.kube.get_flow(meta["namespace"], ref)
+        if flow is None:
+            raise FlowError.single(meta["name"], f"Flow '{ref}' not found in namespace '{meta['namespace']}'", field="spec.flowRef.name")
+        return {"name": ref, "generation": flow["metadata"].get("generation"), "spec": flow["spec"]}
+
+    def _meta(self, obj: dict[str, Any], definition: Definition) -> RunMeta:
+        meta = obj["metadata"]
+        return RunMeta(
+            namespace=meta["namespace"],
+            run=meta["name"],
+            run_uid=meta["uid"],
+            flow=definition.loaded.name,
+            api_url=self.config.api_url,
+            same_worker=bool(definition.loaded.flow.value.same_worker),
+            runtime=definition.runtime,
+            default_images={**self.config.default_images},
+        )
+
+    # --- events ------------------------------------------------------------------------
+
+    def _events(self, obj: dict[str, Any], status: FlowRunStatus, meta: RunMeta) -> list[Event]:
+        now = self.clock()
+        if status.phase == "Pending":
+            return [Start(args=(obj.get("spec") or {}).get("args") or {}, now=now)]
+        events: list[Event] = []
+        selector = f"{names.LABEL_RUN}={names.label_value(meta.run)}"
+        records = {cm["metadata"]["name"]: cm for cm in self.kube.list_config_maps(
+            meta.namespace, f"{selector},{names.LABEL_KIND} in ({KIND_REPORT},{KIND_RESUME})")}
+        jobs: dict[str, dict[str, Any]] | None = None
+        for path, st in status.steps.items():
+            if st.phase != "Running" or st.type not in ("rawscript", "script") or st.not_before is not None:
+                continue
+            report = records.get(names.report_name(meta.run, path, st.attempts))
+            if report is not None:
+                events.append(StepFinished(path=path, attempt=st.attempts, outcome=_report_outcome(report), now=now))
+                continue
+            if jobs is None:
+                jobs = {j["metadata"]["name"]: j for j in self.kube.list_jobs(meta.namespace, selector)}
+            job = jobs.get(names.job_name(meta.run, path, st.attempts))
+            if job is None:
+                config_name = names.step_config_name(meta.run, path, st.attempts)
+                config_map = self.kube.get_config_map(meta.namespace, config_name)
+                if config_map is not None and not _job_created(config_map):
+                    # The operator stopped between naming the attempt and creating its Job.
+                    self._create_job(meta.namespace, config_name)
+                    continue
+            outcome = job_outcome(self.kube, meta.namespace, job)
+            if outcome is not None:
+                events.append(StepFinished(path=path, attempt=st.attempts, outcome=outcome, now=now))
+        events.extend(self._resumes(records, status, now))
+        if (obj.get("spec") or {}).get("cancel"):
+            events.append(CancelRequested(reason="spec.cancel is true", by="kubernetes", now=now))
+        return events or [Tick(now=now)]
+
+    def _resumes(self, records: dict[str, dict[str, Any]], status: FlowRunStatus, now: float) -> list[Event]:
+        pending = sorted(
+            (cm for cm in records.values()
+             if cm["metadata"].get("labels", {}).get(names.LABEL_KIND) == KIND_RESUME
+             and cm["metadata"]["name"] not in status.applied_resumes),
+            key=lambda cm: cm["metadata"].get("creationTimestamp") or "",
+        )
+        events: list[Event] = []
+        for cm in pending:
+            request = json.loads(cm["data"]["request"])
+            status.applied_resumes.append(cm["metadata"]["name"])
+            if request.get("cancel"):
+                events.append(CancelRequested(reason=request.get("reason") or "disapproved", by=request.get("approver") or "anonymous", now=now))
+            else:
+                events.append(Resumed(payload=request.get("payload"), approver=request.get("approver") or "anonymous", now=now))
+        return events
+
+    # --- large results -------------------------------------------------------------------
+
+    def _hydrate(self, namespace: str, status: FlowRunStatus) -> FlowRunStatus:
+        """Bring results kept in report ConfigMaps back, for expressions to read."""
+        for st in status.steps.values():
+            if st.result_ref:
+                cm = self.kube.get_config_map(namespace, st.result_ref)
+                if cm is not None:
+                    st.result = StepReport.model_validate_json(cm["data"]["report"]).outcome("", 0).result
+        return status
+
+    def _dehydrate(self, status: FlowRunStatus, run: str) -> FlowRunStatus:
+        out = status.model_copy(deep=True)
+        for path, st in out.steps.items():
+            if st.phase == "Succeeded" and st.type in ("rawscript", "script") and st.result is not None:
+                if len(json.dumps(st.result, default=str)) > RESULT_INLINE_LIMIT:
+                    st.result_ref = st.result_ref or names.report_name(run, path, st.attempts)
+                    st.result = None
+        if out.result is not None and len(json.dumps(out.result, default=str)) > RESULT_INLINE_LIMIT:
+            out.result = {"truncated": True, "note": "the result is larger than the status keeps; see resultRef of the last step"}
+        return out
+
+    # --- actions --------------------------------------------------------------------------
+
+    def _prepare(self, meta: RunMeta, actions: list[Action]) -> None:
+        """Before the status names a new attempt: its ConfigMap (which also keeps
+        its Job manifest, for recovery) and its Secret. Both are idempotent."""
+        for action in actions:
+            if isinstance(action, RunStep):
+                if meta.same_worker:
+                    self.kube.create(shared_claim(meta))
+                token = self.config.signer.issue(Claims(run=f"{meta.namespace}/{meta.run}", flow=meta.flow,
+                                                        path=action.path, step_id=action.step_id, attempt=action.attempt))
+                config_map, secret, job = step_objects(meta, action, token)
+                config_map["data"][JOB_KEY] = json.dumps(job)
+                self.kube.create(config_map)
+                self.kube.create(secret)
+
+    def _launch(self, meta: RunMeta, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, RunStep):
+                self._create_job(meta.namespace, names.step_config_name(meta.run, action.path, action.attempt))
+            elif isinstance(action, CancelStep):
+                self.kube.delete_job(meta.namespace, names.job_name(meta.run, action.path, action.attempt))
+
+    def _create_job(self, namespace: str, config_name: str) -> None:
+        config_map = self.kube.get_config_map(namespace, config_name)
+        if config_map is None:
+            return
+        self.kube.create(json.loads(config_map["data"][JOB_KEY]))
+        self.kube.annotate_config_map(namespace, config_name, {names.ANNOTATION_JOB_CREATED: "true"})
+
+    def _release(self, obj: dict[str, Any], status: FlowRunStatus) -> None:
+        """A finished run keeps its Jobs (for logs) but not its shared volume."""
+        meta = obj["metadata"]
+        self.kube.delete_claim(meta["namespace"], names.shared_claim_name(meta["name"]))
+        self._definitions.pop(meta["uid"], None)
+
+
+def _job_created(config_map: dict[str, Any]) -> bool:
+    return (config_map["metadata"].get("annotations") or {}).get(names.ANNOTATION_JOB_CREATED) == "true"
+
+
+def _owner(obj: dict[str, Any]) -> dict[str, Any]:
+    meta = obj["metadata"]
+    return {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": meta["name"], "uid": meta["uid"],
+            "controller": True, "blockOwnerDeletion": True}
+
+
+def _report_outcome(cm: dict[str, Any]) -> StepOutcome:
+    try:
+        report = StepReport.model_validate_json(cm["data"]["report"])
+    except (KeyError, ValueError) as exc:
+        return StepOutcome(ok=False, error=StepError(name="ProtocolError", message=f"unreadable step report: {exc}"))
+    outcome = report.outcome(logs="", duration_s=0.0)
+    if outcome.ok and len(json.dumps(outcome.result, default=str)) > RESULT_MAX:
+        return StepOutcome(ok=False, error=StepError(name="ResultTooLarge",
+                                                     message=f"the result is larger than {RESULT_MAX // 1024} KiB, the most a run keeps"))
+    return outcome

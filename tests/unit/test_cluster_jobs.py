@@ -1,0 +1,76 @@
+"""Names and Job manifests of step attempts: pure, checked without a cluster."""
+
+from __future__ import annotations
+
+from millrace.cluster import names
+from millrace.cluster.jobs import RunMeta, shared_claim, step_objects
+from millrace.engine.actions import RunStep
+from millrace.model.resources import Runtime
+
+
+def meta(**kw: object) -> RunMeta:
+    return RunMeta(namespace="ns", run="hello-run", run_uid="uid-1", flow="hello", api_url="http://api:8080", **kw)  # type: ignore[arg-type]
+
+
+def action(path: str = "loop/3/inner", attempt: int = 2, language: str = "python3", timeout: float | None = None) -> RunStep:
+    return RunStep(path=path, attempt=attempt, step_id=path.rsplit("/", 1)[-1], language=language,  # type: ignore[arg-type]
+                   code="def main(x): return x", args={"x": 1}, timeout_s=timeout)
+
+
+def test_names_are_deterministic_and_valid() -> None:
+    a = names.job_name("hello-run", "loop/3/inner", 2)
+    assert a == names.job_name("hello-run", "loop/3/inner", 2) == "hello-run-loop-3-inner-2"
+    long = names.job_name("r" * 60, "Some_Step/Χ", 1)
+    assert len(long) <= 63 and long == long.lower() and long.replace("-", "").isalnum()
+    assert names.job_name("r" * 60, "a", 1) != names.job_name("r" * 60, "b", 1)
+
+
+def test_step_objects_carry_code_wrapper_sdk_and_token() -> None:
+    config_map, secret, job = step_objects(meta(), action(), "s3cr3t-token")
+    assert config_map["metadata"]["name"] == secret["metadata"]["name"]
+    data = config_map["data"]
+    assert data["files..main.py"] == "def main(x): return x"
+    assert data["files..args.json"] == '{"x": 1}'
+    assert "wrappers..python3.py" in data and "wrappers..launch.sh" in data and "sdk..wmill.py" in data
+    assert secret["stringData"] == {"token": "s3cr3t-token"}
+    assert "s3cr3t-token" not in str(job) and "s3cr3t-token" not in str(config_map)
+
+
+def test_job_is_owned_labelled_restricted_and_never_retried_by_kubernetes() -> None:
+    _, _, job = step_objects(meta(), action(timeout=2.5), "tok")
+    assert job["metadata"]["name"] == "hello-run-loop-3-inner-2"
+    assert job["metadata"]["ownerReferences"][0]["kind"] == "FlowRun"
+    assert job["metadata"]["labels"][names.LABEL_RUN] == "hello-run"
+    assert job["metadata"]["annotations"][names.ANNOTATION_STEP_PATH] == "loop/3/inner"
+    spec = job["spec"]
+    assert spec["backoffLimit"] == 0 and spec["activeDeadlineSeconds"] == 3
+    pod = spec["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["automountServiceAccountToken"] is False
+    container = pod["containers"][0]
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["image"] == "python:3.12-slim"
+    assert container["command"][:3] == ["sh", "/millrace/wrappers/launch.sh", "/millrace"]
+    assert "python3" in container["command"] and "/millrace/wrappers/python3.py" in container["command"]
+    token_env = next(e for e in container["env"] if e["name"] == "MILLRACE_TOKEN")
+    assert token_env["valueFrom"]["secretKeyRef"]["key"] == "token"
+
+
+def test_runtime_settings_reach_the_pod() -> None:
+    runtime = Runtime.model_validate({"images": {"python3": "my/python:1"}, "serviceAccountName": "steps",
+                                      "nodeSelector": {"disk": "ssd"}, "resources": {"limits": {"memory": "256Mi"}},
+                                      "tolerations": [{"key": "k", "operator": "Exists"}]})
+    _, _, job = step_objects(meta(runtime=runtime, same_worker=True), action(), "tok")
+    pod = job["spec"]["template"]["spec"]
+    assert pod["containers"][0]["image"] == "my/python:1"
+    assert pod["serviceAccountName"] == "steps" and pod["nodeSelector"] == {"disk": "ssd"}
+    assert pod["tolerations"] == [{"key": "k", "operator": "Exists"}]
+    assert pod["containers"][0]["resources"] == {"limits": {"memory": "256Mi"}}
+    assert {"name": "shared", "mountPath": "/work/shared"} in pod["containers"][0]["volumeMounts"]
+    claim = shared_claim(meta(runtime=runtime, same_worker=True))
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"] and claim["metadata"]["name"] == "hello-run-shared"
+
+
+def test_typescript_steps_link_the_client() -> None:
+    _, _, job = step_objects(meta(), action(language="bun"), "tok")
+    command = job["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command[command.index("--link") + 1] == "node_modules/windmill-client"
