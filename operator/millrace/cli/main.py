@@ -17,7 +17,7 @@ from ..local.runner import LocalRun
 from ..local.scripts import build_library, search_roots
 from ..model.loader import LoadedFlow, load_flow_file
 from ..model.run import RunStatus
-from . import crds, data, runs
+from . import crds, data, operator, runs
 from .args import parse_args
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
@@ -41,27 +41,36 @@ def _parser() -> argparse.ArgumentParser:
     runs.register(sub)
     data.register(sub)
     crds.register(sub)
+    operator.register(sub)
     return parser
+
+
+def _resume_or_cancel(options: argparse.Namespace) -> int:
+    run_id, flow_name, state = (runs.resume if options.command == "resume" else runs.cancel)(options)
+    _report(options.output, run_id, flow_name, state)
+    return _exit_code(state)
+
+
+def _dispatch(options: argparse.Namespace) -> int:
+    handlers = {
+        "run": _run,
+        "validate": _validate,
+        "resume": _resume_or_cancel,
+        "cancel": _resume_or_cancel,
+        "runs": lambda _: runs.list_runs(),
+        "show": runs.show,
+        "crds": crds.write,
+        "operator": operator.run,
+    }
+    handler = handlers.get(options.command, data.main if options.command in data.COMMANDS else None)
+    assert handler is not None, options.command
+    return handler(options)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     options = _parser().parse_args(argv)
     try:
-        if options.command == "run":
-            return _run(options)
-        if options.command == "validate":
-            return _validate(options)
-        if options.command in ("resume", "cancel"):
-            run_id, flow_name, state = (runs.resume if options.command == "resume" else runs.cancel)(options)
-            _report(options.output, run_id, flow_name, state)
-            return _exit_code(state)
-        if options.command == "runs":
-            return runs.list_runs()
-        if options.command == "crds":
-            return crds.write(options)
-        if options.command in data.COMMANDS:
-            return data.main(options)
-        return runs.show(options)
+        return _dispatch(options)
     except FlowError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)

@@ -1,0 +1,42 @@
+"""`millrace operator`: run the Kubernetes operator (kopf) and its step API."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+from typing import Any
+
+from ..runtime.stepapi.tokens import Signer
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser("operator", help="run the Kubernetes operator")
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument("--namespace", action="append", default=[], help="watch this namespace (repeatable)")
+    scope.add_argument("--all-namespaces", action="store_true", help="watch every namespace")
+    parser.add_argument("--api-host", default=os.environ.get("MILLRACE_API_HOST", "0.0.0.0"))
+    parser.add_argument("--api-port", type=int, default=int(os.environ.get("MILLRACE_API_PORT", "8080")))
+    parser.add_argument("--api-url", default=os.environ.get("MILLRACE_API_URL"),
+                        help="the step API as step pods reach it (default: http://<service>.<namespace>.svc:<port>)")
+    parser.add_argument("--liveness", default="http://0.0.0.0:8081/healthz", help="kopf's liveness endpoint")
+
+
+def signer_from_environment() -> Signer:
+    """Step tokens must survive an operator restart: the key comes from a Secret."""
+    key = os.environ.get("MILLRACE_SIGNING_KEY")
+    return Signer(base64.b64decode(key) if key else None)
+
+
+def run(options: argparse.Namespace) -> int:
+    from ..cluster.main import run_operator
+
+    return run_operator(
+        namespaces=options.namespace,
+        all_namespaces=options.all_namespaces,
+        api_host=options.api_host,
+        api_port=options.api_port,
+        api_url=options.api_url,
+        liveness=options.liveness,
+        signer=signer_from_environment(),
+    )

@@ -1,0 +1,59 @@
+"""Start the operator: the step API server, then kopf with the handlers."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import kopf
+from kubernetes import config as kube_config
+
+from ..runtime.stepapi.server import StepApiServer
+from ..runtime.stepapi.tokens import Signer
+from . import operator as handlers
+from .kube import KubeApi
+from .reconcile import OperatorConfig
+from .stepapi_backend import ClusterBackend
+
+LOG = logging.getLogger("millrace.operator")
+
+
+def _load_kube_config() -> None:
+    try:
+        kube_config.load_incluster_config()
+    except kube_config.ConfigException:
+        kube_config.load_kube_config()
+
+
+def run_operator(
+    *,
+    namespaces: list[str],
+    all_namespaces: bool,
+    api_host: str,
+    api_port: int,
+    api_url: str | None,
+    liveness: str,
+    signer: Signer,
+) -> int:
+    logging.basicConfig(level=os.environ.get("MILLRACE_LOG_LEVEL", "INFO"),
+                        format='{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","message":"%(message)s"}')
+    _load_kube_config()
+    kube = KubeApi()
+    backend = ClusterBackend(kube, handlers.WAKEUPS.notify)
+    server = StepApiServer(backend, signer=signer, host=api_host, port=api_port)
+    listening = server.url
+    # Resume links and step pods use the address steps reach, not the one bound.
+    server.url = api_url or listening
+    server.start()
+    LOG.info("step API listening on %s, steps reach it at %s", listening, server.url)
+    handlers.configure(OperatorConfig(api_url=server.url, signer=signer), kube)
+    try:
+        kopf.run(
+            standalone=True,
+            clusterwide=all_namespaces,
+            namespaces=namespaces or ([] if all_namespaces else [os.environ.get("MILLRACE_NAMESPACE", "default")]),
+            liveness_endpoint=liveness,
+        )
+    finally:
+        server.close()
+    return 0
