@@ -1,0 +1,124 @@
+"""What the validating webhook checks, and the Flow `Ready` condition: pure functions.
+
+A Flow is checked exactly as `millrace validate` checks a manifest file, so
+`kubectl apply` rejects it with the same messages. Scripts and flows that
+steps reference by path are not resolved here unless a `Library` is given:
+the webhook must not depend on the order in which objects are applied, so it
+leaves them to the reconciler, which reports them in the Ready condition.
+
+A FlowRun names its flow (`flowRef`) or holds one (`flow`), never both, and
+its `args` must match that flow's schema. The referenced Flow is read
+through a lookup function so that this module never talks to the API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..engine.inputs import InputError, check_schema, validate_inputs
+from ..engine.library import Library
+from ..engine.validate import validate_flow
+from ..errors import FlowError, Problem
+from ..expressions import Sandbox
+from ..model.loader import API_VERSION, load_flow_document
+from ..model.resources import Condition
+
+READY = "Ready"
+# validate.py reports an unresolved `script`/`flow` path on this field.
+_PATH_FIELD = "value.path"
+
+FlowLookup = Callable[[str], Mapping[str, Any] | None]
+"""Flow name -> the Flow object of the FlowRun's namespace, or None when there is none."""
+
+
+@dataclass(frozen=True)
+class Review:
+    """The verdict on one object: errors reject it, warnings are shown to the user."""
+
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def allowed(self) -> bool:
+        return not self.errors
+
+
+def flow_problems(name: str, spec: Mapping[str, Any], sandbox: Sandbox,
+                  library: Library | None = None) -> list[Problem]:
+    """Every problem `millrace validate` would report for a Flow with this spec.
+
+    Without a `library`, references to scripts and flows by path are not
+    checked (they may be applied later).
+    """
+    manifest = {"apiVersion": API_VERSION, "kind": "Flow", "metadata": {"name": name}, "spec": dict(spec)}
+    try:
+        loaded = load_flow_document(manifest, name)
+    except FlowError as exc:
+        return exc.problems
+    problems = validate_flow(loaded, library or Library(), sandbox)
+    if library is None:
+        problems = [p for p in problems if p.field != _PATH_FIELD]
+    return problems
+
+
+def review_flow(name: str, spec: Mapping[str, Any], sandbox: Sandbox) -> Review:
+    return _review(flow_problems(name, spec, sandbox))
+
+
+def review_flowrun(name: str, spec: Mapping[str, Any], sandbox: Sandbox, lookup: FlowLookup) -> Review:
+    ref, inline = spec.get("flowRef"), spec.get("flow")
+    if (ref is None) == (inline is None):
+        return Review(errors=[f"flowrun '{name}': set exactly one of spec.flowRef (a Flow of this namespace) "
+                              "and spec.flow (an inline flow)"])
+    args = spec.get("args") or {}
+    if inline is not None:
+        review = review_flow(name, inline, sandbox)
+        if not review.allowed:
+            return review
+        return _merge(review, _check_args(name, name, inline, args))
+    flow_name = str(ref.get("name", ""))
+    flow = lookup(flow_name)
+    if flow is None:
+        return Review(warnings=[f"flowrun '{name}': flow '{flow_name}' does not exist (yet) in this namespace"])
+    return _check_args(name, flow_name, flow.get("spec") or {}, args)
+
+
+def flow_ready_condition(name: str, spec: Mapping[str, Any], generation: int | None, sandbox: Sandbox,
+                         library: Library | None = None, now: str | None = None) -> Condition:
+    """The Flow's Ready condition: False with every error when it cannot run.
+
+    `now` (RFC 3339) becomes lastTransitionTime; the caller keeps the old
+    time when the status did not change.
+    """
+    problems = flow_problems(name, spec, sandbox, library)
+    errors = [str(p) for p in problems if not p.warning]
+    if errors:
+        return Condition(type=READY, status="False", reason="Invalid", message="\n".join(errors),
+                         observed_generation=generation, last_transition_time=now)
+    return Condition(type=READY, status="True", reason="Valid", message="the flow passed validation",
+                     observed_generation=generation, last_transition_time=now)
+
+
+def _check_args(run: str, flow_name: str, flow_spec: Mapping[str, Any], args: Any) -> Review:
+    if not isinstance(args, dict):
+        return Review(errors=[f"flowrun '{run}': spec.args must be an object"])
+    schema = flow_spec.get("schema")
+    if not isinstance(schema, dict) or check_schema(schema):
+        # An unusable schema is the Flow's problem, reported on the Flow.
+        return Review()
+    try:
+        validate_inputs(schema, args)
+    except InputError as exc:
+        return Review(errors=[f"flowrun '{run}': args do not match the schema of flow '{flow_name}': {exc}"])
+    return Review()
+
+
+def _review(problems: list[Problem]) -> Review:
+    return Review(errors=[str(p) for p in problems if not p.warning],
+                  warnings=[str(p) for p in problems if p.warning])
+
+
+def _merge(a: Review, b: Review) -> Review:
+    return Review(errors=a.errors + b.errors, warnings=a.warnings + b.warnings)

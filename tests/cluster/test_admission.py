@@ -1,0 +1,217 @@
+"""The validating webhook: the real kopf webhook server behind the real apiserver.
+
+The apiserver reaches the webhook by URL on 127.0.0.1: the local control
+plane has no kube-proxy, and Endpoints refuse loopback addresses, so a
+Service reference could not be routed. The chart uses a Service reference;
+everything past the connection is the same.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import datetime
+import ipaddress
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .test_crds import REPO, install_crds
+
+pytestmark = pytest.mark.cluster
+
+EXAMPLE = yaml.safe_load((REPO / "examples" / "hello-flow.yaml").read_text())
+OPERATOR = """
+import kopf
+from millrace.cluster import admission_handlers
+
+@kopf.on.startup()
+def serve_webhooks(settings: kopf.OperatorSettings, **_):
+    admission_handlers.configure_webhooks(settings, host="127.0.0.1", port={port},
+                                          certfile={cert!r}, pkeyfile={key!r})
+"""
+
+
+def _serving_certificate(folder: Path) -> tuple[Path, Path, bytes]:
+    """A CA and a certificate for 127.0.0.1 signed by it: (cert, key, CA PEM)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "millrace-webhook-test-ca")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+          .not_valid_after(now + datetime.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    cert_path, key_path = folder / "tls.crt", folder / "tls.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path, ca.public_bytes(serialization.Encoding.PEM)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _webhook_configuration(name: str, namespace: str, port: int, ca: bytes) -> dict:
+    def webhook(plural: str, path: str) -> dict:
+        return {
+            "name": f"{plural}.millrace.dev",
+            "clientConfig": {"url": f"https://127.0.0.1:{port}/{path}", "caBundle": base64.b64encode(ca).decode()},
+            "rules": [{"apiGroups": ["millrace.dev"], "apiVersions": ["v1alpha1"], "resources": [plural],
+                       "operations": ["CREATE", "UPDATE"], "scope": "Namespaced"}],
+            # Only this test's namespace: other tests share the control plane.
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+            "failurePolicy": "Fail", "sideEffects": "None", "admissionReviewVersions": ["v1"],
+            "timeoutSeconds": 10,
+        }
+    return {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+            "metadata": {"name": name},
+            "webhooks": [webhook("flows", "validate-flow"), webhook("flowruns", "validate-flowrun")]}
+
+
+@pytest.fixture
+def webhook(kube, namespace, tmp_path):
+    """The admission handlers served by kopf, registered for this test's namespace."""
+    install_crds(kube)
+    port = _free_port()
+    cert, key, ca = _serving_certificate(tmp_path)
+    script = tmp_path / "webhook_operator.py"
+    script.write_text(OPERATOR.format(port=port, cert=str(cert), key=str(key)))
+    log = (tmp_path / "kopf.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "kopf", "run", "--standalone", "--namespace", namespace,
+                             str(script)], env=kube.env(), stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+    config = f"millrace-test-{namespace}"
+    try:
+        kube.apply(_webhook_configuration(config, namespace, port, ca))
+        _wait_until_listening(port, proc, tmp_path / "kopf.log")
+        yield namespace
+    finally:
+        kube.kubectl("delete", "validatingwebhookconfiguration", config, "--ignore-not-found", check=False)
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def _wait_until_listening(port: int, proc: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"kopf exited with {proc.returncode}:\n{log.read_text()}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"the webhook server did not listen on {port}:\n{log.read_text()}")
+
+
+def _flow(**changes) -> dict:
+    flow = copy.deepcopy(EXAMPLE)
+    modules = flow["spec"]["value"]["modules"]
+    if changes.get("duplicate"):
+        modules[1]["id"] = "greet"
+    if changes.get("bad_expression"):
+        modules[0]["value"]["input_transforms"]["name"]["expr"] = "flow_input.name +"
+    if changes.get("unknown_step"):
+        modules[1]["value"]["input_transforms"]["text"]["expr"] = "results.nope.greeting"
+    return flow
+
+
+def _run(run: str, args: dict | None = None) -> dict:
+    return {"apiVersion": "millrace.dev/v1alpha1", "kind": "FlowRun", "metadata": {"name": run},
+            "spec": {"flowRef": {"name": "hello-flow"}, "args": args or {}}}
+
+
+def _rejected(kube, namespace: str, manifest: dict) -> str:
+    proc = kube.apply(manifest, namespace, check=False)
+    assert proc.returncode != 0, f"{manifest['kind']} was accepted:\n{proc.stdout}"
+    assert "denied the request" in proc.stderr, proc.stderr
+    return proc.stderr
+
+
+def test_a_valid_flow_is_accepted(kube, webhook) -> None:
+    kube.apply(_flow(), webhook)
+    assert kube.get("flow", "hello-flow", webhook)
+
+
+@pytest.mark.parametrize("change, message", [
+    ("duplicate", "flow 'hello-flow', step 'greet', field 'id': duplicate step id 'greet' (also used at 'greet')"),
+    ("bad_expression", "flow 'hello-flow', step 'greet', field 'value.input_transforms.name.expr': "
+                       "invalid expression: "),
+    ("unknown_step", "flow 'hello-flow', step 'shout', field 'value.input_transforms.text.expr': "
+                     "results.nope names no step of this flow"),
+])
+def test_an_invalid_flow_is_rejected_with_the_validate_message(kube, webhook, change, message, tmp_path) -> None:
+    flow = _flow(**{change: True})
+    stderr = _rejected(kube, webhook, flow)
+    assert 'admission webhook "flows.millrace.dev" denied the request' in stderr
+    assert message in stderr
+    # Word for word what `millrace validate` prints for the same manifest.
+    path = tmp_path / "flow.yaml"
+    path.write_text(json.dumps(flow))
+    cli = subprocess.run([sys.executable, "-m", "millrace.cli.main", "validate", str(path)],
+                         capture_output=True, text=True, env={**os.environ})
+    for line in cli.stderr.splitlines():
+        if line.startswith("error: "):
+            assert line.removeprefix("error: ") in stderr
+    assert kube.get("flow", "hello-flow", webhook) is None
+
+
+def test_an_update_that_breaks_a_flow_is_rejected(kube, webhook) -> None:
+    kube.apply(_flow(), webhook)
+    _rejected(kube, webhook, _flow(duplicate=True))
+    assert kube.get("flow", "hello-flow", webhook)["spec"] == EXAMPLE["spec"]
+
+
+def test_flowrun_args_are_checked_against_the_flow_schema(kube, webhook) -> None:
+    kube.apply(_flow(), webhook)
+    bad = _run("bad", {"name": "x", "times": "three"})
+    expected = ("flowrun 'bad': args do not match the schema of flow 'hello-flow': "
+                "input 'times': 'three' is not of type 'integer'")
+
+    def rejected_with_message() -> bool:
+        # The webhook knows a Flow once its watch saw it: a moment after the apply.
+        proc = kube.apply(bad, webhook, check=False)
+        if proc.returncode == 0:
+            kube.kubectl("delete", "flowrun", "bad", "-n", webhook, check=False)
+            return False
+        return expected in proc.stderr
+
+    kube.wait_for(rejected_with_message, 30, "the FlowRun with bad args to be rejected", interval=0.5)
+    kube.apply(_run("good", {"name": "x", "times": 2}), webhook)
+    assert kube.get("flowrun", "good", webhook)
+
+
+def test_a_flowrun_needs_exactly_one_flow(kube, webhook) -> None:
+    both = _run("both")
+    both["spec"]["flow"] = EXAMPLE["spec"]
+    assert "set exactly one of spec.flowRef" in _rejected(kube, webhook, both)
+    inline = {"apiVersion": "millrace.dev/v1alpha1", "kind": "FlowRun", "metadata": {"name": "inline"},
+              "spec": {"flow": _flow(unknown_step=True)["spec"]}}
+    assert "results.nope names no step of this flow" in _rejected(kube, webhook, inline)
