@@ -1,0 +1,195 @@
+"""The operator against the real control plane: Flows and FlowRuns applied
+with kubectl as a user would, each step a Job run by the node agent."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.cluster
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Operator:
+    """`millrace operator` as a process watching one namespace."""
+
+    def __init__(self, kube: Any, namespace: str, log: Path) -> None:
+        self.kube = kube
+        self.namespace = namespace
+        self.log = log
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, **self.kube.env(), "MILLRACE_NAMESPACE": self.namespace,
+               "MILLRACE_SIGNING_KEY": "dGVzdC1zaWduaW5nLWtleS1mb3ItdGhlLW9wZXJhdG9y"}
+        command = [sys.executable, "-m", "millrace.cli.main", "operator", "--namespace", self.namespace,
+                   "--api-host", "127.0.0.1", "--api-port", str(self.port),
+                   "--liveness", f"http://127.0.0.1:{free_port()}/healthz"]
+        self.process = subprocess.Popen(command, env=env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+
+    def kill(self) -> None:
+        """Stop at once, as a crash would: no cleanup."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def operator(kube: Any, namespace: str, tmp_path: Path) -> Iterator[Operator]:
+    kube.kubectl("apply", "-f", str(REPO / "crds"))
+    op = Operator(kube, namespace, tmp_path / "operator.log")
+    op.start()
+    yield op
+    op.stop()
+    print((tmp_path / "operator.log").read_text(errors="replace")[-5000:])
+
+
+def flow_manifest(name: str, modules: list[dict[str, Any]], **value: Any) -> dict[str, Any]:
+    return {"apiVersion": "millrace.dev/v1alpha1", "kind": "Flow", "metadata": {"name": name},
+            "spec": {"summary": name, "value": {"modules": modules, **value}}}
+
+
+def run_manifest(name: str, flow: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"apiVersion": "millrace.dev/v1alpha1", "kind": "FlowRun", "metadata": {"name": name},
+            "spec": {"flowRef": {"name": flow}, "args": args or {}}}
+
+
+def python_step(step_id: str, code: str, **transforms: str) -> dict[str, Any]:
+    return {"id": step_id, "value": {"type": "rawscript", "language": "python3", "content": code,
+                                     "input_transforms": {k: {"type": "javascript", "expr": v} for k, v in transforms.items()}}}
+
+
+def wait_phase(kube: Any, namespace: str, run: str, phases: tuple[str, ...] = ("Succeeded", "Failed", "Cancelled"),
+               timeout: float = 90) -> dict[str, Any]:
+    def done() -> dict[str, Any] | None:
+        obj = kube.get("flowrun", run, namespace)
+        status = (obj or {}).get("status") or {}
+        return status if status.get("phase") in phases else None
+
+    return kube.wait_for(done, timeout=timeout, what=f"FlowRun {run} in {phases}")
+
+
+def test_a_flow_applied_with_kubectl_runs_its_steps_as_jobs(kube: Any, namespace: str, operator: Operator) -> None:
+    flow = flow_manifest("wired", [
+        python_step("double", "def main(x: int):\n    return {'v': x * 2}\n", x="flow_input.x"),
+        {"id": "shout", "value": {"type": "rawscript", "language": "bash", "content": 'v="$1"\necho "value $v"\n',
+                                  "input_transforms": {"v": {"type": "javascript", "expr": "results.double.v"}}}},
+    ])
+    kube.apply(flow, namespace)
+    kube.apply(run_manifest("wired-1", "wired", {"x": 21}), namespace)
+    status = wait_phase(kube, namespace, "wired-1")
+    assert status["phase"] == "Succeeded", status
+    assert status["result"] == "value 42"
+    assert status["steps"]["double"]["result"] == {"v": 42}
+    jobs = kube.list("jobs", namespace, "millrace.dev/run=wired-1")
+    assert sorted(j["metadata"]["name"] for j in jobs) == ["wired-1-double-1", "wired-1-shout-1"]
+    assert all(j["metadata"]["ownerReferences"][0]["kind"] == "FlowRun" for j in jobs)
+    columns = kube.kubectl("get", "flowruns", "-n", namespace).stdout
+    assert "wired-1" in columns and "Succeeded" in columns
+
+
+def test_a_failing_step_fails_the_run_with_its_traceback(kube: Any, namespace: str, operator: Operator) -> None:
+    kube.apply(flow_manifest("boom", [python_step("explode", "def main():\n    raise ValueError('no good')\n")]), namespace)
+    kube.apply(run_manifest("boom-1", "boom"), namespace)
+    status = wait_phase(kube, namespace, "boom-1")
+    assert status["phase"] == "Failed"
+    assert status["error"]["name"] == "ValueError" and status["error"]["step"] == "explode"
+    assert "no good" in status["error"]["stack"]
+    finished = next(c for c in status["conditions"] if c["type"] == "Finished")
+    assert finished["reason"] == "Failed" and "no good" in finished["message"]
+
+
+def test_loops_and_branches_run_in_the_cluster(kube: Any, namespace: str, operator: Operator) -> None:
+    loop = {"id": "each", "value": {"type": "forloopflow", "parallel": True, "skip_failures": False,
+                                    "iterator": {"type": "javascript", "expr": "[1, 2, 3]"},
+                                    "modules": [python_step("sq", "def main(v):\n    return v * v\n", v="flow_input.iter.value")]}}
+    branch = {"id": "pick", "value": {"type": "branchone", "default": [],
+                                      "branches": [{"expr": "results.each.length == 3",
+                                                    "modules": [python_step("sum", "def main(xs):\n    return sum(xs)\n", xs="results.each")]}]}}
+    kube.apply(flow_manifest("shapes", [loop, branch]), namespace)
+    kube.apply(run_manifest("shapes-1", "shapes"), namespace)
+    status = wait_phase(kube, namespace, "shapes-1")
+    assert status["phase"] == "Succeeded", status
+    assert status["result"] == 14
+    assert status["steps"]["each/2/sq"]["result"] == 9
+
+
+def test_a_run_pins_its_flow(kube: Any, namespace: str, operator: Operator) -> None:
+    slow = python_step("wait", "import time\n\ndef main():\n    time.sleep(2)\n    return 'first version'\n")
+    kube.apply(flow_manifest("pinned", [slow]), namespace)
+    kube.apply(run_manifest("pinned-1", "pinned"), namespace)
+    wait_phase(kube, namespace, "pinned-1", phases=("Running",))
+    kube.apply(flow_manifest("pinned", [python_step("wait", "def main():\n    return 'second version'\n")]), namespace)
+    status = wait_phase(kube, namespace, "pinned-1")
+    assert status["result"] == "first version"
+
+
+def test_a_flowrun_for_a_missing_flow_fails_clearly(kube: Any, namespace: str, operator: Operator) -> None:
+    kube.apply(run_manifest("orphan-1", "no-such-flow"), namespace)
+    status = wait_phase(kube, namespace, "orphan-1")
+    assert status["phase"] == "Failed"
+    assert "Flow 'no-such-flow' not found" in status["error"]["message"]
+
+
+def test_killing_the_operator_during_a_step_loses_nothing(kube: Any, namespace: str, operator: Operator) -> None:
+    steps = [python_step("one", "import time\n\ndef main():\n    time.sleep(2)\n    return 1\n"),
+             python_step("two", "def main(x):\n    return x + 1\n", x="results.one")]
+    kube.apply(flow_manifest("crash", steps), namespace)
+    kube.apply(run_manifest("crash-1", "crash"), namespace)
+    wait_phase(kube, namespace, "crash-1", phases=("Running",))
+    kube.wait_for(lambda: kube.list("jobs", namespace, "millrace.dev/run=crash-1"), what="the first Job")
+    operator.kill()
+    time.sleep(3)  # the step reports while no operator runs... and its report is refused or kept
+    operator.start()
+    status = wait_phase(kube, namespace, "crash-1")
+    assert status["phase"] == "Succeeded", status
+    assert status["result"] == 2
+    jobs = kube.list("jobs", namespace, "millrace.dev/run=crash-1")
+    assert sorted(j["metadata"]["name"] for j in jobs) == ["crash-1-one-1", "crash-1-two-1"]
+
+
+def test_deleting_a_run_deletes_its_objects(kube: Any, namespace: str, operator: Operator) -> None:
+    kube.apply(flow_manifest("gc", [python_step("a", "def main():\n    return 1\n")]), namespace)
+    kube.apply(run_manifest("gc-1", "gc"), namespace)
+    wait_phase(kube, namespace, "gc-1")
+    kube.kubectl("delete", "flowrun", "gc-1", "-n", namespace)
+    kube.wait_for(lambda: not kube.list("jobs", namespace, "millrace.dev/run=gc-1")
+                  and not kube.list("configmaps", namespace, "millrace.dev/run=gc-1"), what="garbage collection")
+
+
+def test_status_holds_user_state_and_results_json(kube: Any, namespace: str, operator: Operator) -> None:
+    code = "import wmill\n\ndef main():\n    wmill.set_flow_user_state('foobar', 43)\n    return wmill.get_flow_user_state('foobar')\n"
+    kube.apply(flow_manifest("userstate", [python_step("s", code)]), namespace)
+    kube.apply(run_manifest("userstate-1", "userstate"), namespace)
+    status = wait_phase(kube, namespace, "userstate-1")
+    assert status["phase"] == "Succeeded", status
+    assert status["result"] == 43
+    assert status["userState"] == {"foobar": 43}
+    assert json.dumps(status)
