@@ -59,6 +59,10 @@ test-cluster: $(BIN)/millrace cluster-binaries
 	$(BIN)/pytest -q -m cluster tests/cluster
 # ---- end of local control plane ---------------------------------------------
 
+# CRDs generated from the pydantic models, for crds/ and the chart (tests/unit/test_crds.py checks them).
+crds: $(BIN)/millrace
+	$(BIN)/millrace crds
+
 bench: setup
 	$(BIN)/python bench/run.py
 

@@ -1,0 +1,190 @@
+"""The Helm chart: lint, render, install, and the least privilege of the operator's ServiceAccount.
+
+The chart is installed with the operator scaled to zero: these tests check
+the objects and what the ServiceAccount may do, not the reconciler.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .test_crds import CRDS, REPO
+
+pytestmark = pytest.mark.cluster
+
+CHART = REPO / "charts" / "millrace"
+RELEASE = "millrace"
+SA = "millrace"
+
+
+@pytest.fixture(scope="session")
+def helm(kube):
+    bin_dir = kube.info.get("bin_dir")
+    path = Path(bin_dir) / "helm" if bin_dir else None
+    found = str(path) if path and os.access(path, os.X_OK) else shutil.which("helm")
+    if not found:
+        pytest.fail("no helm binary: `make cluster-binaries` builds it", pytrace=False)
+
+    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+        proc = subprocess.run([found, *args], capture_output=True, text=True, env=kube.env(), timeout=120)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"helm {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+        return proc
+    return run
+
+
+def _render(helm, *args: str) -> list[dict]:
+    out = helm("template", RELEASE, str(CHART), "--namespace", "ns1", *args).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def _kinds(docs: list[dict]) -> dict[str, list[dict]]:
+    by_kind: dict[str, list[dict]] = {}
+    for doc in docs:
+        by_kind.setdefault(doc["kind"], []).append(doc)
+    return by_kind
+
+
+def test_chart_lints(helm) -> None:
+    helm("lint", "--strict", str(CHART))
+
+
+def test_chart_crds_are_the_generated_crds() -> None:
+    for name in ("flow.yaml", "flowrun.yaml"):
+        assert filecmp.cmp(REPO / "crds" / name, CHART / "crds" / name, shallow=False), \
+            f"charts/millrace/crds/{name} differs from crds/{name}: run `make crds`"
+
+
+def test_namespaced_install_renders_roles_only_for_its_namespaces(helm) -> None:
+    kinds = _kinds(_render(helm, "--set", "watch.namespaces={team-a}"))
+    assert sorted(r["metadata"]["namespace"] for r in kinds["Role"]) == ["ns1", "team-a"]
+    assert [c["metadata"]["name"] for c in kinds["ClusterRole"]] == ["millrace-ns1-crds"]
+    webhook = kinds["ValidatingWebhookConfiguration"][0]["webhooks"]
+    selector = webhook[0]["namespaceSelector"]["matchExpressions"][0]
+    assert selector["values"] == ["ns1", "team-a"]
+    assert {w["clientConfig"]["service"]["path"] for w in webhook} == {"/validate-flow", "/validate-flowrun"}
+    assert all(w["clientConfig"]["caBundle"] for w in webhook)
+    args = kinds["Deployment"][0]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[:3] == ["operator", "--namespace=ns1", "--namespace=team-a"]
+
+
+def test_cluster_wide_install_uses_one_cluster_role(helm) -> None:
+    kinds = _kinds(_render(helm, "--set", "watch.allNamespaces=true"))
+    assert "Role" not in kinds
+    assert len(kinds["ClusterRole"]) == 2 and len(kinds["ClusterRoleBinding"]) == 2
+    assert "namespaceSelector" not in kinds["ValidatingWebhookConfiguration"][0]["webhooks"][0]
+    assert "--all-namespaces" in kinds["Deployment"][0]["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+def test_rules_name_every_resource_and_verb(helm) -> None:
+    for role in _kinds(_render(helm))["Role"]:
+        for rule in role["rules"]:
+            assert "*" not in rule["verbs"] and "*" not in rule["resources"], rule
+            if "secrets" in rule["resources"]:
+                assert set(rule["verbs"]) == {"get", "list", "create", "update"}
+
+
+def test_operator_pod_is_restricted_and_its_command_configurable(helm) -> None:
+    pod = _kinds(_render(helm, "--set", "operator.command={/opt/venv/bin/millrace}"))["Deployment"][0]
+    spec = pod["spec"]["template"]["spec"]
+    container = spec["containers"][0]
+    assert container["command"] == ["/opt/venv/bin/millrace"]
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                            "capabilities": {"drop": ["ALL"]}}
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"step-api": 8080, "webhook": 8443, "health": 8081}
+
+
+@pytest.fixture
+def installed(kube, helm, namespace, tmp_path):
+    values = {
+        "operator": {"replicas": 0, "command": [str(Path(sys.executable).parent / "millrace")]},
+        "webhook": {"url": "https://127.0.0.1:8443", "certIPs": ["127.0.0.1"]},
+    }
+    values_file = tmp_path / "values.yaml"
+    values_file.write_text(json.dumps(values))
+    helm("install", RELEASE, str(CHART), "--namespace", namespace, "--values", str(values_file))
+    try:
+        yield namespace
+    finally:
+        helm("uninstall", RELEASE, "--namespace", namespace, "--wait", check=False)
+
+
+def test_install_creates_crds_service_account_rbac_and_webhook(kube, installed) -> None:
+    for crd in CRDS:
+        assert kube.get("crd", crd)
+    assert kube.get("serviceaccount", SA, installed)
+    assert kube.get("role", "millrace", installed)
+    binding = kube.get("rolebinding", "millrace", installed)
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": SA, "namespace": installed}]
+    assert kube.get("service", "millrace", installed)
+    secret = kube.get("secret", "millrace-webhook-tls", installed)
+    assert set(secret["data"]) == {"ca.crt", "tls.crt", "tls.key"}
+    config = kube.get("validatingwebhookconfiguration", f"millrace-{installed}")
+    assert config["webhooks"][0]["clientConfig"]["url"] == "https://127.0.0.1:8443/validate-flow"
+    assert config["webhooks"][0]["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
+
+
+def test_upgrade_keeps_the_webhook_certificate_and_signing_key(kube, helm, installed) -> None:
+    before = [kube.get("secret", name, installed)["data"] for name in ("millrace-webhook-tls", "millrace-signing-key")]
+    helm("upgrade", RELEASE, str(CHART), "--namespace", installed, "--reuse-values")
+    after = [kube.get("secret", name, installed)["data"] for name in ("millrace-webhook-tls", "millrace-signing-key")]
+    assert after == before
+
+
+ALLOWED = [
+    ("list", "flows"), ("watch", "flows"), ("patch", "flows/status"),
+    ("create", "flowruns"), ("delete", "flowruns"), ("update", "flowruns/status"),
+    ("create", "jobs.batch"), ("delete", "jobs.batch"), ("watch", "jobs.batch"),
+    ("watch", "pods"), ("get", "pods/log"),
+    ("create", "configmaps"), ("update", "configmaps"),
+    ("list", "secrets"), ("create", "secrets"),
+    ("create", "persistentvolumeclaims"), ("delete", "persistentvolumeclaims"),
+    ("create", "events"),
+]
+DENIED_HERE = [
+    ("delete", "secrets"), ("watch", "secrets"), ("create", "pods"), ("delete", "pods"), ("create", "pods/exec"),
+    ("create", "deployments.apps"), ("create", "roles.rbac.authorization.k8s.io"),
+    ("create", "rolebindings.rbac.authorization.k8s.io"), ("create", "serviceaccounts/token"),
+    ("update", "flows"), ("delete", "flows"), ("patch", "jobs.batch"),
+]
+DENIED_CLUSTER = [
+    ("get", "secrets", "-n", "kube-system"), ("list", "secrets", "--all-namespaces"),
+    ("create", "jobs.batch", "-n", "default"), ("list", "flows", "--all-namespaces"),
+    ("delete", "namespaces"), ("create", "namespaces"), ("list", "nodes"),
+    ("create", "clusterrolebindings.rbac.authorization.k8s.io"),
+    ("update", "validatingwebhookconfigurations.admissionregistration.k8s.io"),
+    ("create", "customresourcedefinitions.apiextensions.k8s.io"),
+    ("impersonate", "serviceaccounts"), ("escalate", "roles.rbac.authorization.k8s.io"),
+]
+
+
+def _can(kube, namespace: str, verb: str, resource: str, *scope: str) -> bool:
+    what = resource.split("/")
+    args = [verb, what[0]] + ([f"--subresource={what[1]}"] if len(what) > 1 else [])
+    proc = kube.kubectl("auth", "can-i", *args, *(scope or ("-n", namespace)),
+                        f"--as=system:serviceaccount:{namespace}:{SA}", check=False)
+    assert proc.stdout.strip() in ("yes", "no"), proc.stderr
+    return proc.stdout.strip() == "yes"
+
+
+def test_service_account_can_do_what_the_operator_needs(kube, installed) -> None:
+    missing = [rule for rule in ALLOWED if not _can(kube, installed, *rule)]
+    assert missing == []
+    assert _can(kube, installed, "watch", "customresourcedefinitions.apiextensions.k8s.io")
+
+
+def test_service_account_can_do_nothing_more(kube, installed) -> None:
+    granted = [rule for rule in DENIED_HERE + DENIED_CLUSTER if _can(kube, installed, *rule)]
+    assert granted == []
