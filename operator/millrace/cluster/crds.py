@@ -33,26 +33,30 @@ _KEPT_KEYWORDS = ("description", "enum", "minimum", "maximum", "exclusiveMinimum
 _ANY: Schema = {PRESERVE: True}
 
 
+# (name, type, JSON path) of the columns `kubectl get` shows; Age comes last on both.
+FLOW_COLUMNS = (
+    ("Ready", "string", '.status.conditions[?(@.type=="Ready")].status'),
+    ("Last run", "string", ".status.lastRun"),
+    ("Schedule", "string", ".spec.schedule.cron"),
+)
+# Started is status.startTime (RFC 3339, a date column showing an age): status.startedAt
+# is epoch seconds, which kubectl could only print as a bare number.
+FLOWRUN_COLUMNS = (
+    ("Flow", "string", ".spec.flowRef.name"),
+    ("Phase", "string", ".status.phase"),
+    ("Step", "string", ".status.currentStep"),
+    ("Started", "date", ".status.startTime"),
+    ("Duration", "string", ".status.duration"),
+)
+_AGE = ("Age", "date", ".metadata.creationTimestamp")
+
+
 def flow_crd() -> dict[str, Any]:
-    columns = [
-        _column("Ready", "string", '.status.conditions[?(@.type=="Ready")].status'),
-        _column("Last run", "string", ".status.lastRun"),
-        _column("Schedule", "string", ".spec.schedule.cron"),
-        _column("Age", "date", ".metadata.creationTimestamp"),
-    ]
-    return _crd("Flow", "flows", ["fl"], FlowSpec, FlowStatus, columns)
+    return _crd("Flow", "flows", ["fl"], FlowSpec, FlowStatus, FLOW_COLUMNS)
 
 
 def flowrun_crd() -> dict[str, Any]:
-    columns = [
-        _column("Flow", "string", ".spec.flowRef.name"),
-        _column("Phase", "string", ".status.phase"),
-        _column("Step", "string", ".status.currentStep"),
-        _column("Started", "date", ".status.startTime"),
-        _column("Duration", "string", ".status.duration"),
-        _column("Age", "date", ".metadata.creationTimestamp"),
-    ]
-    return _crd("FlowRun", "flowruns", ["fr"], FlowRunSpec, FlowRunStatus, columns)
+    return _crd("FlowRun", "flowruns", ["fr"], FlowRunSpec, FlowRunStatus, FLOWRUN_COLUMNS)
 
 
 def all_crds() -> dict[str, dict[str, Any]]:
@@ -66,12 +70,8 @@ def structural_schema(model: type[BaseModel]) -> Schema:
     return _convert(raw, raw.get("$defs", {}), ())
 
 
-def _column(name: str, kind: str, path: str) -> dict[str, str]:
-    return {"name": name, "type": kind, "jsonPath": path}
-
-
 def _crd(kind: str, plural: str, short: list[str], spec: type[BaseModel], status: type[BaseModel],
-         columns: list[dict[str, str]]) -> dict[str, Any]:
+         columns: tuple[tuple[str, str, str], ...]) -> dict[str, Any]:
     root: Schema = {
         "type": "object",
         "required": ["spec"],
@@ -103,7 +103,8 @@ def _crd(kind: str, plural: str, short: list[str], spec: type[BaseModel], status
                 "served": True,
                 "storage": True,
                 "subresources": {"status": {}},
-                "additionalPrinterColumns": columns,
+                "additionalPrinterColumns": [{"name": name, "type": of_type, "jsonPath": path}
+                                             for name, of_type, path in (*columns, _AGE)],
                 "schema": {"openAPIV3Schema": root},
             }],
         },
