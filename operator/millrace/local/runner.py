@@ -8,9 +8,12 @@ saves the run state after every transition.
 from __future__ import annotations
 
 import shutil
+import tempfile
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol
 
 from ..engine.actions import Action, CancelStep, RunStep
@@ -25,6 +28,8 @@ from ..runtime.protocol import StepError, StepOutcome, StepRequest
 from .store import RunStore, new_run_id
 
 MAX_PARALLEL_STEPS = 16
+# The run record is rewritten at most this often while steps run; always at the end or a suspension.
+SAVE_INTERVAL_S = 0.1
 
 
 class StepExecutor(Protocol):
@@ -51,6 +56,9 @@ class LocalRun:
     def __post_init__(self) -> None:
         self.run_id = self.run_id or new_run_id(self.loaded.name)
         self.run_dir = self.store.run_dir(self.run_id)
+        # Step working directories are scratch: a temporary folder is much cheaper to clear.
+        self.scratch = Path(tempfile.mkdtemp(prefix=f"millrace-{self.run_id}-"))
+        self._saved_at = 0.0
 
     def execute(self, args: dict[str, Any]) -> RunStatus:
         """Start the run; return when it ends or suspends."""
@@ -84,7 +92,10 @@ class LocalRun:
             self._cleanup(state)
 
     def _publish(self, state: RunStatus) -> None:
-        self.store.save(self.run_id, self.loaded.name, state)
+        now = time.monotonic()
+        if state.terminal or state.phase == "Suspended" or now - self._saved_at >= SAVE_INTERVAL_S:
+            self.store.save(self.run_id, self.loaded.name, state)
+            self._saved_at = now
         if self.observer:
             self.observer(self.run_id, state)
 
@@ -119,7 +130,7 @@ class LocalRun:
         return StepFinished(path=action.path, attempt=action.attempt, outcome=_outcome(future), now=time.time())
 
     def _run_step(self, action: RunStep) -> StepOutcome:
-        workdir = self.run_dir / "steps" / action.path / str(action.attempt)
+        workdir = self.scratch / action.path / str(action.attempt)
         workdir.mkdir(parents=True, exist_ok=True)
         if self.loaded.flow.value.same_worker:
             shared = self.run_dir / "shared"
@@ -144,12 +155,13 @@ class LocalRun:
         return self.executor.run(request)
 
     def _cleanup(self, state: RunStatus) -> None:
-        if not state.terminal:
-            return  # a suspended run keeps its shared directory for when it resumes
-        # The shared directory lives as long as the run, no longer.
-        shutil.rmtree(self.run_dir / "shared", ignore_errors=True)
-        if not self.keep_workdirs:
-            shutil.rmtree(self.run_dir / "steps", ignore_errors=True)
+        if self.keep_workdirs:
+            print(f"step working directories kept in {self.scratch}", file=sys.stderr)
+        else:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+        if state.terminal:
+            # The shared directory lives as long as the run, no longer (a suspended run keeps it).
+            shutil.rmtree(self.run_dir / "shared", ignore_errors=True)
 
 
 def _outcome(future: Future[StepOutcome]) -> StepOutcome:
