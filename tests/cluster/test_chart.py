@@ -1,7 +1,9 @@
 """The Helm chart: lint, render, install, and the least privilege of the operator's ServiceAccount.
 
-The chart is installed with the operator scaled to zero: these tests check
-the objects and what the ServiceAccount may do, not the reconciler.
+Most tests install the chart with the operator scaled to zero and check the
+objects and what the ServiceAccount may do. The last one runs the operator
+the chart deploys (its pod's command runs as a local process under the
+node agent, with the ServiceAccount's token) and runs a flow through it.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import filecmp
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -106,15 +109,23 @@ def test_operator_pod_is_restricted_and_its_command_configurable(helm) -> None:
     assert ports == {"step-api": 8080, "webhook": 8443, "health": 8081}
 
 
-@pytest.fixture
-def installed(kube, helm, namespace, tmp_path):
-    values = {
-        "operator": {"replicas": 0, "command": [str(Path(sys.executable).parent / "millrace")]},
-        "webhook": {"url": "https://127.0.0.1:8443", "certIPs": ["127.0.0.1"]},
-    }
-    values_file = tmp_path / "values.yaml"
+def _install(helm, namespace: str, folder: Path, values: dict) -> None:
+    values_file = folder / "values.yaml"
     values_file.write_text(json.dumps(values))
     helm("install", RELEASE, str(CHART), "--namespace", namespace, "--values", str(values_file))
+
+
+def _local_command() -> list[str]:
+    # The node agent runs the container's command on this machine: the venv's millrace.
+    return [str(Path(sys.executable).parent / "millrace")]
+
+
+@pytest.fixture
+def installed(kube, helm, namespace, tmp_path):
+    _install(helm, namespace, tmp_path, {
+        "operator": {"replicas": 0, "command": _local_command()},
+        "webhook": {"url": "https://127.0.0.1:8443", "certIPs": ["127.0.0.1"]},
+    })
     try:
         yield namespace
     finally:
@@ -188,3 +199,43 @@ def test_service_account_can_do_what_the_operator_needs(kube, installed) -> None
 def test_service_account_can_do_nothing_more(kube, installed) -> None:
     granted = [rule for rule in DENIED_HERE + DENIED_CLUSTER if _can(kube, installed, *rule)]
     assert granted == []
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_operator_the_chart_deploys_runs_a_flow_with_its_service_account(kube, helm, namespace, tmp_path) -> None:
+    api = _free_port()
+    # Pods share this machine's network here: free ports, and the step API on loopback.
+    # The webhook is off: the operator does not serve it yet.
+    _install(helm, namespace, tmp_path, {
+        "operator": {"command": _local_command(), "apiUrl": f"http://127.0.0.1:{api}",
+                     "ports": {"api": api, "health": _free_port(), "webhook": _free_port()}},
+        "webhook": {"enabled": False},
+    })
+    try:
+        pod = kube.wait_for(lambda: next(iter(kube.list("pods", namespace, "app.kubernetes.io/name=millrace")), None),
+                            60, "the operator pod")
+        assert pod["spec"]["serviceAccountName"] == SA
+        flow = {"apiVersion": "millrace.dev/v1alpha1", "kind": "Flow", "metadata": {"name": "double"},
+                "spec": {"summary": "double", "value": {"modules": [{"id": "double", "value": {
+                    "type": "rawscript", "language": "python3", "content": "def main(x: int):\n    return x * 2\n",
+                    "input_transforms": {"x": {"type": "javascript", "expr": "flow_input.x"}}}}]}}}
+        kube.apply(flow, namespace)
+        kube.apply({"apiVersion": "millrace.dev/v1alpha1", "kind": "FlowRun", "metadata": {"name": "double-1"},
+                    "spec": {"flowRef": {"name": "double"}, "args": {"x": 21}}}, namespace)
+
+        def finished() -> dict | None:
+            status = (kube.get("flowrun", "double-1", namespace) or {}).get("status") or {}
+            return status if status.get("phase") in ("Succeeded", "Failed") else None
+
+        status = kube.wait_for(finished, 120, "the FlowRun to finish")
+        assert (status["phase"], status["result"]) == ("Succeeded", 42), status
+    finally:
+        name = next((p["metadata"]["name"] for p in kube.list("pods", namespace, "app.kubernetes.io/name=millrace")), None)
+        if name:
+            print(kube.logs(namespace, name)[-5000:])
+        helm("uninstall", RELEASE, "--namespace", namespace, "--wait", check=False)
