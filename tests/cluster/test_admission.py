@@ -68,7 +68,7 @@ def _serving_certificate(folder: Path) -> tuple[Path, Path, bytes]:
     return cert_path, key_path, ca.public_bytes(serialization.Encoding.PEM)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -95,7 +95,7 @@ def _webhook_configuration(name: str, namespace: str, port: int, ca: bytes) -> d
 def webhook(kube, namespace, tmp_path):
     """The admission handlers served by kopf, registered for this test's namespace."""
     install_crds(kube)
-    port = _free_port()
+    port = free_port()
     cert, key, ca = _serving_certificate(tmp_path)
     script = tmp_path / "webhook_operator.py"
     script.write_text(OPERATOR.format(port=port, cert=str(cert), key=str(key)))

@@ -12,7 +12,6 @@ import filecmp
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from .test_admission import free_port
 from .test_crds import CRDS, REPO
 
 pytestmark = pytest.mark.cluster
@@ -201,19 +201,13 @@ def test_service_account_can_do_nothing_more(kube, installed) -> None:
     assert granted == []
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_the_operator_the_chart_deploys_runs_a_flow_with_its_service_account(kube, helm, namespace, tmp_path) -> None:
-    api = _free_port()
+    api = free_port()
     # Pods share this machine's network here: free ports, and the step API on loopback.
     # The webhook is off: the operator does not serve it yet.
     _install(helm, namespace, tmp_path, {
         "operator": {"command": _local_command(), "apiUrl": f"http://127.0.0.1:{api}",
-                     "ports": {"api": api, "health": _free_port(), "webhook": _free_port()}},
+                     "ports": {"api": api, "health": free_port(), "webhook": free_port()}},
         "webhook": {"enabled": False},
     })
     try:
