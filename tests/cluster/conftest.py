@@ -118,6 +118,16 @@ class Kube:
             return p if p and (p.get("status") or {}).get("phase") in phases else None
         return self.wait_for(done, timeout, f"pod {namespace}/{pod} to reach {phases}")
 
+    def log_file(self, namespace: str, pod: str, container: str) -> Path:
+        """The node agent's log file of a container (local target only)."""
+        if self.target != "local":
+            pytest.skip("container log files exist only under the local node agent")
+        pods = Path(self.info["node_dir"]) / "pods"
+        found = sorted(pods.glob(f"{namespace}_{pod}_*/logs/{container}.log"), key=lambda p: p.stat().st_mtime)
+        if not found:
+            raise AssertionError(f"no log file for {namespace}/{pod}/{container} under {pods}")
+        return found[-1]
+
     def logs(self, namespace: str, target: str, container: str | None = None) -> str:
         args = ["logs", "-n", namespace, target] + (["-c", container] if container else [])
         return self.kubectl(*args).stdout

@@ -305,3 +305,13 @@ def test_kubectl_logs_follow_streams_until_the_container_exits(kube, namespace):
                   in ("Running", "Succeeded"), 60, "the pod to start")
     out = kube.kubectl("logs", "-f", "talker", "-n", namespace, timeout=60).stdout
     assert out.split() == ["0", "1", "2"]
+
+
+def test_each_container_keeps_its_log_file(kube, namespace):
+    kube.apply(pod_manifest("two", ["python3", "-c", "import sys; print('out'); print('err', file=sys.stderr)"],
+                            initContainers=[{"name": "prep", "image": "busybox",
+                                             "command": ["sh", "-c", "echo prepping"]}]), namespace)
+    assert kube.pod_phase(namespace, "two")["status"]["phase"] == "Succeeded"
+    assert kube.log_file(namespace, "two", "prep").read_text() == "prepping\n"
+    assert sorted(kube.log_file(namespace, "two", "main").read_text().split()) == ["err", "out"]
+    assert kube.logs(namespace, "two", "prep").strip() == "prepping"
