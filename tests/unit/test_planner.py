@@ -548,3 +548,14 @@ def test_early_return_publishes_a_result_before_the_end() -> None:
     state, _ = drive(h, RunStatus(), Start(now=0))
     state, _ = drive(h, state, finish("a", "early", 1))
     assert state.phase == "Running" and state.early_returned and state.early_result == "early"
+
+
+def test_loop_body_sees_the_previous_iteration_and_the_flow_sees_the_last() -> None:
+    body = [script("acc", {"prev": "results.acc ?? 0", "i": "flow_input.iter.index"},
+                   stop_after_if={"expr": "result >= 3"})]
+    f = flow({"id": "w", "value": {"type": "whileloopflow", "skip_failures": False, "modules": body}},
+             script("after", {"last": "results.acc"}))
+    h = Harness(f, lambda a: a.args if a.step_id == "after" else a.args["prev"] + 1)
+    state = h.run()
+    assert state.result == {"last": 3}
+    assert [a.args.get("prev") for a in h.started if a.step_id == "acc"] == [0, 1, 2]

@@ -36,11 +36,17 @@ def test_results_of_an_unknown_step_are_rejected() -> None:
     assert "results.zz names no step of this flow" in found[0]
 
 
-def test_loop_body_results_are_not_visible_after_the_loop() -> None:
-    body = [script("inner")]
-    found = problems({"id": "l", "value": {"type": "forloopflow", "iterator": {"type": "static", "value": []},
-                                           "skip_failures": False, "modules": body}}, script("after", {"x": "results.inner"}))
-    assert "cannot have run before 'after'" in found[0]
+def test_loop_body_results_are_visible_inside_and_after_the_loop() -> None:
+    # Windmill reads the previous iteration's result inside the body, the last one's after it.
+    body = [script("inner", {"prev": "results.inner"})]
+    loop = {"id": "l", "value": {"type": "whileloopflow", "skip_failures": False, "modules": body}}
+    assert problems(loop, script("after", {"x": "results.inner"})) == []
+
+
+def test_sibling_branch_results_are_not_visible_before_the_branch() -> None:
+    found = problems(script("first", {"x": "results.inner"}),
+                     {"id": "b", "value": {"type": "branchall", "branches": [{"modules": [script("inner")]}]}})
+    assert "cannot have run before 'first'" in found[0]
 
 
 def test_expression_syntax_error_is_reported() -> None:

@@ -108,6 +108,8 @@ class _Walker:
         self.now = now
         self.actions: list[Action] = []
         self.wake_at: float | None = None
+        # Per loop path: the body's results of the latest finished iteration of this walk.
+        self._carried: dict[str, dict[str, Any]] = {}
 
     # --- entry ---------------------------------------------------------------
 
@@ -237,9 +239,12 @@ class _Walker:
         last = frame.previous_result
         for module in modules:
             frame.previous_result = last
-            status = self._module(module, _join(prefix, module.id), frame)
+            path = _join(prefix, module.id)
+            status = self._module(module, path, frame)
             if not isinstance(status, Done):
                 return status
+            if isinstance(module.value, (ForloopFlow, WhileloopFlow)):
+                frame.results.update(self._last_iteration(module.value.modules, path))
             frame.results[module.id] = status.result
             if not status.skipped:
                 last = status.result
@@ -507,13 +512,19 @@ class _Walker:
         return Done([results[i] for i in range(total)])
 
     def _iteration(self, body: list[FlowModule], path: str, index: int, value: Any, frame: Frame) -> Status:
+        """One iteration sees the outer results and, as Windmill does, the body's
+        results of the iteration before it; after the loop, the last one's stay visible."""
+        carried = self._carried.get(path, {})
         inner = Frame(
             flow_input={**frame.flow_input, "iter": {"index": index, "value": value}},
-            results=dict(frame.results),
+            results={**frame.results, **carried},
             previous_result=frame.previous_result,
             extra=frame.extra,
         )
-        return self._sequence(body, _join(path, index), inner)
+        status = self._sequence(body, _join(path, index), inner)
+        if isinstance(status, (Done, Stopped)):
+            self._carried[path] = {k: v for k, v in inner.results.items() if k not in frame.results}
+        return status
 
     def _whileloop(self, module: FlowModule, loop: WhileloopFlow, path: str, st: StepState, frame: Frame) -> Status:
         results: list[Any] = []
@@ -629,6 +640,16 @@ class _Walker:
         if not isinstance(result, (int, float)) or isinstance(result, bool):
             raise StepFailure(ErrorInfo(name="InputTransformError", message=f"'{field}' must be a number, got {result!r}", step=path))
         return float(result)
+
+    def _last_iteration(self, body: list[FlowModule], path: str) -> dict[str, Any]:
+        """The body's results in the loop's last iteration that has any."""
+        st = self.state.steps[path]
+        for index in range(st.started - 1, -1, -1):
+            found = {m.id: self.state.steps[p].result for m in body
+                     if (p := _join(_join(path, index), m.id)) in self.state.steps and self.state.steps[p].phase == "Succeeded"}
+            if found:
+                return found
+        return {}
 
     def _wake(self, at: float) -> None:
         self.wake_at = at if self.wake_at is None else min(self.wake_at, at)

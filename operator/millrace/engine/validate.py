@@ -132,7 +132,11 @@ class _Checker:
         made_visible = {module.id}
         value = module.value
         if isinstance(value, (ForloopFlow, WhileloopFlow)):
-            self._sequence(value.modules, f"{path}/*", visible)
+            # Inside the body, a step may read any body step's result from the previous
+            # iteration; after the loop, the body's results are the last iteration's.
+            body_ids = self._collect_ids(value.modules)
+            self._sequence(value.modules, f"{path}/*", visible | body_ids)
+            made_visible |= body_ids
         elif isinstance(value, BranchOne):
             for i, branch in enumerate(value.branches):
                 made_visible |= self._sequence(branch.modules, f"{path}/{i}", visible)
