@@ -210,3 +210,21 @@ def _ca_file(kube) -> str:
         f.close()
         _CA_CACHE[kube.kubeconfig] = f.name
     return _CA_CACHE[kube.kubeconfig]
+
+
+def test_deleting_a_namespace_deletes_its_content(kube):
+    name = f"doomed-{uuid.uuid4().hex[:6]}"
+    kube.kubectl("create", "namespace", name)
+    kube.wait_for(lambda: kube.get("serviceaccount", "default", name), 30, "the default ServiceAccount")
+    kube.apply([
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}},
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {
+            "restartPolicy": "Never", "terminationGracePeriodSeconds": 2,
+            "containers": [{"name": "main", "image": "python:3.12-slim",
+                            "command": ["python3", "-c", "import time; time.sleep(600)"]}]}},
+    ], name)
+    kube.wait_for(lambda: (kube.get("pod", "p", name).get("status") or {}).get("phase") == "Running",
+                  60, "the pod to run")
+    kube.kubectl("delete", "namespace", name, "--wait=false")
+    kube.wait_for(lambda: kube.get("namespace", name) is None, 90,
+                  "the namespace controller to empty and remove the namespace")
