@@ -193,3 +193,21 @@ def test_status_holds_user_state_and_results_json(kube: Any, namespace: str, ope
     assert status["result"] == 43
     assert status["userState"] == {"foobar": 43}
     assert json.dumps(status)
+
+
+def test_flows_report_ready_and_runs_show_their_start(kube: Any, namespace: str, operator: Operator) -> None:
+    kube.apply(flow_manifest("good", [python_step("a", "def main():\n    return 1\n")]), namespace)
+    kube.apply(flow_manifest("bad", [python_step("a", "def main(x):\n    return x\n", x="results.nope")]), namespace)
+
+    def ready(name: str) -> dict[str, Any] | None:
+        conditions = ((kube.get("flow", name, namespace) or {}).get("status") or {}).get("conditions") or []
+        return next((c for c in conditions if c["type"] == "Ready"), None)
+
+    good = kube.wait_for(lambda: ready("good"), what="the Ready condition")
+    bad = kube.wait_for(lambda: ready("bad"), what="the Ready condition")
+    assert good["status"] == "True" and good["observedGeneration"] == 1
+    assert bad["status"] == "False" and "results.nope names no step of this flow" in bad["message"]
+    kube.apply(run_manifest("good-1", "good"), namespace)
+    status = wait_phase(kube, namespace, "good-1")
+    assert status["startTime"].endswith("Z")
+    assert "good-1" in kube.kubectl("get", "flowruns", "-n", namespace).stdout

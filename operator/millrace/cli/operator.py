@@ -20,6 +20,9 @@ def register(sub: Any) -> None:
     parser.add_argument("--api-url", default=os.environ.get("MILLRACE_API_URL"),
                         help="the step API as step pods reach it (default: http://<service>.<namespace>.svc:<port>)")
     parser.add_argument("--liveness", default="http://0.0.0.0:8081/healthz", help="kopf's liveness endpoint")
+    parser.add_argument("--webhook-port", type=int, default=int(os.environ.get("MILLRACE_WEBHOOK_PORT", "8443")))
+    parser.add_argument("--webhook-cert-dir", default=os.environ.get("MILLRACE_WEBHOOK_CERT_DIR"),
+                        help="serve the validating webhook with tls.crt and tls.key from this folder")
 
 
 def signer_from_environment() -> Signer:
@@ -39,4 +42,6 @@ def run(options: argparse.Namespace) -> int:
         api_url=options.api_url,
         liveness=options.liveness,
         signer=signer_from_environment(),
+        webhook_port=options.webhook_port,
+        webhook_cert_dir=options.webhook_cert_dir,
     )

@@ -34,6 +34,8 @@ def run_operator(
     api_url: str | None,
     liveness: str,
     signer: Signer,
+    webhook_port: int = 8443,
+    webhook_cert_dir: str | None = None,
 ) -> int:
     logging.basicConfig(level=os.environ.get("MILLRACE_LOG_LEVEL", "INFO"),
                         format='{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","message":"%(message)s"}')
@@ -46,7 +48,16 @@ def run_operator(
     server.url = api_url or listening
     server.start()
     LOG.info("step API listening on %s, steps reach it at %s", listening, server.url)
-    handlers.configure(OperatorConfig(api_url=server.url, signer=signer), kube)
+    webhooks = None
+    if webhook_cert_dir:
+        # Imported only when served: kopf refuses admission handlers without a server.
+        from . import admission_handlers
+
+        def webhooks(settings: kopf.OperatorSettings) -> None:
+            admission_handlers.configure_webhooks(settings, host="0.0.0.0", port=webhook_port,
+                                                  certfile=f"{webhook_cert_dir}/tls.crt", pkeyfile=f"{webhook_cert_dir}/tls.key")
+    handlers.configure(OperatorConfig(api_url=server.url, signer=signer), kube,
+                       webhooks=webhooks, fixed_namespaces=bool(namespaces) and not all_namespaces)
     try:
         kopf.run(
             standalone=True,

@@ -12,7 +12,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import kopf
@@ -20,8 +22,10 @@ import kopf
 from ..expressions import Sandbox
 from ..model.resources import GROUP, VERSION
 from . import names
+from .admission import flow_ready_condition
 from .kube import KubeApi
 from .reconcile import KIND_REPORT, KIND_RESUME, OperatorConfig, RunReconciler
+from .status import timestamp
 
 LOG = logging.getLogger("millrace.operator")
 IDLE_WAKEUP_S = 30.0  # a safety net: even with no news, look again this often
@@ -50,10 +54,13 @@ WAKEUPS = Wakeups()
 _STATE: dict[str, Any] = {}
 
 
-def configure(config: OperatorConfig, kube: KubeApi | None = None) -> None:
+def configure(config: OperatorConfig, kube: KubeApi | None = None, *,
+              webhooks: Callable[[kopf.OperatorSettings], None] | None = None, fixed_namespaces: bool = False) -> None:
     """Set what the handlers use; the CLI calls this before kopf runs."""
     _STATE["config"] = config
     _STATE["kube"] = kube or KubeApi()
+    _STATE["webhooks"] = webhooks
+    _STATE["fixed_namespaces"] = fixed_namespaces
 
 
 @kopf.on.startup()
@@ -62,6 +69,26 @@ def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.execution.max_workers = int(os.environ.get("MILLRACE_MAX_WORKERS", "200"))
     settings.persistence.finalizer = "millrace.dev/operator"
     settings.watching.server_timeout = 300
+    # With exact namespaces there is nothing to scan, and the chart's RBAC does not allow listing them.
+    settings.scanning.disabled = _STATE.get("fixed_namespaces", False)
+    if _STATE.get("webhooks"):
+        _STATE["webhooks"](settings)
+
+
+@kopf.on.resume(GROUP, VERSION, "flows")
+@kopf.on.create(GROUP, VERSION, "flows")
+@kopf.on.update(GROUP, VERSION, "flows", field="spec")
+def flow_changed(name: str, namespace: str, spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, **_: Any) -> None:
+    """Report in the Flow's Ready condition what the webhook would have said."""
+    with Sandbox() as sandbox:
+        condition = flow_ready_condition(name, dict(spec), meta.get("generation"), sandbox, now=timestamp(time.time()))
+    previous = next((c for c in (status.get("conditions") or []) if c.get("type") == condition.type), None)
+    if previous and previous.get("status") == condition.status and previous.get("reason") == condition.reason:
+        condition.last_transition_time = previous.get("lastTransitionTime")
+    _STATE["kube"].patch_flow_status(namespace, name, {
+        "conditions": [condition.model_dump(mode="json", by_alias=True, exclude_none=True)],
+        "observedGeneration": meta.get("generation"),
+    })
 
 
 @kopf.daemon(GROUP, VERSION, "flowruns", cancellation_timeout=5.0)

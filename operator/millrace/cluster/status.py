@@ -17,7 +17,7 @@ CONDITION_BY_PHASE = {
 }
 
 
-def _timestamp(epoch: float) -> str:
+def timestamp(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -37,6 +37,7 @@ def decorate(status: FlowRunStatus, obj: dict[str, Any], now: float) -> FlowRunS
     running = [p for p, st in status.steps.items() if st.phase == "Running" and st.type in ("rawscript", "script")]
     out.current_step = status.suspended_step or (running[0] if running else None)
     if status.started_at:
+        out.start_time = timestamp(status.started_at)
         out.duration = _duration((status.finished_at or now) - status.started_at)
     value, reason, message = CONDITION_BY_PHASE[status.phase]
     if status.error is not None and status.phase in ("Failed", "Cancelled"):
@@ -49,7 +50,7 @@ def decorate(status: FlowRunStatus, obj: dict[str, Any], now: float) -> FlowRunS
         reason=reason,
         message=message[:1024],
         observed_generation=generation,
-        last_transition_time=_timestamp(now) if changed else previous.last_transition_time,  # type: ignore[union-attr]
+        last_transition_time=timestamp(now) if changed else previous.last_transition_time,  # type: ignore[union-attr]
     )
     out.conditions = [c for c in status.conditions if c.type != "Finished"] + [finished]
     return out
