@@ -559,3 +559,10 @@ def test_loop_body_sees_the_previous_iteration_and_the_flow_sees_the_last() -> N
     state = h.run()
     assert state.result == {"last": 3}
     assert [a.args.get("prev") for a in h.started if a.step_id == "acc"] == [0, 1, 2]
+
+
+def test_inside_a_loop_its_own_id_gives_the_results_so_far() -> None:
+    body = [script("x", {"before": "results.l.length", "v": "flow_input.iter.value"})]
+    h = Harness(flow(loop("l", "[5, 6, 7]", body)), lambda a: a.args)
+    state = h.run()
+    assert [r["before"] for r in state.result] == [0, 1, 2]

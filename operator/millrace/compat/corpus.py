@@ -16,6 +16,10 @@ from ..local.scripts import build_library, search_roots
 from ..model.loader import load_flow_file
 
 
+# Corpus flows that tests/local/test_corpus.py runs, with bodies the test supplies.
+RUN_IN_TESTS = frozenset({"01-unnecessarily-branchy", "04-same-worker-example", "31-math-expression"})
+
+
 @dataclass(frozen=True)
 class CorpusResult:
     folder: str
@@ -24,12 +28,13 @@ class CorpusResult:
     warnings: tuple[Problem, ...]
 
     @property
-    def missing_bodies(self) -> int:
-        return sum(1 for p in self.errors if "is not available" in p.message and "!inline" in p.message)
+    def missing(self) -> tuple[Problem, ...]:
+        """Script bodies and referenced scripts or flows that the corpus does not include."""
+        return tuple(p for p in self.errors if _is_missing(p))
 
     @property
     def other_errors(self) -> tuple[Problem, ...]:
-        return tuple(p for p in self.errors if not ("!inline" in p.message and "is not available" in p.message))
+        return tuple(p for p in self.errors if not _is_missing(p))
 
     @property
     def outcome(self) -> str:
@@ -40,6 +45,11 @@ class CorpusResult:
         if not self.other_errors:
             return "valid, bodies missing"
         return "unsupported"
+
+
+def _is_missing(problem: Problem) -> bool:
+    message = problem.message
+    return ("!inline" in message and "is not available" in message) or message.endswith("was not found")
 
 
 def flow_file(folder: Path) -> Path:
@@ -95,16 +105,24 @@ def render_markdown(results: list[CorpusResult]) -> str:
         "what the code does.",
         "",
         "Outcomes: **valid** (loads and validates), **valid, bodies missing** (the only",
-        "errors are `!inline` script bodies that the corpus does not include: the rest",
-        "of the document validated), **unsupported** (a precise message names each",
+        "errors are script bodies the corpus does not include: `!inline` files, and",
+        "scripts or flows referenced by path, such as Windmill Hub scripts; the rest of",
+        "the document validated), **unsupported** (a precise message names each",
         "feature millrace does not run yet).",
+        "",
+        "Running: a corpus flow runs when its bodies are present and it needs no outside",
+        "service. No corpus flow has every body embedded without calling an outside",
+        "service (a database, an HTTP API, a vendor SDK), so `tests/local/test_corpus.py`",
+        "runs the flows marked *run* below unchanged, with bodies the test writes next to",
+        "a temporary copy of the flow file.",
         "",
         "Summary: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) + ".",
         "",
-        "| flow | outcome | missing bodies | unsupported or invalid | warnings |",
-        "|---|---|---|---|---|",
+        "| flow | outcome | missing bodies or scripts | unsupported or invalid | warnings | run |",
+        "|---|---|---|---|---|---|",
     ]
     for r in results:
         why = _why(r).replace("|", "\\|")
-        lines.append(f"| {r.folder} | {r.outcome} | {r.missing_bodies} | {why} | {len(r.warnings)} |")
+        ran = "run" if r.folder in RUN_IN_TESTS else ""
+        lines.append(f"| {r.folder} | {r.outcome} | {len(r.missing)} | {why} | {len(r.warnings)} | {ran} |")
     return "\n".join(lines) + "\n"

@@ -494,7 +494,8 @@ class _Walker:
                 if active >= width:
                     break
                 st.started += 1
-            status = self._iteration(body, path, index, st.items[index], frame)
+            so_far = [results[i] for i in sorted(results)]
+            status = self._iteration(body, path, index, st.items[index], frame, so_far)
             if isinstance(status, Waiting):
                 active += 1
             elif isinstance(status, Failed):
@@ -511,19 +512,22 @@ class _Walker:
             return WAITING
         return Done([results[i] for i in range(total)])
 
-    def _iteration(self, body: list[FlowModule], path: str, index: int, value: Any, frame: Frame) -> Status:
-        """One iteration sees the outer results and, as Windmill does, the body's
-        results of the iteration before it; after the loop, the last one's stay visible."""
+    def _iteration(self, body: list[FlowModule], path: str, index: int, value: Any, frame: Frame,
+                   so_far: list[Any]) -> Status:
+        """One iteration sees the outer results, the loop's results so far under the
+        loop's id and, as Windmill does, the body's results of the iteration before it;
+        after the loop, the last one's stay visible."""
         carried = self._carried.get(path, {})
+        loop_id = path.rsplit("/", 1)[-1]
         inner = Frame(
             flow_input={**frame.flow_input, "iter": {"index": index, "value": value}},
-            results={**frame.results, **carried},
+            results={**frame.results, **carried, loop_id: so_far},
             previous_result=frame.previous_result,
             extra=frame.extra,
         )
         status = self._sequence(body, _join(path, index), inner)
         if isinstance(status, (Done, Stopped)):
-            self._carried[path] = {k: v for k, v in inner.results.items() if k not in frame.results}
+            self._carried[path] = {k: v for k, v in inner.results.items() if k not in frame.results and k != loop_id}
         return status
 
     def _whileloop(self, module: FlowModule, loop: WhileloopFlow, path: str, st: StepState, frame: Frame) -> Status:
@@ -538,7 +542,7 @@ class _Walker:
                         step=path,
                     ))
                 st.started += 1
-            status = self._iteration(loop.modules, path, index, index, frame)
+            status = self._iteration(loop.modules, path, index, index, frame, list(results))
             if isinstance(status, Waiting):
                 return status
             if isinstance(status, Failed):

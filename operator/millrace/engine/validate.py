@@ -135,7 +135,8 @@ class _Checker:
             # Inside the body, a step may read any body step's result from the previous
             # iteration; after the loop, the body's results are the last iteration's.
             body_ids = self._collect_ids(value.modules)
-            self._sequence(value.modules, f"{path}/*", visible | body_ids)
+            # The loop's own id gives the results of the iterations finished so far.
+            self._sequence(value.modules, f"{path}/*", visible | body_ids | {module.id})
             made_visible |= body_ids
         elif isinstance(value, BranchOne):
             for i, branch in enumerate(value.branches):
