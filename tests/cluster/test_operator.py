@@ -211,3 +211,53 @@ def test_flows_report_ready_and_runs_show_their_start(kube: Any, namespace: str,
     status = wait_phase(kube, namespace, "good-1")
     assert status["startTime"].endswith("Z")
     assert "good-1" in kube.kubectl("get", "flowruns", "-n", namespace).stdout
+
+
+def approval_flow(name: str) -> dict[str, Any]:
+    ask = python_step("ask", "def main():\n    return 'asked'\n")
+    ask["suspend"] = {"required_events": 1, "timeout": 600}
+    after = python_step("after", "def main(r, who):\n    return {'r': r, 'who': who}\n", r="resume", who="approvers")
+    return flow_manifest(name, [ask, after])
+
+
+def millrace_cli(kube: Any, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **kube.env()}
+    return subprocess.run([str(Path(sys.executable).parent / "kubectl-millrace"), *args], env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_a_suspended_run_holds_no_pod_and_resumes_with_kubectl_millrace(kube: Any, namespace: str, operator: Operator) -> None:
+    kube.apply(approval_flow("approve"), namespace)
+    kube.apply(run_manifest("approve-1", "approve"), namespace)
+    status = wait_phase(kube, namespace, "approve-1", phases=("Suspended",))
+    assert status["suspendedStep"] == "ask" and status["currentStep"] == "ask"
+    pods = kube.list("pods", namespace, "millrace.dev/run=approve-1")
+    assert all(p["status"]["phase"] in ("Succeeded", "Failed") for p in pods)
+    early = millrace_cli(kube, "resume", "approve-1", "-n", namespace, "--payload", "{\"ok\": true}", "--approver", "ann")
+    assert early.returncode == 0, early.stderr
+    status = wait_phase(kube, namespace, "approve-1")
+    assert status["phase"] == "Succeeded", status
+    assert status["result"] == {"r": {"ok": True}, "who": ["ann"]}
+    again = millrace_cli(kube, "resume", "approve-1", "-n", namespace)
+    assert again.returncode == 2 and "already ended" in again.stderr
+
+
+def test_cancelling_a_run_stops_its_jobs(kube: Any, namespace: str, operator: Operator) -> None:
+    kube.apply(flow_manifest("long", [python_step("sleep", "import time\n\ndef main():\n    time.sleep(60)\n")]), namespace)
+    kube.apply(run_manifest("long-1", "long"), namespace)
+    kube.wait_for(lambda: [p for p in kube.list("pods", namespace, "millrace.dev/run=long-1")
+                           if p["status"].get("phase") == "Running"], what="a running step pod")
+    kube.kubectl("patch", "flowrun", "long-1", "-n", namespace, "--type=merge", "-p", '{"spec": {"cancel": true}}')
+    status = wait_phase(kube, namespace, "long-1")
+    assert status["phase"] == "Cancelled"
+    kube.wait_for(lambda: not kube.list("jobs", namespace, "millrace.dev/run=long-1"), what="the Job deleted")
+
+
+def test_cancel_from_the_cli(kube: Any, namespace: str, operator: Operator) -> None:
+    kube.apply(approval_flow("deny"), namespace)
+    kube.apply(run_manifest("deny-1", "deny"), namespace)
+    wait_phase(kube, namespace, "deny-1", phases=("Suspended",))
+    done = millrace_cli(kube, "cancel", "deny-1", "-n", namespace, "--reason", "not today", "--by", "bob")
+    assert done.returncode == 0, done.stderr
+    status = wait_phase(kube, namespace, "deny-1")
+    assert status["phase"] == "Cancelled" and "not today" in status["error"]["message"] and "bob" in status["error"]["message"]

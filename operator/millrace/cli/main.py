@@ -46,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _resume_or_cancel(options: argparse.Namespace) -> int:
+    if options.namespace:
+        return runs.in_cluster(options)
     run_id, flow_name, state = (runs.resume if options.command == "resume" else runs.cancel)(options)
     _report(options.output, run_id, flow_name, state)
     return _exit_code(state)
@@ -165,6 +167,21 @@ def _report(output: str, run_id: str, flow_name: str, state: RunStatus) -> None:
         print(f"run {run_id} {state.phase.lower()} in {duration:.2f}s", file=sys.stderr)
     if state.phase == "Succeeded" or state.result is not None:
         print(json.dumps(state.result, indent=2, default=str))
+
+
+def kubectl_plugin() -> int:
+    """`kubectl millrace ...`: the same commands, aimed at the cluster's current namespace by default."""
+    argv = sys.argv[1:]
+    if argv[:1] and argv[0] in ("resume", "cancel") and not {"-n", "--namespace"} & set(argv):
+        argv = [*argv, "--namespace", _current_namespace()]
+    return main(argv)
+
+
+def _current_namespace() -> str:
+    from kubernetes import config as kube_config
+
+    _, context = kube_config.list_kube_config_contexts()
+    return (context or {}).get("context", {}).get("namespace") or "default"
 
 
 if __name__ == "__main__":

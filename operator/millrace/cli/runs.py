@@ -1,4 +1,9 @@
-"""`millrace resume`, `cancel`, `runs` and `show`: local runs after the fact."""
+"""`millrace resume`, `cancel`, `runs` and `show`: runs after the fact.
+
+With `-n/--namespace`, resume and cancel act on a FlowRun in the cluster of
+the current kubeconfig (also as `kubectl millrace resume ...`); without it,
+on a local run.
+"""
 
 from __future__ import annotations
 
@@ -25,12 +30,14 @@ def register(sub: Any) -> None:
     resume.add_argument("--payload", default="null", help="JSON the next step sees as `resume`")
     resume.add_argument("--approver", default="cli")
     resume.add_argument("--output", choices=["text", "json"], default="text")
+    resume.add_argument("-n", "--namespace", help="a FlowRun in this namespace of the cluster")
 
-    cancel = sub.add_parser("cancel", help="cancel (or disapprove) a suspended run")
+    cancel = sub.add_parser("cancel", help="cancel (or disapprove) a run")
     cancel.add_argument("run")
     cancel.add_argument("--reason", default="cancelled")
     cancel.add_argument("--by", default="cli")
     cancel.add_argument("--output", choices=["text", "json"], default="text")
+    cancel.add_argument("-n", "--namespace", help="a FlowRun in this namespace of the cluster")
 
     sub.add_parser("runs", help="list local runs")
 
@@ -59,11 +66,31 @@ def _continue(options: argparse.Namespace, event_for: Any) -> tuple[str, str, Ru
     return run.run_id, run.loaded.name, final
 
 
-def resume(options: argparse.Namespace) -> tuple[str, str, RunStatus]:
+def in_cluster(options: argparse.Namespace) -> int:
+    """Resume or cancel a FlowRun: record the request; the operator applies it."""
+    from kubernetes import config as kube_config
+
+    from ..cluster.control import request_resume
+    from ..cluster.kube import KubeApi
+
+    kube_config.load_kube_config()
+    cancel = options.command == "cancel"
+    name = request_resume(KubeApi(), options.namespace, options.run, payload=None if cancel else _payload(options),
+                          approver=options.by if cancel else options.approver, cancel=cancel,
+                          reason=options.reason if cancel else "")
+    print(f"flowrun/{options.run} {'cancel' if cancel else 'resume'} requested ({name})")
+    return 0
+
+
+def _payload(options: argparse.Namespace) -> Any:
     try:
-        payload = json.loads(options.payload)
+        return json.loads(options.payload)
     except json.JSONDecodeError as exc:
         raise FlowError([Problem(options.run, f"--payload is not JSON: {exc}", field="payload")]) from None
+
+
+def resume(options: argparse.Namespace) -> tuple[str, str, RunStatus]:
+    payload = _payload(options)
 
     def event(run: LocalRun, state: RunStatus) -> Event:
         if state.phase != "Suspended" or not state.suspended_step:

@@ -104,3 +104,4 @@ class FlowRunStatus(RunStatus):
     current_step: str | None = Field(default=None, description="For `kubectl get`: the step running now.")
     start_time: str | None = Field(default=None, description="For `kubectl get`: startedAt as an RFC 3339 time.")
     duration: str | None = None
+    applied_resumes: list[str] = Field(default_factory=list, description="Resume requests already applied.")
