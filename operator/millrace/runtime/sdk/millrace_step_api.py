@@ -6,10 +6,14 @@ http://127.0.0.1:40123) and MILLRACE_TOKEN, a token scoped to its run and step.
 
 import json
 import os
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from typing import Any, Optional
+
+
+UNAVAILABLE = (502, 503, 504)
 
 
 class StepApiError(Exception):
@@ -34,13 +38,24 @@ def send(method: str, endpoint: str, data: Optional[bytes] = None) -> Any:
     request = urllib.request.Request(f"{url}/v1/{endpoint}", data=data, method=method)
     request.add_header("Authorization", f"Bearer {token}")
     request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request) as response:
-            return json.load(response)
-    except urllib.error.HTTPError as refusal:
-        with refusal:
-            document = json.loads(refusal.read() or b"{}")
-        raise StepApiError(refusal.code, document.get("error", "HTTPError"), document.get("message", str(refusal))) from None
+    # The API may be restarting (an operator upgrade or crash): keep trying for a while
+    # rather than lose the step's outcome.
+    deadline = time.monotonic() + float(os.environ.get("MILLRACE_API_RETRY_S", "120"))
+    pause = 0.2
+    while True:
+        try:
+            with urllib.request.urlopen(request) as response:
+                return json.load(response)
+        except urllib.error.HTTPError as refusal:
+            with refusal:
+                document = json.loads(refusal.read() or b"{}")
+            if refusal.code not in UNAVAILABLE or time.monotonic() > deadline:
+                raise StepApiError(refusal.code, document.get("error", "HTTPError"), document.get("message", str(refusal))) from None
+        except (urllib.error.URLError, ConnectionError):
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 5.0)
 
 
 def call(method: str, endpoint: str, body: Any = None) -> Any:

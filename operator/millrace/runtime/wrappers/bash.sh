@@ -43,10 +43,24 @@ api_post() {
     printf '%s' "$status"
 }
 
+# POST, retrying while the step API cannot be reached (an operator restarting) for
+# MILLRACE_API_RETRY_S seconds, so the step's outcome is not lost.
+api_post_retrying() {
+    local status deadline=$((SECONDS + ${MILLRACE_API_RETRY_S:-120})) pause=1
+    while :; do
+        status=$(api_post "$1" "$2") || status=
+        case $status in 502 | 503 | 504 | "") ;; *) break ;; esac
+        [ "$SECONDS" -lt "$deadline" ] || break
+        sleep "$pause"
+        [ "$pause" -ge 4 ] || pause=$((pause * 2))
+    done
+    printf '%s' "$status"
+}
+
 # Hand the outcome document to the step API; a result too large to send becomes the step's error.
 report() {
     local status
-    status=$(api_post report "$1")
+    status=$(api_post_retrying report "$1")
     if [ "$status" = 413 ]; then
         api_post report '{"ok":false,"error":{"name":"ResultError","message":"the result is over the step API'"'"'s size limit"}}' >/dev/null
     fi

@@ -15,6 +15,25 @@ export function quoted(path: string): string {
   return path.split("/").map(encodeURIComponent).join("/");
 }
 
+const UNAVAILABLE = [502, 503, 504];
+
+// The API may be restarting (an operator upgrade or crash): keep trying for a while
+// rather than lose the step's outcome.
+async function fetchRetrying(url: string, init: RequestInit): Promise<Response> {
+  const deadline = Date.now() + 1000 * Number(process.env.MILLRACE_API_RETRY_S ?? "120");
+  let pause = 200;
+  for (;;) {
+    try {
+      const response = await fetch(url, init);
+      if (!UNAVAILABLE.includes(response.status) || Date.now() > deadline) return response;
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, pause));
+    pause = Math.min(pause * 2, 5000);
+  }
+}
+
 // Call /v1/<endpoint> with a JSON body already encoded; the answer's JSON document.
 export async function send(method: "GET" | "PUT" | "POST", endpoint: string, text?: string): Promise<any> {
   const url = process.env.MILLRACE_API_URL;
@@ -22,7 +41,7 @@ export async function send(method: "GET" | "PUT" | "POST", endpoint: string, tex
   if (!url || !token) {
     throw new StepApiError(0, "NoStepApi", "MILLRACE_API_URL and MILLRACE_TOKEN are not set: not inside a millrace step");
   }
-  const response = await fetch(`${url}/v1/${endpoint}`, {
+  const response = await fetchRetrying(`${url}/v1/${endpoint}`, {
     method,
     headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
     body: text,

@@ -1,0 +1,69 @@
+"""A step's report survives a step API that is briefly unreachable (an operator restarting)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "operator" / "millrace" / "runtime" / "sdk"))
+import millrace_step_api  # noqa: E402
+
+pytestmark = pytest.mark.local
+
+
+class Recorder(BaseHTTPRequestHandler):
+    received: list[bytes] = []
+
+    def do_POST(self) -> None:
+        Recorder.received.append(self.rfile.read(int(self.headers["Content-Length"])))
+        body = b'{"ok": true}'
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_the_report_waits_for_the_api_to_come_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("MILLRACE_API_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("MILLRACE_TOKEN", "t")
+    monkeypatch.setenv("MILLRACE_API_RETRY_S", "30")
+    server: list[HTTPServer] = []
+
+    def come_back_later() -> None:
+        time.sleep(1.0)
+        server.append(HTTPServer(("127.0.0.1", port), Recorder))
+        server[0].serve_forever(poll_interval=0.05)
+
+    threading.Thread(target=come_back_later, daemon=True).start()
+    try:
+        assert millrace_step_api.call("POST", "report", {"ok": True, "result": 1}) == {"ok": True}
+        assert json.loads(Recorder.received[-1]) == {"ok": True, "result": 1}
+    finally:
+        if server:
+            server[0].shutdown()
+
+
+def test_without_an_api_it_gives_up_after_the_retry_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("MILLRACE_API_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("MILLRACE_TOKEN", "t")
+    monkeypatch.setenv("MILLRACE_API_RETRY_S", "0.5")
+    with pytest.raises(OSError):
+        millrace_step_api.call("GET", "state")
+    assert os.environ["MILLRACE_API_RETRY_S"] == "0.5"
