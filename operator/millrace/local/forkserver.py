@@ -207,6 +207,7 @@ class Connection:
 
     process: subprocess.Popen[bytes]
     children: dict[int, ForkedChild] = field(default_factory=dict)
+    gone: bool = False  # its replies ended: poll() may not say so yet, as the kernel reaps it a little later
 
 
 class ForkServer:
@@ -247,7 +248,7 @@ class ForkServer:
             connection.process.wait()
 
     def _connected(self) -> Connection:
-        if self._connection is None or self._connection.process.poll() is not None:
+        if self._connection is None or self._connection.gone or self._connection.process.poll() is not None:
             process = subprocess.Popen(
                 [self.python, __file__, str(self.wrapper)],
                 stdin=subprocess.PIPE,
@@ -276,6 +277,7 @@ class ForkServer:
                     forked.ended.set()
         # The server is gone: whoever waits on one of its children learns it now.
         with self._lock:
+            connection.gone = True
             for forked in connection.children.values():
                 forked.started.set()
                 forked.ended.set()
