@@ -1,4 +1,4 @@
-"""A real step API on 127.0.0.1 over a throwaway data store, for tests that run steps."""
+"""Fixtures of the local tier: a real step API over a throwaway data store, and the `millrace` command."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import pytest
 from millrace.local.datastore import DataStore
 from millrace.local.stepapi import LocalStepApi
 
+from cli_shell import Shell
+
 
 @pytest.fixture(scope="module")
 def data_store(tmp_path_factory: pytest.TempPathFactory) -> DataStore:
@@ -20,3 +22,11 @@ def data_store(tmp_path_factory: pytest.TempPathFactory) -> DataStore:
 def step_api(data_store: DataStore) -> Iterator[LocalStepApi]:
     with LocalStepApi(data_store) as api:
         yield api
+
+
+@pytest.fixture
+def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Shell:
+    """`millrace` with its own MILLRACE_HOME; see cli_shell.py."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("MILLRACE_HOME", str(home))
+    return Shell(home, monkeypatch, capsys)

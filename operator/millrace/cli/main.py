@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -139,7 +140,9 @@ def _exit_code(state: RunStatus) -> int:
 
 
 def _report(output: str, run_id: str, flow_name: str, state: RunStatus) -> None:
-    duration = (state.finished_at or 0) - (state.started_at or state.finished_at or 0)
+    # A suspended run has not finished: its duration is the time it has taken so far.
+    end = state.finished_at if state.finished_at is not None else time.time()
+    duration = end - state.started_at if state.started_at is not None else 0.0
     if output == "json":
         outcome = {
             "run": run_id,
