@@ -25,3 +25,8 @@ def test_outcomes_lose_secrets_in_logs_and_errors_but_keep_results():
     clean = redact_outcome(outcome, ["hunter2"])
     assert clean.logs == f"got {MASK}\n" and clean.error == StepError(name="E", message=f"bad {MASK}", stack=f"at {MASK}")
     assert clean.result == "hunter2"
+
+
+def test_numbers_stay_numbers_whatever_the_secret():
+    record = {"startedAt": 1234.5, "steps": [{"result": "pin 1234"}], "n": 12}
+    assert redact_json(record, ["1234", "12"]) == {"startedAt": 1234.5, "steps": [{"result": f"pin {MASK}"}], "n": 12}

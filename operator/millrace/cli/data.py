@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from ..local.datastore import DataPathError, DataStore
+from ..local.datastore import DataFileError, DataPathError, DataStore
 from ..runtime.stepapi.models import Resource, Variable
 
 COMMANDS = ("variable", "resource")
@@ -46,7 +46,7 @@ def main(options: argparse.Namespace, store: DataStore | None = None) -> int:
         if options.command == "variable":
             return _variable(options, store)
         return _resource(options, store)
-    except DataPathError as problem:
+    except (DataPathError, DataFileError) as problem:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_INVALID
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,10 @@ SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 
 class DataPathError(ValueError):
     """A variable, resource or state path that could name a file outside its folder."""
+
+
+class DataFileError(ValueError):
+    """A stored file that is not JSON, e.g. edited by hand."""
 
 
 def checked(path: str) -> str:
@@ -71,6 +75,11 @@ class DataStore:
         variables = {path: variable.value for path, variable in self.variables().items()}
         resources = {path: resource.value for path, resource in self.resources().items()}
         return variables, resources
+
+    def views(self) -> tuple[Mapping[str, str], Mapping[str, Any]]:
+        """Like mappings(), but read at each lookup: a step sees what the steps before it set."""
+        return (Live(self.get_variable, self.variables),
+                Live(self.get_resource, self.resources))
 
     def secrets(self) -> list[str]:
         """The values of secret variables, for redact()."""
@@ -121,10 +130,35 @@ class DataStore:
             return json.loads(file.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return None
+        except ValueError as problem:
+            raise DataFileError(f"{file} is not JSON ({problem}): fix or delete it") from None
 
     def _all(self, kind: str) -> Iterator[tuple[str, Any]]:
         folder = self.root / kind
         for file in sorted(folder.rglob("*.json")):
             path = file.relative_to(folder).as_posix()[: -len(".json")]
-            yield path, json.loads(file.read_text(encoding="utf-8"))
+            yield path, self._read(file)
 
+
+
+class Live(Mapping[str, Any]):
+    """Values by path, each read from the store when it is looked up."""
+
+    def __init__(self, get: Callable[[str], Variable | Resource | None],
+                 every: Callable[[], Mapping[str, Variable | Resource]]) -> None:
+        self._get, self._every = get, every
+
+    def __getitem__(self, path: str) -> Any:
+        try:
+            entry = self._get(path)
+        except DataPathError:
+            entry = None  # a path that cannot exist is simply not there
+        if entry is None:
+            raise KeyError(path)
+        return entry.value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._every())
+
+    def __len__(self) -> int:
+        return len(self._every())

@@ -18,13 +18,15 @@ from typing import Any, Callable, Mapping, Protocol
 
 from ..engine.actions import Action, CancelStep, RunStep
 from ..engine.evaluate import Evaluator
-from ..engine.events import Event, Start, StepFinished, Tick
+from ..engine.events import CancelRequested, Event, Resumed, Start, StepFinished, Tick
 from ..engine.library import Library
 from ..engine.planner import Plan, PlanContext, plan
 from ..expressions import Sandbox
 from ..model.loader import LoadedFlow
 from ..model.run import RunStatus
 from ..runtime.protocol import StepError, StepOutcome, StepRequest
+from ..runtime.redact import redact_json
+from .datastore import DataStore
 from .store import RunStore, new_run_id
 
 MAX_PARALLEL_STEPS = 16
@@ -47,8 +49,11 @@ class LocalRun:
     executor: StepExecutor
     library: Library = field(default_factory=Library)
     store: RunStore = field(default_factory=RunStore)
-    variables: Mapping[str, Any] = field(default_factory=dict)
-    resources: Mapping[str, Any] = field(default_factory=dict)
+    # Variables, resources, secrets and flow user state; the same store the executor's step API serves.
+    data: DataStore = field(default_factory=DataStore)
+    # Fixed values for input transforms in place of the data store's (tests, benchmarks).
+    variables: Mapping[str, Any] | None = None
+    resources: Mapping[str, Any] | None = None
     observer: Observer | None = None
     run_id: str = ""
     keep_workdirs: bool = False
@@ -66,16 +71,22 @@ class LocalRun:
         return self.proceed(RunStatus(), Start(args=args, now=time.time()))
 
     def proceed(self, state: RunStatus, event: Event) -> RunStatus:
-        """Apply `event` to a saved state and run until the run ends or suspends."""
+        """Apply `event` to a saved state and run until the run ends or suspends.
+
+        What it returns is the run record as saved: secret values masked.
+        """
+        live_variables, live_resources = self.data.views()
+        variables = live_variables if self.variables is None else self.variables
+        resources = live_resources if self.resources is None else self.resources
         with Sandbox() as sandbox:
             ctx = PlanContext(
                 flow_name=self.loaded.name,
                 flow=self.loaded.flow,
-                evaluator=Evaluator(sandbox, self.variables, self.resources),
+                evaluator=Evaluator(sandbox, variables, resources),
                 library=self.library,
             )
             with ThreadPoolExecutor(max_workers=MAX_PARALLEL_STEPS, thread_name_prefix="step") as pool:
-                return self._loop(ctx, pool, state, event)
+                return self._redacted(self._loop(ctx, pool, state, _not_too_late(ctx, state, event)))
 
     def _loop(self, ctx: PlanContext, pool: ThreadPoolExecutor, state: RunStatus, event: Event) -> RunStatus:
         running: dict[Future[StepOutcome], RunStep] = {}
@@ -94,10 +105,21 @@ class LocalRun:
     def _publish(self, state: RunStatus) -> None:
         now = time.monotonic()
         if state.terminal or state.phase == "Suspended" or now - self._saved_at >= SAVE_INTERVAL_S:
-            self.store.save(self.run_id, self.loaded.name, state)
+            state.user_state = self.data.user_state(self.run_id)
+            self.store.save(self.run_id, self.loaded.name, self._redacted(state))
             self._saved_at = now
         if self.observer:
             self.observer(self.run_id, state)
+
+    def _redacted(self, state: RunStatus) -> RunStatus:
+        """The state as it may be stored or shown: results that hold a secret value are masked.
+
+        The running flow keeps the real values; a run resumed from its record sees the masks.
+        """
+        secrets = self.data.secrets()
+        if not secrets:
+            return state
+        return RunStatus.model_validate(redact_json(state.model_dump(mode="json", by_alias=True), secrets))
 
     def _dispatch(
         self, result: Plan, pool: ThreadPoolExecutor, running: dict[Future[StepOutcome], RunStep]
@@ -162,6 +184,19 @@ class LocalRun:
         if state.terminal:
             # The shared directory lives as long as the run, no longer (a suspended run keeps it).
             shutil.rmtree(self.run_dir / "shared", ignore_errors=True)
+
+
+def _not_too_late(ctx: PlanContext, state: RunStatus, event: Event) -> Event:
+    """An approval or cancel for a suspended run, unless its suspend timed out meanwhile.
+
+    The local shell exits while a run waits, so nothing ticks until the run is
+    resumed: let time pass first, and if that ends the wait (the run fails, or
+    goes on with continue_on_disapprove_timeout), the event comes too late.
+    """
+    if state.phase != "Suspended" or not isinstance(event, (Resumed, CancelRequested)):
+        return event
+    tick = Tick(now=event.now)
+    return tick if plan(ctx, state, tick).state.phase != "Suspended" else event
 
 
 def _outcome(future: Future[StepOutcome]) -> StepOutcome:

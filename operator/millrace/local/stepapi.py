@@ -19,7 +19,7 @@ from ..runtime.stepapi.backend import Conflict, Forbidden, NotFound, Refusal
 from ..runtime.stepapi.models import Resource, ResumeRequest, Variable
 from ..runtime.stepapi.server import DEFAULT_MAX_BODY, StepApiServer
 from ..runtime.stepapi.tokens import Claims
-from .datastore import DataPathError, DataStore
+from .datastore import DataFileError, DataPathError, DataStore
 from .store import write_json_atomic
 
 API_URL_ENV, TOKEN_ENV = "MILLRACE_API_URL", "MILLRACE_TOKEN"
@@ -95,12 +95,12 @@ class LocalBackend:
 
     def get_flow_user_state(self, claims: Claims, key: str) -> Any:
         self._attempt(claims)
-        return self.store.user_state(claims.run).get(key)
+        return _checked(lambda: self.store.user_state(claims.run)).get(key)
 
     def set_flow_user_state(self, claims: Claims, key: str, value: Any) -> None:
         with self._lock:
             self._attempt(claims)
-            state = self.store.user_state(claims.run)
+            state = _checked(lambda: self.store.user_state(claims.run))
             state[key] = value
             self.store.set_user_state(claims.run, state)
 
@@ -113,7 +113,7 @@ class LocalBackend:
 def _checked(call: Callable[[], T]) -> T:
     try:
         return call()
-    except DataPathError as problem:
+    except (DataPathError, DataFileError) as problem:
         raise Refusal(str(problem)) from None
 
 

@@ -24,11 +24,22 @@ def redact(text: str, secrets: Iterable[str]) -> str:
 
 
 def redact_json(value: Any, secrets: Iterable[str]) -> Any:
-    """A JSON value with every string (keys too) redacted, e.g. a run record before it is saved."""
+    """A JSON value with every string (keys too) redacted, e.g. a run record before it is saved.
+
+    Only strings are touched: a secret made of digits must not turn a number into invalid JSON.
+    """
     spellings = _spellings(secrets)
-    if not spellings:
-        return value
-    return json.loads(redact(json.dumps(value, default=str), spellings))
+    return _masked(value, spellings) if spellings else value
+
+
+def _masked(value: Any, spellings: list[str]) -> Any:
+    if isinstance(value, str):
+        return redact(value, spellings)
+    if isinstance(value, dict):
+        return {redact(str(key), spellings): _masked(item, spellings) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_masked(item, spellings) for item in value]
+    return value
 
 
 def redact_outcome(outcome: StepOutcome, secrets: Iterable[str]) -> StepOutcome:
