@@ -261,3 +261,68 @@ def test_cancel_from_the_cli(kube: Any, namespace: str, operator: Operator) -> N
     assert done.returncode == 0, done.stderr
     status = wait_phase(kube, namespace, "deny-1")
     assert status["phase"] == "Cancelled" and "not today" in status["error"]["message"] and "bob" in status["error"]["message"]
+
+
+def labelled(kind: str, path: str, data: dict[str, str], secret: bool = False) -> dict[str, Any]:
+    from millrace.cluster.names import path_name
+
+    return {"apiVersion": "v1", "kind": "Secret" if secret else "ConfigMap",
+            "metadata": {"name": path_name(path), "labels": {"millrace.dev/kind": kind},
+                         "annotations": {"millrace.dev/path": path}},
+            ("stringData" if secret else "data"): data}
+
+
+def test_variables_resources_scripts_and_inner_flows_come_from_the_namespace(kube: Any, namespace: str, operator: Operator) -> None:
+    kube.apply(labelled("variable", "f/app/greeting", {"value": "hello"}, secret=True), namespace)
+    kube.apply(labelled("resource", "f/app/db", {"value": json.dumps({"host": "db.local", "port": 5432})}), namespace)
+    kube.apply(labelled("script", "f/app/shout", {"language": "python3",
+                                                   "content": "def main(text: str):\n    return text.upper()\n"}), namespace)
+    unlabelled = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "f-app-hidden"}, "stringData": {"value": "no"}}
+    kube.apply(unlabelled, namespace)
+    inner = flow_manifest("f-app-inner", [python_step("twice", "def main(n):\n    return n * 2\n", n="flow_input.n")])
+    kube.apply(inner, namespace)
+    uses = python_step(
+        "use", "import wmill\n\ndef main(g, db):\n"
+        "    try:\n        wmill.get_variable('f/app/hidden')\n        hidden = 'visible'\n"
+        "    except Exception as error:\n        hidden = type(error).__name__\n"
+        "    return {'g': g, 'api': wmill.get_variable('f/app/greeting'), 'port': db['port'], 'hidden': hidden}\n",
+        db="resource('f/app/db')")
+    uses["value"]["input_transforms"]["g"] = {"type": "static", "value": "$var:f/app/greeting"}
+    shout = {"id": "shout", "value": {"type": "script", "path": "f/app/shout",
+                                      "input_transforms": {"text": {"type": "javascript", "expr": "results.use.g"}}}}
+    sub = {"id": "sub", "value": {"type": "flow", "path": "f/app/inner",
+                                  "input_transforms": {"n": {"type": "javascript", "expr": "results.use.port"}}}}
+    kube.apply(flow_manifest("data", [uses, shout, sub]), namespace)
+    kube.apply(run_manifest("data-1", "data"), namespace)
+    status = wait_phase(kube, namespace, "data-1")
+    assert status["phase"] == "Succeeded", status
+    assert status["steps"]["use"]["result"] == {"g": "hello", "api": "hello", "port": 5432, "hidden": "StepApiError"}
+    assert status["steps"]["shout"]["result"] == "HELLO"
+    assert status["result"] == 10864
+
+
+def test_same_worker_steps_share_a_volume_that_ends_with_the_run(kube: Any, namespace: str, operator: Operator) -> None:
+    write = python_step("write", "def main():\n    data = b'x' * (11 * 1024 * 1024)\n"
+                                 "    open('shared/big.bin', 'wb').write(data)\n    return len(data)\n")
+    read = python_step("read", "import os\n\ndef main():\n    return os.path.getsize('shared/big.bin')\n")
+    kube.apply(flow_manifest("etl", [write, read], same_worker=True), namespace)
+    kube.apply(run_manifest("etl-1", "etl"), namespace)
+    status = wait_phase(kube, namespace, "etl-1")
+    assert status["phase"] == "Succeeded", status
+    assert status["result"] == 11 * 1024 * 1024
+    # Deleted when the run ends; Kubernetes' claim protection frees it once the run's pods are gone.
+    kube.wait_for(lambda: (kube.get("persistentvolumeclaim", "etl-1-shared", namespace) or {})
+                  .get("metadata", {}).get("deletionTimestamp"), what="the claim deleted")
+
+
+def test_a_large_result_is_kept_beside_the_status(kube: Any, namespace: str, operator: Operator) -> None:
+    big = python_step("big", "def main():\n    return ['row %d' % i for i in range(2000)]\n")
+    count = python_step("count", "def main(rows):\n    return len(rows)\n", rows="results.big")
+    kube.apply(flow_manifest("large", [big, count]), namespace)
+    kube.apply(run_manifest("large-1", "large"), namespace)
+    status = wait_phase(kube, namespace, "large-1")
+    assert status["phase"] == "Succeeded", status
+    assert status["result"] == 2000
+    step = status["steps"]["big"]
+    assert "result" not in step and step["resultRef"] == "large-1-big-1-report"
+    assert len(json.dumps(status)) < 20_000

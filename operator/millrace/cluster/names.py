@@ -29,6 +29,11 @@ def dns_name(*parts: str, limit: int = _MAX_NAME) -> str:
     return f"{clean[: limit - 9].rstrip('-')}-{digest}"
 
 
+def path_name(path: str) -> str:
+    """The object name of a Windmill path: `f/app/inner` is `f-app-inner`."""
+    return re.sub(r"[^a-z0-9-]+", "-", path.lower()).strip("-")[:253]
+
+
 def job_name(run: str, path: str, attempt: int) -> str:
     return dns_name(run, path.replace("/", "-"), str(attempt))
 

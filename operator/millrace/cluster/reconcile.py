@@ -21,16 +21,18 @@ from typing import Any, Callable
 from ..engine.actions import Action, CancelStep, RunStep
 from ..engine.evaluate import Evaluator
 from ..engine.events import CancelRequested, Event, Resumed, Start, StepFinished, Tick
-from ..engine.library import Library
+from ..engine.library import Library, ScriptSource
 from ..engine.planner import PlanContext, plan
 from ..errors import FlowError
 from ..expressions import Sandbox
+from ..model.flow import OpenFlow, openflow_of
 from ..model.loader import LoadedFlow, load_flow_document
 from ..model.resources import FlowRunStatus, Runtime
 from ..model.run import ErrorInfo
 from ..runtime.protocol import StepError, StepOutcome, StepReport
 from ..runtime.stepapi.tokens import Claims, Signer
 from . import names
+from .data import data_mappings, resolve_library, uses_data
 from .jobs import RunMeta, shared_claim, step_objects
 from .kube import Conflict, KubeApi
 from .outcomes import job_outcome
@@ -56,6 +58,7 @@ class Definition:
     loaded: LoadedFlow
     library: Library
     runtime: Runtime
+    uses_data: bool = False
 
 
 class RunReconciler:
@@ -94,8 +97,9 @@ class RunReconciler:
             return True, None
         meta = self._meta(obj, definition)
         events = self._events(obj, status, meta)
+        variables, resources = data_mappings(self.kube, namespace) if definition.uses_data else ({}, {})
         ctx = PlanContext(flow_name=definition.loaded.name, flow=definition.loaded.flow,
-                          evaluator=Evaluator(self.sandbox), library=definition.library)
+                          evaluator=Evaluator(self.sandbox, variables, resources), library=definition.library)
         state = self._hydrate(namespace, status)
         actions: list[Action] = []
         wake_at: float | None = None
@@ -123,6 +127,10 @@ class RunReconciler:
         stored = self.kube.get_config_map(meta["namespace"], cm_name)
         if stored is None:
             document = self._resolve_flow(obj)
+            flow = load_flow_document(openflow_of(document["spec"]), document["name"]).flow
+            library = resolve_library(self.kube, meta["namespace"], flow)
+            document["scripts"] = {p: {"language": s.language, "content": s.content} for p, s in library.scripts.items()}
+            document["flows"] = {p: f.model_dump(mode="json", by_alias=True, exclude_none=True) for p, f in library.flows.items()}
             body = {
                 "apiVersion": "v1",
                 "kind": "ConfigMap",
@@ -135,11 +143,13 @@ class RunReconciler:
             stored = self.kube.get_config_map(meta["namespace"], cm_name)
             assert stored is not None
         document = json.loads(stored["data"]["definition"])
-        spec = dict(document["spec"])
-        runtime = Runtime.model_validate(spec.pop("runtime", None) or {})
-        spec.pop("schedule", None)
-        loaded = load_flow_document(spec, document["name"])
-        definition = Definition(loaded, Library(), runtime)
+        runtime = Runtime.model_validate(document["spec"].get("runtime") or {})
+        loaded = load_flow_document(openflow_of(document["spec"]), document["name"])
+        library = Library(
+            scripts={p: ScriptSource(p, s["language"], s["content"]) for p, s in document.get("scripts", {}).items()},
+            flows={p: OpenFlow.model_validate(f) for p, f in document.get("flows", {}).items()},
+        )
+        definition = Definition(loaded, library, runtime, uses_data=uses_data(document["spec"]))
         self._definitions[key] = definition
         return definition
 

@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import uuid
 from collections.abc import Callable
@@ -28,11 +27,11 @@ from ..runtime.stepapi.backend import Conflict, Forbidden, NotFound
 from ..runtime.stepapi.models import Resource, ResumeRequest, Variable
 from ..runtime.stepapi.tokens import Claims
 from . import names
+from .data import ANNOTATION_PATH, KIND_RESOURCE, KIND_VARIABLE, labelled
 from .kube import FLOWRUNS, KubeApi
 from .reconcile import KIND_REPORT, KIND_RESUME
 
-ANNOTATION_PATH = "millrace.dev/path"
-KIND_VARIABLE, KIND_RESOURCE, KIND_STATE = "variable", "resource", "state"
+KIND_STATE = "state"
 
 Notify = Callable[[str, str], None]
 
@@ -76,23 +75,9 @@ class ClusterBackend:
                            run=claims.run, step=claims.key)
         self.notify(meta["namespace"], meta["name"])
 
-    def _labelled(self, namespace: str, kind: str, path: str) -> tuple[str, dict[str, Any]] | None:
-        """The Secret or ConfigMap of that kind whose path annotation is `path`."""
-        selector = f"{names.LABEL_KIND}={kind}"
-        for source, items in (("secret", self.kube.core.list_namespaced_secret(namespace, label_selector=selector).items),
-                              ("configmap", self.kube.core.list_namespaced_config_map(namespace, label_selector=selector).items)):
-            for item in items:
-                annotations = item.metadata.annotations or {}
-                if annotations.get(ANNOTATION_PATH) == path or item.metadata.name == names.dns_name(path):
-                    data = dict(item.data or {})
-                    if source == "secret":
-                        data = {k: base64.b64decode(v).decode("utf-8") for k, v in data.items()}
-                    return source, data
-        return None
-
     def _write_labelled(self, namespace: str, kind: str, path: str, data: dict[str, str], secret: bool) -> None:
         body = {
-            "metadata": {"name": names.dns_name(path), "namespace": namespace,
+            "metadata": {"name": names.path_name(path), "namespace": namespace,
                          "labels": {names.LABEL_KIND: kind}, "annotations": {ANNOTATION_PATH: path}},
         }
         if secret:
@@ -133,10 +118,10 @@ class ClusterBackend:
 
     def get_variable(self, claims: Claims, path: str) -> str:
         namespace, _ = _split(claims.run)
-        found = self._labelled(namespace, KIND_VARIABLE, path)
-        if found is None or "value" not in found[1]:
+        found = labelled(self.kube, namespace, KIND_VARIABLE).get(path)
+        if found is None or "value" not in found:
             raise NotFound(f"no variable at path '{path}' (a Secret or ConfigMap labelled millrace.dev/kind=variable)", path=path)
-        return found[1]["value"]
+        return found["value"]
 
     def set_variable(self, claims: Claims, path: str, variable: Variable) -> None:
         namespace, _ = _split(claims.run)
@@ -145,10 +130,10 @@ class ClusterBackend:
 
     def get_resource(self, claims: Claims, path: str) -> Any:
         namespace, _ = _split(claims.run)
-        found = self._labelled(namespace, KIND_RESOURCE, path)
-        if found is None or "value" not in found[1]:
+        found = labelled(self.kube, namespace, KIND_RESOURCE).get(path)
+        if found is None or "value" not in found:
             raise NotFound(f"no resource at path '{path}' (a Secret or ConfigMap labelled millrace.dev/kind=resource)", path=path)
-        return json.loads(found[1]["value"])
+        return json.loads(found["value"])
 
     def set_resource(self, claims: Claims, path: str, resource: Resource) -> None:
         namespace, _ = _split(claims.run)

@@ -9,10 +9,10 @@ file's folder and its parents.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
 from ..engine.library import Library, ScriptSource
-from ..model.flow import FlowModule, OpenFlow, PathFlow, PathScript
+from ..model.flow import OpenFlow, PathFlow, PathScript, walk_modules
 from ..model.loader import load_flow_file
 from ..runtime.protocol import Language
 
@@ -45,7 +45,7 @@ def build_library(flow: OpenFlow, roots: list[Path]) -> Library:
     pending = [flow]
     while pending:
         current = pending.pop()
-        for module in _walk(current.value.modules, current.value.failure_module):
+        for module in walk_modules(current.value.modules, current.value.failure_module):
             value = module.value
             if isinstance(value, PathScript) and value.path not in library.scripts:
                 script = _find_script(value.path, roots)
@@ -57,16 +57,6 @@ def build_library(flow: OpenFlow, roots: list[Path]) -> Library:
                     library.flows[value.path] = sub
                     pending.append(sub)
     return library
-
-
-def _walk(modules: list[FlowModule], extra: FlowModule | None = None) -> Iterator[FlowModule]:
-    for module in [*modules, *([extra] if extra else [])]:
-        yield module
-        value = module.value
-        for attr in ("modules", "default"):
-            yield from _walk(getattr(value, attr, None) or [])
-        for branch in getattr(value, "branches", None) or []:
-            yield from _walk(branch.modules)
 
 
 def _find_script(path: str, roots: list[Path]) -> ScriptSource | None:

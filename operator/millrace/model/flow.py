@@ -7,7 +7,7 @@ it is decided by `millrace.engine.validate`, never by silently dropping it.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Iterator, Literal, Union
 
 from pydantic import Field
 
@@ -222,3 +222,22 @@ class OpenFlow(OpenFlowModel):
 
 for _model in (ForloopFlow, WhileloopFlow, BranchOneBranch, BranchOne, BranchAllBranch):
     _model.model_rebuild()
+
+
+def walk_modules(modules: list[FlowModule], extra: FlowModule | None = None) -> Iterator[FlowModule]:
+    """Every module of a flow, nested ones included, then `extra` (the failure module)."""
+    for module in [*modules, *([extra] if extra else [])]:
+        yield module
+        value = module.value
+        for attr in ("modules", "default"):
+            yield from walk_modules(getattr(value, attr, None) or [])
+        for branch in getattr(value, "branches", None) or []:
+            yield from walk_modules(branch.modules)
+
+
+KUBERNETES_ONLY_FIELDS = ("runtime", "schedule")
+
+
+def openflow_of(spec: dict[str, Any]) -> dict[str, Any]:
+    """The OpenFlow document of a Flow spec: its Kubernetes-only settings left out."""
+    return {k: v for k, v in spec.items() if k not in KUBERNETES_ONLY_FIELDS}

@@ -17,7 +17,7 @@ import yaml
 from pydantic import ValidationError
 
 from ..errors import FlowError, Problem
-from .flow import OpenFlow
+from .flow import OpenFlow, openflow_of
 
 API_VERSION = "millrace.dev/v1alpha1"
 INLINE_PREFIX = "!inline "
@@ -131,9 +131,7 @@ def _unwrap_manifest(raw: dict[str, Any], default_name: str) -> tuple[str, dict[
         problems.append(Problem(name, "a Flow manifest needs a 'spec' mapping holding the OpenFlow document", field="spec"))
     if problems:
         raise FlowError(problems)
-    # Kubernetes-only settings sit beside the OpenFlow fields; they are not part of it.
-    openflow = {k: v for k, v in spec.items() if k not in ("schedule", "runtime")}
-    return name, openflow
+    return name, openflow_of(spec)
 
 
 def _inline_ref(value: Any) -> str | None:
