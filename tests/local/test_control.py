@@ -53,25 +53,29 @@ def test_resume_links_refuse_a_wrong_token_and_send_local_approvers_to_the_comma
 import json, os, urllib.error, urllib.request
 import wmill
 
-def status(url):
+def status(url, data=b"{}"):
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, data=b"{}", method="POST")) as answer:
+        with urllib.request.urlopen(urllib.request.Request(url, data=data, method="POST" if data else "GET")) as answer:
             return answer.status, json.load(answer)
     except urllib.error.HTTPError as refusal:
         return refusal.code, json.load(refusal)
 
 def main():
     links = wmill.get_resume_urls()
+    base = os.environ["MILLRACE_API_URL"]
     forged = links["resume"][:-4] + ("AAAA" if not links["resume"].endswith("AAAA") else "BBBB")
-    return {"forged": status(forged), "resume": status(links["resume"]), "cancel": status(links["cancel"]),
-            "page": status(links["approvalPage"].replace("/approval/", "/resume/"))}
+    return {"base": base, "forged": status(forged), "resume": status(links["resume"]), "cancel": status(links["cancel"]),
+            "page": status(links["approvalPage"], data=None)}
 '''
     done = shell.run(shell.flow("links", flow(python("a", code))))
     run_id, result = done["run"], done["result"]
     assert result["forged"][0] == 403 and result["forged"][1]["message"] == "the token is not signed by this step API"
     assert result["resume"][0] == 409 and f"`millrace resume {run_id}`" in result["resume"][1]["message"]
     assert result["cancel"][0] == 409 and f"`millrace cancel {run_id}`" in result["cancel"][1]["message"]
-    assert result["page"][0] == 409
+    page = result["page"][1]
+    assert result["page"][0] == 200 and (page["run"], page["step"]) == (run_id, "a")
+    assert page["resume"].startswith(f"{result['base']}/v1/resume/")
+    assert page["cancel"].startswith(f"{result['base']}/v1/cancel/")
 
 
 def test_resuming_an_unknown_a_finished_or_a_running_run_is_refused(shell: Shell):
