@@ -3,38 +3,34 @@
 40 steps, each computing a naive fibo(10) in its own process, run back to
 back three ways: the executor with its fork server, the executor starting
 python3 per step, and bare `python3 -c` subprocesses (the floor for any
-runner that starts an interpreter per step). Each way runs 5 rounds and
-keeps the best, so a busy neighbour on a small machine blurs less.
+runner that starts an interpreter per step).
+
+    python bench/executor_bench.py [--rounds 5]
 """
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "operator"))
+from common import ROUNDS, Section, Timing, measure, ratio
+from flow_bench import FIBO, STEPS
 
-from millrace.local.executor import LocalExecutor  # noqa: E402
-from millrace.runtime.protocol import StepRequest  # noqa: E402
+from millrace.local.executor import LocalExecutor
+from millrace.runtime.protocol import StepRequest
 
-STEPS = 40
-ROUNDS = 5
-FIBO = "def fibo(n):\n    return n if n < 2 else fibo(n - 1) + fibo(n - 2)\n\n\ndef main(n):\n    return fibo(n)\n"
+BARE = "baseline: bare python3 -c per step"
 
 
-def per_step_ms(run_one: Callable[[int], None]) -> float:
-    run_one(-1)  # warm up: start the fork server, fill the page cache
-    rounds = []
-    for _ in range(ROUNDS):
-        started = time.perf_counter()
+def steps(run_one: Callable[[int], None]) -> Callable[[], None]:
+    def once() -> None:
         for index in range(STEPS):
             run_one(index)
-        rounds.append(time.perf_counter() - started)
-    return min(rounds) / STEPS * 1000
+
+    return once
 
 
 def executor_runner(executor: LocalExecutor, root: str) -> Callable[[int], None]:
@@ -53,19 +49,34 @@ def bare_python(index: int) -> None:
     assert output.strip() == "55"
 
 
-def main() -> None:
+def run(rounds: int = ROUNDS) -> dict[str, Timing]:
+    out: dict[str, Timing] = {}
     with tempfile.TemporaryDirectory() as root:
         with LocalExecutor() as executor:
-            forked = per_step_ms(executor_runner(executor, f"{root}/forked"))
+            out["executor, fork server (default)"] = measure(steps(executor_runner(executor, f"{root}/forked")), rounds)
         with LocalExecutor(fork_server=False) as executor:
-            started = per_step_ms(executor_runner(executor, f"{root}/started"))
-    bare = per_step_ms(bare_python)
-    print(f"{STEPS} sequential python3 steps computing fibo(10), per step (best of {ROUNDS} rounds):")
-    print(f"  executor, fork server          {forked:6.2f} ms")
-    print(f"  executor, python3 per step     {started:6.2f} ms")
-    print(f"  baseline, bare python3 -c      {bare:6.2f} ms")
-    print(f"  fork server speed-up vs bare   {bare / forked:6.1f} x")
+            out["executor, python3 started per step"] = measure(steps(executor_runner(executor, f"{root}/started")), rounds)
+    out[BARE] = measure(steps(bare_python), rounds)
+    return out
+
+
+def section(rounds: int = ROUNDS) -> Section:
+    timings = run(rounds)
+    bare = timings[BARE].best
+    out = Section(
+        key="executor", title="Executor: per-step cost of a python3 step",
+        how=(f"{STEPS} steps computing fibo(10), each in its own process, run back to back by the executor alone "
+             f"(no engine): with its fork server, and starting python3 per step. Baseline in the same run: bare "
+             f"`python3 -c` subprocesses from Python (the floor for a runner that starts an interpreter per step). "
+             f"One warm-up pass, then best and median of {rounds} passes of {STEPS} steps."),
+        header=["what", "per step, best (ms)", "per step, median (ms)", "vs bare python3 -c"],
+    )
+    for name, t in timings.items():
+        out.rows.append([name, f"{t.best / STEPS * 1000:.2f}", f"{t.median / STEPS * 1000:.2f}", ratio(t.best, bare)])
+    return out
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
+    print(section(parser.parse_args().rounds).markdown())
