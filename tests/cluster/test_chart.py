@@ -106,7 +106,7 @@ def test_operator_pod_is_restricted_and_its_command_configurable(helm) -> None:
     assert container["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                                             "capabilities": {"drop": ["ALL"]}}
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports == {"step-api": 8080, "webhook": 8443, "health": 8081}
+    assert ports == {"step-api": 8080, "webhook": 8443, "health": 8081, "metrics": 9090}
 
 
 def _install(helm, namespace: str, folder: Path, values: dict) -> None:

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,8 +41,9 @@ class Operator:
     def start(self) -> None:
         env = {**os.environ, **self.kube.env(), "MILLRACE_NAMESPACE": self.namespace,
                "MILLRACE_SIGNING_KEY": "dGVzdC1zaWduaW5nLWtleS1mb3ItdGhlLW9wZXJhdG9y"}
+        self.metrics_port = free_port()
         command = [sys.executable, "-m", "millrace.cli.main", "operator", "--namespace", self.namespace,
-                   "--api-host", "127.0.0.1", "--api-port", str(self.port),
+                   "--api-host", "127.0.0.1", "--api-port", str(self.port), "--metrics-port", str(self.metrics_port),
                    "--liveness", f"http://127.0.0.1:{free_port()}/healthz"]
         self.process = subprocess.Popen(command, env=env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT,
                                         start_new_session=True)
@@ -113,6 +115,11 @@ def test_a_flow_applied_with_kubectl_runs_its_steps_as_jobs(kube: Any, namespace
     assert all(j["metadata"]["ownerReferences"][0]["kind"] == "FlowRun" for j in jobs)
     columns = kube.kubectl("get", "flowruns", "-n", namespace).stdout
     assert "wired-1" in columns and "Succeeded" in columns
+    events = kube.kubectl("get", "events", "-n", namespace, "--field-selector", "involvedObject.name=wired-1",
+                          "-o", "jsonpath={.items[*].reason}").stdout.split()
+    assert {"StepStarted", "StepSucceeded", "RunSucceeded"} <= set(events)
+    metrics = urllib.request.urlopen(f"http://127.0.0.1:{operator.metrics_port}/metrics").read().decode()
+    assert 'millrace_steps_total{outcome="succeeded"}' in metrics and "millrace_step_duration_seconds_bucket" in metrics
 
 
 def test_a_failing_step_fails_the_run_with_its_traceback(kube: Any, namespace: str, operator: Operator) -> None:

@@ -6,6 +6,7 @@ import logging
 import os
 
 import kopf
+import prometheus_client
 from kubernetes import config as kube_config
 
 from ..runtime.stepapi.server import StepApiServer
@@ -36,10 +37,13 @@ def run_operator(
     signer: Signer,
     webhook_port: int = 8443,
     webhook_cert_dir: str | None = None,
+    metrics_port: int = 0,
 ) -> int:
     logging.basicConfig(level=os.environ.get("MILLRACE_LOG_LEVEL", "INFO"),
                         format='{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","message":"%(message)s"}')
     _load_kube_config()
+    if metrics_port:
+        prometheus_client.start_http_server(metrics_port, addr=api_host)
     kube = KubeApi()
     backend = ClusterBackend(kube, handlers.WAKEUPS.notify)
     server = StepApiServer(backend, signer=signer, host=api_host, port=api_port)

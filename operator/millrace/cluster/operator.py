@@ -24,6 +24,7 @@ from ..model.resources import GROUP, VERSION
 from . import names
 from .admission import flow_ready_condition
 from .kube import KubeApi
+from .observe import ACTIVE_RUNS
 from .reconcile import KIND_REPORT, KIND_RESUME, OperatorConfig, RunReconciler
 from .status import timestamp
 
@@ -95,6 +96,7 @@ def flow_changed(name: str, namespace: str, spec: kopf.Spec, meta: kopf.Meta, st
 def run_daemon(name: str, namespace: str, stopped: kopf.DaemonStopped, **_: Any) -> None:
     reconciler = RunReconciler(_STATE["kube"], _STATE["config"], Sandbox())
     wakeup = WAKEUPS.get(namespace, name)
+    ACTIVE_RUNS.inc()
     try:
         while not stopped:
             wakeup.clear()
@@ -104,6 +106,7 @@ def run_daemon(name: str, namespace: str, stopped: kopf.DaemonStopped, **_: Any)
             timeout = IDLE_WAKEUP_S if wake_at is None else max(0.0, min(IDLE_WAKEUP_S, wake_at - reconciler.clock()))
             wakeup.wait(timeout)
     finally:
+        ACTIVE_RUNS.dec()
         reconciler.sandbox.close()
         WAKEUPS.forget(namespace, name)
 

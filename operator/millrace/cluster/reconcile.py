@@ -31,7 +31,7 @@ from ..model.resources import FlowRunStatus, Runtime
 from ..model.run import ErrorInfo
 from ..runtime.protocol import StepError, StepOutcome, StepReport
 from ..runtime.stepapi.tokens import Claims, Signer
-from . import names
+from . import names, observe
 from .data import data_mappings, resolve_library, uses_data
 from .jobs import RunMeta, shared_claim, step_objects
 from .kube import Conflict, KubeApi
@@ -111,6 +111,7 @@ class RunReconciler:
         new_status = decorate(self._dehydrate(state, meta.run), obj, self.clock())
         self.kube.replace_flowrun_status(obj, new_status.model_dump(mode="json", by_alias=True, exclude_none=True))
         self._launch(meta, actions)
+        observe.record(self.kube, obj, observe.transitions(status, new_status), self.clock())
         if new_status.terminal:
             self._release(obj, new_status)
             return True, None
