@@ -238,6 +238,14 @@ def test_secret_values_stay_out_of_output_run_records_and_errors(shell: Shell):
         assert shell.record(run_id)["steps"]["leak"]["result"] == {"token": MASK, "n": 1}
 
 
+def test_a_secret_quoted_by_an_expression_error_is_masked_in_the_live_view(shell: Shell):
+    shell("variable", "set", "u/me/token", SECRET, "--secret")
+    text = flow(python("a", "def main(v):\n    return v", '{v: {type: javascript, expr: "JSON.parse(variable(\'u/me/token\'))"}}'))
+    failed = shell("run", shell.flow("quoted", text))
+    assert failed.code == 1 and "is not valid JSON" in failed.err
+    assert SECRET not in failed.out + failed.err
+
+
 def test_a_secret_of_digits_leaves_numbers_in_the_record_alone(shell: Shell):
     DataStore(shell.home).set_variable("u/me/pin", Variable(value="1", is_secret=True))
     done = shell.run(shell.flow("pin", flow(python("a", "def main():\n    return {'n': 1, 'text': 'pin 1'}"))))

@@ -104,12 +104,16 @@ class LocalRun:
 
     def _publish(self, state: RunStatus) -> None:
         now = time.monotonic()
-        if state.terminal or state.phase == "Suspended" or now - self._saved_at >= SAVE_INTERVAL_S:
+        save = state.terminal or state.phase == "Suspended" or now - self._saved_at >= SAVE_INTERVAL_S
+        if save:
             state.user_state = self.data.user_state(self.run_id)
-            self.store.save(self.run_id, self.loaded.name, self._redacted(state))
+        # An expression's error can quote a secret value: the terminal sees what the record holds.
+        shown = self._redacted(state)
+        if save:
+            self.store.save(self.run_id, self.loaded.name, shown)
             self._saved_at = now
         if self.observer:
-            self.observer(self.run_id, state)
+            self.observer(self.run_id, shown)
 
     def _redacted(self, state: RunStatus) -> RunStatus:
         """The state as it may be stored or shown: results that hold a secret value are masked.
