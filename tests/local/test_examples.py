@@ -110,7 +110,7 @@ def test_approval_flow_cancelled(shell: Shell):
     assert "pay" not in shell.record(suspended["run"])["steps"]
 
 
-def test_local_resume_links_point_to_the_command_line_once_the_run_has_stopped(shell: Shell):
+def test_local_resume_links_end_with_the_command_that_served_them(shell: Shell):
     suspended = shell.run(EXAMPLES / "approval-flow.yaml", "--arg", "amount=5")
     link = shell.record(suspended["run"])["steps"]["prepare"]["result"]["links"]["resume"]
     # The step API lived as long as `millrace run`: nothing answers the link now.
