@@ -234,3 +234,19 @@ def pod_manifest(name: str, command: list[str], restart: str = "Never", **spec) 
     container.update(spec.pop("container", {}))
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
             "spec": {"restartPolicy": restart, "containers": [container], **spec}}
+
+
+@pytest.fixture(scope="session")
+def helm(kube):
+    bin_dir = kube.info.get("bin_dir")
+    path = Path(bin_dir) / "helm" if bin_dir else None
+    found = str(path) if path and os.access(path, os.X_OK) else shutil.which("helm")
+    if not found:
+        pytest.fail("no helm binary: `make cluster-binaries` builds it", pytrace=False)
+
+    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+        proc = subprocess.run([found, *args], capture_output=True, text=True, env=kube.env(), timeout=120)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"helm {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+        return proc
+    return run

@@ -11,7 +11,6 @@ from __future__ import annotations
 import filecmp
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,22 +26,6 @@ pytestmark = pytest.mark.cluster
 CHART = REPO / "charts" / "millrace"
 RELEASE = "millrace"
 SA = "millrace"
-
-
-@pytest.fixture(scope="session")
-def helm(kube):
-    bin_dir = kube.info.get("bin_dir")
-    path = Path(bin_dir) / "helm" if bin_dir else None
-    found = str(path) if path and os.access(path, os.X_OK) else shutil.which("helm")
-    if not found:
-        pytest.fail("no helm binary: `make cluster-binaries` builds it", pytrace=False)
-
-    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-        proc = subprocess.run([found, *args], capture_output=True, text=True, env=kube.env(), timeout=120)
-        if check and proc.returncode != 0:
-            raise AssertionError(f"helm {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
-        return proc
-    return run
 
 
 def _render(helm, *args: str) -> list[dict]:

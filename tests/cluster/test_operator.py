@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 pytestmark = pytest.mark.cluster
 
@@ -28,18 +29,34 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class Operator:
-    """`millrace operator` as a process watching one namespace."""
+def service_account_kubeconfig(kube: Any, namespace: str, account: str, path: Path) -> Path:
+    """A kubeconfig that acts as `account`, with a token from the TokenRequest API."""
+    admin = yaml.safe_load(Path(kube.kubeconfig).read_text())
+    token = kube.kubectl("create", "token", account, "-n", namespace, "--duration=2h").stdout.strip()
+    cluster = admin["clusters"][0]
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "clusters": [cluster],
+        "users": [{"name": account, "user": {"token": token}}],
+        "contexts": [{"name": account, "context": {"cluster": cluster["name"], "user": account, "namespace": namespace}}],
+        "current-context": account,
+    }))
+    return path
 
-    def __init__(self, kube: Any, namespace: str, log: Path) -> None:
+
+class Operator:
+    """`millrace operator` as a process watching one namespace, with exactly the
+    ServiceAccount and RBAC that the Helm chart grants (installed with 0 replicas)."""
+
+    def __init__(self, kube: Any, namespace: str, log: Path, kubeconfig: Path) -> None:
         self.kube = kube
         self.namespace = namespace
         self.log = log
+        self.kubeconfig = kubeconfig
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        env = {**os.environ, **self.kube.env(), "MILLRACE_NAMESPACE": self.namespace,
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "MILLRACE_NAMESPACE": self.namespace,
                "MILLRACE_SIGNING_KEY": "dGVzdC1zaWduaW5nLWtleS1mb3ItdGhlLW9wZXJhdG9y"}
         self.metrics_port = free_port()
         command = [sys.executable, "-m", "millrace.cli.main", "operator", "--namespace", self.namespace,
@@ -64,12 +81,17 @@ class Operator:
 
 
 @pytest.fixture
-def operator(kube: Any, namespace: str, tmp_path: Path) -> Iterator[Operator]:
+def operator(kube: Any, helm: Any, namespace: str, tmp_path: Path) -> Iterator[Operator]:
     kube.kubectl("apply", "-f", str(REPO / "crds"))
-    op = Operator(kube, namespace, tmp_path / "operator.log")
+    values = tmp_path / "values.json"
+    values.write_text(json.dumps({"operator": {"replicas": 0}, "webhook": {"enabled": False}}))
+    helm("install", "millrace", str(REPO / "charts" / "millrace"), "--namespace", namespace, "--values", str(values))
+    kubeconfig = service_account_kubeconfig(kube, namespace, "millrace", tmp_path / "operator.kubeconfig")
+    op = Operator(kube, namespace, tmp_path / "operator.log", kubeconfig)
     op.start()
     yield op
     op.stop()
+    helm("uninstall", "millrace", "--namespace", namespace, check=False)
     print((tmp_path / "operator.log").read_text(errors="replace")[-5000:])
 
 
