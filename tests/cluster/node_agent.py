@@ -449,6 +449,7 @@ class PodWorker(threading.Thread):
                         None)
         if sa_mount:
             env["KUBECONFIG"] = str(self.write_sa_kubeconfig(self.volumes[sa_mount["name"]]))
+        self._injected_env = dict(env)  # host values: never path-rewritten
         for ef in c.get("envFrom") or []:
             prefix = ef.get("prefix", "")
             if "configMapRef" in ef:
@@ -571,12 +572,23 @@ class PodWorker(threading.Thread):
         rx = None
         if mapping:
             keys = sorted(mapping, key=len, reverse=True)
-            rx = re.compile(r"(?<![\w.:/-])(" + "|".join(re.escape(k) for k in keys) + r")(?=/|$|[^\w.-])")
+            rx = re.compile(r"(?<![\w.:/-])(" + "|".join(re.escape(k) for k in keys) +
+                            r")(?![\w.-])(/[^\s'\"`;,()\[\]{}<>|&]*)?")
+
+        def one(m: re.Match) -> str:
+            key, rest = m.group(1), m.group(2) or ""
+            mapped = mapping[key] + rest
+            # A path of this machine that happens to start with a mount path
+            # (e.g. a program under /tmp while the pod mounts /tmp) stays.
+            if rest and os.path.lexists(key + rest) and not os.path.lexists(mapped):
+                return key + rest
+            return mapped
 
         def rewrite(s: str) -> str:
-            return rx.sub(lambda m: mapping[m.group(1)], s) if rx else s
+            return rx.sub(one, s) if rx else s
 
-        env = {k: (rewrite(v) if k not in ("PATH",) else v) for k, v in env.items()}
+        injected = getattr(self, "_injected_env", {})
+        env = {k: (v if injected.get(k) == v else rewrite(v)) for k, v in env.items()}
         command = [expand(x, env) for x in c.get("command") or []]
         args = [expand(x, env) for x in c.get("args") or []]
         if not command:

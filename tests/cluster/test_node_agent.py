@@ -315,3 +315,29 @@ def test_each_container_keeps_its_log_file(kube, namespace):
     assert kube.log_file(namespace, "two", "prep").read_text() == "prepping\n"
     assert sorted(kube.log_file(namespace, "two", "main").read_text().split()) == ["err", "out"]
     assert kube.logs(namespace, "two", "prep").strip() == "prepping"
+
+
+def test_host_paths_under_a_mount_path_are_left_alone(kube, namespace):
+    """A pod that mounts, say, /tmp while this machine's files (the agent's
+    folders, the venv) live under /tmp: only the pod's own paths move."""
+    if kube.target != "local":
+        pytest.skip("about the local node agent's path mapping")
+    from pathlib import Path
+    node_dir = Path(kube.info["node_dir"]).resolve()
+    top = "/" + node_dir.parts[1]
+    script = ("import json, os, sys\n"
+              f"open('{top}/probe.txt', 'w').write('mine')\n"
+              "print(json.dumps({'kubeconfig': os.path.exists(os.environ.get('KUBECONFIG', '/nonexistent')),\n"
+              "                  'arg': sys.argv[1], 'arg_is_dir': os.path.isdir(sys.argv[1]),\n"
+              f"                  'probe': open('{top}/probe.txt').read(),\n"
+              f"                  'host_probe': os.path.exists('{top}/probe.txt') and\n"
+              f"                                os.path.realpath('{top}/probe.txt') == '{top}/probe.txt'}}))\n")
+    kube.apply(pod_manifest("shadow", ["python3", "-c", script, str(node_dir)], container={
+        "volumeMounts": [{"name": "scratch", "mountPath": top}]},
+        volumes=[{"name": "scratch", "emptyDir": {}}]), namespace)
+    p = kube.pod_phase(namespace, "shadow")
+    assert p["status"]["phase"] == "Succeeded", kube.logs(namespace, "shadow")
+    out = _log_json(kube, namespace, "shadow")
+    assert out["kubeconfig"] and out["arg"] == str(node_dir) and out["arg_is_dir"]
+    assert out["probe"] == "mine" and not out["host_probe"]
+    assert not Path(top, "probe.txt").exists()
