@@ -566,3 +566,15 @@ def test_inside_a_loop_its_own_id_gives_the_results_so_far() -> None:
     h = Harness(flow(loop("l", "[5, 6, 7]", body)), lambda a: a.args)
     state = h.run()
     assert [r["before"] for r in state.result] == [0, 1, 2]
+
+
+def test_an_approval_after_the_suspend_timeout_is_too_late() -> None:
+    from millrace.engine.events import Resumed
+
+    f = flow(script("ask", suspend={"timeout": 10}), script("next", {"r": "resume"}))
+    h = Harness(f, echo_args)
+    state, _ = drive(h, RunStatus(), Start(now=0))
+    state, _ = drive(h, state, finish("ask", 1, 1))  # the deadline is 11
+    state, actions = drive(h, state, Resumed(payload={"ok": 1}, approver="ann", now=50))
+    assert state.phase == "Failed" and state.error is not None and state.error.name == "ApprovalTimeout"
+    assert actions == []

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from ..model.flow import BranchAll, BranchOne, FlowModule, ForloopFlow, OpenFlow, PathFlow, WhileloopFlow
 from .library import Library
-from .planner import FAILURE_MODULE_PATH
+
+FAILURE_MODULE_PATH = "failure"
 
 
 def module_at(flow: OpenFlow, path: str, library: Library) -> FlowModule | None:

@@ -33,8 +33,8 @@ from .events import CancelRequested, Event, Resumed, Start, StepFinished, Tick
 from .inputs import InputError, validate_inputs
 from .languages import runtime_language
 from .library import Library
+from .paths import FAILURE_MODULE_PATH, module_at
 
-FAILURE_MODULE_PATH = "failure"
 
 
 @dataclass
@@ -164,9 +164,14 @@ class _Walker:
         st.phase = "Failed"
 
     def _resume(self, event: Resumed) -> None:
-        st = self.state.steps.get(self.state.suspended_step or "")
+        path = self.state.suspended_step or ""
+        st = self.state.steps.get(path)
         if st is None or st.awaiting_since is None:
             return
+        module = module_at(self.ctx.flow, path, self.ctx.library)
+        timeout = module.suspend.timeout if module and module.suspend else None
+        if timeout and self.now >= st.awaiting_since + timeout:
+            return  # too late: the walk decides what a timed-out approval means
         st.resumes = [*(st.resumes or []), event.payload]
         st.approvers = [*(st.approvers or []), event.approver]
 

@@ -30,7 +30,7 @@ from ..model.loader import LoadedFlow
 from .inputs import check_schema
 from .languages import SUPPORTED
 from .library import Library
-from .planner import FAILURE_MODULE_PATH
+from .paths import FAILURE_MODULE_PATH
 
 # Module options that change what a run does, and are not implemented yet.
 UNSUPPORTED_MODULE_OPTIONS: tuple[str, ...] = ()

@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping, Protocol
 
 from ..engine.actions import Action, CancelStep, RunStep
 from ..engine.evaluate import Evaluator
-from ..engine.events import CancelRequested, Event, Resumed, Start, StepFinished, Tick
+from ..engine.events import Event, Start, StepFinished, Tick
 from ..engine.library import Library
 from ..engine.planner import Plan, PlanContext, plan
 from ..expressions import Sandbox
@@ -86,7 +86,7 @@ class LocalRun:
                 library=self.library,
             )
             with ThreadPoolExecutor(max_workers=MAX_PARALLEL_STEPS, thread_name_prefix="step") as pool:
-                return self._redacted(self._loop(ctx, pool, state, _not_too_late(ctx, state, event)))
+                return self._redacted(self._loop(ctx, pool, state, event))
 
     def _loop(self, ctx: PlanContext, pool: ThreadPoolExecutor, state: RunStatus, event: Event) -> RunStatus:
         running: dict[Future[StepOutcome], RunStep] = {}
@@ -188,19 +188,6 @@ class LocalRun:
         if state.terminal:
             # The shared directory lives as long as the run, no longer (a suspended run keeps it).
             shutil.rmtree(self.run_dir / "shared", ignore_errors=True)
-
-
-def _not_too_late(ctx: PlanContext, state: RunStatus, event: Event) -> Event:
-    """An approval or cancel for a suspended run, unless its suspend timed out meanwhile.
-
-    The local shell exits while a run waits, so nothing ticks until the run is
-    resumed: let time pass first, and if that ends the wait (the run fails, or
-    goes on with continue_on_disapprove_timeout), the event comes too late.
-    """
-    if state.phase != "Suspended" or not isinstance(event, (Resumed, CancelRequested)):
-        return event
-    tick = Tick(now=event.now)
-    return tick if plan(ctx, state, tick).state.phase != "Suspended" else event
 
 
 def _outcome(future: Future[StepOutcome]) -> StepOutcome:
