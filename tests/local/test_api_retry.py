@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import sys
 import threading
@@ -34,13 +33,19 @@ class Recorder(BaseHTTPRequestHandler):
         pass
 
 
-def test_the_report_waits_for_the_api_to_come_back(monkeypatch: pytest.MonkeyPatch) -> None:
+def api_nobody_serves(monkeypatch: pytest.MonkeyPatch, retry_s: float) -> int:
+    """Point the client at a free loopback port; return the port."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     monkeypatch.setenv("MILLRACE_API_URL", f"http://127.0.0.1:{port}")
     monkeypatch.setenv("MILLRACE_TOKEN", "t")
-    monkeypatch.setenv("MILLRACE_API_RETRY_S", "30")
+    monkeypatch.setenv("MILLRACE_API_RETRY_S", str(retry_s))
+    return port
+
+
+def test_the_report_waits_for_the_api_to_come_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    port = api_nobody_serves(monkeypatch, 30)
     server: list[HTTPServer] = []
 
     def come_back_later() -> None:
@@ -58,12 +63,8 @@ def test_the_report_waits_for_the_api_to_come_back(monkeypatch: pytest.MonkeyPat
 
 
 def test_without_an_api_it_gives_up_after_the_retry_window(monkeypatch: pytest.MonkeyPatch) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    monkeypatch.setenv("MILLRACE_API_URL", f"http://127.0.0.1:{port}")
-    monkeypatch.setenv("MILLRACE_TOKEN", "t")
-    monkeypatch.setenv("MILLRACE_API_RETRY_S", "0.5")
+    api_nobody_serves(monkeypatch, 0.5)
+    started = time.monotonic()
     with pytest.raises(OSError):
         millrace_step_api.call("GET", "state")
-    assert os.environ["MILLRACE_API_RETRY_S"] == "0.5"
+    assert time.monotonic() - started >= 0.5

@@ -14,8 +14,8 @@ import json
 from typing import Any
 
 from ..engine.languages import runtime_language
-from ..engine.library import Library, ScriptSource
-from ..model.flow import OpenFlow, PathFlow, PathScript, openflow_of, walk_modules
+from ..engine.library import Library, ScriptSource, collect_library
+from ..model.flow import OpenFlow, openflow_of
 from . import names
 from .kube import KubeApi
 
@@ -53,22 +53,17 @@ def data_mappings(kube: KubeApi, namespace: str) -> tuple[dict[str, str], dict[s
 
 def resolve_library(kube: KubeApi, namespace: str, flow: OpenFlow) -> Library:
     """Scripts (labelled ConfigMaps) and flows (Flow objects) that `flow` references by path."""
-    library = Library()
-    scripts: dict[str, dict[str, str]] | None = None
-    pending = [flow]
-    while pending:
-        current = pending.pop()
-        for module in walk_modules(current.value.modules, current.value.failure_module):
-            value = module.value
-            if isinstance(value, PathScript) and value.path not in library.scripts:
-                scripts = scripts if scripts is not None else labelled(kube, namespace, KIND_SCRIPT)
-                data = scripts.get(value.path)
-                language = runtime_language((data or {}).get("language", ""))
-                if data and language and "content" in data:
-                    library.scripts[value.path] = ScriptSource(value.path, language, data["content"])
-            elif isinstance(value, PathFlow) and value.path not in library.flows:
-                obj = kube.get_flow(namespace, names.path_name(value.path))
-                if obj is not None:
-                    library.flows[value.path] = OpenFlow.model_validate(openflow_of(obj["spec"]))
-                    pending.append(library.flows[value.path])
-    return library
+    scripts: dict[str, dict[str, str]] = {}
+
+    def find_script(path: str) -> ScriptSource | None:
+        if not scripts:
+            scripts.update(labelled(kube, namespace, KIND_SCRIPT))
+        data = scripts.get(path) or {}
+        language = runtime_language(data.get("language", ""))
+        return ScriptSource(path, language, data["content"]) if language and "content" in data else None
+
+    def find_flow(path: str) -> OpenFlow | None:
+        obj = kube.get_flow(namespace, names.path_name(path))
+        return OpenFlow.model_validate(openflow_of(obj["spec"])) if obj is not None else None
+
+    return collect_library(flow, find_script, find_flow)

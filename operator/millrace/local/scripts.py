@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
-from ..engine.library import Library, ScriptSource
-from ..model.flow import OpenFlow, PathFlow, PathScript, walk_modules
+from ..engine.library import Library, ScriptSource, collect_library
+from ..model.flow import OpenFlow
 from ..model.loader import load_flow_file
 from ..runtime.protocol import Language
 
@@ -41,22 +41,7 @@ def search_roots(flow_file: Path | None, extra: Iterable[Path] = ()) -> list[Pat
 
 def build_library(flow: OpenFlow, roots: list[Path]) -> Library:
     """Resolve every script and sub-flow path reachable from `flow`."""
-    library = Library()
-    pending = [flow]
-    while pending:
-        current = pending.pop()
-        for module in walk_modules(current.value.modules, current.value.failure_module):
-            value = module.value
-            if isinstance(value, PathScript) and value.path not in library.scripts:
-                script = _find_script(value.path, roots)
-                if script is not None:
-                    library.scripts[value.path] = script
-            elif isinstance(value, PathFlow) and value.path not in library.flows:
-                sub = _find_flow(value.path, roots)
-                if sub is not None:
-                    library.flows[value.path] = sub
-                    pending.append(sub)
-    return library
+    return collect_library(flow, lambda path: _find_script(path, roots), lambda path: _find_flow(path, roots))
 
 
 def _find_script(path: str, roots: list[Path]) -> ScriptSource | None:
