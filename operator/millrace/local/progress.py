@@ -24,10 +24,20 @@ def _duration(st: StepState, now: float) -> str:
     return f"{end - st.started_at:.2f}s"
 
 
-def _loop_progress(module: FlowModule, st: StepState) -> str:
+def _finished_iterations(path: str, state: RunStatus) -> int:
+    """Iterations none of whose steps is still pending or running."""
+    busy: dict[str, bool] = {}
+    prefix = f"{path}/"
+    for key, st in state.steps.items():
+        if key.startswith(prefix):
+            index = key[len(prefix):].split("/", 1)[0]
+            busy[index] = busy.get(index, False) or st.phase in ("Pending", "Running")
+    return sum(1 for running in busy.values() if not running)
+
+
+def _loop_progress(module: FlowModule, st: StepState, state: RunStatus) -> str:
     if isinstance(module.value, ForloopFlow) and st.items is not None:
-        done = st.started - (1 if st.phase == "Running" else 0)
-        return f"{max(done, 0)}/{len(st.items)} iterations"
+        return f"{_finished_iterations(module.id, state)}/{len(st.items)} iterations"
     if isinstance(module.value, WhileloopFlow):
         return f"iteration {st.started}"
     return ""
@@ -54,7 +64,7 @@ class Progress:
         st = state.steps.get(module.id)
         if st is None:
             return f"  {SYMBOLS['Pending']} {module.id:<24} pending"
-        detail = _loop_progress(module, st)
+        detail = _loop_progress(module, st, state)
         if st.phase == "Running" and not detail:
             inner = [p for p, s in state.steps.items() if p.startswith(module.id + "/") and s.phase == "Running"]
             detail = ", ".join(inner[:3])
