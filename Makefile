@@ -63,8 +63,10 @@ test-cluster: $(BIN)/millrace cluster-binaries
 crds: $(BIN)/millrace
 	$(BIN)/millrace crds
 
-bench: setup
-	$(BIN)/python bench/run.py
+# All benchmarks into docs/benchmarks.md; a subset: make bench BENCH_ARGS="--only local --rounds 2".
+BENCH_ARGS ?=
+bench: setup cluster-binaries
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	-@[ -x $(BIN)/python ] && $(CLUSTER) down
