@@ -251,6 +251,12 @@ def spawn(name: str, argv: list[str], logs: Path, env: dict | None = None) -> in
     return proc.pid
 
 
+def _node_environment() -> dict:
+    """The node's programs: the step images' runtimes (bun, deno from `make tools`) join PATH."""
+    tools = Path(os.environ.get("MILLRACE_CACHE", Path.home() / ".cache" / "millrace")) / "node-tools" / "bin"
+    return {**os.environ, "PATH": f"{tools}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
 def stop_pid(pid: int | None, name: str, timeout: float = 10) -> None:
     if not pid_alive(pid):
         return
@@ -542,7 +548,7 @@ def _up(node_agent: bool = True, build: bool = True) -> dict:
             "--serving-key", str(pki / "kubelet-serving.key"),
             "--client-ca", str(pki / "ca.crt"),
             "--apiserver", server,
-        ], logs))
+        ], logs, env=_node_environment()))
 
     # Pods can be created once the serviceaccount controller made `default`.
     wait_for("the default ServiceAccount (controller-manager)",

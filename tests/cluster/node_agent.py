@@ -879,6 +879,7 @@ class Agent:
         self.workers: dict[str, PodWorker] = {}
         self.by_name: dict[tuple[str, str], PodWorker] = {}
         self.finished: set[str] = set()
+        self.started_tasks: set[str] = set()
         self.lock = threading.Lock()
         self.args = args
 
@@ -1035,6 +1036,52 @@ class Agent:
             if e.status not in (404, 409):
                 log(f"bind {md['namespace']}/{md['name']} failed: {e}")
 
+    @staticmethod
+    def claims_of(pod: dict) -> list[str]:
+        return [v["persistentVolumeClaim"]["claimName"] for v in pod["spec"].get("volumes") or []
+                if "persistentVolumeClaim" in v]
+
+    def start_once(self, key: str, target, *args) -> None:
+        with self.lock:
+            if key in self.started_tasks:
+                return
+            self.started_tasks.add(key)
+        threading.Thread(target=target, args=args, daemon=True).start()
+
+    def bind_when_claims_bound(self, pod: dict):
+        """Bind once every claim is Bound; meanwhile report the pod unschedulable, as the scheduler would."""
+        md = pod["metadata"]
+        ns = md["namespace"]
+        reported = False
+        while True:
+            try:
+                current = self.kube.get(f"/api/v1/namespaces/{ns}/pods/{md['name']}")
+            except ApiError:
+                return  # the pod is gone
+            if current["metadata"]["uid"] != md["uid"] or current["spec"].get("nodeName"):
+                return
+            unbound = []
+            for claim in self.claims_of(pod):
+                try:
+                    phase = self.kube.get(f"/api/v1/namespaces/{ns}/persistentvolumeclaims/{claim}")["status"].get("phase")
+                except ApiError:
+                    phase = None
+                if phase != "Bound":
+                    unbound.append(claim)
+            if not unbound:
+                self.bind(pod)
+                return
+            if not reported:
+                message = f"pod has unbound immediate PersistentVolumeClaims: {', '.join(unbound)}"
+                try:
+                    self.kube.merge_patch(f"/api/v1/namespaces/{ns}/pods/{md['name']}/status", {"status": {
+                        "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                                        "message": message, "lastTransitionTime": now()}]}})
+                    reported = True
+                except ApiError as e:
+                    log(f"{ns}/{md['name']}: cannot report unschedulable: {e}")
+            time.sleep(1)
+
     def finalize_delete(self, ns: str, name: str, uid: str):
         try:
             self.kube.request("DELETE", f"/api/v1/namespaces/{ns}/pods/{name}", {
@@ -1075,7 +1122,11 @@ class Agent:
         if not spec.get("nodeName"):
             if not md.get("deletionTimestamp") and not spec.get("schedulingGates") \
                     and status.get("phase") not in TERMINAL:
-                self.bind(pod)
+                if self.claims_of(pod):
+                    # As the scheduler does, wait for the pod's claims to be bound first.
+                    self.start_once(f"bind-{uid}", self.bind_when_claims_bound, pod)
+                else:
+                    self.bind(pod)
             return
         if spec["nodeName"] != self.node_name:
             return

@@ -55,8 +55,8 @@ class Operator:
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "MILLRACE_NAMESPACE": self.namespace,
+    def start(self, **settings: str) -> None:
+        env = {**os.environ, **settings, "KUBECONFIG": str(self.kubeconfig), "MILLRACE_NAMESPACE": self.namespace,
                "MILLRACE_SIGNING_KEY": "dGVzdC1zaWduaW5nLWtleS1mb3ItdGhlLW9wZXJhdG9y"}
         self.metrics_port = free_port()
         command = [sys.executable, "-m", "millrace.cli.main", "operator", "--namespace", self.namespace,
@@ -355,3 +355,37 @@ def test_a_large_result_is_kept_beside_the_status(kube: Any, namespace: str, ope
     step = status["steps"]["big"]
     assert "result" not in step and step["resultRef"] == "large-1-big-1-report"
     assert len(json.dumps(status)) < 20_000
+
+
+def test_a_shared_volume_that_cannot_be_bound_fails_the_run_clearly(kube: Any, namespace: str, operator: Operator) -> None:
+    operator.stop()
+    operator.start(MILLRACE_CLAIM_TIMEOUT_S="2", MILLRACE_RESYNC_S="1")
+    flow = flow_manifest("nowhere", [python_step("a", "def main():\n    return 1\n")], same_worker=True)
+    flow["spec"]["runtime"] = {"shared": {"storageClassName": "no-such-class"}}
+    kube.apply(flow, namespace)
+    kube.apply(run_manifest("nowhere-1", "nowhere"), namespace)
+    status = wait_phase(kube, namespace, "nowhere-1")
+    assert status["phase"] == "Failed"
+    assert status["error"]["name"] == "VolumeNotBound"
+    assert "nowhere-1-shared (no-such-class) is not bound" in status["error"]["message"]
+
+
+@pytest.mark.parametrize("example", ["hello-flow", "failure-handler-flow", "flow-user-state", "retry-flow"])
+def test_the_examples_run_in_the_cluster_as_they_run_locally(kube: Any, namespace: str, operator: Operator,
+                                                            example: str, tmp_path: Path) -> None:
+    manifest = REPO / "examples" / f"{example}.yaml"
+    local = subprocess.run([sys.executable, "-m", "millrace.cli.main", "run", str(manifest), "--output", "json"],
+                           capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                           env={**os.environ, "MILLRACE_HOME": str(tmp_path / "home")})
+    expected = json.loads(local.stdout)
+    kube.kubectl("apply", "-n", namespace, "-f", str(manifest))
+    name = yaml.safe_load(manifest.read_text())["metadata"]["name"]
+    kube.apply(run_manifest(f"{name}-1", name), namespace)
+    status = wait_phase(kube, namespace, f"{name}-1", timeout=180)
+    assert status["phase"] == expected["phase"], status
+    # A failure handler reports when the failed step started: that differs between the two runs.
+    assert without(status.get("result"), "started") == without(expected["result"], "started")
+
+
+def without(value: Any, key: str) -> Any:
+    return {k: v for k, v in value.items() if k != key} if isinstance(value, dict) else value

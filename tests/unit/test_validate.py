@@ -73,3 +73,9 @@ def test_aiagent_is_unsupported() -> None:
 
 def test_failure_module_may_reference_any_step() -> None:
     assert problems(script("a"), failure_module=script("failure", {"x": "results.a"})) == []
+
+
+def test_an_input_named_like_a_yaml_boolean_is_flagged() -> None:
+    loaded = load_flow_document({"summary": "t", "value": {"modules": [script("a", {"false": "1"})]}}, "f")
+    warnings = [str(p) for p in validate_flow(loaded, Library(), _SANDBOX) if p.warning]
+    assert any("YAML boolean" in w and "value.input_transforms.false" in w for w in warnings)

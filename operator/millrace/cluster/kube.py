@@ -100,6 +100,9 @@ class KubeApi:
             if exc.status != 404:
                 raise
 
+    def get_claim(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._get(lambda: _sanitize(self.core.read_namespaced_persistent_volume_claim(name, namespace)))
+
     def delete_claim(self, namespace: str, name: str) -> None:
         try:
             self.core.delete_namespaced_persistent_volume_claim(name, namespace)

@@ -60,7 +60,10 @@ def run_operator(
         def webhooks(settings: kopf.OperatorSettings) -> None:
             admission_handlers.configure_webhooks(settings, host="0.0.0.0", port=webhook_port,
                                                   certfile=f"{webhook_cert_dir}/tls.crt", pkeyfile=f"{webhook_cert_dir}/tls.key")
-    handlers.configure(OperatorConfig(api_url=server.url, signer=signer), kube,
+    config = OperatorConfig(api_url=server.url, signer=signer,
+                            claim_timeout_s=float(os.environ.get("MILLRACE_CLAIM_TIMEOUT_S", "120")),
+                            resync_s=float(os.environ.get("MILLRACE_RESYNC_S", "30")))
+    handlers.configure(config, kube,
                        webhooks=webhooks, fixed_namespaces=bool(namespaces) and not all_namespaces)
     try:
         kopf.run(

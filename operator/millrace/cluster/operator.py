@@ -29,7 +29,6 @@ from .reconcile import KIND_REPORT, KIND_RESUME, OperatorConfig, RunReconciler
 from .status import timestamp
 
 LOG = logging.getLogger("millrace.operator")
-IDLE_WAKEUP_S = 30.0  # a safety net: even with no news, look again this often
 
 
 class Wakeups:
@@ -103,7 +102,8 @@ def run_daemon(name: str, namespace: str, stopped: kopf.DaemonStopped, **_: Any)
             finished, wake_at = reconciler.reconcile(namespace, name)
             if finished:
                 return
-            timeout = IDLE_WAKEUP_S if wake_at is None else max(0.0, min(IDLE_WAKEUP_S, wake_at - reconciler.clock()))
+            resync = reconciler.config.resync_s
+            timeout = resync if wake_at is None else max(0.0, min(resync, wake_at - reconciler.clock()))
             wakeup.wait(timeout)
     finally:
         ACTIVE_RUNS.dec()

@@ -7,6 +7,7 @@ fails with the Kubernetes reason in its error.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from ..runtime.protocol import StepError, StepOutcome
@@ -21,7 +22,8 @@ def _failed(name: str, message: str) -> StepOutcome:
     return StepOutcome(ok=False, error=StepError(name=name, message=message))
 
 
-def job_outcome(kube: KubeApi, namespace: str, job: dict[str, Any] | None) -> StepOutcome | None:
+def job_outcome(kube: KubeApi, namespace: str, job: dict[str, Any] | None, now: float,
+                claim_timeout_s: float) -> StepOutcome | None:
     """The outcome of a step whose report is missing, or None while it may still report."""
     if job is None:
         return _failed("JobDeleted", "the step's Job was deleted before the step reported")
@@ -43,7 +45,34 @@ def job_outcome(kube: KubeApi, namespace: str, job: dict[str, Any] | None) -> St
             if waiting.get("reason") in STUCK_REASONS:
                 kube.delete_job(namespace, job["metadata"]["name"])
                 return _failed(waiting["reason"], waiting.get("message") or waiting["reason"])
+        unbound = _unbound_claim(kube, namespace, pod, now, claim_timeout_s)
+        if unbound:
+            kube.delete_job(namespace, job["metadata"]["name"])
+            return _failed("VolumeNotBound", unbound)
     return None
+
+
+def _unbound_claim(kube: KubeApi, namespace: str, pod: dict[str, Any], now: float, timeout_s: float) -> str | None:
+    """Why a pending pod's claim has not been bound for longer than `timeout_s`, if so."""
+    if (pod.get("status") or {}).get("phase") != "Pending":
+        return None
+    for volume in (pod.get("spec") or {}).get("volumes") or []:
+        claim_ref = volume.get("persistentVolumeClaim")
+        if not claim_ref:
+            continue
+        claim = kube.get_claim(namespace, claim_ref["claimName"])
+        if claim is None or (claim.get("status") or {}).get("phase") == "Bound":
+            continue
+        created = _epoch(claim["metadata"]["creationTimestamp"])
+        if now - created > timeout_s:
+            storage_class = claim["spec"].get("storageClassName") or "the default storage class"
+            return (f"PersistentVolumeClaim {claim_ref['claimName']} ({storage_class}) is not bound after "
+                    f"{int(now - created)} s: check that the storage class exists and can provision it")
+    return None
+
+
+def _epoch(timestamp: str) -> float:
+    return dt.datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
 
 
 def _pod_reason(pods: list[dict[str, Any]]) -> str:

@@ -51,6 +51,10 @@ class OperatorConfig:
     api_url: str
     signer: Signer
     default_images: dict[str, str] = field(default_factory=dict)
+    # How long a step may wait for its shared volume to be bound before it fails.
+    claim_timeout_s: float = 120.0
+    # Even with no news, a run is looked at again this often.
+    resync_s: float = 30.0
 
 
 @dataclass
@@ -209,7 +213,7 @@ class RunReconciler:
                     # The operator stopped between naming the attempt and creating its Job.
                     self._create_job(meta.namespace, config_name)
                     continue
-            outcome = job_outcome(self.kube, meta.namespace, job)
+            outcome = job_outcome(self.kube, meta.namespace, job, now, self.config.claim_timeout_s)
             if outcome is not None:
                 events.append(StepFinished(path=path, attempt=st.attempts, outcome=outcome, now=now))
         events.extend(self._resumes(records, status, now))

@@ -129,6 +129,11 @@ class _Checker:
         self._step_kind(module, path)
         for fld, expr in _expressions(module):
             self._expression(expr, path, fld, module.id, visible)
+        for name in getattr(module.value, "input_transforms", None) or {}:
+            if name in ("true", "false"):
+                self.warn(f"an input named '{name}' is likely a YAML boolean: kubectl reads unquoted "
+                          "y, n, yes, no, on and off as booleans; quote the name", step=path,
+                          fld=f"value.input_transforms.{name}")
         made_visible = {module.id}
         value = module.value
         if isinstance(value, (ForloopFlow, WhileloopFlow)):
