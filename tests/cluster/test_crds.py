@@ -18,7 +18,12 @@ def install_crds(kube) -> None:
     """Apply crds/ as a user would and wait until both are Established."""
     kube.kubectl("apply", "-f", str(REPO / "crds"))
     for name in CRDS:
-        kube.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
+        # Polled rather than `kubectl wait`, which fails at once while a new CRD has no conditions yet.
+        def established(name: str = name) -> bool:
+            conditions = ((kube.get("crd", name) or {}).get("status") or {}).get("conditions") or []
+            return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+        kube.wait_for(established, 60, f"CRD {name} Established")
 
 
 @pytest.fixture
