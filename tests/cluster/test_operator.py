@@ -389,3 +389,30 @@ def test_the_examples_run_in_the_cluster_as_they_run_locally(kube: Any, namespac
 
 def without(value: Any, key: str) -> Any:
     return {k: v for k, v in value.items() if k != key} if isinstance(value, dict) else value
+
+
+@pytest.mark.parametrize(("point", "moment"), [
+    ("after-status:1", "after naming the first attempt, before its Job exists"),
+    ("after-status:2", "between a step's end and the next step's start"),
+    ("after-report:1", "while a result is being recorded"),
+])
+def test_a_crash_at_any_moment_loses_no_result_and_starts_no_step_twice(
+        kube: Any, namespace: str, operator: Operator, point: str, moment: str) -> None:
+    operator.stop()
+    operator.start(MILLRACE_CRASH_AT=point)
+    steps = [python_step("one", "def main():\n    return 1\n"),
+             python_step("two", "def main(x):\n    return x + 1\n", x="results.one")]
+    name = f"crash-{point.replace(':', '-')}"
+    kube.apply(flow_manifest(name, steps), namespace)
+    kube.apply(run_manifest(f"{name}-1", name), namespace)
+    assert operator.process is not None
+    operator.process.wait(60)  # it crashed at the point
+    assert operator.process.returncode != 0, moment
+    operator.start()
+    status = wait_phase(kube, namespace, f"{name}-1")
+    assert status["phase"] == "Succeeded", (moment, status)
+    assert status["result"] == 2
+    jobs = kube.list("jobs", namespace, f"millrace.dev/run={name}-1")
+    assert sorted(j["metadata"]["name"] for j in jobs) == [f"{name}-1-one-1", f"{name}-1-two-1"], moment
+    # Each step ran once: one pod per Job.
+    assert [len(kube.list("pods", namespace, f"job-name={j['metadata']['name']}")) for j in jobs] == [1, 1], moment

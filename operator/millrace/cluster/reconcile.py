@@ -32,6 +32,7 @@ from ..model.run import ErrorInfo
 from ..runtime.protocol import StepError, StepOutcome, StepReport
 from ..runtime.stepapi.tokens import Claims, Signer
 from . import names, observe
+from .crashpoints import crash_point
 from .data import data_mappings, resolve_library, uses_data
 from .jobs import RunMeta, shared_claim, step_objects
 from .kube import Conflict, KubeApi
@@ -114,6 +115,7 @@ class RunReconciler:
         self._prepare(meta, actions)
         new_status = decorate(self._dehydrate(state, meta.run), obj, self.clock())
         self.kube.replace_flowrun_status(obj, new_status.model_dump(mode="json", by_alias=True, exclude_none=True))
+        crash_point("after-status")
         self._launch(meta, actions)
         observe.record(self.kube, obj, observe.transitions(status, new_status), self.clock())
         if new_status.terminal:

@@ -27,6 +27,7 @@ from ..runtime.stepapi.backend import Conflict, Forbidden, NotFound
 from ..runtime.stepapi.models import Resource, ResumeRequest, Variable
 from ..runtime.stepapi.tokens import Claims
 from . import names
+from .crashpoints import crash_point
 from .data import ANNOTATION_PATH, KIND_RESOURCE, KIND_VARIABLE, labelled
 from .kube import FLOWRUNS, KubeApi
 from .reconcile import KIND_REPORT, KIND_RESUME
@@ -99,6 +100,7 @@ class ClusterBackend:
         namespace, name = _split(claims.run)
         self._owned_record(claims, names.report_name(name, claims.path, claims.attempt), KIND_REPORT,
                            {"report": report.model_dump_json()})
+        crash_point("after-report")
 
     def get_state(self, claims: Claims) -> Any:
         namespace, _ = _split(claims.run)
