@@ -416,3 +416,26 @@ def test_a_crash_at_any_moment_loses_no_result_and_starts_no_step_twice(
     assert sorted(j["metadata"]["name"] for j in jobs) == [f"{name}-1-one-1", f"{name}-1-two-1"], moment
     # Each step ran once: one pod per Job.
     assert [len(kube.list("pods", namespace, f"job-name={j['metadata']['name']}")) for j in jobs] == [1, 1], moment
+
+
+def test_a_job_deleted_by_hand_fails_its_step_clearly(kube: Any, namespace: str, operator: Operator) -> None:
+    kube.apply(flow_manifest("manual", [python_step("wait", "import time\n\ndef main():\n    time.sleep(30)\n")]), namespace)
+    kube.apply(run_manifest("manual-1", "manual"), namespace)
+    kube.wait_for(lambda: kube.list("jobs", namespace, "millrace.dev/run=manual-1"), what="the Job")
+    kube.kubectl("delete", "job", "manual-1-wait-1", "-n", namespace, "--wait=false")
+    status = wait_phase(kube, namespace, "manual-1")
+    assert status["phase"] == "Failed" and status["error"]["name"] == "JobDeleted", status
+    assert len(kube.list("jobs", namespace, "millrace.dev/run=manual-1")) == 0
+
+
+def test_args_that_do_not_match_the_schema_fail_the_run_before_any_step(kube: Any, namespace: str,
+                                                                       operator: Operator) -> None:
+    flow = flow_manifest("typed", [python_step("a", "def main():\n    return 1\n")])
+    flow["spec"]["schema"] = {"type": "object", "properties": {"email": {"type": "string", "format": "email"}},
+                              "required": ["email"]}
+    kube.apply(flow, namespace)
+    kube.apply(run_manifest("typed-1", "typed", {"email": "not-an-email"}), namespace)
+    status = wait_phase(kube, namespace, "typed-1")
+    assert status["phase"] == "Failed" and status["error"]["name"] == "InputError"
+    assert "email" in status["error"]["message"]
+    assert kube.list("jobs", namespace, "millrace.dev/run=typed-1") == []
