@@ -370,7 +370,7 @@ def test_a_shared_volume_that_cannot_be_bound_fails_the_run_clearly(kube: Any, n
     assert "nowhere-1-shared (no-such-class) is not bound" in status["error"]["message"]
 
 
-@pytest.mark.parametrize("example", ["hello-flow", "failure-handler-flow", "flow-user-state", "retry-flow"])
+@pytest.mark.parametrize("example", ["hello-flow", "failure-handler-flow", "flow-user-state", "retry-flow", "shared-etl"])
 def test_the_examples_run_in_the_cluster_as_they_run_locally(kube: Any, namespace: str, operator: Operator,
                                                             example: str, tmp_path: Path) -> None:
     manifest = REPO / "examples" / f"{example}.yaml"
@@ -439,3 +439,18 @@ def test_args_that_do_not_match_the_schema_fail_the_run_before_any_step(kube: An
     assert status["phase"] == "Failed" and status["error"]["name"] == "InputError"
     assert "email" in status["error"]["message"]
     assert kube.list("jobs", namespace, "millrace.dev/run=typed-1") == []
+
+
+def test_the_temperature_watcher_keeps_its_state_across_runs(kube: Any, namespace: str, operator: Operator) -> None:
+    kube.kubectl("apply", "-n", namespace, "-f", str(REPO / "examples" / "temperature-watcher.yaml"))
+    readings = {"readings": [{"at": "2024-06-01T10:00", "celsius": 21.5}, {"at": "2024-06-01T11:00", "celsius": 31}]}
+    kube.apply(run_manifest("watch-1", "temperature-watcher", readings), namespace)
+    first = wait_phase(kube, namespace, "watch-1")
+    assert first["phase"] == "Succeeded" and first["result"] == {"new": 2, "hot": ["2024-06-01T11:00"], "hottest": 31}
+    kube.apply(run_manifest("watch-2", "temperature-watcher", readings), namespace)
+    second = wait_phase(kube, namespace, "watch-2")
+    assert second["phase"] == "Succeeded" and second["stoppedEarly"] and second["result"] == []
+    assert "alert" not in second["steps"]
+    state = kube.list("configmaps", namespace, "millrace.dev/kind=state")
+    assert len(state) == 1 and json.loads(state[0]["data"]["state"]) == "2024-06-01T11:00"
+    assert state[0]["metadata"]["ownerReferences"][0]["kind"] == "Flow"

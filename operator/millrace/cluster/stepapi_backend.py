@@ -110,11 +110,17 @@ class ClusterBackend:
     def set_state(self, claims: Claims, value: Any) -> None:
         namespace, _ = _split(claims.run)
         name = names.dns_name("state", claims.flow, claims.step_id)
-        body = {"apiVersion": "v1", "kind": "ConfigMap",
-                "metadata": {"name": name, "namespace": namespace,
-                             "labels": {names.LABEL_KIND: KIND_STATE, names.LABEL_FLOW: names.label_value(claims.flow)},
-                             "annotations": {ANNOTATION_PATH: f"{claims.flow}/{claims.step_id}"}},
-                "data": {"state": json.dumps(value)}}
+        body: dict[str, Any] = {
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": namespace,
+                         "labels": {names.LABEL_KIND: KIND_STATE, names.LABEL_FLOW: names.label_value(claims.flow)},
+                         "annotations": {ANNOTATION_PATH: f"{claims.flow}/{claims.step_id}"}},
+            "data": {"state": json.dumps(value)}}
+        flow = self.kube.get_flow(namespace, claims.flow)
+        if flow is not None:
+            # States outlive runs but not their Flow.
+            body["metadata"]["ownerReferences"] = [{"apiVersion": f"{GROUP}/{VERSION}", "kind": "Flow",
+                                                    "name": claims.flow, "uid": flow["metadata"]["uid"]}]
         if not self.kube.create(body):
             self.kube.core.replace_namespaced_config_map(name, namespace, body)
 
