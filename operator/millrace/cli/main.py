@@ -35,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--output", choices=["text", "json"], default="text", help="json prints only the outcome")
     run.add_argument("--scripts", type=Path, action="append", default=[], help="a folder where script and flow paths resolve")
     run.add_argument("--keep-workdirs", action="store_true", help="keep each step's working directory")
+    run.add_argument("--wait", action="store_true",
+                     help="when the run suspends, keep serving its resume and cancel links and go on when one is used")
 
     validate = sub.add_parser("validate", help="check flows without running them")
     validate.add_argument("files", type=Path, nargs="+")
@@ -129,7 +131,11 @@ def _run(options: argparse.Namespace) -> int:
             library=library,
             observer=progress.update if progress else None,
             keep_workdirs=options.keep_workdirs,
+            approvals=executor.api.backend,
+            wait_when_suspended=options.wait,
         )
+        if options.wait and options.output == "text":
+            print("--wait: a suspended run waits here for its resume or cancel link", file=sys.stderr)
         state = run.execute(args)
     _report(options.output, run.run_id, loaded.name, state)
     return _exit_code(state)

@@ -51,7 +51,9 @@ def _load(run_id: str) -> tuple[LocalRun, RunStatus]:
         loaded, library, state = store.load(run_id)
     except KeyError:
         raise FlowError([Problem(run_id, f"no run '{run_id}' under {store.root}")]) from None
-    return LocalRun(loaded=loaded, executor=LocalExecutor(), library=library, store=store, run_id=run_id), state
+    executor = LocalExecutor()
+    return LocalRun(loaded=loaded, executor=executor, library=library, store=store, run_id=run_id,
+                    approvals=executor.api.backend), state
 
 
 def _continue(options: argparse.Namespace, event_for: Any) -> tuple[str, str, RunStatus]:

@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping, Protocol
 
 from ..engine.actions import Action, CancelStep, RunStep
 from ..engine.evaluate import Evaluator
-from ..engine.events import Event, Start, StepFinished, Tick
+from ..engine.events import CancelRequested, Event, Resumed, Start, StepFinished, Tick
 from ..engine.library import Library
 from ..engine.planner import Plan, PlanContext, plan
 from ..expressions import Sandbox
@@ -27,11 +27,18 @@ from ..model.run import RunStatus
 from ..runtime.protocol import StepError, StepOutcome, StepRequest
 from ..runtime.redact import redact_json
 from .datastore import DataStore
+from .stepapi import Approval
 from .store import RunStore, new_run_id
 
 MAX_PARALLEL_STEPS = 16
 # The run record is rewritten at most this often while steps run; always at the end or a suspension.
 SAVE_INTERVAL_S = 0.1
+
+
+class Approvals(Protocol):
+    def listen(self, run: str) -> None: ...
+
+    def take_approval(self, run: str, timeout: float | None) -> Approval | None: ...
 
 
 class StepExecutor(Protocol):
@@ -57,9 +64,15 @@ class LocalRun:
     observer: Observer | None = None
     run_id: str = ""
     keep_workdirs: bool = False
+    # Approvals that came through the step API's signed links, and whether to wait for one
+    # (`millrace run --wait`) rather than exit when the run suspends.
+    approvals: Approvals | None = None
+    wait_when_suspended: bool = False
 
     def __post_init__(self) -> None:
         self.run_id = self.run_id or new_run_id(self.loaded.name)
+        if self.approvals is not None:
+            self.approvals.listen(self.run_id)
         self.run_dir = self.store.run_dir(self.run_id)
         # Step working directories are scratch: a temporary folder is much cheaper to clear.
         self.scratch = Path(tempfile.mkdtemp(prefix=f"millrace-{self.run_id}-"))
@@ -96,11 +109,33 @@ class LocalRun:
                 state = result.state
                 self._publish(state)
                 self._dispatch(result, pool, running)
-                if state.terminal or (state.phase == "Suspended" and not running):
+                if state.terminal:
                     return state
+                if state.phase == "Suspended" and not running:
+                    approval = self._approval(result.wake_at)
+                    if approval is None:
+                        return state
+                    event = approval
+                    continue
                 event = self._next_event(running, result.wake_at)
         finally:
             self._cleanup(state)
+
+    def _approval(self, wake_at: float | None) -> Event | None:
+        """An approval from a signed link for the suspended run; with --wait, wait for one
+        (or for the suspend timeout, which a Tick then applies)."""
+        if self.approvals is None:
+            return None
+        timeout = None
+        if self.wait_when_suspended:
+            timeout = max(0.0, wake_at - time.time()) if wake_at is not None else 24 * 3600.0
+        approval = self.approvals.take_approval(self.run_id, timeout)
+        if approval is None:
+            return Tick(now=time.time()) if self.wait_when_suspended else None
+        request = approval.request
+        if approval.cancel:
+            return CancelRequested(reason="disapproved", by=request.approver, now=time.time())
+        return Resumed(payload=request.payload, approver=request.approver, now=time.time())
 
     def _publish(self, state: RunStatus) -> None:
         now = time.monotonic()

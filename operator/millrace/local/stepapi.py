@@ -9,6 +9,7 @@ attempt's result file, which the executor reads when the process has ended.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,14 @@ API_URL_ENV, TOKEN_ENV = "MILLRACE_API_URL", "MILLRACE_TOKEN"
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class Approval:
+    """A resume or cancel that came through a signed link."""
+
+    request: ResumeRequest
+    cancel: bool = False
+
+
 @dataclass
 class Attempt:
     result_file: Path
@@ -37,6 +46,9 @@ class LocalBackend:
 
     def __init__(self, store: DataStore) -> None:
         self.store = store
+        self._listening: set[str] = set()
+        self._approvals: dict[str, list[Approval]] = {}
+        self._arrived = threading.Event()
         self._attempts: dict[tuple[str, str], Attempt] = {}
         self._lock = threading.Lock()  # parallel steps of one run share its flow user state
 
@@ -105,9 +117,32 @@ class LocalBackend:
             self.store.set_user_state(claims.run, state)
 
     def resume(self, claims: Claims, request: ResumeRequest) -> None:
-        # A suspended local run has no process left to call: the CLI resumes it from its record.
-        verb = "resume" if claims.use == "resume" else "cancel"
-        raise Conflict(f"local runs are resumed from the command line: `millrace {verb} {claims.run}`", run=claims.run)
+        """Queue an approval (or a cancel) for the run: applied when it suspends."""
+        with self._lock:
+            if claims.run not in self._listening:
+                verb = "resume" if claims.use == "resume" else "cancel"
+                raise Conflict(f"run {claims.run} is not waiting here any more: `millrace {verb} {claims.run}`",
+                               run=claims.run)
+            self._approvals.setdefault(claims.run, []).append(Approval(request, cancel=claims.use == "cancel"))
+        self._arrived.set()
+
+    def listen(self, run: str) -> None:
+        """Accept approvals for `run` while this process runs it."""
+        with self._lock:
+            self._listening.add(run)
+
+    def take_approval(self, run: str, timeout: float | None) -> Approval | None:
+        """The next approval queued for `run`, waiting up to `timeout` seconds (None: do not wait)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._lock:
+                queued = self._approvals.get(run)
+                if queued:
+                    return queued.pop(0)
+                self._arrived.clear()
+            if deadline is None or time.monotonic() >= deadline:
+                return None
+            self._arrived.wait(deadline - time.monotonic())
 
 
 def _checked(call: Callable[[], T]) -> T:
