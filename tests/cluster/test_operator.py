@@ -454,3 +454,20 @@ def test_the_temperature_watcher_keeps_its_state_across_runs(kube: Any, namespac
     state = kube.list("configmaps", namespace, "millrace.dev/kind=state")
     assert len(state) == 1 and json.loads(state[0]["data"]["state"]) == "2024-06-01T11:00"
     assert state[0]["metadata"]["ownerReferences"][0]["kind"] == "Flow"
+
+
+def test_a_signed_resume_link_continues_a_suspended_run(kube: Any, namespace: str, operator: Operator) -> None:
+    ask = python_step("ask", "import wmill\n\ndef main():\n    return wmill.get_resume_urls(approver='carol')\n")
+    ask["suspend"] = {"required_events": 1, "timeout": 600}
+    after = python_step("after", "def main(r, who):\n    return {'r': r, 'who': who}\n", r="resume", who="approvers")
+    kube.apply(flow_manifest("linked", [ask, after]), namespace)
+    kube.apply(run_manifest("linked-1", "linked"), namespace)
+    status = wait_phase(kube, namespace, "linked-1", phases=("Suspended",))
+    links = status["steps"]["ask"]["result"]
+    page = json.load(urllib.request.urlopen(links["approvalPage"]))
+    assert page["run"] == f"{namespace}/linked-1"
+    body = json.dumps({"payload": {"via": "link"}}).encode()
+    urllib.request.urlopen(urllib.request.Request(links["resume"], data=body, method="POST")).read()
+    status = wait_phase(kube, namespace, "linked-1")
+    assert status["phase"] == "Succeeded", status
+    assert status["result"] == {"r": {"via": "link"}, "who": ["carol"]}
