@@ -86,9 +86,10 @@ class Progress:
 
     def _lines(self, state: RunStatus) -> None:
         now = time.time()
-        for path, st in state.steps.items():
-            if self._seen.get(path) == st.phase:
-                continue
+        changed = [(path, st) for path, st in state.steps.items() if self._seen.get(path) != st.phase]
+        # What ended comes before what started; a step before the container that ended with it.
+        changed.sort(key=lambda item: (item[1].phase == "Running", -item[0].count("/")))
+        for path, st in changed:
             self._seen[path] = st.phase
             if st.phase == "Running" and st.type not in ("rawscript", "script"):
                 continue
