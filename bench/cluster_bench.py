@@ -108,6 +108,8 @@ def chain_section(kube: Cluster, rounds: int) -> Section:
             progress(f"chain round {index + 1}/{rounds}: bare {bare[-1].seconds:.1f} s, bare until pod "
                      f"{pods[-1].seconds:.1f} s, millrace {mine[-1].seconds:.1f} s")
         st.op.check_alive()
+        for outcome in mine:
+            out.notes += [f"- a FlowRun did not succeed: {name}: {error}" for name, error in outcome.failures.items()]
         best_bare = min(bare, key=lambda o: o.seconds)
         for name, outcomes in [("baseline: bare Job chain (next Job when Complete)", bare),
                                ("bare chain, next Job when its pod Succeeded", pods), ("millrace FlowRun", mine)]:
@@ -137,9 +139,10 @@ def fanout_section(kube: Cluster, runs: int) -> Section:
              f"One round each (about {steps} pods per side). Requests per step as above (the counter has no "
              f"user-agent label, so the operator cannot be singled out: the bare side shows what the Job "
              f"controller, the node agent and the script cost without it). Memory: VmHWM (peak resident set) of "
-             f"the operator process from /proc/<pid>/status after the runs, VmRSS after the warm-up for scale."),
+             f"the operator process from /proc/<pid>/status after the runs, VmRSS after the warm-up for scale; "
+             f"CPU: the operator's user + system time (/proc/<pid>/stat) over the runs, per step."),
         header=["what", "wall (s)", "steps/s", "vs bare chains", "apiserver requests per step",
-                "same, idle traffic taken out", "operator memory"],
+                "same, idle traffic taken out", "operator memory", "operator CPU per step (ms)"],
     )
     with stage(kube, "bench-fanout") as st:
         idle_rss = st.op.memory_kb("VmRSS")
@@ -147,16 +150,21 @@ def fanout_section(kube: Cluster, runs: int) -> Section:
         timeout = FANOUT_STEPS * STEP_TIMEOUT_S + runs * 6.0  # creation and the node agent's queue grow with runs
         bare = bare_chains(kube, st.bare_ns, "fan", runs, FANOUT_STEPS, timeout)
         progress(f"fanout: bare chains {bare.seconds:.1f} s")
+        cpu = st.op.cpu_seconds()
         mine = flow_runs(kube, st.ns, "fan", "fan", runs, FANOUT_STEPS, timeout)
+        cpu = st.op.cpu_seconds() - cpu
         progress(f"fanout: millrace {mine.seconds:.1f} s")
         st.op.check_alive()
         peak = st.op.memory_kb("VmHWM")
-        for name, outcome, memory in [("baseline: bare Job chains", bare, ""),
-                                      ("millrace FlowRuns", mine, f"peak {peak / 1024:.0f} MiB (idle {idle_rss / 1024:.0f} MiB)")]:
+        for name, outcome, memory, cpu_ms in [("baseline: bare Job chains", bare, "", ""),
+                                              ("millrace FlowRuns", mine, f"peak {peak / 1024:.0f} MiB (idle {idle_rss / 1024:.0f} MiB)",
+                                               f"{cpu / steps * 1000:.0f}")]:
             out.rows.append([name, f"{outcome.seconds:.1f}", f"{steps / outcome.seconds:.1f}",
                              ratio(outcome.seconds, bare.seconds), f"{outcome.total_requests / steps:.1f}",
-                             f"{st.adjusted(outcome):.1f}", memory])
-        out.notes += [f"All {runs} runs Succeeded. Idle apiserver traffic: {st.idle_rate:.1f} requests/s. "
+                             f"{st.adjusted(outcome):.1f}", memory, cpu_ms])
+        out.target(not mine.failures, f"all {runs} FlowRuns complete: {runs - len(mine.failures)} Succeeded")
+        out.notes += [f"- {name}: {error}" for name, error in sorted(mine.failures.items())]
+        out.notes += ["", f"Idle apiserver traffic: {st.idle_rate:.1f} requests/s. "
                       f"Requests per step by class, where millrace and the bare Jobs differ most:", ""]
         out.notes += _breakdown(mine, bare)
     return out

@@ -195,6 +195,11 @@ class Operator:
                 return int(line.split()[1])
         raise RuntimeError(f"no {field} for pid {self.process.pid}")
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the operator process has used so far."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
     def check_alive(self) -> None:
         if self.process.poll() is not None:
             raise RuntimeError(f"the operator exited ({self.process.returncode}): {self.log.read_text()[-3000:]}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cluster_env import Cluster
@@ -31,6 +31,7 @@ class Outcome:
     seconds: float
     steps: int
     requests: Counter[tuple[str, str]]  # apiserver_request_total delta over the workload
+    failures: dict[str, str] = field(default_factory=dict)  # FlowRun -> its error, for runs that did not succeed
 
     @property
     def total_requests(self) -> int:
@@ -58,12 +59,12 @@ def follow(list_fn: Callable[..., Any], api: client.ApiClient, seen: Callable[[d
                 raise
 
 
-def measured(kube: Cluster, steps: int, work: Callable[[], None]) -> Outcome:
+def measured(kube: Cluster, steps: int, work: Callable[[], None], failures: dict[str, str] | None = None) -> Outcome:
     before = kube.request_counts()
     started = time.perf_counter()
     work()
     seconds = time.perf_counter() - started
-    return Outcome(seconds, steps, kube.request_counts() - before)
+    return Outcome(seconds, steps, kube.request_counts() - before, failures or {})
 
 
 # --- baseline: bare Jobs ---------------------------------------------------------------------------
@@ -132,16 +133,19 @@ def create_flow(kube: Cluster, ns: str, name: str, steps: int) -> None:
 
 
 def flow_runs(kube: Cluster, ns: str, flow: str, tag: str, runs: int, steps: int, timeout: float) -> Outcome:
-    """`runs` FlowRuns of `flow` created at once; done when all are Succeeded."""
+    """`runs` FlowRuns of `flow` created at once; done when all have finished.
+    A run that fails is kept in Outcome.failures: the report says so rather than losing the measurement."""
     custom = client.CustomObjectsApi(kube.api)
     pending = {f"{tag}-{index}" for index in range(runs)}
+    failures: dict[str, str] = {}
 
     def seen(run: dict[str, Any]) -> bool:
-        status = run.get("status") or {}
-        if status.get("phase") in ("Failed", "Cancelled"):
-            raise RuntimeError(f"FlowRun {run['metadata']['name']} {status['phase']}: {status.get('error')}")
-        if status.get("phase") == "Succeeded":
-            pending.discard(run["metadata"]["name"])
+        status, name = run.get("status") or {}, run["metadata"]["name"]
+        if status.get("phase") in ("Failed", "Cancelled") and name in pending:
+            error = status.get("error") or {}
+            failures[name] = f"{status['phase']} at step {error.get('step')}: {error.get('name')}: {error.get('message')}"
+        if status.get("phase") in ("Succeeded", "Failed", "Cancelled"):
+            pending.discard(name)
         return not pending
 
     def work() -> None:
@@ -153,7 +157,7 @@ def flow_runs(kube: Cluster, ns: str, flow: str, tag: str, runs: int, steps: int
                f"{runs} FlowRuns of {steps} steps", group=GROUP, version=VERSION, namespace=ns, plural="flowruns",
                label_selector=f"{LABEL}={tag}")
 
-    return measured(kube, runs * steps, work)
+    return measured(kube, runs * steps, work, failures)
 
 
 def idle_requests(kube: Cluster, seconds: float) -> float:

@@ -111,12 +111,16 @@ def main(argv: list[str] | None = None) -> int:
     sections: list[Section] = []
     for group in args.only or GROUPS:
         print(f"bench: {group} ...", file=sys.stderr, flush=True)
-        sections += RUNNERS[group](args)
+        group_started = time.perf_counter()
+        found = RUNNERS[group](args)
+        sections += found
+        if not args.print:
+            # After each group: a later group that fails or is stopped loses nothing already measured.
+            write(found, facts, time.perf_counter() - group_started)
     seconds = time.perf_counter() - started
     if args.print:
         print("\n".join(facts), *(s.markdown() for s in sections), sep="\n\n")
     else:
-        write(sections, facts, seconds)
         print(f"bench: wrote {DOC.relative_to(REPO)} ({seconds:.0f} s)", file=sys.stderr)
     return 0
 
