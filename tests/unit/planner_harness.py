@@ -75,7 +75,9 @@ class Harness:
         while True:
             self.events += 1
             assert self.events < max_events, "the planner did not converge"
+            before = state.model_dump()
             result = plan(ctx, state, event)
+            assert state.model_dump() == before, "plan() changed the state it was given"
             state = result.state
             wake = result.wake_at
             for action in result.actions:

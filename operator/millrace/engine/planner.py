@@ -87,8 +87,10 @@ WAITING = Waiting()
 
 
 def plan(ctx: PlanContext, state: RunStatus, event: Event) -> Plan:
-    """Apply one event and decide what happens next."""
-    walker = _Walker(ctx, state.model_copy(deep=True), event.now)
+    """Apply one event and decide what happens next. `state` is left as it was."""
+    # Copy on write: the new state shares every StepState the walk does not change.
+    own = state.model_copy(update={"steps": dict(state.steps)})
+    walker = _Walker(ctx, own, event.now)
     return walker.run(event)
 
 
@@ -110,6 +112,15 @@ class _Walker:
         self.wake_at: float | None = None
         # Per loop path: the body's results of the latest finished iteration of this walk.
         self._carried: dict[str, dict[str, Any]] = {}
+        self._owned: set[str] = set()
+
+    def _own(self, path: str) -> StepState | None:
+        """The step's state, copied once per plan before the walk may change it."""
+        st = self.state.steps.get(path)
+        if st is not None and path not in self._owned:
+            st = self.state.steps[path] = st.model_copy()
+            self._owned.add(path)
+        return st
 
     # --- entry ---------------------------------------------------------------
 
@@ -143,7 +154,7 @@ class _Walker:
         return True
 
     def _record(self, event: StepFinished) -> None:
-        st = self.state.steps.get(event.path)
+        st = self._own(event.path)
         # Replays of an attempt already recorded change nothing.
         if st is None or st.phase != "Running" or st.attempts != event.attempt or st.not_before is not None:
             return
@@ -165,7 +176,7 @@ class _Walker:
 
     def _resume(self, event: Resumed) -> None:
         path = self.state.suspended_step or ""
-        st = self.state.steps.get(path)
+        st = self._own(path)
         if st is None or st.awaiting_since is None:
             return
         module = module_at(self.ctx.flow, path, self.ctx.library)
@@ -230,13 +241,15 @@ class _Walker:
         self.state.error = error
         self.state.finished_at = self.now
         self.wake_at = None
-        for path, st in self.state.steps.items():
-            if st.phase == "Running" and st.type in ("rawscript", "script"):
-                if st.not_before is None:
-                    self.actions.append(CancelStep(path=path, attempt=st.attempts))
-                st.phase = "Failed"
-                st.error = ErrorInfo(name="Cancelled", message="the run ended before this step finished", step=path)
-                st.finished_at = self.now
+        running = [p for p, st in self.state.steps.items() if st.phase == "Running" and st.type in ("rawscript", "script")]
+        for path in running:
+            st = self._own(path)
+            assert st is not None
+            if st.not_before is None:
+                self.actions.append(CancelStep(path=path, attempt=st.attempts))
+            st.phase = "Failed"
+            st.error = ErrorInfo(name="Cancelled", message="the run ended before this step finished", step=path)
+            st.finished_at = self.now
 
     # --- sequences -------------------------------------------------------------
 
@@ -258,9 +271,10 @@ class _Walker:
     # --- one module ------------------------------------------------------------
 
     def _module(self, module: FlowModule, path: str, frame: Frame) -> Status:
-        st = self.state.steps.get(path)
+        st = self._own(path)
         if st is None:
             st = self.state.steps[path] = StepState(type=module.value.type, started_at=self.now)
+            self._owned.add(path)
             try:
                 if module.skip_if and self._truthy(module.skip_if.expr, frame, path, "skip_if.expr"):
                     st.phase = "Skipped"
