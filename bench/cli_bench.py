@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from common import ROUNDS, Section, Timing, measure, ratio
-from flow_bench import LOOP, MODULES, SHELL, STEPS, TARGET_S, loop_flow, sequential_flow, shell_loop
+from flow_bench import LOOP, MODULES, PYTHON, SHELL, STEPS, TARGET_S, loop_flow, sequential_flow, shell_loop
 
 
 def millrace_command() -> list[str]:
@@ -57,7 +57,7 @@ def run(rounds: int = ROUNDS) -> dict[str, Timing]:
         modules = write_manifest(folder, "modules", sequential_flow())
         loop = write_manifest(folder, "loop", loop_flow())
         return {
-            "python3 -c pass (baseline: interpreter start-up)": measure(command(["python3", "-c", "pass"], env), rounds),
+            "python3 -c pass (baseline: interpreter start-up)": measure(command([PYTHON, "-c", "pass"], env), rounds),
             SHELL: measure(shell_loop, rounds),
             "millrace validate, same file (baseline: CLI fixed cost)": measure(command([*cli, "validate", str(modules)], env), rounds),
             f"`millrace run` {MODULES.removeprefix('millrace: ')}": measure(

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import argparse
 import subprocess
-import sys
 import tempfile
 from collections.abc import Callable
 
 from common import ROUNDS, Section, Timing, measure, ratio
-from flow_bench import FIBO, STEPS
+from flow_bench import FIBO, PYTHON, STEPS
 
 from millrace.local.executor import LocalExecutor
 from millrace.runtime.protocol import StepRequest
@@ -45,7 +44,7 @@ def executor_runner(executor: LocalExecutor, root: str) -> Callable[[int], None]
 
 def bare_python(index: int) -> None:
     script = FIBO + "\nimport json\nprint(json.dumps(main(10)))\n"
-    output = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    output = subprocess.run([PYTHON, "-c", script], capture_output=True, text=True, check=True).stdout
     assert output.strip() == "55"
 
 

@@ -13,7 +13,9 @@ difference is the engine's own per-step overhead.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -29,6 +31,7 @@ from millrace.runtime.protocol import StepRequest
 STEPS = 40
 TARGET_S = 0.6  # issue 2: the whole 40-step flow on this 2-core machine
 FIBO = "def fibo(n):\n    return n if n < 2 else fibo(n - 1) + fibo(n - 2)\n\n\ndef main(n: int):\n    return fibo(n)\n"
+PYTHON = os.path.realpath(sys.executable)
 SHELL = "shell loop of python3 -c (baseline)"
 EXECUTOR = "executor alone, 40 steps (baseline)"
 MODULES = "millrace: 40 modules"
@@ -52,8 +55,10 @@ def loop_flow() -> dict[str, Any]:
 
 
 def shell_loop() -> None:
+    # The interpreter's real path: `python3` on PATH may be a version manager's shim (pyenv's is a bash
+    # script costing about 100 ms per call here), which would flatter everything measured against it.
     script = FIBO + "\nimport json\nprint(json.dumps(main(10)))\n"
-    subprocess.run(["bash", "-c", f'for i in $(seq {STEPS}); do python3 -c "$0" >/dev/null; done', script], check=True)
+    subprocess.run(["bash", "-c", f'for i in $(seq {STEPS}); do "$1" -c "$0" >/dev/null; done', script, PYTHON], check=True)
 
 
 def run_flow(document: dict[str, Any], executor: LocalExecutor, store: RunStore) -> Callable[[], None]:
