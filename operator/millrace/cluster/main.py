@@ -9,6 +9,7 @@ import kopf
 import prometheus_client
 from kubernetes import config as kube_config
 
+from ..expressions import Sandbox
 from ..runtime.stepapi.server import StepApiServer
 from ..runtime.stepapi.tokens import Signer
 from . import operator as handlers
@@ -42,6 +43,9 @@ def run_operator(
     logging.basicConfig(level=os.environ.get("MILLRACE_LOG_LEVEL", "INFO"),
                         format='{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","message":"%(message)s"}')
     _load_kube_config()
+    # V8 initialises its process-wide state with the first isolate; doing that here, once,
+    # keeps handler threads from racing to do it (which aborts the process).
+    Sandbox().close()
     if metrics_port:
         prometheus_client.start_http_server(metrics_port, addr=api_host)
     kube = KubeApi()

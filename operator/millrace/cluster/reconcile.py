@@ -112,11 +112,13 @@ class RunReconciler:
             result = plan(ctx, state, event)
             state, wake_at = result.state, result.wake_at
             actions.extend(result.actions)
-        self._prepare(meta, actions)
+        jobs = self._prepare(meta, actions)
         new_status = decorate(self._dehydrate(state, meta.run), obj, self.clock())
-        self.kube.replace_flowrun_status(obj, new_status.model_dump(mode="json", by_alias=True, exclude_none=True))
+        document = new_status.model_dump(mode="json", by_alias=True, exclude_none=True)
+        if actions or _changed(obj.get("status") or {}, document):
+            self.kube.replace_flowrun_status(obj, document)
         crash_point("after-status")
-        self._launch(meta, actions)
+        self._launch(meta, actions, jobs)
         observe.record(self.kube, obj, observe.transitions(status, new_status), self.clock())
         if new_status.terminal:
             self._release(obj, new_status)
@@ -213,10 +215,14 @@ class RunReconciler:
                 config_map = self.kube.get_config_map(meta.namespace, config_name)
                 if config_map is not None and not _job_created(config_map):
                     # The operator stopped between naming the attempt and creating its Job.
-                    self._create_job(meta.namespace, config_name)
+                    self._create_job(meta.namespace, config_name, json.loads(config_map["data"][JOB_KEY]))
                     continue
             outcome = job_outcome(self.kube, meta.namespace, job, now, self.config.claim_timeout_s)
             if outcome is not None:
+                # The step may have reported after the records were listed, then ended:
+                # its report, read again now, says more than its Job.
+                late = self.kube.get_config_map(meta.namespace, names.report_name(meta.run, path, st.attempts))
+                outcome = _report_outcome(late) if late is not None else outcome
                 events.append(StepFinished(path=path, attempt=st.attempts, outcome=outcome, now=now))
         events.extend(self._resumes(records, status, now))
         if (obj.get("spec") or {}).get("cancel"):
@@ -264,9 +270,11 @@ class RunReconciler:
 
     # --- actions --------------------------------------------------------------------------
 
-    def _prepare(self, meta: RunMeta, actions: list[Action]) -> None:
+    def _prepare(self, meta: RunMeta, actions: list[Action]) -> dict[str, dict[str, Any]]:
         """Before the status names a new attempt: its ConfigMap (which also keeps
-        its Job manifest, for recovery) and its Secret. Both are idempotent."""
+        its Job manifest, for recovery) and its Secret. Both are idempotent.
+        Returns the Job manifests by ConfigMap name."""
+        jobs: dict[str, dict[str, Any]] = {}
         for action in actions:
             if isinstance(action, RunStep):
                 if meta.same_worker:
@@ -277,19 +285,19 @@ class RunReconciler:
                 config_map["data"][JOB_KEY] = json.dumps(job)
                 self.kube.create(config_map)
                 self.kube.create(secret)
+                jobs[config_map["metadata"]["name"]] = job
+        return jobs
 
-    def _launch(self, meta: RunMeta, actions: list[Action]) -> None:
+    def _launch(self, meta: RunMeta, actions: list[Action], jobs: dict[str, dict[str, Any]]) -> None:
         for action in actions:
             if isinstance(action, RunStep):
-                self._create_job(meta.namespace, names.step_config_name(meta.run, action.path, action.attempt))
+                config_name = names.step_config_name(meta.run, action.path, action.attempt)
+                self._create_job(meta.namespace, config_name, jobs[config_name])
             elif isinstance(action, CancelStep):
                 self.kube.delete_job(meta.namespace, names.job_name(meta.run, action.path, action.attempt))
 
-    def _create_job(self, namespace: str, config_name: str) -> None:
-        config_map = self.kube.get_config_map(namespace, config_name)
-        if config_map is None:
-            return
-        self.kube.create(json.loads(config_map["data"][JOB_KEY]))
+    def _create_job(self, namespace: str, config_name: str, job: dict[str, Any]) -> None:
+        self.kube.create(job)
         self.kube.annotate_config_map(namespace, config_name, {names.ANNOTATION_JOB_CREATED: "true"})
 
     def _release(self, obj: dict[str, Any], status: FlowRunStatus) -> None:
@@ -297,6 +305,12 @@ class RunReconciler:
         meta = obj["metadata"]
         self.kube.delete_claim(meta["namespace"], names.shared_claim_name(meta["name"]))
         self._definitions.pop(meta["uid"], None)
+
+
+def _changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether a status write would change anything but the running duration."""
+    volatile = ("duration",)
+    return {k: v for k, v in old.items() if k not in volatile} != {k: v for k, v in new.items() if k not in volatile}
 
 
 def _job_created(config_map: dict[str, Any]) -> bool:
