@@ -190,7 +190,7 @@ def test_the_operator_the_chart_deploys_runs_a_flow_with_its_service_account(kub
     # The webhook is off: the operator does not serve it yet.
     _install(helm, namespace, tmp_path, {
         "operator": {"command": _local_command(), "apiUrl": f"http://127.0.0.1:{api}",
-                     "ports": {"api": api, "health": free_port(), "webhook": free_port()}},
+                     "ports": {"api": api, "health": free_port(), "webhook": free_port(), "metrics": free_port()}},
         "webhook": {"enabled": False},
     })
     try:

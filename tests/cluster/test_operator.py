@@ -328,6 +328,11 @@ def test_variables_resources_scripts_and_inner_flows_come_from_the_namespace(kub
     assert status["steps"]["use"]["result"] == {"g": "hello", "api": "hello", "port": 5432, "hidden": "StepApiError"}
     assert status["steps"]["shout"]["result"] == "HELLO"
     assert status["result"] == 10864
+    # The inner flow ran as a FlowRun of its own, owned by its parent.
+    child = kube.get("flowrun", "data-1-sub-1", namespace)
+    assert child["metadata"]["ownerReferences"][0]["name"] == "data-1"
+    assert child["status"]["phase"] == "Succeeded" and child["status"]["result"] == 10864
+    assert child["status"]["steps"]["twice"]["result"] == 10864
 
 
 def test_same_worker_steps_share_a_volume_that_ends_with_the_run(kube: Any, namespace: str, operator: Operator) -> None:
@@ -471,3 +476,15 @@ def test_a_signed_resume_link_continues_a_suspended_run(kube: Any, namespace: st
     status = wait_phase(kube, namespace, "linked-1")
     assert status["phase"] == "Succeeded", status
     assert status["result"] == {"r": {"via": "link"}, "who": ["carol"]}
+
+
+def test_cancelling_a_parent_cancels_its_inner_flow_run(kube: Any, namespace: str, operator: Operator) -> None:
+    kube.apply(flow_manifest("f-slow-inner", [python_step("nap", "import time\n\ndef main():\n    time.sleep(60)\n")]), namespace)
+    kube.apply(flow_manifest("outer", [{"id": "sub", "value": {"type": "flow", "path": "f/slow-inner", "input_transforms": {}}}]),
+               namespace)
+    kube.apply(run_manifest("outer-1", "outer"), namespace)
+    kube.wait_for(lambda: [p for p in kube.list("pods", namespace, "millrace.dev/run=outer-1-sub-1")
+                           if p["status"].get("phase") == "Running"], what="the inner flow's step running")
+    kube.kubectl("patch", "flowrun", "outer-1", "-n", namespace, "--type=merge", "-p", '{"spec": {"cancel": true}}')
+    assert wait_phase(kube, namespace, "outer-1")["phase"] == "Cancelled"
+    assert wait_phase(kube, namespace, "outer-1-sub-1")["phase"] == "Cancelled"

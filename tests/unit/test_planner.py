@@ -578,3 +578,20 @@ def test_an_approval_after_the_suspend_timeout_is_too_late() -> None:
     state, actions = drive(h, state, Resumed(payload={"ok": 1}, approver="ann", now=50))
     assert state.phase == "Failed" and state.error is not None and state.error.name == "ApprovalTimeout"
     assert actions == []
+
+
+def test_inner_flows_can_run_as_runs_of_their_own() -> None:
+    from dataclasses import replace
+
+    from millrace.engine.actions import RunFlow
+
+    inner = flow(script("x"), schema={"type": "object", "properties": {"v": {"type": "integer", "default": 7}}})
+    f = flow({"id": "sub", "value": {"type": "flow", "path": "f/inner", "input_transforms": {}}}, script("after", {"r": "results.sub"}))
+    h = Harness(f, echo_args, library=Library(flows={"f/inner": inner}))
+    ctx = replace(h.context(), child_flows=True)
+    first = plan(ctx, RunStatus(), Start(now=0))
+    assert first.actions == [RunFlow(path="sub", attempt=1, step_id="sub", flow_path="f/inner", args={"v": 7})]
+    done = plan(ctx, first.state, StepFinished(path="sub", attempt=1, outcome=StepOutcome(ok=True, result=42), now=1))
+    assert [a.args for a in done.actions] == [{"r": 42}]
+    failed = plan(ctx, first.state, StepFinished(path="sub", attempt=1, outcome=StepOutcome(ok=False), now=1))
+    assert failed.state.phase == "Failed" and failed.state.error is not None and failed.state.error.step == "sub"

@@ -51,6 +51,23 @@ class KubeApi:
                 raise Conflict(meta["name"]) from None
             raise
 
+    def create_flowrun(self, obj: dict[str, Any]) -> bool:
+        """Create a FlowRun; False when it exists already."""
+        try:
+            self.custom.create_namespaced_custom_object(GROUP, VERSION, obj["metadata"]["namespace"], FLOWRUNS, obj)
+        except ApiException as exc:
+            if exc.status == 409:
+                return False
+            raise
+        return True
+
+    def patch_flowrun_spec(self, namespace: str, name: str, spec: dict[str, Any]) -> None:
+        try:
+            self.custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, FLOWRUNS, name, {"spec": spec})
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
     def patch_flow_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, FLOWS, name, {"status": status})
 

@@ -13,8 +13,10 @@ LABEL_FLOW = "millrace.dev/flow"
 LABEL_RUN = "millrace.dev/run"
 LABEL_STEP = "millrace.dev/step"
 LABEL_KIND = "millrace.dev/kind"
+LABEL_PARENT = "millrace.dev/parent-run"
 ANNOTATION_STEP_PATH = "millrace.dev/step-path"
 ANNOTATION_ATTEMPT = "millrace.dev/attempt"
+ANNOTATION_FLOW_PATH = "millrace.dev/flow-path"
 ANNOTATION_JOB_CREATED = "millrace.dev/job-created"
 _MAX_NAME = 63
 
@@ -35,6 +37,10 @@ def path_name(path: str) -> str:
 
 
 def job_name(run: str, path: str, attempt: int) -> str:
+    return dns_name(run, path.replace("/", "-"), str(attempt))
+
+
+def child_run_name(run: str, path: str, attempt: int) -> str:
     return dns_name(run, path.replace("/", "-"), str(attempt))
 
 

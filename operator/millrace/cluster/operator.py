@@ -116,8 +116,18 @@ def run_spec_changed(name: str, namespace: str, **_: Any) -> None:
     WAKEUPS.notify(namespace, name)
 
 
+@kopf.on.event(GROUP, VERSION, "flowruns", labels={names.LABEL_PARENT: kopf.PRESENT})
+def child_run_event(body: kopf.Body, namespace: str, **_: Any) -> None:
+    """An inner flow's run changed: its parent may go on."""
+    _notify_owner(body, namespace)
+
+
 @kopf.on.event("batch", "v1", "jobs", labels={names.LABEL_RUN: kopf.PRESENT})
 def job_event(body: kopf.Body, namespace: str, **_: Any) -> None:
+    _notify_owner(body, namespace)
+
+
+def _notify_owner(body: kopf.Body, namespace: str) -> None:
     for owner in body.get("metadata", {}).get("ownerReferences") or []:
         if owner.get("kind") == "FlowRun":
             WAKEUPS.notify(namespace, owner["name"])
@@ -126,8 +136,5 @@ def job_event(body: kopf.Body, namespace: str, **_: Any) -> None:
 @kopf.on.event("", "v1", "configmaps", labels={names.LABEL_KIND: kopf.PRESENT, names.LABEL_RUN: kopf.PRESENT})
 def record_event(body: kopf.Body, namespace: str, **_: Any) -> None:
     labels = body.get("metadata", {}).get("labels") or {}
-    if labels.get(names.LABEL_KIND) not in (KIND_REPORT, KIND_RESUME):
-        return
-    for owner in body.get("metadata", {}).get("ownerReferences") or []:
-        if owner.get("kind") == "FlowRun":
-            WAKEUPS.notify(namespace, owner["name"])
+    if labels.get(names.LABEL_KIND) in (KIND_REPORT, KIND_RESUME):
+        _notify_owner(body, namespace)

@@ -18,17 +18,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..engine.actions import Action, CancelStep, RunStep
+from ..engine.actions import Action, CancelStep, RunFlow, RunStep
 from ..engine.evaluate import Evaluator
 from ..engine.events import CancelRequested, Event, Resumed, Start, StepFinished, Tick
 from ..engine.library import Library, ScriptSource
 from ..engine.planner import PlanContext, plan
 from ..errors import FlowError
 from ..expressions import Sandbox
-from ..model.flow import OpenFlow, openflow_of
+from ..engine.paths import module_at
+from ..model.flow import OpenFlow, PathFlow, openflow_of
 from ..model.loader import LoadedFlow, load_flow_document
 from ..model.resources import FlowRunStatus, Runtime
-from ..model.run import ErrorInfo
+from ..model.run import ErrorInfo, StepState
 from ..runtime.protocol import StepError, StepOutcome, StepReport
 from ..runtime.stepapi.tokens import Claims, Signer
 from . import names, observe
@@ -101,10 +102,11 @@ class RunReconciler:
             self.kube.replace_flowrun_status(obj, decorate(failed, obj, self.clock()).model_dump(mode="json", by_alias=True, exclude_none=True))
             return True, None
         meta = self._meta(obj, definition)
-        events = self._events(obj, status, meta)
+        events = self._events(obj, status, meta, definition)
         variables, resources = data_mappings(self.kube, namespace) if definition.uses_data else ({}, {})
         ctx = PlanContext(flow_name=definition.loaded.name, flow=definition.loaded.flow,
-                          evaluator=Evaluator(self.sandbox, variables, resources), library=definition.library)
+                          evaluator=Evaluator(self.sandbox, variables, resources), library=definition.library,
+                          child_flows=True)
         state = self._hydrate(namespace, status)
         actions: list[Action] = []
         wake_at: float | None = None
@@ -118,7 +120,7 @@ class RunReconciler:
         if actions or _changed(obj.get("status") or {}, document):
             self.kube.replace_flowrun_status(obj, document)
         crash_point("after-status")
-        self._launch(meta, actions, jobs)
+        self._launch(obj, meta, definition, actions, jobs)
         observe.record(self.kube, obj, observe.transitions(status, new_status), self.clock())
         if new_status.terminal:
             self._release(obj, new_status)
@@ -191,7 +193,7 @@ class RunReconciler:
 
     # --- events ------------------------------------------------------------------------
 
-    def _events(self, obj: dict[str, Any], status: FlowRunStatus, meta: RunMeta) -> list[Event]:
+    def _events(self, obj: dict[str, Any], status: FlowRunStatus, meta: RunMeta, definition: Definition) -> list[Event]:
         now = self.clock()
         if status.phase == "Pending":
             return [Start(args=(obj.get("spec") or {}).get("args") or {}, now=now)]
@@ -201,6 +203,11 @@ class RunReconciler:
             meta.namespace, f"{selector},{names.LABEL_KIND} in ({KIND_REPORT},{KIND_RESUME})")}
         jobs: dict[str, dict[str, Any]] | None = None
         for path, st in status.steps.items():
+            if st.phase == "Running" and st.type == "flow" and st.attempts:
+                outcome = self._child_outcome(obj, meta, definition, path, st)
+                if outcome is not None:
+                    events.append(StepFinished(path=path, attempt=st.attempts, outcome=outcome, now=now))
+                continue
             if st.phase != "Running" or st.type not in ("rawscript", "script") or st.not_before is not None:
                 continue
             report = records.get(names.report_name(meta.run, path, st.attempts))
@@ -288,13 +295,42 @@ class RunReconciler:
                 jobs[config_map["metadata"]["name"]] = job
         return jobs
 
-    def _launch(self, meta: RunMeta, actions: list[Action], jobs: dict[str, dict[str, Any]]) -> None:
+    def _launch(self, obj: dict[str, Any], meta: RunMeta, definition: Definition, actions: list[Action],
+                jobs: dict[str, dict[str, Any]]) -> None:
         for action in actions:
             if isinstance(action, RunStep):
                 config_name = names.step_config_name(meta.run, action.path, action.attempt)
                 self._create_job(meta.namespace, config_name, jobs[config_name])
+            elif isinstance(action, RunFlow):
+                self.kube.create_flowrun(_child_run(obj, definition, action))
             elif isinstance(action, CancelStep):
+                # A step's Job, or an inner flow's child run: whichever exists stops.
                 self.kube.delete_job(meta.namespace, names.job_name(meta.run, action.path, action.attempt))
+                self.kube.patch_flowrun_spec(meta.namespace, names.child_run_name(meta.run, action.path, action.attempt),
+                                             {"cancel": True})
+
+    def _child_outcome(self, obj: dict[str, Any], meta: RunMeta, definition: Definition, path: str,
+                       st: StepState) -> StepOutcome | None:
+        """The outcome of an inner flow's child FlowRun, once it has ended."""
+        child = self.kube.get_flowrun(meta.namespace, names.child_run_name(meta.run, path, st.attempts))
+        if child is None:
+            # The operator stopped between naming the child run and creating it.
+            module = module_at(definition.loaded.flow, path, definition.library)
+            assert module is not None and isinstance(module.value, PathFlow)
+            action = RunFlow(path=path, attempt=st.attempts, step_id=module.id, flow_path=module.value.path,
+                             args=st.input or {})
+            self.kube.create_flowrun(_child_run(obj, definition, action))
+            return None
+        status = child.get("status") or {}
+        if status.get("phase") == "Succeeded":
+            return StepOutcome(ok=True, result=status.get("result"))
+        if status.get("phase") in ("Failed", "Cancelled"):
+            error = status.get("error") or {}
+            return StepOutcome(ok=False, error=StepError(
+                name=error.get("name") or status["phase"],
+                message=f"inner flow run {child['metadata']['name']}: {error.get('message') or status['phase'].lower()}",
+                stack=error.get("stack") or ""))
+        return None
 
     def _create_job(self, namespace: str, config_name: str, job: dict[str, Any]) -> None:
         self.kube.create(job)
@@ -305,6 +341,24 @@ class RunReconciler:
         meta = obj["metadata"]
         self.kube.delete_claim(meta["namespace"], names.shared_claim_name(meta["name"]))
         self._definitions.pop(meta["uid"], None)
+
+
+def _child_run(parent: dict[str, Any], definition: Definition, action: RunFlow) -> dict[str, Any]:
+    """The child FlowRun of an inner flow: the pinned flow, inline, owned by its parent."""
+    meta = parent["metadata"]
+    flow = definition.library.flows[action.flow_path].model_dump(mode="json", by_alias=True, exclude_none=True)
+    return {
+        "apiVersion": parent["apiVersion"],
+        "kind": "FlowRun",
+        "metadata": {
+            "name": names.child_run_name(meta["name"], action.path, action.attempt),
+            "namespace": meta["namespace"],
+            "labels": {names.LABEL_PARENT: names.label_value(meta["name"]), names.LABEL_FLOW: names.label_value(action.flow_path)},
+            "annotations": {names.ANNOTATION_STEP_PATH: action.path, names.ANNOTATION_FLOW_PATH: action.flow_path},
+            "ownerReferences": [_owner(parent)],
+        },
+        "spec": {"flow": flow, "args": action.args},
+    }
 
 
 def _changed(old: dict[str, Any], new: dict[str, Any]) -> bool:

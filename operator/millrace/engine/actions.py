@@ -25,6 +25,20 @@ class RunStep(BaseModel):
         return f"{self.path}/{self.attempt}"
 
 
+class RunFlow(BaseModel):
+    """Start an inner flow as a run of its own (the cluster's child FlowRun)."""
+
+    path: str
+    attempt: int
+    step_id: str
+    flow_path: str
+    args: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.path}/{self.attempt}"
+
+
 class CancelStep(BaseModel):
     """Stop a running attempt: the run no longer needs it."""
 
@@ -32,4 +46,4 @@ class CancelStep(BaseModel):
     attempt: int
 
 
-Action = RunStep | CancelStep
+Action = RunStep | RunFlow | CancelStep

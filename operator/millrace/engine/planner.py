@@ -27,7 +27,7 @@ from ..model.flow import (
 )
 from ..model.run import ErrorInfo, RunStatus, StepState
 from . import retry as retry_policy
-from .actions import Action, CancelStep, RunStep
+from .actions import Action, CancelStep, RunFlow, RunStep
 from .evaluate import Evaluator, Frame, StepFailure
 from .events import CancelRequested, Event, Resumed, Start, StepFinished, Tick
 from .inputs import InputError, validate_inputs
@@ -46,6 +46,8 @@ class PlanContext:
     evaluator: Evaluator
     library: Library = field(default_factory=Library)
     max_while_iterations: int = 1000
+    # Run inner flows as runs of their own (RunFlow actions) rather than inside this run.
+    child_flows: bool = False
 
 
 @dataclass
@@ -92,6 +94,11 @@ def plan(ctx: PlanContext, state: RunStatus, event: Event) -> Plan:
     own = state.model_copy(update={"steps": dict(state.steps)})
     walker = _Walker(ctx, own, event.now)
     return walker.run(event)
+
+
+def _runs_outside(st: StepState, ctx: PlanContext) -> bool:
+    """A step whose work happens in a process (or child run) of its own, with an attempt to record."""
+    return st.type in ("rawscript", "script") or (ctx.child_flows and st.type == "flow" and st.attempts > 0)
 
 
 def _join(prefix: str, part: str | int) -> str:
@@ -192,7 +199,7 @@ class _Walker:
         status = self._sequence(self.ctx.flow.value.modules, "", frame)
         self._early_return(frame)
         if isinstance(status, Waiting):
-            running = any(st.phase == "Running" and st.type in ("rawscript", "script") for st in self.state.steps.values())
+            running = any(st.phase == "Running" and _runs_outside(st, self.ctx) for st in self.state.steps.values())
             self.state.phase = "Suspended" if self.state.suspended_step and not running else "Running"
             return
         if isinstance(status, Failed):
@@ -241,7 +248,7 @@ class _Walker:
         self.state.error = error
         self.state.finished_at = self.now
         self.wake_at = None
-        running = [p for p, st in self.state.steps.items() if st.phase == "Running" and st.type in ("rawscript", "script")]
+        running = [p for p, st in self.state.steps.items() if st.phase == "Running" and _runs_outside(st, self.ctx)]
         for path in running:
             st = self._own(path)
             assert st is not None
@@ -634,6 +641,12 @@ class _Walker:
                 st.input = validate_inputs(flow.schema_, args)
             except InputError as exc:
                 raise StepFailure(ErrorInfo(name="InputError", message=f"inputs of flow '{value.path}': {exc}", step=path)) from None
+        if self.ctx.child_flows:
+            if st.attempts == 0:
+                st.attempts = 1
+                self.actions.append(RunFlow(path=path, attempt=1, step_id=path.rsplit("/", 1)[-1],
+                                            flow_path=value.path, args=st.input))
+            return WAITING
         inner = Frame(flow_input=st.input, results={}, previous_result=None)
         status = self._sequence(flow.value.modules, path, inner)
         if isinstance(status, Stopped):
