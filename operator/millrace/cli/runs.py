@@ -146,7 +146,7 @@ def show(options: argparse.Namespace) -> int:
             print(f"    error: {st.error.name}: {st.error.message}")
             for line in st.error.stack.rstrip().splitlines():
                 print(f"      {line}")
-        elif st.phase == "Succeeded" and st.type in ("rawscript", "script", "identity"):
+        elif st.phase == "Succeeded" and (st.runs_script or st.type == "identity"):
             print(f"    result: {json.dumps(st.result, default=str)[:500]}")
     if state.terminal:
         print("result:", json.dumps(state.result, indent=2, default=str))

@@ -25,7 +25,6 @@ STEP_SECONDS = Histogram("millrace_step_duration_seconds", "Duration of step att
                          buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600))
 ACTIVE_RUNS = Gauge("millrace_active_runs", "Runs the operator is reconciling (queue depth).")
 
-SCRIPT_TYPES = ("rawscript", "script")
 
 
 @dataclass(frozen=True)
@@ -41,7 +40,7 @@ def transitions(old: RunStatus, new: RunStatus) -> list[Transition]:
     """Every change worth an Event between two states of one run."""
     out: list[Transition] = []
     for path, st in new.steps.items():
-        if st.type not in SCRIPT_TYPES:
+        if not st.runs_script:
             continue
         before = old.steps.get(path)
         if st.phase == "Running" and st.not_before is not None and (before is None or before.not_before is None):

@@ -208,7 +208,7 @@ class RunReconciler:
                 if outcome is not None:
                     events.append(StepFinished(path=path, attempt=st.attempts, outcome=outcome, now=now))
                 continue
-            if st.phase != "Running" or st.type not in ("rawscript", "script") or st.not_before is not None:
+            if st.phase != "Running" or not st.runs_script or st.not_before is not None:
                 continue
             report = records.get(names.report_name(meta.run, path, st.attempts))
             if report is not None:
@@ -267,7 +267,7 @@ class RunReconciler:
     def _dehydrate(self, status: FlowRunStatus, run: str) -> FlowRunStatus:
         out = status.model_copy(deep=True)
         for path, st in out.steps.items():
-            if st.phase == "Succeeded" and st.type in ("rawscript", "script") and st.result is not None:
+            if st.phase == "Succeeded" and st.runs_script and st.result is not None:
                 if len(json.dumps(st.result, default=str)) > RESULT_INLINE_LIMIT:
                     st.result_ref = st.result_ref or names.report_name(run, path, st.attempts)
                     st.result = None

@@ -34,7 +34,7 @@ def decorate(status: FlowRunStatus, obj: dict[str, Any], now: float) -> FlowRunS
     out = status.model_copy()
     generation = obj["metadata"].get("generation")
     out.observed_generation = generation
-    running = [p for p, st in status.steps.items() if st.phase == "Running" and st.type in ("rawscript", "script")]
+    running = [p for p, st in status.steps.items() if st.phase == "Running" and st.runs_script]
     out.current_step = status.suspended_step or (running[0] if running else None)
     if status.started_at:
         out.start_time = timestamp(status.started_at)

@@ -98,7 +98,7 @@ def plan(ctx: PlanContext, state: RunStatus, event: Event) -> Plan:
 
 def _runs_outside(st: StepState, ctx: PlanContext) -> bool:
     """A step whose work happens in a process (or child run) of its own, with an attempt to record."""
-    return st.type in ("rawscript", "script") or (ctx.child_flows and st.type == "flow" and st.attempts > 0)
+    return st.runs_script or (ctx.child_flows and st.type == "flow" and st.attempts > 0)
 
 
 def _join(prefix: str, part: str | int) -> str:

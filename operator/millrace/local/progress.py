@@ -91,7 +91,7 @@ class Progress:
         changed.sort(key=lambda item: (item[1].phase == "Running", -item[0].count("/")))
         for path, st in changed:
             self._seen[path] = st.phase
-            if st.phase == "Running" and st.type not in ("rawscript", "script"):
+            if st.phase == "Running" and not st.runs_script:
                 continue
             line = f"{SYMBOLS[st.phase]} {path} {st.phase.lower()}"
             if st.phase in ("Succeeded", "Failed"):

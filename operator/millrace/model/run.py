@@ -14,6 +14,7 @@ from pydantic import Field
 
 from .base import KubeModel
 
+SCRIPT_TYPES: frozenset[str] = frozenset({"rawscript", "script"})
 RunPhase = Literal["Pending", "Running", "Suspended", "Succeeded", "Failed", "Cancelled"]
 StepPhase = Literal["Pending", "Running", "Succeeded", "Failed", "Skipped"]
 TERMINAL_RUN_PHASES: frozenset[str] = frozenset({"Succeeded", "Failed", "Cancelled"})
@@ -57,6 +58,11 @@ class StepState(KubeModel):
     resumes: list[Any] | None = None
     approvers: list[str] | None = None
     result_ref: str | None = None
+
+    @property
+    def runs_script(self) -> bool:
+        """A step whose attempts are script processes (a Job in a cluster), not a container of steps."""
+        return self.type in SCRIPT_TYPES
 
 
 class RunStatus(KubeModel):
