@@ -9,41 +9,37 @@ from pydantic import BaseModel, Field
 from ..runtime.protocol import Language
 
 
-class RunStep(BaseModel):
-    """Start one attempt of a step. `key` is `<module path>/<attempt>`."""
+class AttemptAction(BaseModel):
+    """An action on one attempt of a step; `key` is `<module path>/<attempt>`."""
 
     path: str
     attempt: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.path}/{self.attempt}"
+
+
+class RunStep(AttemptAction):
+    """Start one attempt of a step."""
+
     step_id: str
     language: Language
     code: str
     args: dict[str, Any] = Field(default_factory=dict)
     timeout_s: float | None = None
 
-    @property
-    def key(self) -> str:
-        return f"{self.path}/{self.attempt}"
 
-
-class RunFlow(BaseModel):
+class RunFlow(AttemptAction):
     """Start an inner flow as a run of its own (the cluster's child FlowRun)."""
 
-    path: str
-    attempt: int
     step_id: str
     flow_path: str
     args: dict[str, Any] = Field(default_factory=dict)
 
-    @property
-    def key(self) -> str:
-        return f"{self.path}/{self.attempt}"
 
-
-class CancelStep(BaseModel):
+class CancelStep(AttemptAction):
     """Stop a running attempt: the run no longer needs it."""
-
-    path: str
-    attempt: int
 
 
 Action = RunStep | RunFlow | CancelStep
