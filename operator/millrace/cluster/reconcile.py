@@ -75,6 +75,7 @@ class RunReconciler:
         self.sandbox = sandbox
         self.clock = clock
         self._definitions: dict[str, Definition] = {}
+        self._large_results: dict[str, Any] = {}
 
     def reconcile(self, namespace: str, name: str) -> tuple[bool, float | None]:
         """One pass. Returns (finished, wake_at); retries itself on write conflicts."""
@@ -150,8 +151,8 @@ class RunReconciler:
                              "ownerReferences": [_owner(obj)]},
                 "data": {"definition": json.dumps(document)},
             }
-            self.kube.create(body)
-            stored = self.kube.get_config_map(meta["namespace"], cm_name)
+            # Another pass may have pinned it meanwhile: then its copy is the one that counts.
+            stored = body if self.kube.create(body) else self.kube.get_config_map(meta["namespace"], cm_name)
             assert stored is not None
         document = json.loads(stored["data"]["definition"])
         runtime = Runtime.model_validate(document["spec"].get("runtime") or {})
@@ -256,12 +257,17 @@ class RunReconciler:
     # --- large results -------------------------------------------------------------------
 
     def _hydrate(self, namespace: str, status: FlowRunStatus) -> FlowRunStatus:
-        """Bring results kept in report ConfigMaps back, for expressions to read."""
+        """Bring results kept in report ConfigMaps back, for expressions to read.
+
+        A recorded result never changes: each is read once per operator process."""
         for st in status.steps.values():
             if st.result_ref:
-                cm = self.kube.get_config_map(namespace, st.result_ref)
-                if cm is not None:
-                    st.result = StepReport.model_validate_json(cm["data"]["report"]).outcome("", 0).result
+                if st.result_ref not in self._large_results:
+                    cm = self.kube.get_config_map(namespace, st.result_ref)
+                    if cm is None:
+                        continue
+                    self._large_results[st.result_ref] = _report_outcome(cm).result
+                st.result = self._large_results[st.result_ref]
         return status
 
     def _dehydrate(self, status: FlowRunStatus, run: str) -> FlowRunStatus:

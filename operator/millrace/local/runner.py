@@ -172,7 +172,7 @@ class LocalRun:
     def _cancel(self, action: CancelStep) -> None:
         cancel = getattr(self.executor, "cancel", None)
         if cancel is not None:
-            cancel(f"{action.path}/{action.attempt}")
+            cancel(action.key)
 
     def _next_event(
         self, running: dict[Future[StepOutcome], RunStep], wake_at: float | None
