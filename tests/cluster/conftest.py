@@ -26,6 +26,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -250,3 +251,10 @@ def helm(kube):
             raise AssertionError(f"helm {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
         return proc
     return run
+
+
+def free_port() -> int:
+    """A port nothing listens on now, on loopback (pods share this machine's network here)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

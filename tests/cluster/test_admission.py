@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from .conftest import free_port
 from .test_crds import REPO, install_crds
 
 pytestmark = pytest.mark.cluster
@@ -67,11 +68,6 @@ def _serving_certificate(folder: Path) -> tuple[Path, Path, bytes]:
                                            serialization.NoEncryption()))
     return cert_path, key_path, ca.public_bytes(serialization.Encoding.PEM)
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _webhook_configuration(name: str, namespace: str, port: int, ca: bytes) -> dict:

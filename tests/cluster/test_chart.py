@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .test_admission import free_port
+from .conftest import free_port
 from .test_crds import CRDS, REPO
 
 pytestmark = pytest.mark.cluster
