@@ -163,8 +163,9 @@ def _each_module(value: Any, position: str, visit: Callable[[dict[str, Any], str
     """Call visit(module mapping, position) for every module under a flow or module value, in order."""
     if not isinstance(value, dict):
         return
-    lists: list[tuple[str, Any]] = [("modules", value.get("modules")), ("default", value.get("default"))]
+    lists: list[tuple[str, Any]] = [("modules", value.get("modules"))]
     lists += [(str(i), b.get("modules")) for i, b in enumerate(value.get("branches") or []) if isinstance(b, dict)]
+    lists.append(("default", value.get("default")))
     for label, modules in lists:
         for i, module in enumerate(modules if isinstance(modules, list) else []):
             if not isinstance(module, dict):
