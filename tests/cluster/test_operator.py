@@ -221,7 +221,8 @@ def test_status_holds_user_state_and_results_json(kube: Any, namespace: str, ope
 
 def test_flows_report_ready_and_runs_show_their_start(kube: Any, namespace: str, operator: Operator) -> None:
     kube.apply(flow_manifest("good", [python_step("a", "def main():\n    return 1\n")]), namespace)
-    kube.apply(flow_manifest("bad", [python_step("a", "def main(x):\n    return x\n", x="results.nope")]), namespace)
+    typo = {**python_step("a", "def main():\n    return 1\n"), "retry": {"constant": {"atempts": 3}}}
+    kube.apply(flow_manifest("bad", [typo]), namespace)
 
     def ready(name: str) -> dict[str, Any] | None:
         conditions = ((kube.get("flow", name, namespace) or {}).get("status") or {}).get("conditions") or []
@@ -230,7 +231,7 @@ def test_flows_report_ready_and_runs_show_their_start(kube: Any, namespace: str,
     good = kube.wait_for(lambda: ready("good"), what="the Ready condition")
     bad = kube.wait_for(lambda: ready("bad"), what="the Ready condition")
     assert good["status"] == "True" and good["observedGeneration"] == 1
-    assert bad["status"] == "False" and "results.nope names no step of this flow" in bad["message"]
+    assert bad["status"] == "False" and "field 'retry.constant.atempts': unknown field" in bad["message"]
     kube.apply(run_manifest("good-1", "good"), namespace)
     status = wait_phase(kube, namespace, "good-1")
     assert status["startTime"].endswith("Z")
