@@ -50,9 +50,11 @@ def typescript(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
-def run(executor: LocalExecutor, language: str, code: str, tmp_path: Path, args: dict[str, Any] | None = None) -> StepOutcome:
+def run(executor: LocalExecutor, language: str, code: str, tmp_path: Path, args: dict[str, Any] | None = None,
+        env: dict[str, str] | None = None) -> StepOutcome:
     key = f"step/{next(keys)}"
-    return executor.run(StepRequest(key=key, language=language, code=code, args=args or {}, workdir=str(tmp_path / key)))
+    return executor.run(StepRequest(key=key, language=language, code=code, args=args or {}, workdir=str(tmp_path / key),
+                                    env=env or {}))
 
 
 def result(outcome: StepOutcome) -> Any:
@@ -247,6 +249,13 @@ def test_typescript_error_is_name_message_stack(executor: LocalExecutor, tmp_pat
     assert ("over quota" in outcome.logs) == (typescript == "bun")
 
 
+def test_typescript_thrown_value_that_is_not_an_error(executor: LocalExecutor, tmp_path: Path, typescript: str):
+    """Windmill reads `e.message` and `e.name` of whatever was thrown, so a thrown string has neither; millrace's
+    errors always have both: it is an `Error` with the string as its message."""
+    failed = error(run(executor, typescript, "export function main() { throw 'plain text'; }\n", tmp_path))
+    assert (failed.name, failed.message) == ("Error", "plain text")
+
+
 def test_typescript_cycle_in_the_result_is_the_steps_error(executor: LocalExecutor, tmp_path: Path, typescript: str):
     """Windmill: the result is serialised inside the wrappers' try, so JSON.stringify's TypeError is the step's."""
     code = "export function main() { const a: any = {}; a.self = a; return a; }\n"
@@ -303,3 +312,11 @@ def test_bash_non_zero_exit_is_windmills_execution_error(executor: LocalExecutor
     output = "".join(f"line {i}\n" for i in range(1, 201)) + "\x1b[31mred\x1b[0m\n"
     assert tail == output[-600:].strip().replace("\x1b[31m", "").replace("\x1b[0m", "")
     assert tail.endswith("line 200\nred")
+
+
+def test_bash_exit_error_counts_characters_not_bytes(executor: LocalExecutor, tmp_path: Path):
+    """Windmill: process_result quotes `right(logs, 600)`, characters of the log, whatever their width."""
+    code = "printf 'é%.0s' $(seq 1 700)\nexit 1\n"
+    for locale in ("C.UTF-8", "C"):  # the step's own locale does not change the count
+        failed = error(run(executor, "bash", code, tmp_path, env={"LANG": locale}))
+        assert failed.message == 'exit code for "bash run": 1, last log lines:\n' + "é" * 600, locale

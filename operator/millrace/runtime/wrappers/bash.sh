@@ -71,6 +71,8 @@ report() {
 # Windmill's exit-code error: the exit code $1 and the end of the output, as process_result words it.
 exit_error() {
     local tail ansi=$'\e''\[[0-9;]*m'
+    # Characters, not bytes, as Windmill counts them: a UTF-8 locale for the cut.
+    [[ ${LC_ALL:-${LC_CTYPE:-${LANG:-}}} == *[Uu][Tt][Ff]* ]] || local LC_ALL=C.UTF-8
     tail=$(tail -c 2400 "$output"; printf x) # at least 600 characters, however wide; x keeps the last newlines
     tail=${tail%x}
     [ "${#tail}" -le 600 ] || tail=${tail: -600}
