@@ -341,3 +341,112 @@ def test_host_paths_under_a_mount_path_are_left_alone(kube, namespace):
     assert out["kubeconfig"] and out["arg"] == str(node_dir) and out["arg_is_dir"]
     assert out["probe"] == "mine" and not out["host_probe"]
     assert not Path(top, "probe.txt").exists()
+
+
+IDENTITY = ("import json, os\n"
+            "open('/scratch/%s' % os.environ['NAME'], 'w').write('written')\n"
+            "print(json.dumps({'uid': os.getuid(), 'gid': os.getgid(), 'groups': sorted(os.getgroups()),\n"
+            "                  'owner': os.stat('/scratch/%s' % os.environ['NAME']).st_uid}))\n")
+
+
+def test_containers_run_as_the_user_and_groups_of_their_security_context(kube, namespace):
+    """The pod's runAsUser/runAsGroup apply unless the container sets its own;
+    fsGroup and supplementalGroups are supplementary groups."""
+    def container(name, **security):
+        return {"name": name, "image": "python:3.12-slim", "command": ["python3", "-c", IDENTITY],
+                "env": [{"name": "NAME", "value": name}], "securityContext": security,
+                "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}]}
+    pod = pod_manifest("who", ["true"], securityContext={
+        "runAsUser": 1000, "runAsGroup": 2000, "fsGroup": 3000, "supplementalGroups": [4000]},
+        volumes=[{"name": "scratch", "emptyDir": {}}])
+    pod["spec"]["containers"] = [container("pod-level"), container("own", runAsUser=1001, runAsGroup=2001)]
+    kube.apply(pod, namespace)
+    p = kube.pod_phase(namespace, "who")
+    assert p["status"]["phase"] == "Succeeded", kube.logs(namespace, "who", "pod-level")
+    assert _log_json(kube, namespace, "who", "pod-level") == {
+        "uid": 1000, "gid": 2000, "groups": [3000, 4000], "owner": 1000}
+    assert _log_json(kube, namespace, "who", "own") == {"uid": 1001, "gid": 2001, "groups": [3000, 4000], "owner": 1001}
+
+
+def _waiting(kube, namespace, pod):
+    def reason():
+        p = kube.get("pod", pod, namespace) or {}
+        for cs in (p.get("status") or {}).get("containerStatuses") or []:
+            w = cs.get("state", {}).get("waiting") or {}
+            if w.get("reason") == "CreateContainerConfigError":
+                return w
+        return None
+    return kube.wait_for(reason, 60, f"{pod} in CreateContainerConfigError")
+
+
+def test_run_as_non_root_refuses_a_container_that_would_run_as_root(kube, namespace):
+    """Images are taken to run as root: runAsNonRoot needs a non-zero runAsUser."""
+    kube.apply(pod_manifest("no-user", ["python3", "-c", "print('ran')"],
+                            securityContext={"runAsNonRoot": True}), namespace)
+    kube.apply(pod_manifest("root-user", ["python3", "-c", "print('ran')"],
+                            securityContext={"runAsNonRoot": True, "runAsUser": 0}), namespace)
+    assert "container has runAsNonRoot and image will run as root" in _waiting(kube, namespace, "no-user")["message"]
+    assert "container's runAsUser breaks non-root policy" in _waiting(kube, namespace, "root-user")["message"]
+    for pod in ("no-user", "root-user"):
+        assert kube.get("pod", pod, namespace)["status"]["phase"] == "Pending"
+
+
+WRITES = ("import errno, json, os, sys\n"
+          "out = []\n"
+          "for path in sys.argv[1:]:  # mount paths arrive mapped: the results are in order\n"
+          "    try:\n"
+          "        open(path, 'w').write('x'); out.append('ok')\n"
+          "    except OSError as e:\n"
+          "        out.append(errno.errorcode[e.errno])\n"
+          "print(json.dumps(out))\n")
+
+
+def test_a_read_only_root_filesystem_leaves_only_the_pods_volumes_writable(kube, namespace):
+    """readOnlyRootFilesystem: writing outside a volume fails with EROFS (even
+    as root); emptyDir and claims are writable unless mounted readOnly;
+    ConfigMap and Secret volumes are always read-only, as a kubelet mounts them."""
+    kube.apply([
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"a": "1"}},
+        {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}},
+    ], namespace)
+    paths = ["/probe", "/tmp/probe", "/usr/probe", "/scratch/probe", "/data/probe", "/frozen/probe", "/etc/cfg/probe"]
+    mounts = [{"name": "scratch", "mountPath": "/scratch"}, {"name": "data", "mountPath": "/data"},
+              {"name": "scratch", "mountPath": "/frozen", "subPath": "frozen", "readOnly": True},
+              {"name": "cfg", "mountPath": "/etc/cfg"}]
+    volumes = [{"name": "scratch", "emptyDir": {}}, {"name": "cfg", "configMap": {"name": "cfg"}},
+               {"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]
+    kube.apply(pod_manifest("ro", ["python3", "-c", WRITES, *paths], container={
+        "securityContext": {"readOnlyRootFilesystem": True}, "volumeMounts": mounts}, volumes=volumes), namespace)
+    kube.apply(pod_manifest("rw", ["python3", "-c", WRITES, "/scratch/probe", "/frozen/probe", "/etc/cfg/probe"],
+                            container={"volumeMounts": mounts}, volumes=volumes), namespace)
+    assert kube.pod_phase(namespace, "ro", timeout=90)["status"]["phase"] == "Succeeded", kube.logs(namespace, "ro")
+    assert dict(zip(paths, _log_json(kube, namespace, "ro"))) == {
+        "/probe": "EROFS", "/tmp/probe": "EROFS", "/usr/probe": "EROFS", "/scratch/probe": "ok", "/data/probe": "ok",
+        "/frozen/probe": "EROFS", "/etc/cfg/probe": "EROFS"}
+    assert kube.pod_phase(namespace, "rw", timeout=90)["status"]["phase"] == "Succeeded", kube.logs(namespace, "rw")
+    assert _log_json(kube, namespace, "rw") == ["ok", "EROFS", "EROFS"]
+    if kube.target == "local":
+        assert not os.path.exists("/probe") and not os.path.exists("/tmp/probe")
+
+
+def test_a_restricted_step_pod_runs_the_interpreters_and_writes_its_volumes(kube, namespace):
+    """What a step pod asks for: non-root, read-only root, no privilege
+    escalation, fsGroup; its programs (python3, bash, bun, deno) still run."""
+    script = ("set -e; cd /work; python3 -c 'import os; print(os.getuid())' > uid; "
+              "bun --version > /dev/null; deno --version > /dev/null; "
+              "echo shared > /work/shared/file; cat uid; "
+              "grep NoNewPrivs /proc/self/status")
+    kube.apply({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "shared"},
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}, namespace)
+    kube.apply(pod_manifest("step", ["bash", "-c", script], container={
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                            "readOnlyRootFilesystem": True},
+        "env": [{"name": "HOME", "value": "/work"}],
+        "volumeMounts": [{"name": "work", "mountPath": "/work"}, {"name": "shared", "mountPath": "/work/shared"}]},
+        securityContext={"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532},
+        volumes=[{"name": "work", "emptyDir": {}}, {"name": "shared", "persistentVolumeClaim": {"claimName": "shared"}}]),
+        namespace)
+    p = kube.pod_phase(namespace, "step", timeout=90)
+    assert p["status"]["phase"] == "Succeeded", kube.logs(namespace, "step")
+    assert kube.logs(namespace, "step").split() == ["65532", "NoNewPrivs:", "1"]
