@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -169,13 +170,27 @@ def test_claims_are_provisioned_bound_and_released(kube, namespace):
 
 
 def test_active_deadline_seconds_fails_the_pod(kube, namespace):
-    kube.apply(pod_manifest("slow", ["python3", "-c", "import time; print('started', flush=True); time.sleep(600)"],
-                            activeDeadlineSeconds=2), namespace)
+    marker = f"MILLRACE_TEST_MARKER={namespace}"
+    kube.apply(pod_manifest("slow", ["python3", "-c", "import time; time.sleep(600)"], activeDeadlineSeconds=2,
+                            container={"env": [{"name": "MILLRACE_TEST_MARKER", "value": namespace}]}), namespace)
     p = kube.pod_phase(namespace, "slow", timeout=60)
     assert p["status"]["phase"] == "Failed"
     assert p["status"]["reason"] == "DeadlineExceeded"
     term = p["status"]["containerStatuses"][0]["state"]["terminated"]
     assert term["exitCode"] != 0
+    if kube.target == "local":  # the process is gone, not just reported
+        assert not _processes_with(marker)
+
+
+def _processes_with(env_entry: str) -> list[int]:
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if env_entry.encode() in (proc / "environ").read_bytes().split(b"\0"):
+                found.append(int(proc.name))
+        except OSError:
+            pass
+    return found
 
 
 def test_job_active_deadline_kills_its_pod(kube, namespace):
@@ -450,3 +465,92 @@ def test_a_restricted_step_pod_runs_the_interpreters_and_writes_its_volumes(kube
     p = kube.pod_phase(namespace, "step", timeout=90)
     assert p["status"]["phase"] == "Succeeded", kube.logs(namespace, "step")
     assert kube.logs(namespace, "step").split() == ["65532", "NoNewPrivs:", "1"]
+
+
+def _node_of(kube, namespace, pod):
+    return kube.wait_for(lambda: (kube.get("pod", pod, namespace) or {}).get("spec", {}).get("nodeName"),
+                         60, f"{pod} to be scheduled")
+
+
+def _nodes(kube):
+    return sorted(n["metadata"]["name"] for n in json.loads(kube.kubectl("get", "nodes", "-o", "json").stdout)["items"])
+
+
+def test_pods_are_scheduled_over_two_nodes_as_their_affinity_says(kube, namespace):
+    nodes = _nodes(kube)
+    assert len(nodes) >= 2
+    first, second = nodes[:2]
+    hello = ["python3", "-c", "print('hi')"]
+    kube.apply([
+        pod_manifest("by-selector", hello, nodeSelector={"kubernetes.io/hostname": second}),
+        pod_manifest("by-affinity", hello, affinity={"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": [first]}]}]}}}),
+        pod_manifest("nowhere", hello, nodeSelector={"kubernetes.io/hostname": "no-such-node"}),
+    ], namespace)
+    assert _node_of(kube, namespace, "by-selector") == second
+    assert _node_of(kube, namespace, "by-affinity") == first
+    # Unscheduled pods are spread: ties between nodes are broken in turn.
+    kube.apply([pod_manifest(f"free-{i}", hello) for i in range(4)], namespace)
+    assert {_node_of(kube, namespace, f"free-{i}") for i in range(4)} == {first, second}
+
+    def unschedulable():
+        conds = (kube.get("pod", "nowhere", namespace).get("status") or {}).get("conditions") or []
+        return next((c for c in conds if c["type"] == "PodScheduled" and c["status"] == "False"), None)
+    cond = kube.wait_for(unschedulable, 60, "nowhere to be reported unschedulable")
+    assert cond["reason"] == "Unschedulable" and "didn't match Pod's node affinity/selector" in cond["message"]
+    assert not kube.get("pod", "nowhere", namespace)["spec"].get("nodeName")
+
+
+def test_pod_affinity_puts_a_group_on_one_node(kube, namespace):
+    """The first pod of a group goes anywhere (it matches its own term), the
+    others join it, as kube-scheduler does."""
+    affinity = {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
+        "labelSelector": {"matchLabels": {"group": "g"}}, "topologyKey": "kubernetes.io/hostname"}]}}
+    pods = []
+    for i in range(4):
+        pod = pod_manifest(f"member-{i}", ["python3", "-c", "import time; time.sleep(600)"], affinity=affinity)
+        pod["metadata"]["labels"] = {"group": "g"}
+        pods.append(pod)
+    kube.apply(pods, namespace)
+    assert len({_node_of(kube, namespace, f"member-{i}") for i in range(4)}) == 1
+
+
+def test_a_read_write_once_claim_is_used_by_one_node_at_a_time(kube, namespace):
+    """Pods of one node share a ReadWriteOnce claim at once; a pod of another
+    node waits (Pending, a Multi-Attach event) until the claim is free."""
+    first, second = _nodes(kube)[:2]
+    kube.apply({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "rwo"},
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}, namespace)
+    vol = {"volumes": [{"name": "rwo", "persistentVolumeClaim": {"claimName": "rwo"}}]}
+    mount = {"volumeMounts": [{"name": "rwo", "mountPath": "/data"}]}
+    holder = ("import os, time\n"
+              "open('/data/from-holder', 'w').write('held')\n"
+              "while not os.path.exists('/data/release'):\n"
+              "    time.sleep(0.1)\n")
+    kube.apply(pod_manifest("holder", ["python3", "-c", holder], container=mount,
+                            nodeSelector={"kubernetes.io/hostname": first}, **vol), namespace)
+    kube.wait_for(lambda: (kube.get("pod", "holder", namespace).get("status") or {}).get("phase") == "Running",
+                  60, "the holder to run")
+    kube.apply(pod_manifest("other-node", ["python3", "-c", "print(open('/data/from-holder').read())"], container=mount,
+                            nodeSelector={"kubernetes.io/hostname": second}, **vol), namespace)
+
+    def multi_attach():
+        events = kube.list("events", namespace)
+        return next((e for e in events if e["involvedObject"]["name"] == "other-node"
+                     and e["reason"] == "FailedAttachVolume"), None)
+    event = kube.wait_for(multi_attach, 60, "a Multi-Attach event for the pod of the other node")
+    assert event["type"] == "Warning" and "Multi-Attach error" in event["message"] and "holder" in event["message"]
+    waiting = kube.get("pod", "other-node", namespace)
+    assert waiting["status"]["phase"] == "Pending"
+    assert waiting["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "ContainerCreating"
+    # A pod of the holder's node uses the claim at the same time.
+    kube.apply(pod_manifest("same-node", ["python3", "-c", "open('/data/release', 'w').write('go')"], container=mount,
+                            nodeSelector={"kubernetes.io/hostname": first}, **vol), namespace)
+    assert kube.pod_phase(namespace, "same-node")["status"]["phase"] == "Succeeded"
+    held = kube.pod_phase(namespace, "holder")
+    assert held["status"]["phase"] == "Succeeded"
+    moved = kube.pod_phase(namespace, "other-node", timeout=90)
+    assert moved["status"]["phase"] == "Succeeded"
+    assert kube.logs(namespace, "other-node").strip() == "held"
+    finished = held["status"]["containerStatuses"][0]["state"]["terminated"]["finishedAt"]
+    assert moved["status"]["containerStatuses"][0]["state"]["terminated"]["startedAt"] >= finished
