@@ -8,9 +8,31 @@ Kubernetes.  This file is test code, not part of the product.
 
 What it does, as a kubelet would:
 
-* registers a Node (Ready, InternalIP 127.0.0.1), renews its Lease and
-  heartbeats its status;
-* binds every pending, unscheduled pod to that node (there is no scheduler);
+* registers one or more Nodes (``--node-name``, repeated; Ready, InternalIP
+  127.0.0.1), renews their Leases and heartbeats their status;
+* schedules, as kube-scheduler would (there is none): once a pod's claims
+  are Bound, binds it to a node that fits its nodeSelector, required node
+  affinity (matchExpressions on labels, matchFields on metadata.name) and
+  required pod affinity / anti-affinity (the first pod of a group may go
+  anywhere when it matches its own term), the node with the fewest pods,
+  in turn on a tie; a pod that fits no node is reported Unschedulable;
+* attaches a ReadWriteOnce (or ReadWriteOncePod) claim's volume to one node
+  at a time: a pod of another node waits in ContainerCreating, with a
+  ``FailedAttachVolume`` "Multi-Attach error" event, until no pod of the
+  first node uses the claim;
+* runs each container through node_container.py: as the securityContext's
+  runAsUser / runAsGroup (the container's over the pod's), with fsGroup and
+  supplementalGroups as supplementary groups, in a private mount namespace
+  where readOnlyRootFilesystem makes every mount read-only but the pod's
+  writable volumes (EROFS elsewhere), readOnly volume mounts and ConfigMap,
+  Secret, downwardAPI and projected volumes are read-only, and
+  allowPrivilegeEscalation: false sets no_new_privs.  runAsNonRoot is
+  checked as a kubelet checks it; there are no images, so every image is
+  taken to run as root (uid 0, gid 0) and to name no other users: a
+  runAsNonRoot container without a non-zero runAsUser stays waiting in
+  CreateContainerConfigError.  fsGroup makes emptyDir and claim folders
+  group-writable (setgid) and the other volumes group-readable; emptyDir
+  folders are mode 0777, as a kubelet makes them;
 * runs each pod's containers as local processes: init containers in order,
   then the others side by side, with their ``command`` + ``args`` (with
   ``$(VAR)`` expansion), ``env`` and ``envFrom`` (values, ConfigMap and
@@ -38,10 +60,15 @@ What it does, as a kubelet would:
   on the kubelet's log endpoint, so ``kubectl logs`` works.
 
 What it does not do: images are ignored (a container must set ``command``;
-the process runs with the host's programs, e.g. the python3 on PATH), there
-is no isolation (no namespaces, cgroups, resource limits or users), probes
-are not run (a running container is ready), no exec/attach/port-forward,
-and ports are the host's.
+the process runs with the host's programs, e.g. the python3 on PATH; the
+``--image-path`` folders, which hold them, stay readable for any user), the
+only isolation is the mount namespace and the user (no PID or network
+namespace, cgroups, resource limits, capabilities or seccomp: a container
+that runs as root keeps root's capabilities), taints are not honoured,
+probes are not run (a running container is ready), no
+exec/attach/port-forward, and ports are the host's.  Without
+readOnlyRootFilesystem the container's "root filesystem" is this machine's,
+writable as far as the container's user may write.
 
 Paths: a container's mount paths and working directory are folders under
 ``<pod dir>/containers/<name>/root`` (mount paths are symlinks to the volume
