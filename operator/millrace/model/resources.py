@@ -53,12 +53,16 @@ class Runtime(KubeModel):
 
 
 class Schedule(KubeModel):
-    cron: str
-    timezone: str = "UTC"
+    """When the operator starts runs of a flow by itself (CronJob's fields and rules)."""
+
+    cron: str = Field(description="Five fields, Windmill's six with seconds first, or @hourly, @daily, ...")
+    timezone: str = Field(default="UTC", description="IANA timezone the cron times are wall-clock times of.")
     args: dict[str, Any] = Field(default_factory=dict)
     concurrency_policy: Literal["Allow", "Forbid", "Replace"] = "Allow"
-    successful_runs_history_limit: int = 3
-    failed_runs_history_limit: int = 1
+    starting_deadline_seconds: int | None = Field(default=None, ge=0,
+                                                  description="A fire time missed by more than this is not started.")
+    successful_runs_history_limit: int = Field(default=3, ge=0)
+    failed_runs_history_limit: int = Field(default=1, ge=0)
     suspend: bool = False
 
 
