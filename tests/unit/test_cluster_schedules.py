@@ -42,14 +42,14 @@ class FakeKube:
 
 def flow(schedule: dict[str, Any], status: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"metadata": {"namespace": "ns", "name": "report", "uid": "u-1"},
-            "spec": {"schedule": schedule}, "status": {"schedule": status} if status else {}}
+            "spec": {"schedule": schedule}, "status": status or {}}
 
 
 def test_the_first_pass_records_when_the_schedule_took_effect_and_starts_nothing() -> None:
     kube = FakeKube()
     status = reconcile_schedule(kube, flow({"cron": "0 * * * *"}), now=T0 + 60)
     assert kube.calls == []
-    assert epoch_of(status["since"]) == T0 + 60
+    assert epoch_of(status["schedule"]["since"]) == T0 + 60
     assert epoch_of(status["nextScheduleTime"]) == T0 + HOUR
 
 
@@ -101,11 +101,11 @@ def test_a_changed_cron_starts_counting_again() -> None:
     kube = FakeKube()
     status = reconcile_schedule(kube, flow({"cron": "0 * * * *"}), now=T0 + 60)
     changed = reconcile_schedule(kube, flow({"cron": "30 * * * *"}, status), now=T0 + 5 * HOUR)
-    assert kube.calls == [] and epoch_of(changed["since"]) == T0 + 5 * HOUR
+    assert kube.calls == [] and epoch_of(changed["schedule"]["since"]) == T0 + 5 * HOUR
 
 
 def test_a_pass_is_needed_only_when_the_next_time_has_come() -> None:
-    status = {"cron": "0 * * * *", "nextScheduleTime": "2025-12-02T01:00:00Z"}
+    status = {"schedule": {"cron": "0 * * * *"}, "nextScheduleTime": "2025-12-02T01:00:00Z"}
     assert not due_soon(flow({"cron": "0 * * * *"}, status), now=T0 + 60)
     assert due_soon(flow({"cron": "0 * * * *"}, status), now=T0 + HOUR)
     assert due_soon(flow({"cron": "5 * * * *"}, status), now=T0 + 60)

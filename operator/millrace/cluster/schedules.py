@@ -44,20 +44,22 @@ def epoch_of(text: str | None) -> float | None:
 
 def due_soon(flow: dict[str, Any], now: float) -> bool:
     """Whether a pass could start something: no next time recorded yet, or it has come."""
-    status = (flow.get("status") or {}).get("schedule") or {}
+    status = flow.get("status") or {}
     next_time = epoch_of(status.get("nextScheduleTime"))
-    return next_time is None or now >= next_time or status.get("cron") != (flow["spec"].get("schedule") or {}).get("cron")
+    cron = (flow["spec"].get("schedule") or {}).get("cron")
+    return next_time is None or now >= next_time or (status.get("schedule") or {}).get("cron") != cron
 
 
 def reconcile_schedule(kube: ScheduleKube, flow: dict[str, Any], now: float) -> dict[str, Any]:
-    """One pass over a scheduled Flow; returns its new `status.schedule`."""
+    """One pass over a scheduled Flow; returns the Flow status fields it owns."""
     meta, spec = flow["metadata"], Schedule.model_validate(flow["spec"]["schedule"])
     namespace, name = meta["namespace"], meta["name"]
-    recorded = (flow.get("status") or {}).get("schedule") or {}
+    previous = flow.get("status") or {}
+    recorded = previous.get("schedule") or {}
+    same_cron = recorded.get("cron") == spec.cron
     # A new or changed cron starts counting now: no catch-up run for times before it existed.
-    since = epoch_of(recorded.get("since")) if recorded.get("cron") == spec.cron else None
-    since = now if since is None else since
-    last = epoch_of(recorded.get("lastScheduleTime")) if recorded.get("cron") == spec.cron else None
+    since = (epoch_of(recorded.get("since")) if same_cron else None) or now
+    last = epoch_of(previous.get("lastScheduleTime")) if same_cron else None
     items = kube.list_flowruns(namespace, f"{names.LABEL_FLOW}={names.label_value(name)},{names.LABEL_SCHEDULED}=true")
     runs = [_scheduled_run(item) for item in items]
     decision = decide(name, schedule_policy(spec), since, last, now, runs)
@@ -71,13 +73,12 @@ def reconcile_schedule(kube: ScheduleKube, flow: dict[str, Any], now: float) -> 
     for run in decision.delete:
         kube.delete_flowrun(namespace, run)
     newest = max(kept, key=lambda i: _scheduled_run(i).scheduled_time, default=None)
-    status: dict[str, Any] = {"cron": spec.cron, "since": rfc3339(since)}
-    if decision.last_schedule_time is not None:
-        status["lastScheduleTime"] = rfc3339(decision.last_schedule_time)
-    if decision.next_schedule_time is not None:
-        status["nextScheduleTime"] = rfc3339(decision.next_schedule_time)
-    if decision.held_back:
-        status["heldBack"] = decision.held_back
+    record: dict[str, Any] = {"cron": spec.cron, "since": rfc3339(since), "heldBack": decision.held_back}
+    status: dict[str, Any] = {
+        "schedule": record,
+        "lastScheduleTime": None if decision.last_schedule_time is None else rfc3339(decision.last_schedule_time),
+        "nextScheduleTime": None if decision.next_schedule_time is None else rfc3339(decision.next_schedule_time),
+    }
     if newest is not None:
         status["lastRun"] = newest["metadata"]["name"]
         status["lastRunPhase"] = _phase_shown(newest)

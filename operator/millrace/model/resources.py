@@ -82,11 +82,22 @@ class Condition(KubeModel):
     last_transition_time: str | None = None
 
 
+class ScheduleRecord(KubeModel):
+    """What the operator keeps to apply a schedule's rules."""
+
+    cron: str | None = None
+    since: str | None = Field(default=None, description="When this cron took effect: no run is started for earlier times.")
+    held_back: str | None = Field(default=None, description="Why a due run waits (concurrencyPolicy Forbid).")
+
+
 class FlowStatus(KubeModel):
     conditions: list[Condition] = Field(default_factory=list)
     observed_generation: int | None = None
-    last_run: str | None = None
-    last_run_phase: str | None = None
+    last_run: str | None = Field(default=None, description="The newest run the schedule started.")
+    last_run_phase: str | None = Field(default=None, description="Its phase; Skipped when a trigger found nothing new.")
+    last_schedule_time: str | None = None
+    next_schedule_time: str | None = None
+    schedule: ScheduleRecord | None = None
 
 
 class FlowRef(KubeModel):
