@@ -79,3 +79,10 @@ def test_a_flow_without_a_schedule_needs_cron(shell: Shell) -> None:
     flow = shell.flow("plain", "summary: p\nvalue:\n  modules: []\n")
     refused = shell("schedule", flow, "--max-runs", "1")
     assert refused.code == 2 and "spec.schedule.cron" in refused.err
+
+
+def test_validate_refuses_a_bad_schedule(shell: Shell) -> None:
+    flow = shell.flow("watcher", WATCHER.replace('"* * * * * *"', '"* * * * 9"'))
+    refused = shell("validate", flow)
+    assert refused.code == 2
+    assert "flow 'watcher', field 'spec.schedule.cron'" in refused.err

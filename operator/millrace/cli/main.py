@@ -18,6 +18,7 @@ from ..local.runner import LocalRun
 from ..local.scripts import build_library, search_roots
 from ..model.loader import LoadedFlow, load_flow_file
 from ..model.run import RunStatus
+from ..schedule.policy import schedule_problems
 from . import crds, data, operator, runs, schedule
 from .args import parse_args
 
@@ -91,6 +92,7 @@ def _load_checked(path: Path, scripts: list[Path], sandbox: Sandbox) -> tuple[Lo
     loaded = load_flow_file(path)
     library = build_library(loaded.flow, search_roots(path, scripts))
     problems = validate_flow(loaded, library, sandbox)
+    problems += schedule_problems(loaded.name, (loaded.manifest or {}).get("spec") or {})
     return loaded, library, problems
 
 

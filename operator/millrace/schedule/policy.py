@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any, Mapping
+
+from pydantic import ValidationError
+
+from ..errors import Problem
 from ..model.resources import Schedule
-from .cron import parse_cron
+from .cron import CronError, parse_cron
 from .plan import SchedulePolicy
 
 
@@ -17,3 +22,17 @@ def schedule_policy(spec: Schedule) -> SchedulePolicy:
         successful_runs_history_limit=spec.successful_runs_history_limit,
         failed_runs_history_limit=spec.failed_runs_history_limit,
     )
+
+
+def schedule_problems(flow: str, spec: Mapping[str, Any]) -> list[Problem]:
+    """What is wrong with a Flow spec's `schedule`, for `millrace validate` and the webhook."""
+    raw = spec.get("schedule")
+    if raw is None:
+        return []
+    try:
+        schedule_policy(Schedule.model_validate(raw))
+    except ValidationError as exc:
+        return [Problem(flow, e["msg"], field=".".join(["spec.schedule", *map(str, e["loc"])])) for e in exc.errors()]
+    except CronError as exc:
+        return [Problem(flow, str(exc), field=f"spec.schedule.{exc.field}")]
+    return []
