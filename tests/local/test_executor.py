@@ -223,15 +223,6 @@ def test_bash_timeout(forking: LocalExecutor, tmp_path: Path):
 # --- TypeScript ------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["bun", "deno"])
-def typescript(request: pytest.FixtureRequest) -> str:
-    try:
-        toolchain.find(request.param)
-    except toolchain.RuntimeMissing as missing:
-        pytest.fail(str(missing))
-    return request.param
-
-
 TYPED = """
 type Options = { scale: number };
 export async function main(name: string, count: number = 2, options: Options, missing?: string) {

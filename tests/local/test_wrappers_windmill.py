@@ -20,7 +20,6 @@ import pytest
 
 from millrace.local.executor import LocalExecutor
 from millrace.local.stepapi import LocalStepApi
-from millrace.runtime import toolchain
 from millrace.runtime.protocol import StepError, StepOutcome, StepRequest
 
 pytestmark = pytest.mark.local
@@ -39,15 +38,6 @@ def python(request: pytest.FixtureRequest, step_api: LocalStepApi) -> Iterator[L
 def executor(step_api: LocalStepApi) -> Iterator[LocalExecutor]:
     with LocalExecutor(api=step_api) as running:
         yield running
-
-
-@pytest.fixture(params=["bun", "deno"])
-def typescript(request: pytest.FixtureRequest) -> str:
-    try:
-        toolchain.find(request.param)
-    except toolchain.RuntimeMissing as missing:
-        pytest.fail(str(missing))
-    return request.param
 
 
 def run(executor: LocalExecutor, language: str, code: str, tmp_path: Path, args: dict[str, Any] | None = None,
