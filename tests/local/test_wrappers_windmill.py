@@ -359,3 +359,9 @@ def test_bash_exit_error_counts_characters_not_bytes(executor: LocalExecutor, tm
     for locale in ("C.UTF-8", "C"):  # the step's own locale does not change the count
         failed = error(run(executor, "bash", code, tmp_path, env={"LANG": locale}))
         assert failed.message == 'exit code for "bash run": 1, last log lines:\n' + "é" * 600, locale
+
+
+def test_bash_output_copy_is_kept_out_of_tmp(executor: LocalExecutor, tmp_path: Path):
+    """A pod's root file system is read-only: the wrapper needs nothing outside the step's directory."""
+    outcome = run(executor, "bash", "echo fine\n", tmp_path, env={"TMPDIR": "/nonexistent"})
+    assert result(outcome) == "fine"
