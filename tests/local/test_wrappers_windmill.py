@@ -271,6 +271,27 @@ def test_typescript_null_argument_stays_null(executor: LocalExecutor, tmp_path: 
     assert result(run(executor, typescript, code, tmp_path, {"a": None})) == [None, 6]
 
 
+def test_typescript_date_parameters_get_a_date(executor: LocalExecutor, tmp_path: Path, typescript: str):
+    """Windmill: bun_executor.rs / deno_executor.rs write `args["x"] = args["x"] ? new Date(args["x"]) : undefined`
+    for each parameter the parser (windmill-parser-ts tstype_to_typ) reads as a datetime: `Date`, or a union of
+    two with undefined or null; a falsy argument becomes undefined, so the parameter's default applies."""
+    code = (
+        "export async function main(\n"
+        "  at: Date, // when\n"
+        "  maybe: Date | undefined,\n"
+        "  options: Record<string, (x: number) => Date> = {},\n"
+        "  later?: null | Date,\n"
+        "  text: string = 'x, y',\n"
+        "  fallback: Date = new Date(0),\n"
+        ") {\n"
+        "  return [at.toISOString(), maybe, typeof options, later?.getUTCFullYear(), text, fallback.getTime()];\n"
+        "}\n"
+    )
+    args = {"at": "2024-05-06T07:08:09Z", "maybe": None, "later": "2030-01-01", "text": "2024-05-06", "fallback": ""}
+    assert result(run(executor, typescript, code, tmp_path, args)) == [
+        "2024-05-06T07:08:09.000Z", None, "object", 2030, "2024-05-06", 0]
+
+
 # --- TypeScript: errors -----------------------------------------------------------------
 
 
