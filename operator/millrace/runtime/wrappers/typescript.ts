@@ -7,8 +7,9 @@
 // It does what the wrapper.mjs of Windmill's bun_executor.rs and the wrapper.ts of
 // its deno_executor.rs do: main gets its arguments by position, matched to the
 // parameter names (the runtime has stripped the types, so main.toString() names
-// them); the result is JSON.stringify(result ?? null) with undefined made null and
-// BigInt its decimal string; a thrown error is {name, message, stack}.
+// them), a Date parameter a Date (its type read from the script's source); the
+// result is JSON.stringify(result ?? null) with undefined made null and BigInt its
+// decimal string; a thrown error is {name, message, stack}.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
@@ -146,12 +147,11 @@ function isDate(type: string): boolean {
 
 // Arguments of the parameters typed Date of `export function main` in the script's
 // source become a Date, or undefined when falsy, as Windmill's wrappers convert them.
-function withDates(source: string, args: Record<string, unknown>): Record<string, unknown> {
+function convertDates(source: string, args: Record<string, unknown>): void {
   const declared = /\bexport\s+(?:async\s+)?function\s+main\b/.exec(source);
   for (const { name, type } of declared ? parameters(source.slice(declared.index)) : []) {
     if (name !== undefined && isDate(type)) args[name] = args[name] ? new Date(args[name] as string) : undefined;
   }
-  return args;
 }
 
 async function runStep(): Promise<string> {
@@ -170,7 +170,7 @@ async function runStep(): Promise<string> {
     value: function (this: bigint) { return this.toString(); }, configurable: true, writable: true,
   });
   try {
-    withDates(readFileSync(SCRIPT, "utf8"), args);
+    convertDates(readFileSync(SCRIPT, "utf8"), args);
     if (typeof main !== "function") throw new Error("main function is missing");
     const positional = parameterNames(main.toString()).map((name) => (name === undefined ? undefined : args[name]));
     return success(await main(...positional));
