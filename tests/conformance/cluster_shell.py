@@ -1,0 +1,112 @@
+"""Run conformance cases through the cluster shell: a Flow and a FlowRun each, on
+one operator, approvals through `kubectl millrace resume/cancel`.
+
+Every case's objects are applied first; then one loop reads all FlowRuns of the
+namespace once a second and moves each case on (an action when it suspends,
+done when it ends), so the cases run side by side.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from cluster.conftest import millrace_cli
+
+from .cases import Case, Outcome
+
+TERMINAL = ("Succeeded", "Failed", "Cancelled")
+
+
+def flow_manifest(case: Case) -> dict[str, Any]:
+    if case.flow is None:
+        return dict(yaml.safe_load(case.example_path.read_text(encoding="utf-8")))
+    spec = {"summary": case.name, **case.flow}
+    return {"apiVersion": "millrace.dev/v1alpha1", "kind": "Flow", "metadata": {"name": case.kube_name}, "spec": spec}
+
+
+def run_manifest(case: Case) -> dict[str, Any]:
+    return {"apiVersion": "millrace.dev/v1alpha1", "kind": "FlowRun", "metadata": {"name": f"{case.kube_name}-1"},
+            "spec": {"flowRef": {"name": case.kube_name}, "args": case.args}}
+
+
+def _outcome(status: dict[str, Any], detail: str = "") -> Outcome:
+    return Outcome(status=str(status.get("phase", "")).lower(), result=status.get("result"),
+                   error=status.get("error"), detail=detail or json.dumps(status)[-3000:])
+
+
+def _approval_mark(status: dict[str, Any]) -> str:
+    """What an applied approval changes in a suspended run's status."""
+    step = status.get("suspendedStep")
+    return json.dumps([step, (status.get("steps") or {}).get(step)], sort_keys=True)
+
+
+@dataclass
+class Driver:
+    """One case's FlowRun, moved on by what its status says."""
+
+    case: Case
+    namespace: str
+    pending: list[Any] = field(default_factory=list)
+    mark: str | None = None           # the suspended status an action was applied to
+    outcome: Outcome | None = None
+
+    def __post_init__(self) -> None:
+        self.pending = list(self.case.actions)
+
+    @property
+    def run(self) -> str:
+        return f"{self.case.kube_name}-1"
+
+    def observe(self, kube: Any, status: dict[str, Any]) -> None:
+        phase = status.get("phase")
+        if phase in TERMINAL:
+            self.outcome = _outcome(status)
+        elif phase == "Suspended" and _approval_mark(status) != self.mark:
+            if not self.pending:
+                self.outcome = _outcome(status)
+                return
+            self.mark = _approval_mark(status)
+            self._act(kube, self.pending.pop(0))
+
+    def _act(self, kube: Any, action: Any) -> None:
+        if action.resume is not None:
+            argv = ["resume", self.run, "-n", self.namespace, "--payload", json.dumps(action.resume.payload),
+                    "--approver", action.resume.approver]
+        else:
+            argv = ["cancel", self.run, "-n", self.namespace, "--reason", action.cancel.reason, "--by", action.cancel.by]
+        done = millrace_cli(kube, *argv)
+        if done.returncode != 0:
+            self.outcome = Outcome(status="action refused", detail=f"{' '.join(argv)}: {done.stderr}")
+
+
+def run_in_cluster(kube: Any, namespace: str, cases: list[Case], timeout: float = 270) -> dict[str, Outcome]:
+    """Every case applied as a Flow and a FlowRun, then followed until it ends or suspends with no action left."""
+    outcomes: dict[str, Outcome] = {}
+    drivers: list[Driver] = []
+    for case in cases:
+        applied = kube.apply(flow_manifest(case), namespace, check=False)
+        if applied.returncode == 0:
+            applied = kube.apply(run_manifest(case), namespace, check=False)
+        if applied.returncode != 0:
+            outcomes[case.name] = Outcome(status="not applied", detail=applied.stderr)
+        else:
+            drivers.append(Driver(case, namespace))
+    deadline = time.monotonic() + timeout
+    statuses: dict[str, dict[str, Any]] = {}
+    while drivers and time.monotonic() < deadline:
+        statuses = {item["metadata"]["name"]: item.get("status") or {} for item in kube.list("flowruns", namespace)}
+        for driver in drivers:
+            driver.observe(kube, statuses.get(driver.run, {}))
+        for driver in [d for d in drivers if d.outcome is not None]:
+            outcomes[driver.case.name] = driver.outcome
+            drivers.remove(driver)
+        time.sleep(1)
+    for driver in drivers:
+        status = statuses.get(driver.run, {})
+        outcomes[driver.case.name] = Outcome(status="still running", detail=json.dumps(status)[-3000:])
+    return outcomes
