@@ -87,7 +87,7 @@ class Case(Strict):
         """The Flow's name in the cluster: an example keeps its own, an inline flow is named after its case."""
         if self.example is not None:
             return str(yaml.safe_load(self.example_path.read_text(encoding="utf-8"))["metadata"]["name"])
-        return re.sub(r"[^a-z0-9-]+", "-", self.name.lower()).strip("-")[:50]
+        return re.sub(r"[^a-z0-9-]+", "-", self.name.lower())[:50].strip("-")
 
     def expects_result(self) -> bool:
         return "result" in self.expect.model_fields_set

@@ -84,16 +84,19 @@ class Driver:
             self.outcome = Outcome(status="action refused", detail=f"{' '.join(argv)}: {done.stderr}")
 
 
-def run_in_cluster(kube: Any, namespace: str, cases: list[Case], timeout: float = 270) -> dict[str, Outcome]:
+def run_in_cluster(kube: Any, namespace: str, cases: list[Case], timeout: float = 600) -> dict[str, Outcome]:
     """Every case applied as a Flow and a FlowRun, then followed until it ends or suspends with no action left."""
     outcomes: dict[str, Outcome] = {}
+    # Two `kubectl apply` for all: one object refused does not stop the others, and its error names it.
+    flows = kube.apply([flow_manifest(case) for case in cases], namespace, check=False)
+    runs = kube.apply([run_manifest(case) for case in cases], namespace, check=False)
+    created = {item["metadata"]["name"] for item in kube.list("flowruns", namespace)}
     drivers: list[Driver] = []
     for case in cases:
-        applied = kube.apply(flow_manifest(case), namespace, check=False)
-        if applied.returncode == 0:
-            applied = kube.apply(run_manifest(case), namespace, check=False)
-        if applied.returncode != 0:
-            outcomes[case.name] = Outcome(status="not applied", detail=applied.stderr)
+        names = (f'"{case.kube_name}"', f'"{case.kube_name}-1"')
+        refusals = [line for line in (flows.stderr + runs.stderr).splitlines() if any(n in line for n in names)]
+        if refusals or f"{case.kube_name}-1" not in created:
+            outcomes[case.name] = Outcome(status="not applied", detail="\n".join(refusals) or runs.stderr)
         else:
             drivers.append(Driver(case, namespace))
     deadline = time.monotonic() + timeout

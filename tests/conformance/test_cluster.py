@@ -15,7 +15,8 @@ from cluster.conftest import fresh_namespace, installed_operator
 from .cases import Case, Outcome, all_cases, mismatches, report
 from .cluster_shell import run_in_cluster
 
-pytestmark = pytest.mark.cluster
+# The first test waits for every selected case: more than one test's usual time.
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
 
 CASES = all_cases()
 

@@ -14,7 +14,8 @@ import pytest
 from .cases import Case, Outcome, all_cases, mismatches, report
 from .local_shell import run_locally
 
-pytestmark = pytest.mark.local
+# The first test waits for every selected case: more than one test's usual time.
+pytestmark = [pytest.mark.local, pytest.mark.timeout(900)]
 
 CASES = all_cases()
 
