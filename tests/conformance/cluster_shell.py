@@ -9,15 +9,17 @@ done when it ends), so the cases run side by side.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
 
-from cluster.conftest import millrace_cli
-
-from .cases import Case, Outcome
+from .cases import Action, Case, Outcome
 
 TERMINAL = ("Succeeded", "Failed", "Cancelled")
 
@@ -51,8 +53,9 @@ class Driver:
 
     case: Case
     namespace: str
-    pending: list[Any] = field(default_factory=list)
+    pending: list[Action] = field(default_factory=list)
     mark: str | None = None           # the suspended status an action was applied to
+    acting: subprocess.Popen[str] | None = None
     outcome: Outcome | None = None
 
     def __post_init__(self) -> None:
@@ -63,6 +66,14 @@ class Driver:
         return f"{self.case.kube_name}-1"
 
     def observe(self, kube: Any, status: dict[str, Any]) -> None:
+        if self.acting is not None:
+            if self.acting.poll() is None:
+                return
+            _, err = self.acting.communicate()
+            if self.acting.returncode != 0:
+                self.outcome = Outcome(status="action refused", detail=f"{' '.join(self.acting.args)}: {err}")
+                return
+            self.acting = None
         phase = status.get("phase")
         if phase in TERMINAL:
             self.outcome = _outcome(status)
@@ -71,17 +82,18 @@ class Driver:
                 self.outcome = _outcome(status)
                 return
             self.mark = _approval_mark(status)
-            self._act(kube, self.pending.pop(0))
+            self.acting = self._act(kube, self.pending.pop(0))
 
-    def _act(self, kube: Any, action: Any) -> None:
+    def _act(self, kube: Any, action: Action) -> subprocess.Popen[str]:
+        """`kubectl millrace resume` or `cancel`, left to run while the other cases go on."""
         if action.resume is not None:
             argv = ["resume", self.run, "-n", self.namespace, "--payload", json.dumps(action.resume.payload),
                     "--approver", action.resume.approver]
         else:
+            assert action.cancel is not None
             argv = ["cancel", self.run, "-n", self.namespace, "--reason", action.cancel.reason, "--by", action.cancel.by]
-        done = millrace_cli(kube, *argv)
-        if done.returncode != 0:
-            self.outcome = Outcome(status="action refused", detail=f"{' '.join(argv)}: {done.stderr}")
+        return subprocess.Popen([str(Path(sys.executable).parent / "kubectl-millrace"), *argv], text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **kube.env()})
 
 
 def run_in_cluster(kube: Any, namespace: str, cases: list[Case], timeout: float = 600) -> dict[str, Outcome]:
@@ -102,7 +114,10 @@ def run_in_cluster(kube: Any, namespace: str, cases: list[Case], timeout: float 
     deadline = time.monotonic() + timeout
     statuses: dict[str, dict[str, Any]] = {}
     while drivers and time.monotonic() < deadline:
-        statuses = {item["metadata"]["name"]: item.get("status") or {} for item in kube.list("flowruns", namespace)}
+        try:
+            statuses = {item["metadata"]["name"]: item.get("status") or {} for item in kube.list("flowruns", namespace)}
+        except subprocess.TimeoutExpired:
+            continue  # a loaded API server: ask again
         for driver in drivers:
             driver.observe(kube, statuses.get(driver.run, {}))
         for driver in [d for d in drivers if d.outcome is not None]:
@@ -110,6 +125,8 @@ def run_in_cluster(kube: Any, namespace: str, cases: list[Case], timeout: float 
             drivers.remove(driver)
         time.sleep(1)
     for driver in drivers:
+        if driver.acting is not None:
+            driver.acting.kill()
         status = statuses.get(driver.run, {})
         outcomes[driver.case.name] = Outcome(status="still running", detail=json.dumps(status)[-3000:])
     return outcomes
