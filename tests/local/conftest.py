@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,6 +12,7 @@ from millrace.local.datastore import DataStore
 from millrace.local.stepapi import LocalStepApi
 from millrace.runtime import toolchain
 
+import databases
 from cli_shell import Shell
 
 
@@ -41,3 +43,17 @@ def typescript(request: pytest.FixtureRequest) -> str:
     except toolchain.RuntimeMissing as missing:
         pytest.fail(str(missing))
     return request.param
+
+
+@pytest.fixture(scope="session")
+def postgres_resource() -> Iterator[dict[str, Any]]:
+    """A real PostgreSQL server on 127.0.0.1 (databases.py); Windmill's postgresql resource for it."""
+    with databases.postgres() as resource:
+        yield resource
+
+
+@pytest.fixture(scope="session")
+def mysql_resource() -> Iterator[dict[str, Any]]:
+    """A real MariaDB server on 127.0.0.1 (databases.py); Windmill's mysql resource for it."""
+    with databases.mariadb() as resource:
+        yield resource

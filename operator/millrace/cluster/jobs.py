@@ -26,8 +26,13 @@ DEFAULT_IMAGES: dict[str, str] = {
     "bash": "bash:5.2",
     "bun": "oven/bun:1",
     "deno": "denoland/deno:2",
+    # SQL steps run the SQL wrapper on Python: the image must have the dialect's driver (docs/architecture.md).
+    "postgresql": "python:3.12-slim",
+    "mysql": "python:3.12-slim",
+    "duckdb": "python:3.12-slim",
 }
-PROGRAMS = {"python3": "python3", "bash": "bash", "bun": "bun", "deno": "deno"}
+PROGRAMS = {"python3": "python3", "bash": "bash", "bun": "bun", "deno": "deno",
+            "postgresql": "python3", "mysql": "python3", "duckdb": "python3"}
 # Restricted Pod Security Standard, by default.
 POD_SECURITY: dict[str, Any] = {"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532,
                                 "seccompProfile": {"type": "RuntimeDefault"}}

@@ -13,6 +13,10 @@ SUPPORTED: dict[str, Language] = {
     "deno": "deno",
     # Windmill's native TypeScript runs plain fetch-style scripts: bun runs them.
     "nativets": "bun",
+    # SQL runs in the SQL wrapper, with the dialect's driver (runtime/wrappers/sql.py).
+    "postgresql": "postgresql",
+    "mysql": "mysql",
+    "duckdb": "duckdb",
 }
 
 

@@ -190,7 +190,7 @@ class LocalExecutor:
         return self.python if runtime == "python3" else toolchain.find(runtime, self.environ)
 
     def _start(self, request: StepRequest, launch: Launch, env: dict[str, str], log: Path) -> StepProcess:
-        if self.forks is not None and RUNTIME[request.language] == "python3":
+        if self.forks is not None and request.language == "python3":
             return self.forks.spawn(request.workdir, env, str(log))
         with log.open("wb") as output:
             process = subprocess.Popen(

@@ -27,7 +27,9 @@ TS_CLIENT_SPELLINGS = re.compile(r"""(["'])(?:npm:windmill-client(?:@[^"'/]*)?|h
 
 # The binary each language runs on. Windmill's native TypeScript is plain
 # fetch-style code: bun runs it.
-RUNTIME: dict[Language, str] = {"python3": "python3", "bash": "bash", "bun": "bun", "deno": "deno", "nativets": "bun"}
+RUNTIME: dict[Language, str] = {"python3": "python3", "bash": "bash", "bun": "bun", "deno": "deno", "nativets": "bun",
+                                "postgresql": "python3", "mysql": "python3", "duckdb": "python3"}
+SQL: frozenset[Language] = frozenset({"postgresql", "mysql", "duckdb"})
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ def typescript(code: str) -> str:
 def plan(request: StepRequest, program: str, wrappers: Path = WRAPPERS, sdk: Path = SDK) -> Launch:
     """The files and command for `request`, run by `program` (the language's runtime binary)."""
     args = json.dumps(request.args)
+    if request.language in SQL:
+        return Launch({"main.sql": request.code, "args.json": args}, [program, str(wrappers / "sql.py"), request.language])
     match RUNTIME[request.language]:
         case "python3":
             return Launch({"main.py": request.code, "args.json": args}, [program, str(wrappers / "python3.py")])

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-Language = Literal["python3", "bash", "bun", "deno", "nativets"]
+Language = Literal["python3", "bash", "bun", "deno", "nativets", "postgresql", "mysql", "duckdb"]
 
 # The step's identity as the shell puts it in its environment (Windmill's name for the step id).
 RUN_ID_ENV, FLOW_ENV, STEP_ID_ENV = "MILLRACE_RUN_ID", "MILLRACE_FLOW", "WM_FLOW_STEP_ID"
