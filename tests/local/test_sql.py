@@ -130,5 +130,5 @@ def test_mysql_positional_arguments_against_mariadb(shell: Shell, tmp_path: Path
             "SELECT name, qty, qty * 100 / 100 AS ratio FROM stock WHERE name LIKE 'b%';\n")
     path = flow(tmp_path / "my.yaml", [("m", "mysql", with_db("f/db/my", name="bolt", qty=3), code)])
     document = shell.run(path)
-    assert document["exit"] == 0, document
+    assert document["exit"] == 0, document["error"]
     assert document["result"] == [{"name": "bolt", "qty": 3, "ratio": "3.0000"}]

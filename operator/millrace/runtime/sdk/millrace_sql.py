@@ -324,32 +324,27 @@ def mysql_named(code: str) -> bool:
 def mysql_statement(block: str, declared: List[Arg], values: Dict[str, Any], named: bool) -> Tuple[str, List[Any]]:
     """One statement in the driver's %s form: `?` take the declared arguments in order, `:name` by name.
 
-    Literal % outside quotes are doubled for the driver; the declaration
-    comments are passed over, as the placeholders are only read outside them.
+    Every literal % is doubled for the driver, quoted ones too; placeholders
+    are only read outside quotes and comments, so declarations stay as they are.
     """
     parts, params, last, position = [], [], 0, 0
     by_name = {arg.name: arg for arg in declared}
-    marks = list(_outside_quotes(block, lambda c, f: c in "?%" or (c == ":" and (f.isalpha() or f == "_"))))
-    for index in marks:
-        char = block[index]
-        parts.append(block[last:index])
-        last = index + 1
-        if char == "%":
-            parts.append("%%")
-        elif char == "?" and not named:
+    for index in list(_outside_quotes(block, lambda c, f: c == "?" or (c == ":" and (f.isalpha() or f == "_")))):
+        if block[index] == "?" and not named:
             if position >= len(declared):
                 raise SqlStepError(f"the statement has more ? placeholders than declared arguments ({len(declared)})")
-            params.append(bound_value(declared[position], values.get(declared[position].name)))
+            arg = declared[position]
             position += 1
-            parts.append("%s")
-        elif char == ":" and named:
+            end = index + 1
+        elif block[index] == ":" and named:
             name = re.compile(r"[A-Za-z_][A-Za-z0-9_]*").match(block, index + 1).group(0)  # type: ignore[union-attr]
-            last = index + 1 + len(name)
             if name not in by_name:
                 raise SqlStepError(f"the statement uses :{name}, which no `-- :{name} (type)` line declares")
-            params.append(bound_value(by_name[name], values.get(name)))
-            parts.append("%s")
+            arg, end = by_name[name], index + 1 + len(name)
         else:
-            parts.append(char)
-    parts.append(block[last:])
+            continue
+        parts.append(block[last:index].replace("%", "%%") + "%s")
+        params.append(bound_value(arg, values.get(arg.name)))
+        last = end
+    parts.append(block[last:].replace("%", "%%"))
     return "".join(parts), params
