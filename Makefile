@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CACHE ?= $(HOME)/.cache/millrace
 export MILLRACE_CACHE := $(CACHE)
 
-.PHONY: setup demo test test-unit test-local test-cluster bench tools crds clean
+.PHONY: setup demo test test-unit test-local test-cluster bench tools databases crds clean
 
 $(BIN)/millrace: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,11 +13,15 @@ $(BIN)/millrace: pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
-setup: $(BIN)/millrace tools
+setup: $(BIN)/millrace tools databases
 
 # TypeScript runtimes (bun, deno) from the npm registry, cached outside the repository.
 tools:
 	@$(PYTHON) scripts/install_node_tools.py
+
+# PostgreSQL and MariaDB servers for the SQL step tests, from Debian's packages when missing.
+databases:
+	@sh scripts/install_databases.sh
 
 demo: setup
 	$(BIN)/millrace run examples/hello-flow.yaml --arg name=world
