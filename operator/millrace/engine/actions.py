@@ -36,6 +36,8 @@ class RunFlow(AttemptAction):
     step_id: str
     flow_path: str
     args: dict[str, Any] = Field(default_factory=dict)
+    # How deep the child run is nested under the top run (1 for a flow's own inner flows).
+    depth: int = 1
 
 
 class CancelStep(AttemptAction):

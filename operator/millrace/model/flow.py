@@ -33,6 +33,7 @@ class StopAfterIf(OpenFlowModel):
     expr: str
     skip_if_stopped: bool | None = None
     error_message: str | None = None
+    error_include_result: bool | None = None
 
 
 class SkipIf(OpenFlowModel):
@@ -146,7 +147,8 @@ class BranchAllBranch(OpenFlowModel):
 class BranchAll(OpenFlowModel):
     type: Literal["branchall"]
     branches: list[BranchAllBranch]
-    parallel: bool = False
+    # Windmill's default (flows.rs FlowModuleValue::BranchAll): parallel.
+    parallel: bool = True
 
 
 class Identity(OpenFlowModel):

@@ -94,6 +94,7 @@ class FlowRunSpec(KubeModel):
     flow: FlowSpec | None = Field(default=None, description="An inline flow, instead of flowRef.")
     args: dict[str, Any] = Field(default_factory=dict)
     cancel: bool = False
+    depth: int = Field(default=0, description="How deep an inner flow's child run is nested (set by the operator).")
 
 
 class FlowRunStatus(RunStatus):
