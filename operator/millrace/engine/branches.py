@@ -2,7 +2,8 @@
 
 Windmill (worker_flow.rs compute_next_flow_transform,
 update_flow_status_after_job_completion_internal):
-- branch-all runs its branches in parallel unless `parallel: false`;
+- branch-all runs its branches in parallel unless `parallel: false`; a
+  parallel one decides once every branch has ended;
 - a stop inside a parallel branch ends that branch only; inside a sequential
   one it stops the flow, with the array of branch results when it is the
   last branch, else with that branch's result;
@@ -44,6 +45,7 @@ def branchone(w: Walker, value: BranchOne, path: str, st: StepState, frame: Fram
 def branchall(w: Walker, value: BranchAll, path: str, st: StepState, frame: Frame) -> Status:
     results: dict[int, Any] = {}
     inner_results: dict[str, Any] = {}
+    first_failure: Failed | None = None
     waiting = False
     last = len(value.branches) - 1
     for i, branch in enumerate(value.branches):
@@ -56,12 +58,18 @@ def branchall(w: Walker, value: BranchAll, path: str, st: StepState, frame: Fram
             continue
         results[i] = status.result
         if isinstance(status, Failed):
-            if not branch.skip_failure:
+            if branch.skip_failure:
+                continue
+            if not value.parallel:
                 return Failed(status.error, ordered(results), handled=status.handled)
+            # Parallel branches all run to their end before the branch-all fails.
+            first_failure = first_failure or status
         elif isinstance(status, Stopped) and not value.parallel:
             return Stopped(ordered(results) if i == last else status.result, skip=status.skip)
         inner_results.update({k: v for k, v in inner.results.items() if k not in frame.results})
     if waiting:
         return WAITING
+    if first_failure is not None:
+        return Failed(first_failure.error, ordered(results), handled=first_failure.handled)
     frame.results.update(inner_results)
     return Done(ordered(results))

@@ -11,7 +11,8 @@ Windmill (worker_flow.rs update_flow_status_after_job_completion_internal):
   with `result` = that iteration's result; true breaks the loop;
 - on a while loop it is the loop's exit test, likewise;
 - a failed iteration fails the loop (unless skip_failures) with the results
-  so far, the failed iteration's result in its slot.
+  so far, the failed iteration's result in its slot; a parallel loop first
+  lets every iteration end (it decides once all have completed).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def forloop(w: Walker, module: FlowModule, loop: ForloopFlow, path: str, st: Ste
     total = len(st.items)
     width = (st.parallelism or total or 1) if loop.parallel else 1
     results: dict[int, Any] = {}
+    first_failure: Failed | None = None
     active = 0
     for index in range(total):
         if index >= st.started:
@@ -54,16 +56,20 @@ def forloop(w: Walker, module: FlowModule, loop: ForloopFlow, path: str, st: Ste
         if isinstance(status, Waiting):
             active += 1
             continue
-        if isinstance(status, Failed):
-            results[index] = status.result
-            if not loop.skip_failures:
-                return Failed(status.error, ordered(results), handled=status.handled)
-            continue
         results[index] = status.result
-        if not loop.parallel and (isinstance(status, Stopped) or _breaks(w, module, path, status.result, frame)):
+        if isinstance(status, Failed):
+            if loop.skip_failures:
+                continue
+            if not loop.parallel:
+                return Failed(status.error, ordered(results), handled=status.handled)
+            # Parallel iterations all run to their end before the loop fails.
+            first_failure = first_failure or status
+        elif not loop.parallel and (isinstance(status, Stopped) or _breaks(w, module, path, status.result, frame)):
             return Done(ordered(results))
     if active or len(results) < total:
         return WAITING
+    if first_failure is not None:
+        return Failed(first_failure.error, ordered(results), handled=first_failure.handled)
     return Done(ordered(results))
 
 
