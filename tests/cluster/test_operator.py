@@ -144,7 +144,7 @@ def test_a_failing_step_fails_the_run_with_its_traceback(kube: Any, namespace: s
     kube.apply(run_manifest("boom-1", "boom"), namespace)
     status = wait_phase(kube, namespace, "boom-1")
     assert status["phase"] == "Failed"
-    assert status["error"]["name"] == "ValueError" and status["error"]["step"] == "explode"
+    assert status["error"]["name"] == "ValueError" and status["error"]["step_id"] == "explode"
     assert "no good" in status["error"]["stack"]
     finished = next(c for c in status["conditions"] if c["type"] == "Finished")
     assert finished["reason"] == "Failed" and "no good" in finished["message"]

@@ -295,7 +295,8 @@ def test_a_failure_module_that_fails_leaves_both_errors(shell: Shell):
         "  failure_module:\n    id: failure\n    value:\n      type: rawscript\n      language: python3\n"
         "      input_transforms: {}\n      content: |\n        def main():\n            raise ValueError('second')\n"))
     failed = shell.run(shell.flow("double", text))
-    assert failed["exit"] == 1 and failed["result"] is None
+    # Windmill: the run's result is the failure module's own (failed) result.
+    assert failed["exit"] == 1 and failed["result"]["error"]["name"] == "ValueError"
     assert failed["error"]["name"] == "KeyError" and failed["error"]["step_id"] == "a"
     assert failed["error"]["message"] == "'first' (and the failure module failed: second)"
     assert shell.record(failed["run"])["steps"]["failure"]["error"]["name"] == "ValueError"

@@ -247,11 +247,10 @@ def test_branchone_falls_back_to_default_and_results_are_visible_after() -> None
     assert state.steps["b"].branch == -1
 
 
-def test_branchone_with_empty_branch_gives_an_empty_array() -> None:
-    """Windmill: compute_next_flow_transform answers an empty branch with EmptyInnerFlows,
-    whose result is the (empty) array of its flow jobs' results."""
+def test_branchone_with_empty_branch_passes_previous_result() -> None:
+    """Windmill: push_next_flow_job passes the last result on for an empty chosen branch."""
     f = flow(script("a"), branchone("b", [("true", [])], []))
-    assert Harness(f, lambda a: "prev").run().result == []
+    assert Harness(f, lambda a: "prev").run().result == "prev"
 
 
 def branchall(step_id: str, branches: list[list[dict[str, Any]]], parallel: bool, skip: bool = False) -> dict[str, Any]:
@@ -320,9 +319,9 @@ def test_stop_after_if_with_skip_marks_the_run_skipped() -> None:
 def test_stop_after_if_with_error_message_fails() -> None:
     f = flow(script("a", stop_after_if={"expr": "true", "error_message": "no data"}))
     state = Harness(f, lambda a: 1).run()
-    # Windmill: worker_flow.rs get_stop_after_if_data formats the message.
+    # Windmill: worker_flow.rs update_flow_status_after_job_completion_internal names it EarlyStopError.
     assert state.phase == "Failed" and state.error is not None
-    assert (state.error.name, state.error.message) == ("EarlyStopError", "Flow early stop: no data")
+    assert (state.error.name, state.error.message) == ("EarlyStopError", "no data")
 
 
 def test_stop_inside_a_branch_stops_the_flow() -> None:

@@ -99,12 +99,12 @@ def test_error_objects_have_exactly_message_name_stack_step_id() -> None:
 
 
 def test_stop_after_if_error_message_fails_with_an_early_stop_error() -> None:
-    """get_stop_after_if_data: "Flow early stop: <message>", or the expression when the message is empty."""
+    """get_stop_after_if_data: the message, or "stop after if: <expr>" when it is empty."""
     f = flow(script("a", stop_after_if={"expr": "result > 0", "error_message": ""}), script("b"))
     h = Harness(f, lambda act: 1)
     state = h.run()
     assert state.phase == "Failed" and state.error is not None
-    assert (state.error.name, state.error.message) == ("EarlyStopError", "Flow early stop: result > 0")
+    assert (state.error.name, state.error.message) == ("EarlyStopError", "stop after if: result > 0")
     assert [a.step_id for a in h.started] == ["a"]
 
 
@@ -156,22 +156,13 @@ def test_a_stop_inside_a_parallel_branchall_ends_only_that_branch() -> None:
     assert "b/0/x2" not in state.steps
 
 
-def test_a_stop_inside_the_last_sequential_branch_stops_the_flow_with_all_branch_results() -> None:
-    f = flow(branchall("b", [[script("x")], [script("y", stop_after_if={"expr": "true"})]], parallel=False), script("after"))
-    h = Harness(f, lambda act: act.step_id)
-    state = h.run()
-    assert state.stopped_early and state.result == ["x", "y"]
-    assert "after" not in state.steps
-
-
-def test_a_stop_inside_an_earlier_sequential_branch_stops_the_flow_with_that_branch_result() -> None:
-    """Source, not the issue text: for a branch that is not the last, the sequential
-    branch-all arm of update_flow_status_after_job_completion_internal keeps the
-    sub-flow's own result (no flow_jobs array is read) and the flow stops with it."""
+def test_a_stop_inside_a_sequential_branchall_stops_the_flow_with_the_branch_results_so_far() -> None:
+    """update_flow_status_after_job_completion_internal: a sequential branch-all does not go on
+    to its next branch once stopped; its result is the array of its flow jobs' results."""
     f = flow(branchall("b", [[script("x", stop_after_if={"expr": "true"})], [script("y")]], parallel=False), script("after"))
     h = Harness(f, lambda act: act.step_id)
     state = h.run()
-    assert state.stopped_early and state.result == "x"
+    assert state.stopped_early and state.result == ["x"]
     assert [a.step_id for a in h.started] == ["x"]
 
 

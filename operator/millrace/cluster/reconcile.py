@@ -248,9 +248,11 @@ class RunReconciler:
         for cm in pending:
             request = json.loads(cm["data"]["request"])
             status.applied_resumes.append(cm["metadata"]["name"])
-            if request.get("cancel"):
+            if request.get("disapprove"):
                 # A resume link's cancel URL disapproves the suspended step: the run fails, it is not cancelled.
                 events.append(Disapproved(approver=request.get("approver") or "anonymous", now=now))
+            elif request.get("cancel"):
+                events.append(CancelRequested(reason=request.get("reason") or "cancelled", by=request.get("approver") or "anonymous", now=now))
             else:
                 events.append(Resumed(payload=request.get("payload"), approver=request.get("approver") or "anonymous", now=now))
         return events

@@ -5,10 +5,10 @@ update_flow_status_after_job_completion_internal):
 - branch-all runs its branches in parallel unless `parallel: false`; a
   parallel one decides once every branch has ended;
 - a stop inside a parallel branch ends that branch only; inside a sequential
-  one it stops the flow, with the array of branch results when it is the
-  last branch, else with that branch's result;
+  one it stops the flow, with the array of branch results so far;
 - a branch-one branch's result is its last step's result; an empty branch
-  gives [] (EmptyInnerFlows).
+  passes the previous result on (push_next_flow_job, EmptyInnerFlows with a
+  chosen branch).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def branchone(w: Walker, value: BranchOne, path: str, st: StepState, frame: Fram
                 break
     modules = value.default if st.branch < 0 else value.branches[st.branch].modules
     if not modules:
-        return Done([])
+        return Done(frame.previous_result)
     prefix = join(path, "default" if st.branch < 0 else st.branch)
     # The branch's results stay visible after it: they share the enclosing results.
     inner = body_frame(frame, frame.flow_input, frame.results, st.timeout_s)
@@ -47,7 +47,6 @@ def branchall(w: Walker, value: BranchAll, path: str, st: StepState, frame: Fram
     inner_results: dict[str, Any] = {}
     first_failure: Failed | None = None
     waiting = False
-    last = len(value.branches) - 1
     for i, branch in enumerate(value.branches):
         inner = body_frame(frame, frame.flow_input, dict(frame.results), st.timeout_s)
         status = run_body(w, branch.modules, join(path, i), inner)
@@ -65,7 +64,7 @@ def branchall(w: Walker, value: BranchAll, path: str, st: StepState, frame: Fram
             # Parallel branches all run to their end before the branch-all fails.
             first_failure = first_failure or status
         elif isinstance(status, Stopped) and not value.parallel:
-            return Stopped(ordered(results) if i == last else status.result, skip=status.skip)
+            return Stopped(ordered(results), skip=status.skip)
         inner_results.update({k: v for k, v in inner.results.items() if k not in frame.results})
     if waiting:
         return WAITING

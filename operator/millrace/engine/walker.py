@@ -371,11 +371,11 @@ class Walker:
         return Done(st.result)
 
     def _stop_with_error(self, st: StepState, path: str, stop: StopAfterIf) -> Status:
-        """Windmill (get_stop_after_if_data): the flow fails with "Flow early stop: <message or expr>";
-        no failure module runs for it."""
+        """Windmill (get_stop_after_if_data): the flow fails with an EarlyStopError whose message
+        is `error_message`, or "stop after if: <expr>" when it is empty; no failure module runs."""
         error = ErrorInfo(
             name="EarlyStopError",
-            message=f"Flow early stop: {stop.error_message or stop.expr}",
+            message=stop.error_message or f"stop after if: {stop.expr}",
             step_id=path,
             result=st.result if stop.error_include_result else None,
         )
