@@ -64,7 +64,7 @@ def forloop(w: Walker, module: FlowModule, loop: ForloopFlow, path: str, st: Ste
                 return Failed(status.error, ordered(results), handled=status.handled)
             # Parallel iterations all run to their end before the loop fails.
             first_failure = first_failure or status
-        elif not loop.parallel and (isinstance(status, Stopped) or _breaks(w, module, path, status.result, frame)):
+        elif not loop.parallel and (isinstance(status, Stopped) or _breaks(w, module, path, st, index, status.result, frame)):
             return Done(ordered(results))
     if active or len(results) < total:
         return WAITING
@@ -92,7 +92,7 @@ def whileloop(w: Walker, module: FlowModule, loop: WhileloopFlow, path: str, st:
         if isinstance(status, Failed):
             if not loop.skip_failures:
                 return Failed(status.error, results, handled=status.handled)
-        elif isinstance(status, Stopped) or _breaks(w, module, path, status.result, frame):
+        elif isinstance(status, Stopped) or _breaks(w, module, path, st, index, status.result, frame):
             return Done(results)
         index += 1
 
@@ -104,11 +104,14 @@ def _parallelism(w: Walker, loop: ForloopFlow, frame: Frame, path: str) -> int |
     return max(1, int(value)) if value else None
 
 
-def _breaks(w: Walker, module: FlowModule, path: str, result: Any, frame: Frame) -> bool:
-    """A loop's own stop_after_if, tested after each iteration with that iteration's result."""
-    if module.stop_after_if is None:
+def _breaks(w: Walker, module: FlowModule, path: str, st: StepState, index: int, result: Any, frame: Frame) -> bool:
+    """A loop's own stop_after_if, tested once after each iteration with that iteration's result."""
+    if module.stop_after_if is None or index < st.tested:
         return False
-    return w.truthy(module.stop_after_if.expr, frame, path, "stop_after_if.expr", {"result": result})
+    if w.truthy(module.stop_after_if.expr, frame, path, "stop_after_if.expr", {"result": result}):
+        return True
+    st.tested = index + 1
+    return False
 
 
 def _iteration(w: Walker, body: list[FlowModule], path: str, st: StepState, index: int, value: Any,

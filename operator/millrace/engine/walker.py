@@ -335,7 +335,10 @@ class Walker:
         for name in _CONTAINER_DECISIONS:
             setattr(st, name, None)
         st.started = 0
+        st.tested = 0
         st.skip_stopped = False
+        for key in [k for k in self.carried if k == path or k.startswith(path + "/")]:
+            del self.carried[key]
         st.handled = False
         for inner, old in list(self.state.steps.items()):
             if inner.startswith(path + "/"):

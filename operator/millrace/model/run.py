@@ -61,6 +61,8 @@ class StepState(KubeModel):
     input: dict[str, Any] | None = None
     branch: int | None = None
     started: int = 0
+    # Loop iterations whose `stop_after_if` already said "go on": not tested again.
+    tested: int = 0
     stopped: bool | None = None
     skip_stopped: bool = False
     final: bool = False
