@@ -138,6 +138,24 @@ def test_stop_after_if_on_a_for_loop_is_tested_after_every_iteration() -> None:
     assert state.result == {"l": [1, 2]}
 
 
+def test_a_for_loop_stop_after_if_sees_all_iters() -> None:
+    """update_flow_status_after_job_completion_internal binds `all_iters` (the results so far)
+    when a loop's stop_after_if names it."""
+    f = flow(loop("l", "[1, 2, 3, 4]", [script("x", {"v": "flow_input.iter.value"})]) | {"stop_after_if": {"expr": "all_iters.length == 3"}})
+    assert Harness(f, lambda act: act.args["v"]).run().result == [1, 2, 3]
+
+
+def test_conditions_see_the_tested_value_as_result_and_previous_result() -> None:
+    """compute_bool_from_expr binds `result` and `previous_result` to the same value: the step's
+    own result for stop_after_if, the last result for skip_if and branch conditions."""
+    f = flow(script("a", stop_after_if={"expr": "previous_result == 'a' && result == 'a'"}), script("b"))
+    assert Harness(f, lambda act: act.step_id).run().stopped_early
+    f = flow(script("a"), script("b", skip_if={"expr": "result == 'a'"}),
+             branchone("c", [("result == 'a'", [script("d")])], []))
+    h = Harness(f, lambda act: act.step_id)
+    assert h.run().result == "d" and [a.step_id for a in h.started] == ["a", "d"]
+
+
 def test_a_stop_inside_a_parallel_loop_ends_only_that_iteration() -> None:
     """Parallel iterations are counted, not broken: the stop ends its own sub-flow."""
     body = [script("x", {"v": "flow_input.iter.value"}, stop_after_if={"expr": "result == 2"}), script("y", {"v": "previous_result"})]

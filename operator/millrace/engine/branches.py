@@ -30,7 +30,7 @@ def branchone(w: Walker, value: BranchOne, path: str, st: StepState, frame: Fram
     if st.branch is None:
         st.branch = -1
         for i, branch in enumerate(value.branches):
-            if w.truthy(branch.expr, frame, path, f"branches[{i}].expr", {"result": frame.previous_result}):
+            if w.test(branch.expr, frame, path, f"branches[{i}].expr", frame.previous_result):
                 st.branch = i
                 break
     modules = value.default if st.branch < 0 else value.branches[st.branch].modules

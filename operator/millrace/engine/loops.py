@@ -64,7 +64,8 @@ def forloop(w: Walker, module: FlowModule, loop: ForloopFlow, path: str, st: Ste
                 return Failed(status.error, ordered(results), handled=status.handled)
             # Parallel iterations all run to their end before the loop fails.
             first_failure = first_failure or status
-        elif not loop.parallel and (isinstance(status, Stopped) or _breaks(w, module, path, st, index, status.result, frame)):
+        elif not loop.parallel and (isinstance(status, Stopped)
+                                    or _breaks(w, module, path, st, index, ordered(results), frame)):
             return Done(ordered(results))
     if active or len(results) < total:
         return WAITING
@@ -92,7 +93,7 @@ def whileloop(w: Walker, module: FlowModule, loop: WhileloopFlow, path: str, st:
         if isinstance(status, Failed):
             if not loop.skip_failures:
                 return Failed(status.error, results, handled=status.handled)
-        elif isinstance(status, Stopped) or _breaks(w, module, path, st, index, status.result, frame):
+        elif isinstance(status, Stopped) or _breaks(w, module, path, st, index, results, frame):
             return Done(results)
         index += 1
 
@@ -104,11 +105,14 @@ def _parallelism(w: Walker, loop: ForloopFlow, frame: Frame, path: str) -> int |
     return max(1, int(value)) if value else None
 
 
-def _breaks(w: Walker, module: FlowModule, path: str, st: StepState, index: int, result: Any, frame: Frame) -> bool:
-    """A loop's own stop_after_if, tested once after each iteration with that iteration's result."""
+def _breaks(w: Walker, module: FlowModule, path: str, st: StepState, index: int, all_iters: list[Any],
+            frame: Frame) -> bool:
+    """A loop's own stop_after_if, tested once after each iteration with that iteration's
+    result (and, as Windmill names it, `all_iters`: every result so far)."""
+    result = all_iters[-1]
     if module.stop_after_if is None or index < st.tested:
         return False
-    if w.truthy(module.stop_after_if.expr, frame, path, "stop_after_if.expr", {"result": result}):
+    if w.test(module.stop_after_if.expr, frame, path, "stop_after_if.expr", result, {"all_iters": all_iters}):
         return True
     st.tested = index + 1
     return False

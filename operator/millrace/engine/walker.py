@@ -232,7 +232,7 @@ class Walker:
         st = self.state.steps[path] = StepState(type=module.value.type, started_at=self.now, attempts=base, base_attempt=base)
         self._owned.add(path)
         try:
-            if module.skip_if and self.truthy(module.skip_if.expr, frame, path, "skip_if.expr"):
+            if module.skip_if and self.test(module.skip_if.expr, frame, path, "skip_if.expr", frame.previous_result):
                 # Windmill: a skipped step runs as an identity step.
                 st.phase = "Skipped"
                 st.result = frame.previous_result
@@ -318,8 +318,7 @@ class Walker:
         delay = retry_policy.next_delay(policy, max(1, st.attempts - st.base_attempt), seed=path)
         if delay is None:
             return False
-        if policy.retry_if and not self.truthy(policy.retry_if.expr, frame, path, "retry.retry_if.expr",
-                                               {"result": error_value(error)}):
+        if policy.retry_if and not self.test(policy.retry_if.expr, frame, path, "retry.retry_if.expr", error_value(error)):
             return False
         if not st.runs_script:
             self._reset_container(path, st)
@@ -352,7 +351,7 @@ class Walker:
         stop = module.stop_after_all_iters_if if isinstance(module.value, _ITERATING) else module.stop_after_if
         if stop is not None and st.stopped is None:
             try:
-                st.stopped = self.truthy(stop.expr, frame, path, "stop_after_if.expr", {"result": st.result})
+                st.stopped = self.test(stop.expr, frame, path, "stop_after_if.expr", st.result)
             except StepFailure as failure:
                 self.mark_failed(st, failed(failure.error))
                 return self._final_failure(module, st)
@@ -441,6 +440,12 @@ class Walker:
 
     def truthy(self, expr: str, frame: Frame, path: str, field: str, extra: dict[str, Any] | None = None) -> bool:
         return self.ctx.evaluator.truthy(expr, frame, path, field, extra)
+
+    def test(self, expr: str, frame: Frame, path: str, field: str, result: Any, extra: dict[str, Any] | None = None) -> bool:
+        """A condition as Windmill's compute_bool_from_expr evaluates it: `result` and
+        `previous_result` are both the value under test."""
+        tested = Frame(frame.flow_input, frame.results, result, dict(frame.extra), frame.approval)
+        return self.truthy(expr, tested, path, field, {"result": result, **(extra or {})})
 
     def number(self, value: Any, frame: Frame, path: str, field: str, extra: dict[str, Any] | None = None) -> float | None:
         if value is None or isinstance(value, (int, float)):
