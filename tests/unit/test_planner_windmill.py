@@ -396,6 +396,19 @@ def test_timeout_on_a_container_bounds_every_job_inside() -> None:
     assert [(a.path, a.timeout_s) for a in h.started] == [("l/0/x", 30), ("l/0/y", 5), ("b/0/z", 7)]
 
 
+def test_timeout_on_an_inner_flow_bounds_its_steps_and_child_runs() -> None:
+    inner = flow(script("x", timeout=60))
+    sub = {"id": "sub", "value": {"type": "flow", "path": "f/inner", "input_transforms": {}}, "timeout": 9}
+    h = Harness(flow(loop("l", "[1]", [sub]) | {"timeout": 20}), lambda act: 1, library=Library(flows={"f/inner": inner}))
+    h.run()
+    assert [(a.path, a.timeout_s) for a in h.started] == [("l/0/sub/x", 9)]
+    ctx = replace(h.context(), child_flows=True)
+    first = plan(ctx, RunStatus(), Start(now=0))
+    assert [a.timeout_s for a in first.actions if isinstance(a, RunFlow)] == [9]
+    child = replace(Harness(inner, echo_args).context(), timeout_s=5)
+    assert [a.timeout_s for a in plan(child, RunStatus(), Start(now=0)).actions] == [5]
+
+
 # --- continue_on_error on containers and every failure path -----------------------------------
 
 

@@ -107,7 +107,8 @@ class RunReconciler:
         variables, resources = data_mappings(self.kube, namespace) if definition.uses_data else ({}, {})
         ctx = PlanContext(flow_name=definition.loaded.name, flow=definition.loaded.flow,
                           evaluator=Evaluator(self.sandbox, variables, resources), library=definition.library,
-                          child_flows=True, depth=int((obj.get("spec") or {}).get("depth") or 0))
+                          child_flows=True, depth=int((obj.get("spec") or {}).get("depth") or 0),
+                          timeout_s=(obj.get("spec") or {}).get("timeoutS"))
         state = self._hydrate(namespace, status)
         actions: list[Action] = []
         wake_at: float | None = None
@@ -327,7 +328,8 @@ class RunReconciler:
             module = module_at(definition.loaded.flow, path, definition.library)
             assert module is not None and isinstance(module.value, PathFlow)
             action = RunFlow(path=path, attempt=st.attempts, step_id=module.id, flow_path=module.value.path,
-                             args=st.input or {}, depth=int((obj.get("spec") or {}).get("depth") or 0) + 1)
+                             args=st.input or {}, depth=int((obj.get("spec") or {}).get("depth") or 0) + 1,
+                             timeout_s=st.timeout_s)
             self.kube.create_flowrun(_child_run(obj, definition, action))
             return None
         status = child.get("status") or {}
@@ -366,7 +368,8 @@ def _child_run(parent: dict[str, Any], definition: Definition, action: RunFlow) 
             "annotations": {names.ANNOTATION_STEP_PATH: action.path, names.ANNOTATION_FLOW_PATH: action.flow_path},
             "ownerReferences": [_owner(parent)],
         },
-        "spec": {"flow": flow, "args": action.args, "depth": action.depth},
+        "spec": {"flow": flow, "args": action.args, "depth": action.depth,
+                 **({"timeoutS": action.timeout_s} if action.timeout_s is not None else {})},
     }
 
 

@@ -38,6 +38,8 @@ class RunFlow(AttemptAction):
     args: dict[str, Any] = Field(default_factory=dict)
     # How deep the child run is nested under the top run (1 for a flow's own inner flows).
     depth: int = 1
+    # The tightest timeout of the flow step and the containers around it: bounds every step of the child.
+    timeout_s: float | None = None
 
 
 class CancelStep(AttemptAction):

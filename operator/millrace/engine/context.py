@@ -29,6 +29,8 @@ class PlanContext:
     # How deep this run is nested under a top run (child runs of inner flows).
     depth: int = 0
     max_depth: int = MAX_FLOW_DEPTH
+    # The tightest timeout of the containers around this run, for a child run.
+    timeout_s: float | None = None
 
 
 @dataclass

@@ -74,14 +74,16 @@ def pathflow(w: Walker, value: PathFlow, path: str, st: StepState, frame: Frame,
             st.input = validate_inputs(flow.schema_, args)
         except InputError as exc:
             raise StepFailure(ErrorInfo(name="InputError", message=f"inputs of flow '{value.path}': {exc}", step_id=path)) from None
+    # The flow step's timeout and those of the containers around it bound every step of the inner flow.
+    st.timeout_s = tighter(frame.timeout_s, st.timeout_s)
     if w.ctx.child_flows:
         if st.attempts == st.base_attempt or again:
             st.attempts += 1
             w.actions.append(RunFlow(path=path, attempt=st.attempts, step_id=path.rsplit("/", 1)[-1],
-                                     flow_path=value.path, args=st.input, depth=depth))
+                                     flow_path=value.path, args=st.input, depth=depth, timeout_s=st.timeout_s))
         return WAITING
     inner = Frame(flow_input=st.input, results={}, previous_result=st.input, depth=depth,
-                  timeout_s=tighter(frame.timeout_s, st.timeout_s), failure_module=flow.value.failure_module)
+                  timeout_s=st.timeout_s, failure_module=flow.value.failure_module)
     status = run_body(w, flow.value.modules, path, inner)
     if isinstance(status, Stopped):
         # Windmill: an early stop inside an inner flow ends that flow only.

@@ -129,7 +129,7 @@ class Walker:
     def _walk_flow(self) -> None:
         flow = self.ctx.flow.value
         frame = Frame(flow_input=self.state.args, results={}, previous_result=self.state.args,
-                      depth=self.ctx.depth, failure_module=flow.failure_module)
+                      depth=self.ctx.depth, timeout_s=self.ctx.timeout_s, failure_module=flow.failure_module)
         self.state.suspended_step = None
         status = subflows.run_body(self, flow.modules, "", frame)
         self._early_return(frame)
@@ -245,6 +245,8 @@ class Walker:
                 st.phase = "Running"
                 if not self.launches(st):
                     st.attempts += 1
+                if not st.runs_script:
+                    # A container's timeout bounds every step it runs.
                     st.timeout_s = self.number(module.timeout, frame, path, "timeout")
         except StepFailure as failure:
             self.mark_failed(st, failed(failure.error))
