@@ -258,6 +258,14 @@ def test_retry_if_sees_the_wrapped_error_as_result() -> None:
     assert h.run().steps["a"].attempts == 4
 
 
+def test_a_step_whose_inputs_fail_is_retried_and_then_fails() -> None:
+    """Windmill pushes a job whose transform failed; it fails and its retries run out."""
+    f = flow(script("a", {"x": "flow_input.nope.deep"}, retry={"constant": {"attempts": 2, "seconds": 1}}))
+    h = Harness(f, echo_args)
+    state = h.run()
+    assert state.phase == "Failed" and state.steps["a"].attempts == 3 and h.started == []
+
+
 def test_a_failed_loop_is_run_again_from_its_start() -> None:
     """next_retry applies to every module: a failed loop is pushed again as a whole."""
     calls: list[str] = []

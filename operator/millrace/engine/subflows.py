@@ -57,6 +57,10 @@ def _recovers(result: Any) -> bool:
 
 
 def pathflow(w: Walker, value: PathFlow, path: str, st: StepState, frame: Frame, again: bool) -> Status:
+    # A child run's attempt is counted first: one that cannot start is a failed attempt too.
+    launch = w.ctx.child_flows and (st.attempts == st.base_attempt or again)
+    if launch:
+        st.attempts += 1
     flow = w.ctx.library.flows.get(value.path)
     if flow is None:
         raise StepFailure(ErrorInfo(name="FlowNotFound", message=f"flow '{value.path}' is not available", step_id=path))
@@ -77,8 +81,7 @@ def pathflow(w: Walker, value: PathFlow, path: str, st: StepState, frame: Frame,
     # The flow step's timeout and those of the containers around it bound every step of the inner flow.
     st.timeout_s = tighter(frame.timeout_s, st.timeout_s)
     if w.ctx.child_flows:
-        if st.attempts == st.base_attempt or again:
-            st.attempts += 1
+        if launch:
             w.actions.append(RunFlow(path=path, attempt=st.attempts, step_id=path.rsplit("/", 1)[-1],
                                      flow_path=value.path, args=st.input, depth=depth, timeout_s=st.timeout_s))
         return WAITING

@@ -287,9 +287,10 @@ class Walker:
             return subflows.pathflow(self, value, path, st, frame, again)
         return failed(ErrorInfo(name="UnsupportedModule", message=f"module type '{value.type}' is not supported", step_id=path))
 
-    def mark_failed(self, st: StepState, failure: Failed, final: bool = True) -> None:
+    def mark_failed(self, st: StepState, failure: Failed) -> None:
+        """Settle a module as failed: no retry any more."""
         st.phase = "Failed"
-        st.final = final
+        st.final = True
         st.error = failure.error
         st.result = failure.result
         st.handled = failure.handled
@@ -403,10 +404,11 @@ class Walker:
     # --- scripts ---------------------------------------------------------------
 
     def _launch(self, module: FlowModule, path: str, st: StepState, frame: Frame) -> None:
+        # Counted first: an attempt whose inputs fail to evaluate is a failed attempt (and retries end).
+        st.attempts += 1
         language, code = self._code(module, path)
         args = self.args(module.value.input_transforms, frame, path)  # type: ignore[union-attr]
         timeout = tighter(self.number(module.timeout, frame, path, "timeout"), frame.timeout_s)
-        st.attempts += 1
         self.actions.append(
             RunStep(path=path, attempt=st.attempts, step_id=module.id, language=language, code=code,
                     args=args, timeout_s=timeout)
