@@ -48,6 +48,12 @@ def test_three_nested_loops_rename_recursively() -> None:
     assert Harness(f, echo_args).run().result == [[[{"a": 1, "b": 2, "c": 3}]]]
 
 
+def test_the_first_step_of_a_flow_sees_the_flow_input_as_previous_result() -> None:
+    """push_next_flow_job: step 0 gets the flow's arguments as its last result."""
+    state = Harness(flow(script("a", {"p": "previous_result"})), echo_args).run({"n": 1})
+    assert state.result == {"p": {"n": 1}}
+
+
 def test_first_step_of_a_loop_body_sees_the_iteration_input_as_previous_result() -> None:
     """push_next_flow_job: the first step of a sub-flow gets the sub-flow's arguments
     (the flow input plus `iter`) as its last result."""
