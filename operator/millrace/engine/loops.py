@@ -8,7 +8,8 @@ Windmill (worker_flow.rs update_flow_status_after_job_completion_internal):
 - a stop inside the body of a sequential loop breaks the loop and the flow
   goes on; in a parallel loop it ends that iteration only;
 - `stop_after_if` on a sequential for loop is tested after every iteration
-  with `result` = that iteration's result; true breaks the loop;
+  with `result` = that iteration's result; true breaks the loop (on a
+  parallel loop Windmill does not evaluate it);
 - on a while loop it is the loop's exit test, likewise;
 - a failed iteration fails the loop (unless skip_failures) with the results
   so far, the failed iteration's result in its slot; a parallel loop first

@@ -393,7 +393,7 @@ class Walker:
             return None
         if st.sleep_until is None:
             # Windmill evaluates `sleep` with result (and previous_result) = the step's own result.
-            own = Frame(frame.flow_input, frame.results, st.result, approval=frame.approval)
+            own = Frame(frame.flow_input, frame.results, st.result, dict(frame.extra), frame.approval)
             seconds = self.number(module.sleep, own, path, "sleep", {"result": st.result}) or 0.0
             st.sleep_until = (st.finished_at or self.now) + seconds
         if self.now < st.sleep_until:
