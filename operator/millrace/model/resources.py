@@ -109,6 +109,9 @@ class FlowRunSpec(KubeModel):
     flow: FlowSpec | None = Field(default=None, description="An inline flow, instead of flowRef.")
     args: dict[str, Any] = Field(default_factory=dict)
     cancel: bool = False
+    depth: int = Field(default=0, description="How deep an inner flow's child run is nested (set by the operator).")
+    timeout_s: float | None = Field(default=None, description="A bound on every step's timeout (set by the operator "
+                                                               "for an inner flow's child run).")
 
 
 class FlowRunStatus(RunStatus):
