@@ -38,6 +38,7 @@ from .events import CancelRequested, Disapproved, Event, Resumed, Start, StepFin
 from .inputs import InputError, validate_inputs
 from .languages import runtime_language
 from .outcomes import WAITING, Done, Failed, Status, Stopped, Waiting
+from .paths import PREPROCESSOR_PATH
 from .scope import error_value, failed, join, tighter
 
 # Containers whose early-stop rule is stop_after_all_iters_if (their stop_after_if, if
@@ -97,6 +98,11 @@ class Walker:
     def _start(self, event: Start) -> bool:
         self.state.phase = "Running"
         self.state.started_at = self.now
+        if event.preprocess and self.ctx.flow.value.preprocessor_module is not None:
+            # The trigger's event, for the preprocessor; its result is checked against the schema.
+            self.state.args = dict(event.args)
+            self.state.preprocessing = True
+            return True
         try:
             self.state.args = validate_inputs(self.ctx.flow.schema_, event.args)
         except InputError as exc:
@@ -127,6 +133,8 @@ class Walker:
         st.phase = "Failed"
 
     def _walk_flow(self) -> None:
+        if self.state.preprocessing and not self._preprocess():
+            return
         flow = self.ctx.flow.value
         frame = Frame(flow_input=self.state.args, results={}, previous_result=self.state.args,
                       depth=self.ctx.depth, timeout_s=self.ctx.timeout_s, failure_module=flow.failure_module)
@@ -149,6 +157,35 @@ class Walker:
             self.state.stopped_early = True
             self.state.skipped = status.skip
         self._finish("Succeeded", result=status.result)
+
+    def _preprocess(self) -> bool:
+        """Run the preprocessor_module on the trigger's event; True once its result is the flow input.
+
+        As in Windmill, it gets the trigger's arguments as they are (its input
+        transforms are not evaluated) and its `preprocessor` function is called.
+        """
+        module = self.ctx.flow.value.preprocessor_module
+        assert module is not None
+        frame = Frame(flow_input=self.state.args, results={}, previous_result=self.state.args, depth=self.ctx.depth,
+                      timeout_s=self.ctx.timeout_s)
+        status = self.module(module, PREPROCESSOR_PATH, frame)
+        if isinstance(status, Waiting):
+            self.state.phase = "Running"
+            return False
+        if isinstance(status, Failed):
+            self._finish("Failed", result=status.result, error=status.error)
+            return False
+        result = status.result
+        try:
+            if not isinstance(result, dict):
+                raise InputError(None, f"the preprocessor must return an object of flow inputs, got {type(result).__name__}")
+            self.state.args = validate_inputs(self.ctx.flow.schema_, result)
+        except InputError as exc:
+            self._finish("Failed", error=ErrorInfo(name="InputError", message=f"preprocessor result: {exc}",
+                                                   step_id=PREPROCESSOR_PATH))
+            return False
+        self.state.preprocessing = False
+        return True
 
     def _early_return(self, frame: Frame) -> None:
         """Windmill's `early_return`: hand a step's result to the caller while the flow goes on."""
@@ -407,11 +444,15 @@ class Walker:
         # Counted first: an attempt whose inputs fail to evaluate is a failed attempt (and retries end).
         st.attempts += 1
         language, code = self._code(module, path)
-        args = self.args(module.value.input_transforms, frame, path)  # type: ignore[union-attr]
+        preprocessor = path == PREPROCESSOR_PATH
+        if preprocessor:
+            args = dict(self.state.args)
+        else:
+            args = self.args(module.value.input_transforms, frame, path)  # type: ignore[union-attr]
         timeout = tighter(self.number(module.timeout, frame, path, "timeout"), frame.timeout_s)
         self.actions.append(
             RunStep(path=path, attempt=st.attempts, step_id=module.id, language=language, code=code,
-                    args=args, timeout_s=timeout)
+                    args=args, timeout_s=timeout, entrypoint="preprocessor" if preprocessor else "main")
         )
 
     def _code(self, module: FlowModule, path: str) -> tuple[Any, str]:
