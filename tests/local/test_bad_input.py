@@ -57,9 +57,9 @@ def test_an_invalid_flow_is_refused_before_anything_runs(shell: Shell, text: str
          [], "ExpressionRuntimeError", ["input_transforms.x", "TypeError: Cannot read properties of undefined"]),
         (HEAD + step("a", "def main(x):\n    return x", transforms="{x: {type: javascript, expr: '(() => { while (true) {} })()'}}"),
          [], "ExpressionTimeout", ["input_transforms.x"]),
-        (HEAD + step("a", "def main(:\n    return 1"), [], "SyntaxError", ["main.py", "line 1"]),
+        (HEAD + step("a", "def main(:\n    return 1"), [], "ExecutionErr", ["SyntaxError", "main.py", "line 1"]),
         (HEAD + step("a", "def main():\n    raise KeyError('missing thing')"), [], "KeyError", ["missing thing"]),
-        (HEAD + step("a", "def main():\n    return {1, 2}"), [], "ResultError", ["not JSON"]),
+        (HEAD + step("a", "def main():\n    return {(1, 2): 3}"), [], "TypeError", ["keys must be"]),
         ("summary: s\nschema: {type: object, properties: {n: {type: integer}}, required: [n]}\n" + HEAD.split("\n", 1)[1]
          + step("a", "def main():\n    return 1"), [], "InputError", ["missing required input 'n'"]),
     ],
