@@ -199,7 +199,8 @@ class RunReconciler:
     def _events(self, obj: dict[str, Any], status: FlowRunStatus, meta: RunMeta, definition: Definition) -> list[Event]:
         now = self.clock()
         if status.phase == "Pending":
-            return [Start(args=(obj.get("spec") or {}).get("args") or {}, now=now)]
+            spec = obj.get("spec") or {}
+            return [Start(args=spec.get("args") or {}, now=now, preprocess=bool(spec.get("preprocess")))]
         events: list[Event] = []
         selector = f"{names.LABEL_RUN}={names.label_value(meta.run)}"
         records = {cm["metadata"]["name"]: cm for cm in self.kube.list_config_maps(
