@@ -1,4 +1,4 @@
-"""A flow's preprocessor_module: a triggered run's event becomes the flow input first.
+"""A flow's preprocessor_module and trigger steps: how a triggered run begins.
 
 Windmill (worker_flow.rs, push_next_flow_job with the preprocessor step; the
 preprocessor doc's convention): the preprocessor gets the trigger's arguments as
@@ -60,3 +60,30 @@ def test_a_preprocessor_that_returns_no_object_fails_the_run() -> None:
     h = Harness(flow(script("greet"), preprocessor_module=PRE), steps({"preprocessor": lambda a: [1]}))
     state = h.run({"event": {}}, preprocess=True)
     assert state.phase == "Failed" and "object of flow inputs" in (state.error.message if state.error else "")
+
+
+def trigger_flow() -> Any:
+    watcher = script("new_items")
+    watcher["value"]["is_trigger"] = True
+    return flow(watcher, script("handle", {"items": "results.new_items"}))
+
+
+def test_a_trigger_step_that_finds_nothing_new_ends_the_run_as_skipped() -> None:
+    for nothing in ([], None):
+        h = Harness(trigger_flow(), steps({"new_items": lambda a, n=nothing: n}))
+        state = h.run()
+        assert state.phase == "Succeeded" and state.skipped and state.stopped_early
+        assert [a.path for a in h.started] == ["new_items"]
+
+
+def test_a_trigger_step_with_new_items_goes_on() -> None:
+    h = Harness(trigger_flow(), steps({"new_items": lambda a: [1, 2], "handle": lambda a: a.args}))
+    state = h.run()
+    assert state.phase == "Succeeded" and not state.skipped and state.result == {"items": [1, 2]}
+
+
+def test_an_explicit_stop_after_if_on_the_trigger_wins() -> None:
+    watcher = script("new_items", stop_after_if={"expr": "false"})
+    watcher["value"]["is_trigger"] = True
+    h = Harness(flow(watcher, script("handle")), steps({"new_items": lambda a: [], "handle": lambda a: "ran"}))
+    assert h.run().result == "ran"

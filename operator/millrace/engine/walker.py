@@ -45,6 +45,10 @@ from .scope import error_value, failed, join, tighter
 # any, is tested inside: per iteration for loops; never for branch-all, as in Windmill).
 _ITERATING = (ForloopFlow, WhileloopFlow, BranchAll)
 
+# A trigger step that found nothing new ends the run early as a success, marked skipped
+# (Windmill's flow editor gives trigger scripts this stop_after_if).
+TRIGGER_STOP = StopAfterIf(expr="result == null || (Array.isArray(result) && result.length == 0)", skip_if_stopped=True)
+
 # What a container decides once per run of its body; cleared when it is run again.
 _CONTAINER_DECISIONS = ("items", "parallelism", "input", "branch", "stopped", "result", "error", "timeout_s")
 
@@ -389,6 +393,8 @@ class Walker:
 
     def _after_success(self, module: FlowModule, path: str, st: StepState, frame: Frame) -> Status:
         stop = module.stop_after_all_iters_if if isinstance(module.value, _ITERATING) else module.stop_after_if
+        if stop is None and self._is_trigger(module):
+            stop = TRIGGER_STOP
         if stop is not None and st.stopped is None:
             try:
                 st.stopped = self.test(stop.expr, frame, path, "stop_after_if.expr", st.result)
@@ -411,6 +417,11 @@ class Walker:
         if waiting is not None:
             return waiting
         return Done(st.result)
+
+    def _is_trigger(self, module: FlowModule) -> bool:
+        """The flow's first step marked is_trigger: a watcher returning what is new."""
+        modules = self.ctx.flow.value.modules
+        return bool(modules) and modules[0] is module and bool(getattr(module.value, "is_trigger", False))
 
     def _stop_with_error(self, st: StepState, path: str, stop: StopAfterIf) -> Status:
         """Windmill (get_stop_after_if_data): the flow fails with an EarlyStopError whose message
