@@ -163,12 +163,13 @@ def run_step() -> str:
         args = json.load(stream, strict=False)
     try:
         module = load(code)
-        parameters, open_ended = signature(code)
+        name = entrypoint()
+        parameters, open_ended = signature(code, name)
         args = convert(parameters, args)  # before Windmill's try: a bad date or base64 ends the process
     except BaseException as error:
         return load_failure(error)
     try:
-        function = getattr(module, entrypoint())  # a missing main() is an AttributeError, as in Windmill
+        function = getattr(module, name)  # a missing main() is an AttributeError, as in Windmill
         if function is None or not callable(function):
             raise ValueError("main function is missing")
         result = function(**spread(parameters, open_ended, args))

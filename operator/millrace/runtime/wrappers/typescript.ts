@@ -150,7 +150,7 @@ function isDate(type: string): boolean {
 // Arguments of the parameters typed Date of `export function main` in the script's
 // source become a Date, or undefined when falsy, as Windmill's wrappers convert them.
 function convertDates(source: string, args: Record<string, unknown>): void {
-  const declared = /\bexport\s+(?:async\s+)?function\s+main\b/.exec(source);
+  const declared = new RegExp(`\\bexport\\s+(?:async\\s+)?function\\s+${ENTRYPOINT}\\b`).exec(source);
   for (const { name, type } of declared ? parameters(source.slice(declared.index)) : []) {
     if (name !== undefined && isDate(type)) args[name] = args[name] ? new Date(args[name] as string) : undefined;
   }
