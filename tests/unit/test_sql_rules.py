@@ -142,3 +142,10 @@ def test_a_sql_step_pod_runs_the_sql_wrapper_on_the_python_image():
     custom = RunMeta(namespace="ns", run="r", run_uid="u", flow="f", api_url="http://127.0.0.1:1",
                      runtime=Runtime(images={"postgresql": "registry.local/python-psycopg:3.12"}))
     assert step_objects(custom, step, "t")[2]["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.local/python-psycopg:3.12"
+
+
+@pytest.mark.parametrize("code", ["-- s3 format=csv\nSELECT 1", "-- %%table%% a/b\nSELECT * FROM %%table%%",
+                                  "-- prepare\nSELECT 1"])
+def test_windmill_features_not_supported_are_refused(code: str):
+    with pytest.raises(sql.SqlStepError, match="not supported"):
+        sql.refuse_unsupported(code)

@@ -161,6 +161,18 @@ def database_path(code: str) -> Optional[str]:
     return match[1] if match else None
 
 
+_UNSUPPORTED = ((re.compile(r"(?m)^-- s3(?: .*)? *$"), "the `-- s3` result mode"),
+                (re.compile(r"(?m)^--\s*%%[a-z_][a-z0-9_]*%%"), "`%%name%%` interpolated arguments"),
+                (re.compile(r"(?m)^--.*\bprepare\b"), "the `prepare` annotation"))
+
+
+def refuse_unsupported(code: str) -> None:
+    """Windmill features this wrapper does not have fail the step rather than being passed over."""
+    for pattern, feature in _UNSUPPORTED:
+        if pattern.search(code):
+            raise SqlStepError(f"{feature} is not supported by millrace's SQL steps")
+
+
 def strategy(code: str) -> str:
     """How the results of the statements make the step's result: `-- result_collection=...`, `-- return_last_result`.
 

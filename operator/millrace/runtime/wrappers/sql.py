@@ -96,6 +96,8 @@ def duckdb(code: str, args: Dict[str, Any], declared: List[sql.Arg], values: Dic
 
     target = args.get("database")
     path = target.get("path") if isinstance(target, dict) else target
+    if isinstance(path, str) and path.startswith("datatable://"):
+        raise sql.SqlStepError("datatable:// databases are not supported by millrace's SQL steps")
     connection = driver.connect(path if isinstance(path, str) and path else ":memory:")
     try:
         results = []
@@ -116,6 +118,7 @@ def run_step(dialect: str) -> str:
     with open(ARGS, encoding="utf-8") as stream:
         args = json.load(stream, strict=False)
     try:
+        sql.refuse_unsupported(code)
         declared = sql.signature(dialect, code)
         result = sql.collect(sql.strategy(code), RUNNERS[dialect](code, args, declared, sql.arguments(args, declared)))
         return json.dumps({"ok": True, "result": result}, separators=(",", ":"))
