@@ -71,9 +71,9 @@ def test_expression_syntax_error_is_reported() -> None:
 
 
 def test_unsupported_language_and_options_are_errors() -> None:
-    sql = {"id": "q", "value": {"type": "rawscript", "language": "mysql", "content": "select 1", "input_transforms": {}}}
+    sql = {"id": "q", "value": {"type": "rawscript", "language": "snowflake", "content": "select 1", "input_transforms": {}}}
     found = problems(sql, script("s", suspend={"required_events": 1, "user_groups_required": {"type": "static", "value": ["admins"]}}))
-    assert any("language 'mysql' is not supported" in p for p in found)
+    assert any("language 'snowflake' is not supported" in p for p in found)
     assert any("step 's', field 'suspend.user_groups_required'" in p and "not supported yet" in p for p in found)
 
 

@@ -163,7 +163,7 @@ def database_path(code: str) -> Optional[str]:
 
 _UNSUPPORTED = ((re.compile(r"(?m)^-- s3(?: .*)? *$"), "the `-- s3` result mode"),
                 (re.compile(r"(?m)^--\s*%%[a-z_][a-z0-9_]*%%"), "`%%name%%` interpolated arguments"),
-                (re.compile(r"(?m)^--.*\bprepare\b"), "the `prepare` annotation"))
+                (re.compile(r"(?m)^-- prepare *$"), "the `prepare` annotation"))
 
 
 def refuse_unsupported(code: str) -> None:
