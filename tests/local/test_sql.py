@@ -96,7 +96,7 @@ def test_a_failing_query_names_the_step_and_carries_the_servers_message(shell: S
     outcome = shell("run", path, "--output", "json")
     assert outcome.code != 0
     error = outcome.json()["error"]
-    assert error["step"] == "broken"
+    assert error["step_id"] == "broken"
     assert error["name"] == "UndefinedTable"
     assert 'relation "no_such_table" does not exist' in error["message"]
 
