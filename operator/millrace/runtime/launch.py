@@ -42,15 +42,26 @@ def typescript(code: str) -> str:
     return TS_CLIENT_SPELLINGS.sub(f'"{TS_CLIENT}"', code)
 
 
+ENTRYPOINT_FILE = "entrypoint"
+
+
 def plan(request: StepRequest, program: str, wrappers: Path = WRAPPERS, sdk: Path = SDK) -> Launch:
     """The files and command for `request`, run by `program` (the language's runtime binary)."""
+    launch = _plan(request, program, wrappers, sdk)
+    if request.entrypoint != "main":
+        # The wrappers call main() unless this file names another function.
+        launch.files[ENTRYPOINT_FILE] = request.entrypoint
+    return launch
+
+
+def _plan(request: StepRequest, program: str, wrappers: Path, sdk: Path) -> Launch:
     args = json.dumps(request.args)
     match RUNTIME[request.language]:
         case "python3":
             return Launch({"main.py": request.code, "args.json": args}, [program, str(wrappers / "python3.py")])
         case "bash":
             arguments = bash_signature.positional(request.code, request.args)
-            return Launch({"main.sh": request.code}, [program, str(wrappers / "bash.sh"), *arguments])
+            return Launch({"main.sh": f"set -e\n{request.code}"}, [program, str(wrappers / "bash.sh"), *arguments])
         case "bun":
             files = {"main.ts": typescript(request.code), "args.json": args}
             links = {f"node_modules/{TS_CLIENT}": str(sdk / TS_CLIENT)}
