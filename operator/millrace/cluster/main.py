@@ -36,6 +36,7 @@ def run_operator(
     api_url: str | None,
     liveness: str,
     signer: Signer,
+    webhook_host: str = "0.0.0.0",
     webhook_port: int = 8443,
     webhook_cert_dir: str | None = None,
     metrics_port: int = 0,
@@ -49,7 +50,7 @@ def run_operator(
     if metrics_port:
         prometheus_client.start_http_server(metrics_port, addr=api_host)
     kube = KubeApi()
-    backend = ClusterBackend(kube, handlers.WAKEUPS.notify)
+    backend = ClusterBackend(kube, handlers.notify)
     server = StepApiServer(backend, signer=signer, host=api_host, port=api_port)
     listening = server.url
     # Resume links and step pods use the address steps reach, not the one bound.
@@ -62,11 +63,12 @@ def run_operator(
         from . import admission_handlers
 
         def webhooks(settings: kopf.OperatorSettings) -> None:
-            admission_handlers.configure_webhooks(settings, host="0.0.0.0", port=webhook_port,
+            admission_handlers.configure_webhooks(settings, host=webhook_host, port=webhook_port,
                                                   certfile=f"{webhook_cert_dir}/tls.crt", pkeyfile=f"{webhook_cert_dir}/tls.key")
     config = OperatorConfig(api_url=server.url, signer=signer,
                             claim_timeout_s=float(os.environ.get("MILLRACE_CLAIM_TIMEOUT_S", "120")),
-                            resync_s=float(os.environ.get("MILLRACE_RESYNC_S", "30")))
+                            resync_s=float(os.environ.get("MILLRACE_RESYNC_S", "30")),
+                            workers=int(os.environ.get("MILLRACE_WORKERS", "4")))
     handlers.configure(config, kube,
                        webhooks=webhooks, fixed_namespaces=bool(namespaces) and not all_namespaces)
     try:

@@ -1,9 +1,17 @@
 """The cluster shell: one FlowRun reconciled with the same planner as locally.
 
-Each pass reads the FlowRun and what its steps left behind (Jobs, report
-ConfigMaps written by the step API, resume requests), turns that into
-planner events, writes the new status with optimistic concurrency (a
-conflict means: read again), then creates the Jobs the planner asked for.
+Each pass runs in strict phases:
+
+1. read: the FlowRun and what its steps left behind (Jobs, report
+   ConfigMaps written by the step API, resume requests, child runs), turned
+   into planner events and a list of repairs, with no side effect;
+2. plan: the planner folds the events into the new state and actions;
+3. prepare: each new attempt's ConfigMap and Secret (named by the attempt
+   key, so harmless if the status never names the attempt);
+4. write the status, with optimistic concurrency (a conflict means: read
+   again, and nothing was done yet);
+5. act: repairs (recreate what a crash left out, stop stuck Jobs), then
+   the planner's actions (create Jobs and child runs, cancel).
 
 Why it is safe to kill the operator at any point: a step's outcome is in its
 report ConfigMap before the step API answers; the status names every
@@ -29,7 +37,7 @@ from ..engine.paths import module_at
 from ..model.flow import OpenFlow, PathFlow, openflow_of
 from ..model.loader import LoadedFlow, load_flow_document
 from ..model.resources import FlowRunStatus, Runtime
-from ..model.run import ErrorInfo, StepState
+from ..model.run import ErrorInfo
 from ..runtime.protocol import StepError, StepOutcome, StepReport
 from ..runtime.stepapi.tokens import Claims, Signer
 from . import names, observe
@@ -57,6 +65,8 @@ class OperatorConfig:
     claim_timeout_s: float = 120.0
     # Even with no news, a run is looked at again this often.
     resync_s: float = 30.0
+    # Runs reconciled at once (each worker holds one expression sandbox).
+    workers: int = 4
 
 
 @dataclass
@@ -67,15 +77,25 @@ class Definition:
     uses_data: bool = False
 
 
+@dataclass
+class ReconcileCache:
+    """What never changes once read, shared by every worker: pinned definitions by run
+    uid and large results by report name (a dict's get and set are atomic)."""
+
+    definitions: dict[str, Definition] = field(default_factory=dict)
+    large_results: dict[str, Any] = field(default_factory=dict)
+
+
 class RunReconciler:
     def __init__(self, kube: KubeApi, config: OperatorConfig, sandbox: Sandbox,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, cache: ReconcileCache | None = None) -> None:
         self.kube = kube
         self.config = config
         self.sandbox = sandbox
         self.clock = clock
-        self._definitions: dict[str, Definition] = {}
-        self._large_results: dict[str, Any] = {}
+        cache = cache or ReconcileCache()
+        self._definitions = cache.definitions
+        self._large_results = cache.large_results
 
     def reconcile(self, namespace: str, name: str) -> tuple[bool, float | None]:
         """One pass. Returns (finished, wake_at); retries itself on write conflicts."""
@@ -103,7 +123,7 @@ class RunReconciler:
             self.kube.replace_flowrun_status(obj, decorate(failed, obj, self.clock()).model_dump(mode="json", by_alias=True, exclude_none=True))
             return True, None
         meta = self._meta(obj, definition)
-        events = self._events(obj, status, meta, definition)
+        events, repairs = self._read(obj, status, meta, definition)
         variables, resources = data_mappings(self.kube, namespace) if definition.uses_data else ({}, {})
         ctx = PlanContext(flow_name=definition.loaded.name, flow=definition.loaded.flow,
                           evaluator=Evaluator(self.sandbox, variables, resources), library=definition.library,
@@ -121,6 +141,7 @@ class RunReconciler:
         if actions or _changed(obj.get("status") or {}, document):
             self.kube.replace_flowrun_status(obj, document)
         crash_point("after-status")
+        self._repair(obj, meta, definition, repairs)
         self._launch(obj, meta, definition, actions, jobs)
         observe.record(self.kube, obj, observe.transitions(status, new_status), self.clock())
         if new_status.terminal:
@@ -194,18 +215,26 @@ class RunReconciler:
 
     # --- events ------------------------------------------------------------------------
 
-    def _events(self, obj: dict[str, Any], status: FlowRunStatus, meta: RunMeta, definition: Definition) -> list[Event]:
+    def _read(self, obj: dict[str, Any], status: FlowRunStatus, meta: RunMeta,
+              definition: Definition) -> tuple[list[Event], list[Repair]]:
+        """What happened since the status was written, and what to repair once it is: reads only."""
         now = self.clock()
         if status.phase == "Pending":
-            return [Start(args=(obj.get("spec") or {}).get("args") or {}, now=now)]
+            return [Start(args=(obj.get("spec") or {}).get("args") or {}, now=now)], []
         events: list[Event] = []
+        repairs: list[Repair] = []
         selector = f"{names.LABEL_RUN}={names.label_value(meta.run)}"
         records = {cm["metadata"]["name"]: cm for cm in self.kube.list_config_maps(
             meta.namespace, f"{selector},{names.LABEL_KIND} in ({KIND_REPORT},{KIND_RESUME})")}
         jobs: dict[str, dict[str, Any]] | None = None
         for path, st in status.steps.items():
             if st.phase == "Running" and st.type == "flow" and st.attempts:
-                outcome = self._child_outcome(obj, meta, definition, path, st)
+                child = self.kube.get_flowrun(meta.namespace, names.child_run_name(meta.run, path, st.attempts))
+                if child is None:
+                    # The operator stopped between naming the child run and creating it.
+                    repairs.append(RecreateChild(path, st.attempts))
+                    continue
+                outcome = _child_outcome(child)
                 if outcome is not None:
                     events.append(StepFinished(path=path, attempt=st.attempts, outcome=outcome, now=now))
                 continue
@@ -223,19 +252,21 @@ class RunReconciler:
                 config_map = self.kube.get_config_map(meta.namespace, config_name)
                 if config_map is not None and not _job_created(config_map):
                     # The operator stopped between naming the attempt and creating its Job.
-                    self._create_job(meta.namespace, config_name, json.loads(config_map["data"][JOB_KEY]))
+                    repairs.append(RecreateJob(config_name, json.loads(config_map["data"][JOB_KEY])))
                     continue
-            outcome = job_outcome(self.kube, meta.namespace, job, now, self.config.claim_timeout_s)
-            if outcome is not None:
+            verdict = job_outcome(self.kube, meta.namespace, job, now, self.config.claim_timeout_s)
+            if verdict.outcome is not None:
                 # The step may have reported after the records were listed, then ended:
                 # its report, read again now, says more than its Job.
                 late = self.kube.get_config_map(meta.namespace, names.report_name(meta.run, path, st.attempts))
-                outcome = _report_outcome(late) if late is not None else outcome
+                outcome = _report_outcome(late) if late is not None else verdict.outcome
                 events.append(StepFinished(path=path, attempt=st.attempts, outcome=outcome, now=now))
+                if verdict.stop and job is not None:
+                    repairs.append(StopJob(job["metadata"]["name"]))
         events.extend(self._resumes(records, status, now))
         if (obj.get("spec") or {}).get("cancel"):
             events.append(CancelRequested(reason="spec.cancel is true", by="kubernetes", now=now))
-        return events or [Tick(now=now)]
+        return events or [Tick(now=now)], repairs
 
     def _resumes(self, records: dict[str, dict[str, Any]], status: FlowRunStatus, now: float) -> list[Event]:
         pending = sorted(
@@ -315,28 +346,19 @@ class RunReconciler:
                 self.kube.patch_flowrun_spec(meta.namespace, names.child_run_name(meta.run, action.path, action.attempt),
                                              {"cancel": True})
 
-    def _child_outcome(self, obj: dict[str, Any], meta: RunMeta, definition: Definition, path: str,
-                       st: StepState) -> StepOutcome | None:
-        """The outcome of an inner flow's child FlowRun, once it has ended."""
-        child = self.kube.get_flowrun(meta.namespace, names.child_run_name(meta.run, path, st.attempts))
-        if child is None:
-            # The operator stopped between naming the child run and creating it.
-            module = module_at(definition.loaded.flow, path, definition.library)
-            assert module is not None and isinstance(module.value, PathFlow)
-            action = RunFlow(path=path, attempt=st.attempts, step_id=module.id, flow_path=module.value.path,
-                             args=st.input or {})
-            self.kube.create_flowrun(_child_run(obj, definition, action))
-            return None
-        status = child.get("status") or {}
-        if status.get("phase") == "Succeeded":
-            return StepOutcome(ok=True, result=status.get("result"))
-        if status.get("phase") in ("Failed", "Cancelled"):
-            error = status.get("error") or {}
-            return StepOutcome(ok=False, error=StepError(
-                name=error.get("name") or status["phase"],
-                message=f"inner flow run {child['metadata']['name']}: {error.get('message') or status['phase'].lower()}",
-                stack=error.get("stack") or ""))
-        return None
+    def _repair(self, obj: dict[str, Any], meta: RunMeta, definition: Definition, repairs: list[Repair]) -> None:
+        for repair in repairs:
+            if isinstance(repair, RecreateJob):
+                self._create_job(meta.namespace, repair.config_name, repair.job)
+            elif isinstance(repair, StopJob):
+                self.kube.delete_job(meta.namespace, repair.job)
+            else:
+                module = module_at(definition.loaded.flow, repair.path, definition.library)
+                assert module is not None and isinstance(module.value, PathFlow)
+                st = FlowRunStatus.model_validate(obj.get("status") or {}).steps[repair.path]
+                action = RunFlow(path=repair.path, attempt=repair.attempt, step_id=module.id,
+                                 flow_path=module.value.path, args=st.input or {})
+                self.kube.create_flowrun(_child_run(obj, definition, action))
 
     def _create_job(self, namespace: str, config_name: str, job: dict[str, Any]) -> None:
         self.kube.create(job)
@@ -347,6 +369,49 @@ class RunReconciler:
         meta = obj["metadata"]
         self.kube.delete_claim(meta["namespace"], names.shared_claim_name(meta["name"]))
         self._definitions.pop(meta["uid"], None)
+        for st in status.steps.values():
+            if st.result_ref:
+                self._large_results.pop(st.result_ref, None)
+
+
+@dataclass(frozen=True)
+class RecreateJob:
+    """An attempt the status names whose Job was never created."""
+
+    config_name: str
+    job: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StopJob:
+    """A Job that will never get anywhere (its image, its volume), once its failure is recorded."""
+
+    job: str
+
+
+@dataclass(frozen=True)
+class RecreateChild:
+    """An inner flow's attempt the status names whose child FlowRun was never created."""
+
+    path: str
+    attempt: int
+
+
+Repair = RecreateJob | StopJob | RecreateChild
+
+
+def _child_outcome(child: dict[str, Any]) -> StepOutcome | None:
+    """The outcome of an inner flow's child FlowRun, once it has ended."""
+    status = child.get("status") or {}
+    if status.get("phase") == "Succeeded":
+        return StepOutcome(ok=True, result=status.get("result"))
+    if status.get("phase") in ("Failed", "Cancelled"):
+        error = status.get("error") or {}
+        return StepOutcome(ok=False, error=StepError(
+            name=error.get("name") or status["phase"],
+            message=f"inner flow run {child['metadata']['name']}: {error.get('message') or status['phase'].lower()}",
+            stack=error.get("stack") or ""))
+    return None
 
 
 def _child_run(parent: dict[str, Any], definition: Definition, action: RunFlow) -> dict[str, Any]:
