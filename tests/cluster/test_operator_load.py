@@ -12,7 +12,7 @@ import pytest
 
 from .test_admission import _serving_certificate, _wait_until_listening, _webhook_configuration
 from .conftest import free_port
-from .test_operator import Operator, flow_manifest, python_step, run_manifest, wait_phase
+from .test_operator import Operator, flow_manifest, operator, python_step, run_manifest, wait_phase  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.cluster
 

@@ -4,11 +4,14 @@ read without side effects, plan, write the status, then act."""
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
+from kubernetes.client.exceptions import ApiException
 
 from millrace.cluster import names
+from millrace.cluster.faults import refusal
 from millrace.cluster.kube import Conflict
 from millrace.cluster.reconcile import OperatorConfig, RunReconciler
 from millrace.expressions import Sandbox
@@ -192,7 +195,102 @@ def test_reading_a_run_changes_nothing(reconciler) -> None:
     status = FlowRunStatus.model_validate(obj["status"])
     definition = rec._definition(obj)
     kube.calls.clear()
-    events, repairs = rec._read(obj, status, rec._meta(obj, definition), definition)
+    events, repairs, unreadable = rec._read(obj, status, rec._meta(obj, definition), definition)
     assert kube.writes() == []
     assert [type(e).__name__ for e in events] == ["StepFinished"]
-    assert [type(r).__name__ for r in repairs] == ["StopJob"]
+    assert [type(r).__name__ for r in repairs] == ["StopJob"] and unreadable is None
+
+
+def api_error(status: int, message: str) -> ApiException:
+    exc = ApiException(status=status, reason="refused")
+    exc.body = json.dumps({"kind": "Status", "message": message})
+    return exc
+
+
+@pytest.mark.parametrize(("status", "message", "name"), [
+    (403, 'secrets "x" is forbidden: exceeded quota: q, requested: secrets=1, used: secrets=1, limited: secrets=1',
+     "QuotaExceeded"),
+    (413, "Request entity too large: limit is 3145728", "ObjectTooLarge"),
+    (422, 'ConfigMap "x" is invalid: []: Too long: must have at most 1048576 bytes', "ObjectTooLarge"),
+    (422, 'Job.batch "x" is invalid: spec.template.spec.containers[0].image: Required value', "InvalidObject"),
+])
+def test_a_refusal_that_will_not_change_is_permanent(status: int, message: str, name: str) -> None:
+    refused = refusal(api_error(status, message), "the thing")
+    assert refused is not None and refused.name == name
+    assert message in refused.message and "the thing" in refused.message
+
+
+@pytest.mark.parametrize("status", [500, 503, 504, 429, 403])
+def test_server_errors_throttling_and_plain_forbidden_are_retried(status: int) -> None:
+    # A 403 without a quota is RBAC: fixed by an administrator, then retrying works.
+    assert refusal(api_error(status, "etcdserver: leader changed" if status >= 500 else "no"), "x") is None
+    assert refusal(TimeoutError("read timed out"), "x") is None
+
+
+def test_inputs_refused_by_a_quota_fail_the_step_before_the_status_names_a_job(reconciler) -> None:
+    rec, kube = reconciler
+    kube.put(flowrun())
+    create = kube.create
+
+    def quota(obj: dict[str, Any]) -> bool:
+        if obj["kind"] == "Secret":
+            raise api_error(403, "exceeded quota: q, requested: secrets=1, used: secrets=1, limited: secrets=1")
+        return create(obj)
+
+    kube.create = quota  # type: ignore[method-assign]
+    finished, _ = rec.reconcile(NS, "r")
+    assert finished
+    status = kube.objects[("FlowRun", "r")]["status"]
+    assert status["phase"] == "Failed" and status["error"]["name"] == "QuotaExceeded", status
+    assert "exceeded quota" in status["error"]["message"]
+    assert not [k for k in kube.objects if k[0] == "Job"]
+
+
+def test_a_job_refused_by_a_quota_is_recorded_as_the_attempts_failure(reconciler) -> None:
+    rec, kube = reconciler
+    kube.put(flowrun())
+    create = kube.create
+
+    def quota(obj: dict[str, Any]) -> bool:
+        if obj["kind"] == "Job":
+            raise api_error(403, "exceeded quota: q, requested: count/jobs.batch=1, used: 0, limited: 0")
+        return create(obj)
+
+    kube.create = quota  # type: ignore[method-assign]
+    rec.reconcile(NS, "r")
+    assert ("ConfigMap", names.report_name("r", "a", 1)) in kube.objects
+    finished, _ = rec.reconcile(NS, "r")  # the report's event wakes the run
+    assert finished
+    status = kube.objects[("FlowRun", "r")]["status"]
+    assert status["phase"] == "Failed" and status["error"]["name"] == "QuotaExceeded", status
+
+
+def test_an_unreadable_resume_record_fails_the_run_clearly(reconciler) -> None:
+    rec, kube = reconciler
+    run = flowrun()
+    run["spec"]["flow"]["value"]["modules"][0] = {"id": "wait", "value": {"type": "identity"},
+                                                 "suspend": {"required_events": 1, "timeout": 3600}}
+    kube.put(run)
+    rec.reconcile(NS, "r")
+    assert kube.objects[("FlowRun", "r")]["status"]["phase"] == "Suspended"
+    kube.put({"kind": "ConfigMap", "metadata": {"name": "r-resume-bad", "labels": {names.LABEL_KIND: "resume"}},
+              "data": {"request": "{not json"}})
+    finished, _ = rec.reconcile(NS, "r")
+    assert finished
+    status = kube.objects[("FlowRun", "r")]["status"]
+    assert status["phase"] == "Failed" and status["error"]["name"] == "InvalidResume", status
+    assert "resume record r-resume-bad is unreadable" in status["error"]["message"]
+
+
+def test_the_reconciler_refuses_a_flow_the_webhook_would_refuse(reconciler) -> None:
+    rec, kube = reconciler
+    run = flowrun()
+    run["spec"]["flow"]["value"]["modules"][0]["value"]["input_transforms"] = {
+        "x": {"type": "javascript", "expr": "results.nope"}}
+    kube.put(run)
+    finished, _ = rec.reconcile(NS, "r")
+    assert finished
+    status = kube.objects[("FlowRun", "r")]["status"]
+    assert status["phase"] == "Failed" and status["error"]["name"] == "InvalidFlow"
+    assert "results.nope names no step of this flow" in status["error"]["message"]
+    assert not [k for k in kube.objects if k[0] == "Job"]

@@ -26,6 +26,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from kubernetes.client.exceptions import ApiException
+
 from ..engine.actions import Action, CancelStep, RunFlow, RunStep
 from ..engine.evaluate import Evaluator
 from ..engine.events import CancelRequested, Event, Resumed, Start, StepFinished, Tick
@@ -41,8 +43,10 @@ from ..model.run import ErrorInfo
 from ..runtime.protocol import StepError, StepOutcome, StepReport
 from ..runtime.stepapi.tokens import Claims, Signer
 from . import names, observe
+from .admission import flow_problems
 from .crashpoints import crash_point
-from .data import data_mappings, resolve_library, uses_data
+from .data import UnreadableData, data_mappings, resolve_library, uses_data
+from .faults import refusal
 from .jobs import RunMeta, shared_claim, step_objects
 from .kube import Conflict, KubeApi
 from .outcomes import job_outcome
@@ -118,28 +122,45 @@ class RunReconciler:
         try:
             definition = self._definition(obj)
         except FlowError as exc:
-            failed = status.model_copy(update={"phase": "Failed", "finished_at": self.clock(),
-                                               "error": ErrorInfo(name="InvalidFlow", message=str(exc))})
-            self.kube.replace_flowrun_status(obj, decorate(failed, obj, self.clock()).model_dump(mode="json", by_alias=True, exclude_none=True))
-            return True, None
+            return self._fail(obj, status, ErrorInfo(name="InvalidFlow", message=str(exc)))
         meta = self._meta(obj, definition)
-        events, repairs = self._read(obj, status, meta, definition)
-        variables, resources = data_mappings(self.kube, namespace) if definition.uses_data else ({}, {})
+        events, repairs, unreadable = self._read(obj, status, meta, definition)
+        try:
+            variables, resources = data_mappings(self.kube, namespace) if definition.uses_data else ({}, {})
+        except UnreadableData as exc:
+            return self._fail(obj, status, ErrorInfo(name="UnreadableData", message=str(exc)))
         ctx = PlanContext(flow_name=definition.loaded.name, flow=definition.loaded.flow,
                           evaluator=Evaluator(self.sandbox, variables, resources), library=definition.library,
                           child_flows=True)
         state = self._hydrate(namespace, status)
         actions: list[Action] = []
+        jobs: dict[str, dict[str, Any]] = {}
         wake_at: float | None = None
-        for event in events:
-            result = plan(ctx, state, event)
+        pending = list(events)
+        while pending:
+            result = plan(ctx, state, pending.pop(0))
             state, wake_at = result.state, result.wake_at
-            actions.extend(result.actions)
-        jobs = self._prepare(meta, actions)
+            for action in result.actions:
+                refused = self._prepare(meta, action, jobs) if isinstance(action, RunStep) else None
+                if refused is None:
+                    actions.append(action)
+                else:
+                    # The attempt cannot even be written down: it failed, as the planner will hear now.
+                    pending.append(StepFinished(path=action.path, attempt=action.attempt, now=self.clock(),
+                                                outcome=StepOutcome(ok=False, error=refused)))
+        if unreadable is not None and state.terminal:
+            # Stopped as a cancel would stop it, but it is the record's fault, not a person's choice.
+            state = state.model_copy(update={"phase": "Failed", "error": unreadable})
         new_status = decorate(self._dehydrate(state, meta.run), obj, self.clock())
         document = new_status.model_dump(mode="json", by_alias=True, exclude_none=True)
         if actions or _changed(obj.get("status") or {}, document):
-            self.kube.replace_flowrun_status(obj, document)
+            try:
+                self.kube.replace_flowrun_status(obj, document)
+            except ApiException as exc:
+                refused = refusal(exc, f"the status of FlowRun {name}")
+                if refused is None:
+                    raise
+                return self._fail(obj, status, ErrorInfo(name=refused.name, message=refused.message))
         crash_point("after-status")
         self._repair(obj, meta, definition, repairs)
         self._launch(obj, meta, definition, actions, jobs)
@@ -148,6 +169,15 @@ class RunReconciler:
             self._release(obj, new_status)
             return True, None
         return False, wake_at
+
+    def _fail(self, obj: dict[str, Any], status: FlowRunStatus, error: ErrorInfo) -> tuple[bool, float | None]:
+        """End the run as Failed on the last status the API accepted, with nothing else changed."""
+        failed = status.model_copy(update={"phase": "Failed", "finished_at": self.clock(), "error": error})
+        new_status = decorate(failed, obj, self.clock())
+        self.kube.replace_flowrun_status(obj, new_status.model_dump(mode="json", by_alias=True, exclude_none=True))
+        observe.record(self.kube, obj, observe.transitions(status, new_status), self.clock())
+        self._release(obj, new_status)
+        return True, None
 
     # --- the pinned definition ---------------------------------------------------------
 
@@ -182,6 +212,10 @@ class RunReconciler:
             scripts={p: ScriptSource(p, s["language"], s["content"]) for p, s in document.get("scripts", {}).items()},
             flows={p: OpenFlow.model_validate(f) for p, f in document.get("flows", {}).items()},
         )
+        # The webhook's checks, again: a cluster without the webhook runs no flow `millrace validate` refuses.
+        errors = [p for p in flow_problems(document["name"], document["spec"], self.sandbox, library) if not p.warning]
+        if errors:
+            raise FlowError(errors)
         definition = Definition(loaded, library, runtime, uses_data=uses_data(document["spec"]))
         self._definitions[key] = definition
         return definition
@@ -216,11 +250,12 @@ class RunReconciler:
     # --- events ------------------------------------------------------------------------
 
     def _read(self, obj: dict[str, Any], status: FlowRunStatus, meta: RunMeta,
-              definition: Definition) -> tuple[list[Event], list[Repair]]:
-        """What happened since the status was written, and what to repair once it is: reads only."""
+              definition: Definition) -> tuple[list[Event], list[Repair], ErrorInfo | None]:
+        """What happened since the status was written, what to repair once it is, and the
+        error of an unreadable resume record if there is one: reads only."""
         now = self.clock()
         if status.phase == "Pending":
-            return [Start(args=(obj.get("spec") or {}).get("args") or {}, now=now)], []
+            return [Start(args=(obj.get("spec") or {}).get("args") or {}, now=now)], [], None
         events: list[Event] = []
         repairs: list[Repair] = []
         selector = f"{names.LABEL_RUN}={names.label_value(meta.run)}"
@@ -228,7 +263,11 @@ class RunReconciler:
             meta.namespace, f"{selector},{names.LABEL_KIND} in ({KIND_REPORT},{KIND_RESUME})")}
         jobs: dict[str, dict[str, Any]] | None = None
         for path, st in status.steps.items():
+            report = records.get(names.report_name(meta.run, path, st.attempts))
             if st.phase == "Running" and st.type == "flow" and st.attempts:
+                if report is not None:  # the child run could not be created: the operator recorded why
+                    events.append(StepFinished(path=path, attempt=st.attempts, outcome=_report_outcome(report), now=now))
+                    continue
                 child = self.kube.get_flowrun(meta.namespace, names.child_run_name(meta.run, path, st.attempts))
                 if child is None:
                     # The operator stopped between naming the child run and creating it.
@@ -240,7 +279,6 @@ class RunReconciler:
                 continue
             if st.phase != "Running" or not st.runs_script or st.not_before is not None:
                 continue
-            report = records.get(names.report_name(meta.run, path, st.attempts))
             if report is not None:
                 events.append(StepFinished(path=path, attempt=st.attempts, outcome=_report_outcome(report), now=now))
                 continue
@@ -252,7 +290,7 @@ class RunReconciler:
                 config_map = self.kube.get_config_map(meta.namespace, config_name)
                 if config_map is not None and not _job_created(config_map):
                     # The operator stopped between naming the attempt and creating its Job.
-                    repairs.append(RecreateJob(config_name, json.loads(config_map["data"][JOB_KEY])))
+                    repairs.append(RecreateJob(path, st.attempts, config_name, json.loads(config_map["data"][JOB_KEY])))
                     continue
             verdict = job_outcome(self.kube, meta.namespace, job, now, self.config.claim_timeout_s)
             if verdict.outcome is not None:
@@ -263,12 +301,14 @@ class RunReconciler:
                 events.append(StepFinished(path=path, attempt=st.attempts, outcome=outcome, now=now))
                 if verdict.stop and job is not None:
                     repairs.append(StopJob(job["metadata"]["name"]))
-        events.extend(self._resumes(records, status, now))
+        resumes, unreadable = self._resumes(records, status, now)
+        events.extend(resumes)
         if (obj.get("spec") or {}).get("cancel"):
             events.append(CancelRequested(reason="spec.cancel is true", by="kubernetes", now=now))
-        return events or [Tick(now=now)], repairs
+        return events or [Tick(now=now)], repairs, unreadable
 
-    def _resumes(self, records: dict[str, dict[str, Any]], status: FlowRunStatus, now: float) -> list[Event]:
+    def _resumes(self, records: dict[str, dict[str, Any]], status: FlowRunStatus,
+                 now: float) -> tuple[list[Event], ErrorInfo | None]:
         pending = sorted(
             (cm for cm in records.values()
              if cm["metadata"].get("labels", {}).get(names.LABEL_KIND) == KIND_RESUME
@@ -277,13 +317,21 @@ class RunReconciler:
         )
         events: list[Event] = []
         for cm in pending:
-            request = json.loads(cm["data"]["request"])
-            status.applied_resumes.append(cm["metadata"]["name"])
+            record = cm["metadata"]["name"]
+            status.applied_resumes.append(record)
+            try:
+                request = json.loads((cm.get("data") or {})["request"])
+                if not isinstance(request, dict):
+                    raise ValueError("it is not a JSON object")
+            except (KeyError, ValueError) as exc:
+                problem = f"resume record {record} is unreadable: {exc if not isinstance(exc, KeyError) else 'it has no request'}"
+                events.append(CancelRequested(reason=problem, by="millrace", now=now))
+                return events, ErrorInfo(name="InvalidResume", message=problem)
             if request.get("cancel"):
                 events.append(CancelRequested(reason=request.get("reason") or "disapproved", by=request.get("approver") or "anonymous", now=now))
             else:
                 events.append(Resumed(payload=request.get("payload"), approver=request.get("approver") or "anonymous", now=now))
-        return events
+        return events, None
 
     # --- large results -------------------------------------------------------------------
 
@@ -314,32 +362,35 @@ class RunReconciler:
 
     # --- actions --------------------------------------------------------------------------
 
-    def _prepare(self, meta: RunMeta, actions: list[Action]) -> dict[str, dict[str, Any]]:
-        """Before the status names a new attempt: its ConfigMap (which also keeps
-        its Job manifest, for recovery) and its Secret. Both are idempotent.
-        Returns the Job manifests by ConfigMap name."""
-        jobs: dict[str, dict[str, Any]] = {}
-        for action in actions:
-            if isinstance(action, RunStep):
-                if meta.same_worker:
-                    self.kube.create(shared_claim(meta))
-                token = self.config.signer.issue(Claims(run=f"{meta.namespace}/{meta.run}", flow=meta.flow,
-                                                        path=action.path, step_id=action.step_id, attempt=action.attempt))
-                config_map, secret, job = step_objects(meta, action, token)
-                config_map["data"][JOB_KEY] = json.dumps(job)
-                self.kube.create(config_map)
-                self.kube.create(secret)
-                jobs[config_map["metadata"]["name"]] = job
-        return jobs
+    def _prepare(self, meta: RunMeta, action: RunStep, jobs: dict[str, dict[str, Any]]) -> StepError | None:
+        """Before the status names a new attempt: its ConfigMap (which also keeps its Job
+        manifest, for recovery) and its Secret, both idempotent; the Job manifest goes in
+        `jobs` by ConfigMap name. Returns why the API refused them for good, if it did."""
+        token = self.config.signer.issue(Claims(run=f"{meta.namespace}/{meta.run}", flow=meta.flow,
+                                                path=action.path, step_id=action.step_id, attempt=action.attempt))
+        config_map, secret, job = step_objects(meta, action, token)
+        config_map["data"][JOB_KEY] = json.dumps(job)
+        try:
+            if meta.same_worker:
+                self.kube.create(shared_claim(meta))
+            self.kube.create(config_map)
+            self.kube.create(secret)
+        except ApiException as exc:
+            refused = refusal(exc, f"the inputs of step {action.path} attempt {action.attempt}")
+            if refused is None:
+                raise
+            return refused
+        jobs[config_map["metadata"]["name"]] = job
+        return None
 
     def _launch(self, obj: dict[str, Any], meta: RunMeta, definition: Definition, actions: list[Action],
                 jobs: dict[str, dict[str, Any]]) -> None:
         for action in actions:
             if isinstance(action, RunStep):
                 config_name = names.step_config_name(meta.run, action.path, action.attempt)
-                self._create_job(meta.namespace, config_name, jobs[config_name])
+                self._create_job(obj, action.path, action.attempt, config_name, jobs[config_name])
             elif isinstance(action, RunFlow):
-                self.kube.create_flowrun(_child_run(obj, definition, action))
+                self._create_child(obj, definition, action)
             elif isinstance(action, CancelStep):
                 # A step's Job, or an inner flow's child run: whichever exists stops.
                 self.kube.delete_job(meta.namespace, names.job_name(meta.run, action.path, action.attempt))
@@ -349,7 +400,7 @@ class RunReconciler:
     def _repair(self, obj: dict[str, Any], meta: RunMeta, definition: Definition, repairs: list[Repair]) -> None:
         for repair in repairs:
             if isinstance(repair, RecreateJob):
-                self._create_job(meta.namespace, repair.config_name, repair.job)
+                self._create_job(obj, repair.path, repair.attempt, repair.config_name, repair.job)
             elif isinstance(repair, StopJob):
                 self.kube.delete_job(meta.namespace, repair.job)
             else:
@@ -358,11 +409,36 @@ class RunReconciler:
                 st = FlowRunStatus.model_validate(obj.get("status") or {}).steps[repair.path]
                 action = RunFlow(path=repair.path, attempt=repair.attempt, step_id=module.id,
                                  flow_path=module.value.path, args=st.input or {})
-                self.kube.create_flowrun(_child_run(obj, definition, action))
+                self._create_child(obj, definition, action)
 
-    def _create_job(self, namespace: str, config_name: str, job: dict[str, Any]) -> None:
-        self.kube.create(job)
-        self.kube.annotate_config_map(namespace, config_name, {names.ANNOTATION_JOB_CREATED: "true"})
+    def _create_job(self, obj: dict[str, Any], path: str, attempt: int, config_name: str, job: dict[str, Any]) -> None:
+        try:
+            self.kube.create(job)
+        except ApiException as exc:
+            self._record_refusal(obj, path, attempt, exc, f"the Job of step {path} attempt {attempt}")
+            return
+        self.kube.annotate_config_map(obj["metadata"]["namespace"], config_name, {names.ANNOTATION_JOB_CREATED: "true"})
+
+    def _create_child(self, obj: dict[str, Any], definition: Definition, action: RunFlow) -> None:
+        try:
+            self.kube.create_flowrun(_child_run(obj, definition, action))
+        except ApiException as exc:
+            self._record_refusal(obj, action.path, action.attempt, exc,
+                                 f"the FlowRun of inner flow {action.path} attempt {action.attempt}")
+
+    def _record_refusal(self, obj: dict[str, Any], path: str, attempt: int, exc: ApiException, what: str) -> None:
+        """An attempt the status names cannot start: its report says so, as a step's would."""
+        refused = refusal(exc, what)
+        if refused is None:
+            raise exc
+        meta = obj["metadata"]
+        self.kube.create({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": names.report_name(meta["name"], path, attempt), "namespace": meta["namespace"],
+                         "labels": {names.LABEL_RUN: names.label_value(meta["name"]), names.LABEL_KIND: KIND_REPORT},
+                         "ownerReferences": [_owner(obj)]},
+            "data": {"report": StepReport(ok=False, error=refused).model_dump_json()},
+        })
 
     def _release(self, obj: dict[str, Any], status: FlowRunStatus) -> None:
         """A finished run keeps its Jobs (for logs) but not its shared volume."""
@@ -378,6 +454,8 @@ class RunReconciler:
 class RecreateJob:
     """An attempt the status names whose Job was never created."""
 
+    path: str
+    attempt: int
     config_name: str
     job: dict[str, Any]
 
