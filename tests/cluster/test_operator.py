@@ -484,3 +484,68 @@ def test_cancelling_a_parent_cancels_its_inner_flow_run(kube: Any, namespace: st
     kube.kubectl("patch", "flowrun", "outer-1", "-n", namespace, "--type=merge", "-p", '{"spec": {"cancel": true}}')
     assert wait_phase(kube, namespace, "outer-1")["phase"] == "Cancelled"
     assert wait_phase(kube, namespace, "outer-1-sub-1")["phase"] == "Cancelled"
+
+
+def held_flow(name: str) -> dict[str, Any]:
+    """A flow that suspends at once, with no pod."""
+    return flow_manifest(name, [{"id": "wait", "value": {"type": "identity"},
+                                 "suspend": {"required_events": 1, "timeout": 3600}}])
+
+
+def test_a_job_refused_by_a_quota_fails_its_step_clearly_and_nothing_loops(kube: Any, namespace: str,
+                                                                          operator: Operator) -> None:
+    kube.apply({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "no-jobs"},
+                "spec": {"hard": {"count/jobs.batch": "0"}}}, namespace)
+    kube.wait_for(lambda: ((kube.get("resourcequota", "no-jobs", namespace) or {}).get("status") or {}).get("hard"),
+                  what="the quota observed")
+    kube.apply(flow_manifest("quota", [python_step("a", "def main():\n    return 1\n")]), namespace)
+    kube.apply(run_manifest("quota-1", "quota"), namespace)
+    status = wait_phase(kube, namespace, "quota-1")
+    assert status["phase"] == "Failed" and status["error"]["name"] == "QuotaExceeded", status
+    assert "exceeded quota: no-jobs" in status["error"]["message"]
+    finished = next(c for c in status["conditions"] if c["type"] == "Finished")
+    assert finished["reason"] == "Failed" and "QuotaExceeded" in finished["message"]
+    assert operator.process is not None and operator.process.poll() is None
+
+
+def test_an_unreadable_resume_record_fails_the_run_clearly(kube: Any, namespace: str, operator: Operator) -> None:
+    kube.apply(held_flow("held"), namespace)
+    kube.apply(run_manifest("held-1", "held"), namespace)
+    wait_phase(kube, namespace, "held-1", phases=("Suspended",))
+    run = kube.get("flowrun", "held-1", namespace)
+    kube.apply({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "held-1-resume-by-hand",
+                             "labels": {"millrace.dev/run": "held-1", "millrace.dev/kind": "resume"},
+                             "ownerReferences": [{"apiVersion": "millrace.dev/v1alpha1", "kind": "FlowRun",
+                                                  "name": "held-1", "uid": run["metadata"]["uid"]}]},
+                "data": {"request": "{not json"}}, namespace)
+    status = wait_phase(kube, namespace, "held-1")
+    assert status["phase"] == "Failed" and status["error"]["name"] == "InvalidResume", status
+    assert "resume record held-1-resume-by-hand is unreadable" in status["error"]["message"]
+
+
+def test_a_binary_labelled_secret_fails_the_run_naming_it(kube: Any, namespace: str, operator: Operator) -> None:
+    import base64
+
+    kube.apply({"apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "f-app-blob", "labels": {"millrace.dev/kind": "variable"},
+                             "annotations": {"millrace.dev/path": "f/app/blob"}},
+                "data": {"value": base64.b64encode(b"\xff\xfe\x00binary").decode()}}, namespace)
+    step = python_step("use", "def main(v):\n    return v\n")
+    step["value"]["input_transforms"]["v"] = {"type": "static", "value": "$var:f/app/blob"}
+    kube.apply(flow_manifest("blob", [step]), namespace)
+    kube.apply(run_manifest("blob-1", "blob"), namespace)
+    status = wait_phase(kube, namespace, "blob-1")
+    assert status["phase"] == "Failed" and status["error"]["name"] == "UnreadableData", status
+    assert "Secret f-app-blob" in status["error"]["message"] and "'value' is binary" in status["error"]["message"]
+
+
+def test_without_the_webhook_a_flow_validate_refuses_does_not_run(kube: Any, namespace: str, operator: Operator) -> None:
+    bad = flow_manifest("unchecked", [python_step("a", "def main(x):\n    return x\n", x="results.nope")])
+    run = {"apiVersion": "millrace.dev/v1alpha1", "kind": "FlowRun", "metadata": {"name": "unchecked-1"},
+           "spec": {"flow": bad["spec"], "args": {}}}
+    kube.apply(run, namespace)  # the operator fixture runs without the webhook
+    status = wait_phase(kube, namespace, "unchecked-1")
+    assert status["phase"] == "Failed" and status["error"]["name"] == "InvalidFlow", status
+    assert "results.nope names no step of this flow" in status["error"]["message"]
+    assert kube.list("jobs", namespace, "millrace.dev/run=unchecked-1") == []
