@@ -549,3 +549,25 @@ def test_without_the_webhook_a_flow_validate_refuses_does_not_run(kube: Any, nam
     assert status["phase"] == "Failed" and status["error"]["name"] == "InvalidFlow", status
     assert "results.nope names no step of this flow" in status["error"]["message"]
     assert kube.list("jobs", namespace, "millrace.dev/run=unchecked-1") == []
+
+
+def test_a_resume_payload_is_checked_against_the_resume_form(kube: Any, namespace: str, operator: Operator) -> None:
+    form = {"schema": {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}}
+    flow = flow_manifest("formed", [{"id": "wait", "value": {"type": "identity"},
+                                     "suspend": {"required_events": 1, "timeout": 3600, "resume_form": form}}])
+    kube.apply(flow, namespace)
+    kube.apply(run_manifest("formed-1", "formed"), namespace)
+    wait_phase(kube, namespace, "formed-1", phases=("Suspended",))
+    bad = millrace_cli(kube, "resume", "formed-1", "-n", namespace, "--payload", '{"ok": "yes"}')
+    assert bad.returncode == 0, bad.stderr  # recorded; the operator judges it
+
+    def refused() -> str | None:
+        events = kube.list("events", namespace)
+        return next((e["message"] for e in events if e["reason"] == "ResumeRefused"), None)
+
+    message = kube.wait_for(refused, what="the ResumeRefused event")
+    assert "resume payload: input 'ok': 'yes' is not of type 'boolean'" in message
+    assert kube.get("flowrun", "formed-1", namespace)["status"]["phase"] == "Suspended"
+    good = millrace_cli(kube, "resume", "formed-1", "-n", namespace, "--payload", '{"ok": true}')
+    assert good.returncode == 0, good.stderr
+    assert wait_phase(kube, namespace, "formed-1")["phase"] == "Succeeded"

@@ -195,10 +195,10 @@ def test_reading_a_run_changes_nothing(reconciler) -> None:
     status = FlowRunStatus.model_validate(obj["status"])
     definition = rec._definition(obj)
     kube.calls.clear()
-    events, repairs, unreadable = rec._read(obj, status, rec._meta(obj, definition), definition)
+    reading = rec._read(obj, status, rec._meta(obj, definition), definition)
     assert kube.writes() == []
-    assert [type(e).__name__ for e in events] == ["StepFinished"]
-    assert [type(r).__name__ for r in repairs] == ["StopJob"] and unreadable is None
+    assert [type(e).__name__ for e in reading.events] == ["StepFinished"]
+    assert [type(r).__name__ for r in reading.repairs] == ["StopJob"] and reading.unreadable is None
 
 
 def api_error(status: int, message: str) -> ApiException:
@@ -294,3 +294,30 @@ def test_the_reconciler_refuses_a_flow_the_webhook_would_refuse(reconciler) -> N
     assert status["phase"] == "Failed" and status["error"]["name"] == "InvalidFlow"
     assert "results.nope names no step of this flow" in status["error"]["message"]
     assert not [k for k in kube.objects if k[0] == "Job"]
+
+
+def test_a_resume_payload_that_does_not_fit_the_form_is_refused_and_the_run_keeps_waiting(reconciler) -> None:
+    """As `millrace resume` refuses it locally (engine/resume_form.py, shared by both shells)."""
+    rec, kube = reconciler
+    run = flowrun()
+    run["spec"]["flow"]["value"]["modules"][0] = {
+        "id": "wait", "value": {"type": "identity"},
+        "suspend": {"required_events": 1, "timeout": 3600, "resume_form": {"schema": {
+            "type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}}}}
+    kube.put(run)
+    rec.reconcile(NS, "r")
+
+    def resume(name: str, payload: Any) -> None:
+        kube.put({"kind": "ConfigMap", "metadata": {"name": name, "labels": {names.LABEL_KIND: "resume"},
+                                                    "creationTimestamp": name},
+                  "data": {"request": json.dumps({"payload": payload, "approver": "ann"})}})
+
+    resume("r-resume-1", {"ok": "yes"})
+    kube.calls.clear()
+    assert rec.reconcile(NS, "r")[0] is False
+    status = kube.objects[("FlowRun", "r")]["status"]
+    assert status["phase"] == "Suspended" and status["appliedResumes"] == ["r-resume-1"]
+    assert [c for c in kube.calls if c == ("create Event", "r.")]  # a ResumeRefused warning
+    resume("r-resume-2", {"ok": True})
+    assert rec.reconcile(NS, "r")[0] is True
+    assert kube.objects[("FlowRun", "r")]["status"]["phase"] == "Succeeded"

@@ -33,6 +33,7 @@ from ..engine.evaluate import Evaluator
 from ..engine.events import CancelRequested, Event, Resumed, Start, StepFinished, Tick
 from ..engine.library import Library, ScriptSource
 from ..engine.planner import PlanContext, plan
+from ..engine.resume_form import resume_form_problem
 from ..errors import FlowError
 from ..expressions import Sandbox
 from ..engine.paths import module_at
@@ -124,7 +125,7 @@ class RunReconciler:
         except FlowError as exc:
             return self._fail(obj, status, ErrorInfo(name="InvalidFlow", message=str(exc)))
         meta = self._meta(obj, definition)
-        events, repairs, unreadable = self._read(obj, status, meta, definition)
+        reading = self._read(obj, status, meta, definition)
         try:
             variables, resources = data_mappings(self.kube, namespace) if definition.uses_data else ({}, {})
         except UnreadableData as exc:
@@ -136,7 +137,7 @@ class RunReconciler:
         actions: list[Action] = []
         jobs: dict[str, dict[str, Any]] = {}
         wake_at: float | None = None
-        pending = list(events)
+        pending = list(reading.events)
         while pending:
             result = plan(ctx, state, pending.pop(0))
             state, wake_at = result.state, result.wake_at
@@ -148,9 +149,9 @@ class RunReconciler:
                     # The attempt cannot even be written down: it failed, as the planner will hear now.
                     pending.append(StepFinished(path=action.path, attempt=action.attempt, now=self.clock(),
                                                 outcome=StepOutcome(ok=False, error=refused)))
-        if unreadable is not None and state.terminal:
+        if reading.unreadable is not None and state.terminal:
             # Stopped as a cancel would stop it, but it is the record's fault, not a person's choice.
-            state = state.model_copy(update={"phase": "Failed", "error": unreadable})
+            state = state.model_copy(update={"phase": "Failed", "error": reading.unreadable})
         new_status = decorate(self._dehydrate(state, meta.run), obj, self.clock())
         document = new_status.model_dump(mode="json", by_alias=True, exclude_none=True)
         if actions or _changed(obj.get("status") or {}, document):
@@ -162,9 +163,9 @@ class RunReconciler:
                     raise
                 return self._fail(obj, status, ErrorInfo(name=refused.name, message=refused.message))
         crash_point("after-status")
-        self._repair(obj, meta, definition, repairs)
+        self._repair(obj, meta, definition, reading.repairs)
         self._launch(obj, meta, definition, actions, jobs)
-        observe.record(self.kube, obj, observe.transitions(status, new_status), self.clock())
+        observe.record(self.kube, obj, reading.notices + observe.transitions(status, new_status), self.clock())
         if new_status.terminal:
             self._release(obj, new_status)
             return True, None
@@ -250,12 +251,11 @@ class RunReconciler:
     # --- events ------------------------------------------------------------------------
 
     def _read(self, obj: dict[str, Any], status: FlowRunStatus, meta: RunMeta,
-              definition: Definition) -> tuple[list[Event], list[Repair], ErrorInfo | None]:
-        """What happened since the status was written, what to repair once it is, and the
-        error of an unreadable resume record if there is one: reads only."""
+              definition: Definition) -> Reading:
+        """What happened since the status was written, and what to repair once it is: reads only."""
         now = self.clock()
         if status.phase == "Pending":
-            return [Start(args=(obj.get("spec") or {}).get("args") or {}, now=now)], [], None
+            return Reading([Start(args=(obj.get("spec") or {}).get("args") or {}, now=now)])
         events: list[Event] = []
         repairs: list[Repair] = []
         selector = f"{names.LABEL_RUN}={names.label_value(meta.run)}"
@@ -301,21 +301,22 @@ class RunReconciler:
                 events.append(StepFinished(path=path, attempt=st.attempts, outcome=outcome, now=now))
                 if verdict.stop and job is not None:
                     repairs.append(StopJob(job["metadata"]["name"]))
-        resumes, unreadable = self._resumes(records, status, now)
-        events.extend(resumes)
+        reading = self._resumes(records, status, definition, now)
+        events.extend(reading.events)
         if (obj.get("spec") or {}).get("cancel"):
             events.append(CancelRequested(reason="spec.cancel is true", by="kubernetes", now=now))
-        return events or [Tick(now=now)], repairs, unreadable
+        return Reading(events or [Tick(now=now)], repairs, reading.unreadable, reading.notices)
 
-    def _resumes(self, records: dict[str, dict[str, Any]], status: FlowRunStatus,
-                 now: float) -> tuple[list[Event], ErrorInfo | None]:
+    def _resumes(self, records: dict[str, dict[str, Any]], status: FlowRunStatus, definition: Definition,
+                 now: float) -> Reading:
+        """Resume and cancel requests not applied yet, in the order they came."""
         pending = sorted(
             (cm for cm in records.values()
              if cm["metadata"].get("labels", {}).get(names.LABEL_KIND) == KIND_RESUME
              and cm["metadata"]["name"] not in status.applied_resumes),
             key=lambda cm: cm["metadata"].get("creationTimestamp") or "",
         )
-        events: list[Event] = []
+        reading = Reading([])
         for cm in pending:
             record = cm["metadata"]["name"]
             status.applied_resumes.append(record)
@@ -325,13 +326,24 @@ class RunReconciler:
                     raise ValueError("it is not a JSON object")
             except (KeyError, ValueError) as exc:
                 problem = f"resume record {record} is unreadable: {exc if not isinstance(exc, KeyError) else 'it has no request'}"
-                events.append(CancelRequested(reason=problem, by="millrace", now=now))
-                return events, ErrorInfo(name="InvalidResume", message=problem)
+                reading.events.append(CancelRequested(reason=problem, by="millrace", now=now))
+                reading.unreadable = ErrorInfo(name="InvalidResume", message=problem)
+                return reading
             if request.get("cancel"):
-                events.append(CancelRequested(reason=request.get("reason") or "disapproved", by=request.get("approver") or "anonymous", now=now))
-            else:
-                events.append(Resumed(payload=request.get("payload"), approver=request.get("approver") or "anonymous", now=now))
-        return events, None
+                reading.events.append(CancelRequested(reason=request.get("reason") or "disapproved",
+                                                      by=request.get("approver") or "anonymous", now=now))
+                continue
+            if status.suspended_step:
+                problem = resume_form_problem(definition.loaded.name, definition.loaded.flow, definition.library,
+                                              status.suspended_step, request.get("payload"))
+                if problem is not None:
+                    # Refused as `millrace resume` refuses it locally: the run keeps waiting.
+                    reading.notices.append(observe.Transition("ResumeRefused", f"resume record {record}: {problem}"[:1024],
+                                                              warning=True, step=status.suspended_step))
+                    continue
+            reading.events.append(Resumed(payload=request.get("payload"), approver=request.get("approver") or "anonymous",
+                                          now=now))
+        return reading
 
     # --- large results -------------------------------------------------------------------
 
@@ -448,6 +460,17 @@ class RunReconciler:
         for st in status.steps.values():
             if st.result_ref:
                 self._large_results.pop(st.result_ref, None)
+
+
+@dataclass
+class Reading:
+    """What the read phase found: planner events, repairs for the act phase, the error of
+    an unreadable resume record, and Events to post that are no state change."""
+
+    events: list[Event]
+    repairs: list[Repair] = field(default_factory=list)
+    unreadable: ErrorInfo | None = None
+    notices: list[observe.Transition] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
