@@ -149,6 +149,32 @@ def test_a_failing_step_fails_the_run_with_its_traceback(kube: Any, namespace: s
     assert "no good" in status["error"]["stack"]
     finished = next(c for c in status["conditions"] if c["type"] == "Finished")
     assert finished["reason"] == "Failed" and "no good" in finished["message"]
+    # Failed in Kubernetes' terms too: the pod exited non-zero, its Job is Failed, its log has the traceback.
+    job = next(iter(kube.list("jobs", namespace, "millrace.dev/run=boom-1")))["metadata"]["name"]
+    assert kube.job_condition(namespace, job) == "Failed"
+    pod = kube.list("pods", namespace, f"job-name={job}")[0]
+    terminated = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert terminated["exitCode"] == 1, terminated
+    log = kube.logs(namespace, pod["metadata"]["name"])
+    assert "Traceback" in log and "ValueError: no good" in log, log
+    # No deadline: the step may wait for the operator to take its report as long as it runs.
+    env = {e["name"]: e.get("value") for e in kube.get("job", job, namespace)["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["MILLRACE_API_RETRY_S"] == str(365 * 24 * 3600)
+
+
+def test_a_failing_bash_step_fails_its_job_with_the_exit_code(kube: Any, namespace: str, operator: Operator) -> None:
+    step = {"id": "sh", "value": {"type": "rawscript", "language": "bash", "content": "echo trying\nexit 3\n",
+                                  "input_transforms": {}}, "timeout": 60}
+    kube.apply(flow_manifest("shfail", [step]), namespace)
+    kube.apply(run_manifest("shfail-1", "shfail"), namespace)
+    status = wait_phase(kube, namespace, "shfail-1")
+    assert status["phase"] == "Failed" and "exited with code 3" in status["error"]["message"], status
+    job = next(iter(kube.list("jobs", namespace, "millrace.dev/run=shfail-1")))
+    assert kube.job_condition(namespace, job["metadata"]["name"]) == "Failed"
+    pod = kube.list("pods", namespace, f"job-name={job['metadata']['name']}")[0]
+    assert pod["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 3
+    env = {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["MILLRACE_API_RETRY_S"] == str(job["spec"]["activeDeadlineSeconds"])
 
 
 def test_loops_and_branches_run_in_the_cluster(kube: Any, namespace: str, operator: Operator) -> None:

@@ -3,8 +3,11 @@
 Standard library only: this file is copied into step pods as it is, with the
 sdk folder beside its own (../sdk), which makes `import wmill` work. The
 local fork server imports it once and calls main() in each forked child. It
-never prints: the step's stdout and stderr are the user's. The outcome goes
-to the step API (MILLRACE_API_URL, MILLRACE_TOKEN).
+never prints while the step runs: the step's stdout and stderr are the
+user's. The outcome goes to the step API (MILLRACE_API_URL, MILLRACE_TOKEN).
+In a pod (MILLRACE_EXIT_ON_FAILURE, set by launch.sh) a failed step's
+traceback then goes to stderr and the process exits 1, so the pod's log
+shows it and its Job is Failed.
 """
 
 import inspect
@@ -123,7 +126,13 @@ def run_step() -> str:
 def main() -> None:
     # Line buffering keeps print() and tracebacks in order in the captured log.
     sys.stdout.reconfigure(line_buffering=True)
-    report(run_step())
+    document = run_step()
+    report(document)
+    outcome = json.loads(document)
+    if not outcome["ok"] and os.environ.get("MILLRACE_EXIT_ON_FAILURE"):
+        error = outcome["error"]
+        sys.stderr.write(error.get("stack") or f"{error['name']}: {error['message']}\n")
+        sys.exit(1)
 
 
 if __name__ == "__main__":

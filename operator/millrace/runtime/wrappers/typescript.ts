@@ -1,8 +1,10 @@
 // millrace step wrapper for TypeScript (bun, deno): call main() of ./main.ts with ./args.json.
 //
 // Only node: built-ins and fetch, which both runtimes provide: this file is copied
-// into step pods with the sdk folder beside its own (../sdk). It never prints: the
-// step's stdout and stderr are the user's. The outcome goes to the step API.
+// into step pods with the sdk folder beside its own (../sdk). It never prints while the
+// step runs: the step's stdout and stderr are the user's. The outcome goes to the step
+// API. In a pod (MILLRACE_EXIT_ON_FAILURE, set by launch.sh) a failed step's stack then
+// goes to stderr and the process exits 1, so the pod's log shows it and its Job is Failed.
 // Windmill passes arguments to main by position, matched to the parameter
 // names; the runtime has stripped the types, so main.toString() names them.
 import { readFileSync } from "node:fs";
@@ -116,6 +118,12 @@ async function runStep(): Promise<string> {
 }
 
 if (import.meta.main) {
-  await report(await runStep());
+  const document = await runStep();
+  await report(document);
+  const outcome = JSON.parse(document);
+  if (!outcome.ok && process.env.MILLRACE_EXIT_ON_FAILURE) {
+    process.stderr.write(outcome.error.stack || `${outcome.error.name}: ${outcome.error.message}\n`);
+    process.exit(1);
+  }
   process.exit(0); // a timer or socket the script left open must not hold the step
 }
