@@ -597,3 +597,20 @@ def test_a_resume_payload_is_checked_against_the_resume_form(kube: Any, namespac
     good = millrace_cli(kube, "resume", "formed-1", "-n", namespace, "--payload", '{"ok": true}')
     assert good.returncode == 0, good.stderr
     assert wait_phase(kube, namespace, "formed-1")["phase"] == "Succeeded"
+
+
+def test_an_inner_flows_large_result_reaches_the_parent_whole(kube: Any, namespace: str, operator: Operator) -> None:
+    rows = python_step("rows", "def main():\n    return ['row %d' % i for i in range(2000)]\n")
+    kube.apply(flow_manifest("f-big-inner", [rows]), namespace)
+    sub = {"id": "sub", "value": {"type": "flow", "path": "f/big-inner", "input_transforms": {}}}
+    count = python_step("count", "def main(rows):\n    return [len(rows), rows[-1]]\n", rows="results.sub")
+    kube.apply(flow_manifest("bigouter", [sub, count]), namespace)
+    kube.apply(run_manifest("bigouter-1", "bigouter"), namespace)
+    status = wait_phase(kube, namespace, "bigouter-1", timeout=180)
+    assert status["phase"] == "Succeeded", status
+    assert status["result"] == [2000, "row 1999"]
+    child = kube.get("flowrun", "bigouter-1-sub-1", namespace)["status"]
+    assert "result" not in child and child["resultRef"]
+    kept = kube.get("configmap", child["resultRef"], namespace)
+    assert json.loads(kept["data"]["report"])["result"][-1] == "row 1999"
+    assert status["steps"]["sub"]["resultRef"] == child["resultRef"] and "result" not in status["steps"]["sub"]

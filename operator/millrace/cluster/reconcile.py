@@ -56,6 +56,7 @@ from .status import decorate
 KIND_REPORT = "report"
 KIND_RESUME = "resume"
 KIND_DEFINITION = "definition"
+KIND_RESULT = "result"
 JOB_KEY = "job.json"
 RESULT_INLINE_LIMIT = 4096  # bytes of JSON kept in status; larger results stay in their report ConfigMap
 RESULT_MAX = 900 * 1024  # a ConfigMap holds at most 1 MiB
@@ -152,6 +153,7 @@ class RunReconciler:
         if reading.unreadable is not None and state.terminal:
             # Stopped as a cancel would stop it, but it is the record's fault, not a person's choice.
             state = state.model_copy(update={"phase": "Failed", "error": reading.unreadable})
+        self._keep_result(obj, state)
         new_status = decorate(self._dehydrate(state, meta.run), obj, self.clock())
         document = new_status.model_dump(mode="json", by_alias=True, exclude_none=True)
         if actions or _changed(obj.get("status") or {}, document):
@@ -274,6 +276,12 @@ class RunReconciler:
                     repairs.append(RecreateChild(path, st.attempts))
                     continue
                 outcome = _child_outcome(child)
+                ref = (child.get("status") or {}).get("resultRef")
+                if outcome is not None and outcome.ok and ref:
+                    # Too large for the child's status: it is whole in the child's result ConfigMap.
+                    kept = self.kube.get_config_map(meta.namespace, ref)
+                    outcome = _report_outcome(kept) if kept is not None else StepOutcome(ok=False, error=StepError(
+                        name="ResultMissing", message=f"inner flow run {child['metadata']['name']}: ConfigMap {ref} is gone"))
                 if outcome is not None:
                     events.append(StepFinished(path=path, attempt=st.attempts, outcome=outcome, now=now))
                 continue
@@ -362,15 +370,33 @@ class RunReconciler:
         return status
 
     def _dehydrate(self, status: FlowRunStatus, run: str) -> FlowRunStatus:
+        """The status as written: results over the inline limit are replaced by the name of
+        the ConfigMap that holds them (a step's report, an inner flow's or this run's result)."""
         out = status.model_copy(deep=True)
         for path, st in out.steps.items():
-            if st.phase == "Succeeded" and st.runs_script and st.result is not None:
-                if len(json.dumps(st.result, default=str)) > RESULT_INLINE_LIMIT:
-                    st.result_ref = st.result_ref or names.report_name(run, path, st.attempts)
+            if st.phase == "Succeeded" and st.result is not None and (st.runs_script or st.type == "flow"):
+                if _large(st.result):
+                    own = (names.report_name(run, path, st.attempts) if st.runs_script
+                           else result_name(names.child_run_name(run, path, st.attempts)))
+                    st.result_ref = st.result_ref or own
                     st.result = None
-        if out.result is not None and len(json.dumps(out.result, default=str)) > RESULT_INLINE_LIMIT:
-            out.result = {"truncated": True, "note": "the result is larger than the status keeps; see resultRef of the last step"}
+        if out.result is not None and _large(out.result):
+            out.result_ref = result_name(run)
+            out.result = None
         return out
+
+    def _keep_result(self, obj: dict[str, Any], state: FlowRunStatus) -> None:
+        """Before the status points at it: the ConfigMap of a result too large for the status."""
+        if state.result is None or not _large(state.result):
+            return
+        meta = obj["metadata"]
+        self.kube.create({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": result_name(meta["name"]), "namespace": meta["namespace"],
+                         "labels": {names.LABEL_RUN: names.label_value(meta["name"]), names.LABEL_KIND: KIND_RESULT},
+                         "ownerReferences": [_owner(obj)]},
+            "data": {"report": StepReport(ok=True, result=state.result).model_dump_json()},
+        })
 
     # --- actions --------------------------------------------------------------------------
 
@@ -531,6 +557,15 @@ def _child_run(parent: dict[str, Any], definition: Definition, action: RunFlow) 
         },
         "spec": {"flow": flow, "args": action.args},
     }
+
+
+def result_name(run: str) -> str:
+    """The ConfigMap holding a run's result when the status cannot."""
+    return names.dns_name(run, "result")
+
+
+def _large(value: Any) -> bool:
+    return len(json.dumps(value, default=str)) > RESULT_INLINE_LIMIT
 
 
 def _changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
