@@ -135,7 +135,9 @@ def test_a_flow_applied_with_kubectl_runs_its_steps_as_jobs(kube: Any, namespace
     assert "wired-1" in columns and "Succeeded" in columns
     events = kube.kubectl("get", "events", "-n", namespace, "--field-selector", "involvedObject.name=wired-1",
                           "-o", "jsonpath={.items[*].reason}").stdout.split()
-    assert {"StepStarted", "StepSucceeded", "RunSucceeded"} <= set(events)
+    # One Event per step outcome, one for the run's.
+    assert sorted(events) == ["RunSucceeded", "StepSucceeded", "StepSucceeded"], events
+    assert all(j["spec"]["ttlSecondsAfterFinished"] == 3600 for j in jobs)
     metrics = urllib.request.urlopen(f"http://127.0.0.1:{operator.metrics_port}/metrics").read().decode()
     assert 'millrace_steps_total{outcome="succeeded"}' in metrics and "millrace_step_duration_seconds_bucket" in metrics
 
@@ -614,3 +616,28 @@ def test_an_inner_flows_large_result_reaches_the_parent_whole(kube: Any, namespa
     kept = kube.get("configmap", child["resultRef"], namespace)
     assert json.loads(kept["data"]["report"])["result"][-1] == "row 1999"
     assert status["steps"]["sub"]["resultRef"] == child["resultRef"] and "result" not in status["steps"]["sub"]
+
+
+def test_a_finished_run_is_deleted_after_its_retention(kube: Any, namespace: str, operator: Operator) -> None:
+    operator.stop()
+    operator.start(MILLRACE_RETENTION_S="3")
+    kube.apply(flow_manifest("brief", [python_step("a", "def main():\n    return 1\n")]), namespace)
+    kube.apply(run_manifest("brief-1", "brief"), namespace)
+    kube.wait_for(lambda: ((kube.get("flowrun", "brief-1", namespace) or {}).get("status") or {}).get("phase")
+                  == "Succeeded", what="the run to succeed")
+    kube.wait_for(lambda: kube.get("flowrun", "brief-1", namespace) is None, timeout=60, what="the run deleted")
+    kube.wait_for(lambda: not kube.list("jobs", namespace, "millrace.dev/run=brief-1")
+                  and not kube.list("configmaps", namespace, "millrace.dev/run=brief-1"), what="its objects collected")
+
+
+def test_uninstalling_leaves_no_run_that_cannot_be_deleted(kube: Any, helm: Any, namespace: str,
+                                                           operator: Operator) -> None:
+    kube.apply(held_flow("left"), namespace)
+    kube.apply(run_manifest("left-1", "left"), namespace)
+    wait_phase(kube, namespace, "left-1", phases=("Suspended",))
+    assert not kube.get("flowrun", "left-1", namespace)["metadata"].get("finalizers")
+    operator.stop()
+    helm("uninstall", "millrace", "--namespace", namespace)
+    # Nobody runs the operator any more: deleting the run must not wait for it.
+    kube.kubectl("delete", "flowrun", "left-1", "-n", namespace, "--timeout=30s")
+    kube.kubectl("delete", "flow", "left", "-n", namespace, "--timeout=30s")

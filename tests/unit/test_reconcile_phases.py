@@ -101,6 +101,10 @@ class FakeKube:
         if job is not None:
             job["metadata"]["deletionTimestamp"] = "2024-01-01T00:00:00Z"
 
+    def delete_flowrun(self, namespace: str, name: str) -> None:
+        self.calls.append(("delete_flowrun", name))
+        self.objects.pop(("FlowRun", name), None)
+
     def patch_flowrun_spec(self, namespace: str, name: str, spec: dict[str, Any]) -> None:
         self.calls.append(("patch_flowrun_spec", name))
 
@@ -321,3 +325,34 @@ def test_a_resume_payload_that_does_not_fit_the_form_is_refused_and_the_run_keep
     resume("r-resume-2", {"ok": True})
     assert rec.reconcile(NS, "r")[0] is True
     assert kube.objects[("FlowRun", "r")]["status"]["phase"] == "Succeeded"
+
+
+def test_a_finished_run_is_deleted_once_its_retention_is_over_and_not_looked_at_before() -> None:
+    kube = FakeKube()
+    now = [1000.0]
+    config = OperatorConfig(api_url="http://127.0.0.1:1", signer=Signer(b"k" * 32), retention_s=60)
+    with Sandbox() as sandbox:
+        rec = RunReconciler(kube, config, sandbox, clock=lambda: now[0])  # type: ignore[arg-type]
+        run = flowrun()
+        run["spec"]["flow"]["value"]["modules"][0] = {"id": "nothing", "value": {"type": "identity"}}
+        kube.put(run)
+        assert rec.reconcile(NS, "r") == (True, 1060.0)  # finished: only its retention wakes it
+        now[0] = 1030.0
+        assert rec.reconcile(NS, "r") == (True, 1060.0)
+        assert ("delete_flowrun", "r") not in kube.calls
+        now[0] = 1061.0
+        assert rec.reconcile(NS, "r") == (True, None)
+        assert ("delete_flowrun", "r") in kube.calls
+
+
+def test_an_inner_flows_run_is_not_deleted_on_its_own() -> None:
+    kube = FakeKube()
+    config = OperatorConfig(api_url="http://127.0.0.1:1", signer=Signer(b"k" * 32), retention_s=0)
+    with Sandbox() as sandbox:
+        rec = RunReconciler(kube, config, sandbox, clock=lambda: 1000.0)  # type: ignore[arg-type]
+        run = flowrun()
+        run["metadata"]["labels"] = {names.LABEL_PARENT: "parent"}
+        run["spec"]["flow"]["value"]["modules"][0] = {"id": "nothing", "value": {"type": "identity"}}
+        kube.put(run)
+        assert rec.reconcile(NS, "r") == (True, None)
+        assert ("delete_flowrun", "r") not in kube.calls

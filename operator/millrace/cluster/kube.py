@@ -68,6 +68,14 @@ class KubeApi:
             if exc.status != 404:
                 raise
 
+    def delete_flowrun(self, namespace: str, name: str) -> None:
+        try:
+            self.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, FLOWRUNS, name,
+                                                        propagation_policy="Background")
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
     def patch_flow_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, FLOWS, name, {"status": status})
 

@@ -68,7 +68,9 @@ def run_operator(
     config = OperatorConfig(api_url=server.url, signer=signer,
                             claim_timeout_s=float(os.environ.get("MILLRACE_CLAIM_TIMEOUT_S", "120")),
                             resync_s=float(os.environ.get("MILLRACE_RESYNC_S", "30")),
-                            workers=int(os.environ.get("MILLRACE_WORKERS", "4")))
+                            workers=int(os.environ.get("MILLRACE_WORKERS", "4")),
+                            job_ttl_s=int(os.environ.get("MILLRACE_JOB_TTL_S", "3600")),
+                            retention_s=float(os.environ["MILLRACE_RETENTION_S"]) if os.environ.get("MILLRACE_RETENTION_S") else None)
     handlers.configure(config, kube,
                        webhooks=webhooks, fixed_namespaces=bool(namespaces) and not all_namespaces)
     try:

@@ -85,7 +85,8 @@ def _reconcile(reconciler: RunReconciler, key: RunKey) -> float | None:
     """One pass over a run; when to look again (the queue's clock), or None once it ended."""
     finished, wake_at = reconciler.reconcile(*key)
     if finished:
-        return None
+        # No resync: only its own wake-up (its retention), if it has one.
+        return None if wake_at is None else QUEUE.clock() + max(0.0, wake_at - reconciler.clock())
     delay = reconciler.config.resync_s
     if wake_at is not None:
         delay = max(0.0, min(delay, wake_at - reconciler.clock()))

@@ -73,6 +73,11 @@ class OperatorConfig:
     resync_s: float = 30.0
     # Runs reconciled at once (each worker holds one expression sandbox).
     workers: int = 4
+    # A finished step's Job is deleted this long after it ended (its outcome is recorded by then).
+    job_ttl_s: int = 3600
+    # A finished top-level FlowRun (and with it everything it owns) is deleted this long
+    # after it ended; None keeps it until someone deletes it.
+    retention_s: float | None = None
 
 
 @dataclass
@@ -104,7 +109,8 @@ class RunReconciler:
         self._large_results = cache.large_results
 
     def reconcile(self, namespace: str, name: str) -> tuple[bool, float | None]:
-        """One pass. Returns (finished, wake_at); retries itself on write conflicts."""
+        """One pass. Returns (finished, wake_at): a finished run needs no resync, only its
+        wake-up if it has one (its retention); retries itself on write conflicts."""
         while True:
             try:
                 return self._pass(namespace, name)
@@ -120,7 +126,7 @@ class RunReconciler:
         status = FlowRunStatus.model_validate(obj.get("status") or {})
         if status.terminal:
             self._release(obj, status)
-            return True, None
+            return True, self._expire(obj, status)
         try:
             definition = self._definition(obj)
         except FlowError as exc:
@@ -170,8 +176,19 @@ class RunReconciler:
         observe.record(self.kube, obj, reading.notices + observe.transitions(status, new_status), self.clock())
         if new_status.terminal:
             self._release(obj, new_status)
-            return True, None
+            return True, self._expire(obj, new_status)
         return False, wake_at
+
+    def _expire(self, obj: dict[str, Any], status: FlowRunStatus) -> float | None:
+        """Delete a finished run past its retention; else when to look again (None: never).
+        An inner flow's run goes with its parent."""
+        if self.config.retention_s is None or names.LABEL_PARENT in (obj["metadata"].get("labels") or {}):
+            return None
+        due = (status.finished_at or self.clock()) + self.config.retention_s
+        if self.clock() < due:
+            return due
+        self.kube.delete_flowrun(obj["metadata"]["namespace"], obj["metadata"]["name"])
+        return None
 
     def _fail(self, obj: dict[str, Any], status: FlowRunStatus, error: ErrorInfo) -> tuple[bool, float | None]:
         """End the run as Failed on the last status the API accepted, with nothing else changed."""
@@ -180,7 +197,7 @@ class RunReconciler:
         self.kube.replace_flowrun_status(obj, new_status.model_dump(mode="json", by_alias=True, exclude_none=True))
         observe.record(self.kube, obj, observe.transitions(status, new_status), self.clock())
         self._release(obj, new_status)
-        return True, None
+        return True, self._expire(obj, new_status)
 
     # --- the pinned definition ---------------------------------------------------------
 
@@ -407,6 +424,7 @@ class RunReconciler:
         token = self.config.signer.issue(Claims(run=f"{meta.namespace}/{meta.run}", flow=meta.flow,
                                                 path=action.path, step_id=action.step_id, attempt=action.attempt))
         config_map, secret, job = step_objects(meta, action, token)
+        job["spec"]["ttlSecondsAfterFinished"] = self.config.job_ttl_s
         config_map["data"][JOB_KEY] = json.dumps(job)
         try:
             if meta.same_worker:
