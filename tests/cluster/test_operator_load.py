@@ -82,9 +82,9 @@ def test_hundreds_of_live_runs_leave_the_webhook_and_new_runs_served(kube: Any, 
     # With every run live: the webhook still judges Flows, and a new run goes through to the end.
     good = flow_manifest("later", [python_step("a", "def main(x: int):\n    return x + 1\n", x="flow_input.x")])
     kube.apply(good, namespace)
-    bad = flow_manifest("broken", [python_step("a", "def main(x):\n    return x\n", x="results.nope")])
-    refused = kube.apply(bad, namespace, check=False)
-    assert refused.returncode != 0 and "results.nope names no step of this flow" in refused.stderr
+    twice = python_step("a", "def main():\n    return 1\n")
+    refused = kube.apply(flow_manifest("broken", [twice, twice]), namespace, check=False)
+    assert refused.returncode != 0 and "duplicate step id 'a'" in refused.stderr
     kube.apply(run_manifest("later-1", "later", {"x": 41}), namespace)
     status = wait_phase(kube, namespace, "later-1", timeout=180)
     assert status["phase"] == "Succeeded", status

@@ -289,14 +289,14 @@ def test_an_unreadable_resume_record_fails_the_run_clearly(reconciler) -> None:
 def test_the_reconciler_refuses_a_flow_the_webhook_would_refuse(reconciler) -> None:
     rec, kube = reconciler
     run = flowrun()
-    run["spec"]["flow"]["value"]["modules"][0]["value"]["input_transforms"] = {
-        "x": {"type": "javascript", "expr": "results.nope"}}
+    modules = run["spec"]["flow"]["value"]["modules"]
+    modules.append(copy.deepcopy(modules[0]))  # two steps with one id
     kube.put(run)
     finished, _ = rec.reconcile(NS, "r")
     assert finished
     status = kube.objects[("FlowRun", "r")]["status"]
     assert status["phase"] == "Failed" and status["error"]["name"] == "InvalidFlow"
-    assert "results.nope names no step of this flow" in status["error"]["message"]
+    assert "duplicate step id 'a'" in status["error"]["message"]
     assert not [k for k in kube.objects if k[0] == "Job"]
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from kubernetes.client.exceptions import ApiException
@@ -51,6 +51,7 @@ from .faults import refusal
 from .jobs import RunMeta, shared_claim, step_objects
 from .kube import Conflict, KubeApi
 from .outcomes import job_outcome
+from .placement import claim_node
 from .status import decorate
 
 KIND_REPORT = "report"
@@ -421,6 +422,8 @@ class RunReconciler:
         """Before the status names a new attempt: its ConfigMap (which also keeps its Job
         manifest, for recovery) and its Secret, both idempotent; the Job manifest goes in
         `jobs` by ConfigMap name. Returns why the API refused them for good, if it did."""
+        if meta.same_worker:
+            meta = replace(meta, node=claim_node(self.kube, meta.namespace, meta.run))
         token = self.config.signer.issue(Claims(run=f"{meta.namespace}/{meta.run}", flow=meta.flow,
                                                 path=action.path, step_id=action.step_id, attempt=action.attempt))
         config_map, secret, job = step_objects(meta, action, token)
