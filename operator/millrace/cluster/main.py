@@ -43,6 +43,9 @@ def run_operator(
 ) -> int:
     logging.basicConfig(level=os.environ.get("MILLRACE_LOG_LEVEL", "INFO"),
                         format='{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","message":"%(message)s"}')
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        # kopf logs each handler call at INFO: a line per watch event of every run, thousands under load.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     _load_kube_config()
     # V8 initialises its process-wide state with the first isolate; doing that here, once,
     # keeps handler threads from racing to do it (which aborts the process).
