@@ -231,17 +231,22 @@ def test_server_errors_throttling_and_plain_forbidden_are_retried(status: int) -
     assert refusal(TimeoutError("read timed out"), "x") is None
 
 
+def quota_on(kube: FakeKube, kind: str) -> None:
+    """Every create of `kind` is refused by a ResourceQuota."""
+    create = kube.create
+
+    def refusing(obj: dict[str, Any]) -> bool:
+        if obj["kind"] == kind:
+            raise api_error(403, f"exceeded quota: q, requested: {kind}=1, used: 0, limited: 0")
+        return create(obj)
+
+    kube.create = refusing  # type: ignore[method-assign]
+
+
 def test_inputs_refused_by_a_quota_fail_the_step_before_the_status_names_a_job(reconciler) -> None:
     rec, kube = reconciler
     kube.put(flowrun())
-    create = kube.create
-
-    def quota(obj: dict[str, Any]) -> bool:
-        if obj["kind"] == "Secret":
-            raise api_error(403, "exceeded quota: q, requested: secrets=1, used: secrets=1, limited: secrets=1")
-        return create(obj)
-
-    kube.create = quota  # type: ignore[method-assign]
+    quota_on(kube, "Secret")
     finished, _ = rec.reconcile(NS, "r")
     assert finished
     status = kube.objects[("FlowRun", "r")]["status"]
@@ -253,14 +258,7 @@ def test_inputs_refused_by_a_quota_fail_the_step_before_the_status_names_a_job(r
 def test_a_job_refused_by_a_quota_is_recorded_as_the_attempts_failure(reconciler) -> None:
     rec, kube = reconciler
     kube.put(flowrun())
-    create = kube.create
-
-    def quota(obj: dict[str, Any]) -> bool:
-        if obj["kind"] == "Job":
-            raise api_error(403, "exceeded quota: q, requested: count/jobs.batch=1, used: 0, limited: 0")
-        return create(obj)
-
-    kube.create = quota  # type: ignore[method-assign]
+    quota_on(kube, "Job")
     rec.reconcile(NS, "r")
     assert ("ConfigMap", names.report_name("r", "a", 1)) in kube.objects
     finished, _ = rec.reconcile(NS, "r")  # the report's event wakes the run
