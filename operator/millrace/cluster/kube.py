@@ -68,10 +68,13 @@ class KubeApi:
             if exc.status != 404:
                 raise
 
+    def list_flowruns(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        found = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, FLOWRUNS, label_selector=selector)
+        return list(found.get("items") or [])
+
     def delete_flowrun(self, namespace: str, name: str) -> None:
         try:
-            self.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, FLOWRUNS, name,
-                                                        propagation_policy="Background")
+            self.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, FLOWRUNS, name)
         except ApiException as exc:
             if exc.status != 404:
                 raise

@@ -13,6 +13,7 @@ from ..expressions import Sandbox
 from ..runtime.stepapi.server import StepApiServer
 from ..runtime.stepapi.tokens import Signer
 from . import operator as handlers
+from . import schedule_handlers
 from .kube import KubeApi
 from .reconcile import OperatorConfig
 from .stepapi_backend import ClusterBackend
@@ -74,6 +75,7 @@ def run_operator(
                             workers=int(os.environ.get("MILLRACE_WORKERS", "4")),
                             job_ttl_s=int(os.environ.get("MILLRACE_JOB_TTL_S", "3600")),
                             retention_s=float(os.environ["MILLRACE_RETENTION_S"]) if os.environ.get("MILLRACE_RETENTION_S") else None)
+    schedule_handlers.configure(kube)
     handlers.configure(config, kube,
                        webhooks=webhooks, fixed_namespaces=bool(namespaces) and not all_namespaces)
     try:
