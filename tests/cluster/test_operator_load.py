@@ -13,17 +13,12 @@ import pytest
 
 from .test_admission import _serving_certificate, _wait_until_listening, _webhook_configuration
 from .conftest import free_port
-from .test_operator import Operator, flow_manifest, operator, python_step, run_manifest, wait_phase  # noqa: F401 (fixture)
+from .test_operator import (Operator, flow_manifest, held_flow, operator,  # noqa: F401 (operator: the fixture)
+                            python_step, run_manifest, wait_phase)
 
 pytestmark = pytest.mark.cluster
 
 LIVE_RUNS = 300
-
-
-def held_flow(name: str) -> dict[str, Any]:
-    """A flow that suspends at once, with no pod: what most live runs look like."""
-    return flow_manifest(name, [{"id": "wait", "value": {"type": "identity"},
-                                 "suspend": {"required_events": 1, "timeout": 3600}}])
 
 
 def webhook_seconds(kube: Any) -> tuple[float, int]:

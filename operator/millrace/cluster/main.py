@@ -13,7 +13,9 @@ from ..expressions import Sandbox
 from ..runtime.stepapi.server import StepApiServer
 from ..runtime.stepapi.tokens import Signer
 from . import operator as handlers
-from . import schedule_handlers
+from . import schedule_handlers, trigger_handlers
+from ..triggers.server import TriggerServer
+from .triggers import resolver
 from .kube import KubeApi
 from .reconcile import OperatorConfig
 from .stepapi_backend import ClusterBackend
@@ -39,6 +41,8 @@ def run_operator(
     signer: Signer,
     webhook_host: str = "0.0.0.0",
     webhook_port: int = 8443,
+    hooks_port: int = 0,
+    hooks_url: str | None = None,
     webhook_cert_dir: str | None = None,
     metrics_port: int = 0,
 ) -> int:
@@ -76,6 +80,12 @@ def run_operator(
                             job_ttl_s=int(os.environ.get("MILLRACE_JOB_TTL_S", "3600")),
                             retention_s=float(os.environ["MILLRACE_RETENTION_S"]) if os.environ.get("MILLRACE_RETENTION_S") else None)
     schedule_handlers.configure(kube)
+    hooks = None
+    if hooks_port:
+        hooks = TriggerServer(resolver(kube, signer.sign), host=api_host, port=hooks_port)
+        hooks.start()
+        trigger_handlers.configure(kube, hooks_url or hooks.url, signer.sign)
+        LOG.info("flow webhooks listening on %s", hooks.url)
     handlers.configure(config, kube,
                        webhooks=webhooks, fixed_namespaces=bool(namespaces) and not all_namespaces)
     try:
@@ -87,4 +97,6 @@ def run_operator(
         )
     finally:
         server.close()
+        if hooks is not None:
+            hooks.close()
     return 0

@@ -30,7 +30,7 @@ from kubernetes.client.exceptions import ApiException
 
 from ..engine.actions import Action, CancelStep, RunFlow, RunStep
 from ..engine.evaluate import Evaluator
-from ..engine.events import CancelRequested, Event, Resumed, Start, StepFinished, Tick
+from ..engine.events import CancelRequested, Disapproved, Event, Resumed, Start, StepFinished, Tick
 from ..engine.library import Library, ScriptSource
 from ..engine.planner import PlanContext, plan
 from ..engine.resume_form import resume_form_problem
@@ -140,7 +140,8 @@ class RunReconciler:
             return self._fail(obj, status, ErrorInfo(name="UnreadableData", message=str(exc)))
         ctx = PlanContext(flow_name=definition.loaded.name, flow=definition.loaded.flow,
                           evaluator=Evaluator(self.sandbox, variables, resources), library=definition.library,
-                          child_flows=True)
+                          child_flows=True, depth=int((obj.get("spec") or {}).get("depth") or 0),
+                          timeout_s=(obj.get("spec") or {}).get("timeoutS"))
         state = self._hydrate(namespace, status)
         actions: list[Action] = []
         jobs: dict[str, dict[str, Any]] = {}
@@ -275,7 +276,8 @@ class RunReconciler:
         """What happened since the status was written, and what to repair once it is: reads only."""
         now = self.clock()
         if status.phase == "Pending":
-            return Reading([Start(args=(obj.get("spec") or {}).get("args") or {}, now=now)])
+            spec = obj.get("spec") or {}
+            return Reading([Start(args=spec.get("args") or {}, now=now, preprocess=bool(spec.get("preprocess")))])
         events: list[Event] = []
         repairs: list[Repair] = []
         selector = f"{names.LABEL_RUN}={names.label_value(meta.run)}"
@@ -355,8 +357,12 @@ class RunReconciler:
                 reading.events.append(CancelRequested(reason=problem, by="millrace", now=now))
                 reading.unreadable = ErrorInfo(name="InvalidResume", message=problem)
                 return reading
+            if request.get("disapprove"):
+                # A resume link's cancel URL disapproves the suspended step: the run fails, it is not cancelled.
+                reading.events.append(Disapproved(approver=request.get("approver") or "anonymous", now=now))
+                continue
             if request.get("cancel"):
-                reading.events.append(CancelRequested(reason=request.get("reason") or "disapproved",
+                reading.events.append(CancelRequested(reason=request.get("reason") or "cancelled",
                                                       by=request.get("approver") or "anonymous", now=now))
                 continue
             if status.suspended_step:
@@ -467,7 +473,8 @@ class RunReconciler:
                 assert module is not None and isinstance(module.value, PathFlow)
                 st = FlowRunStatus.model_validate(obj.get("status") or {}).steps[repair.path]
                 action = RunFlow(path=repair.path, attempt=repair.attempt, step_id=module.id,
-                                 flow_path=module.value.path, args=st.input or {})
+                                 flow_path=module.value.path, args=st.input or {},
+                                 depth=int((obj.get("spec") or {}).get("depth") or 0) + 1, timeout_s=st.timeout_s)
                 self._create_child(obj, definition, action)
 
     def _create_job(self, obj: dict[str, Any], path: str, attempt: int, config_name: str, job: dict[str, Any]) -> None:
@@ -576,7 +583,8 @@ def _child_run(parent: dict[str, Any], definition: Definition, action: RunFlow) 
             "annotations": {names.ANNOTATION_STEP_PATH: action.path, names.ANNOTATION_FLOW_PATH: action.flow_path},
             "ownerReferences": [_owner(parent)],
         },
-        "spec": {"flow": flow, "args": action.args},
+        "spec": {"flow": flow, "args": action.args, "depth": action.depth,
+                 **({"timeoutS": action.timeout_s} if action.timeout_s is not None else {})},
     }
 
 
