@@ -141,3 +141,5 @@ class FlowRunStatus(RunStatus):
     start_time: str | None = Field(default=None, description="For `kubectl get`: startedAt as an RFC 3339 time.")
     duration: str | None = None
     applied_resumes: list[str] = Field(default_factory=list, description="Resume requests already applied.")
+    result_ref: str | None = Field(default=None, description="The ConfigMap holding the result when it is larger "
+                                                              "than the status keeps (data.report).")

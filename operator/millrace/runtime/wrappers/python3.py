@@ -5,7 +5,10 @@ sdk folder beside its own (../sdk), which makes `import wmill` work. The
 local fork server imports it once and calls main() in each forked child. It
 prints only what Windmill's wrapper lets Python print (the traceback of a
 script that does not load): the step's stdout and stderr are the user's. The
-outcome goes to the step API (MILLRACE_API_URL, MILLRACE_TOKEN).
+outcome goes to the step API (MILLRACE_API_URL, MILLRACE_TOKEN). In a pod
+(MILLRACE_EXIT_ON_FAILURE, set by launch.sh) an exception's traceback is
+printed too and a failed step exits 1, so the pod's log shows it and its
+Job is Failed.
 
 What a step gets and gives follows the wrapper.py that Windmill's
 python_executor.rs (handle_python_job, prepare_wrapper) writes: arguments by
@@ -121,6 +124,8 @@ def user_failure(error: BaseException) -> str:
     tail = error.__traceback__
     while tail is not None and tail.tb_frame.f_globals is globals():
         tail = tail.tb_next  # the wrapper's own frames, which Windmill drops with tb[1:]
+    if os.environ.get("MILLRACE_EXIT_ON_FAILURE"):
+        traceback.print_exception(type(error), error, tail)  # a pod's log is where `kubectl logs` finds it
     return failure(type(error).__name__, str(error), "\n".join(traceback.format_tb(tail)))
 
 
@@ -182,7 +187,10 @@ def run_step() -> str:
 def main() -> None:
     # Line buffering keeps print() and tracebacks in order in the captured log.
     sys.stdout.reconfigure(line_buffering=True)
-    report(run_step())
+    document = run_step()
+    report(document)
+    if os.environ.get("MILLRACE_EXIT_ON_FAILURE") and not json.loads(document)["ok"]:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 // Only node: built-ins and fetch, which both runtimes provide: this file is copied
 // into step pods with the sdk folder beside its own (../sdk). It prints only what
 // Windmill's wrapper prints (bun: a thrown error, on stderr): the step's stdout and
-// stderr are the user's. The outcome goes to the step API.
+// stderr are the user's. The outcome goes to the step API. In a pod
+// (MILLRACE_EXIT_ON_FAILURE, set by launch.sh) a thrown error is printed by deno too
+// and a failed step exits 1, so the pod's log shows it and its Job is Failed.
 // It does what the wrapper.mjs of Windmill's bun_executor.rs and the wrapper.ts of
 // its deno_executor.rs do: main gets its arguments by position, matched to the
 // parameter names (the runtime has stripped the types, so main.toString() names
@@ -48,7 +50,8 @@ type Position = { file: string; line: number; column: number };
 // wrapper's own frames). Bun's wrapper prints it first. Something thrown that is
 // not an object has no name: it is an Error with the thrown value as its message.
 function thrown(error: unknown): string {
-  if (!DENO) console.error(error);
+  // In a pod the log is where `kubectl logs` finds it, deno or not.
+  if (!DENO || process.env.MILLRACE_EXIT_ON_FAILURE) console.error(error);
   if (typeof error !== "object" || error === null) return failure("Error", String(error));
   const { name, message, stack } = error as Thrown;
   const frames = String(stack ?? "").split("\n").filter((line) => !line.includes(WRAPPER));
@@ -182,6 +185,9 @@ async function runStep(): Promise<string> {
 }
 
 if (import.meta.main) {
-  await report(await runStep());
-  process.exit(0); // a timer or socket the script left open must not hold the step
+  const document = await runStep();
+  await report(document);
+  const outcome = JSON.parse(document);
+  // The error is in the log already (thrown, loadFailure): a pod only has to end failed.
+  process.exit(!outcome.ok && process.env.MILLRACE_EXIT_ON_FAILURE ? 1 : 0); // a timer or socket the script left open must not hold the step
 }
