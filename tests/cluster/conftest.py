@@ -299,6 +299,7 @@ class Operator:
         self.kubeconfig = kubeconfig
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
+        self.args: list[str] = []  # more `millrace operator` options
 
     def start(self, **settings: str) -> None:
         env = {**os.environ, **settings, "KUBECONFIG": str(self.kubeconfig), "MILLRACE_NAMESPACE": self.namespace,
@@ -306,7 +307,7 @@ class Operator:
         self.metrics_port = free_port()
         command = [sys.executable, "-m", "millrace.cli.main", "operator", "--namespace", self.namespace,
                    "--api-host", "127.0.0.1", "--api-port", str(self.port), "--metrics-port", str(self.metrics_port),
-                   "--liveness", f"http://127.0.0.1:{free_port()}/healthz"]
+                   "--liveness", f"http://127.0.0.1:{free_port()}/healthz", *self.args]
         self.process = subprocess.Popen(command, env=env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT,
                                         start_new_session=True)
 

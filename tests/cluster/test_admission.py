@@ -136,6 +136,10 @@ def _flow(**changes) -> dict:
         modules[0]["value"]["input_transforms"]["name"]["expr"] = "flow_input.name +"
     if changes.get("nested_typo"):
         modules[1]["retry"] = {"constant": {"atempts": 3}}
+    if changes.get("bad_cron"):
+        flow["spec"]["schedule"] = {"cron": "61 * * * *"}
+    if changes.get("bad_timezone"):
+        flow["spec"]["schedule"] = {"cron": "@daily", "timezone": "Mars/Olympus"}
     return flow
 
 
@@ -162,6 +166,8 @@ def test_a_valid_flow_is_accepted(kube, webhook) -> None:
                        "invalid expression: "),
     ("nested_typo", "flow 'hello-flow', step 'shout', field 'retry.constant.atempts': "
                     "unknown field (known: attempts, seconds)"),
+    ("bad_cron", "flow 'hello-flow', field 'spec.schedule.cron': '61 * * * *' is not a valid cron expression"),
+    ("bad_timezone", "flow 'hello-flow', field 'spec.schedule.timezone': 'Mars/Olympus' is not an IANA timezone"),
 ])
 def test_an_invalid_flow_is_rejected_with_the_validate_message(kube, webhook, change, message, tmp_path) -> None:
     flow = _flow(**{change: True})
@@ -211,3 +217,39 @@ def test_a_flowrun_needs_exactly_one_flow(kube, webhook) -> None:
     inline = {"apiVersion": "millrace.dev/v1alpha1", "kind": "FlowRun", "metadata": {"name": "inline"},
               "spec": {"flow": _flow(nested_typo=True)["spec"]}}
     assert "field 'retry.constant.atempts': unknown field" in _rejected(kube, webhook, inline)
+
+
+def test_a_run_stays_cancellable_and_deletable_when_its_flow_changed_since(kube, webhook) -> None:
+    kube.apply(_flow(), webhook)
+    kube.wait_for(lambda: kube.apply(_run("old", {"name": "x", "times": 2}), webhook, check=False).returncode == 0,
+                  30, "the run accepted", interval=0.5)
+    # The Flow's schema tightens: the old run's args would no longer be accepted.
+    stricter = _flow()
+    stricter["spec"]["schema"]["properties"]["times"]["minimum"] = 5
+    kube.apply(stricter, webhook)
+
+    def still_checked_against_the_old_schema() -> bool:
+        return "less than the minimum of 5" in kube.apply(_run("new", {"name": "x", "times": 2}), webhook,
+                                                          check=False).stderr
+
+    kube.wait_for(still_checked_against_the_old_schema, 30, "the webhook to know the new schema", interval=0.5)
+    kube.kubectl("patch", "flowrun", "old", "-n", webhook, "--type=merge", "-p",
+                 '{"metadata": {"finalizers": ["example.com/hold"]}, "spec": {"cancel": true}}')
+    kube.kubectl("patch", "flowrun", "old", "-n", webhook, "--type=merge", "-p", '{"metadata": {"finalizers": null}}')
+    kube.kubectl("delete", "flowrun", "old", "-n", webhook)
+
+
+def test_the_spec_of_a_started_run_is_immutable_except_cancel(kube, webhook) -> None:
+    kube.apply(_flow(), webhook)
+    kube.wait_for(lambda: kube.apply(_run("started", {"name": "x"}), webhook, check=False).returncode == 0,
+                  30, "the run accepted", interval=0.5)
+    kube.kubectl("patch", "flowrun", "started", "-n", webhook, "--subresource=status", "--type=merge",
+                 "-p", '{"status": {"phase": "Running"}}')
+    moved = kube.kubectl("patch", "flowrun", "started", "-n", webhook, "--type=merge",
+                         "-p", '{"spec": {"flowRef": {"name": "other"}}}', check=False)
+    assert moved.returncode != 0
+    assert ("the spec of a run that started is immutable except spec.cancel (changed: spec.flowRef)"
+            in moved.stderr), moved.stderr
+    kube.kubectl("patch", "flowrun", "started", "-n", webhook, "--type=merge", "-p", '{"spec": {"cancel": true}}')
+    assert kube.get("flowrun", "started", webhook)["spec"] == {"flowRef": {"name": "hello-flow"},
+                                                              "args": {"name": "x"}, "cancel": True}

@@ -72,7 +72,9 @@ def test_a_flow_applied_with_kubectl_runs_its_steps_as_jobs(kube: Any, namespace
     assert "wired-1" in columns and "Succeeded" in columns
     events = kube.kubectl("get", "events", "-n", namespace, "--field-selector", "involvedObject.name=wired-1",
                           "-o", "jsonpath={.items[*].reason}").stdout.split()
-    assert {"StepStarted", "StepSucceeded", "RunSucceeded"} <= set(events)
+    # One Event per step outcome, one for the run's.
+    assert sorted(events) == ["RunSucceeded", "StepSucceeded", "StepSucceeded"], events
+    assert all(j["spec"]["ttlSecondsAfterFinished"] == 3600 for j in jobs)
     metrics = urllib.request.urlopen(f"http://127.0.0.1:{operator.metrics_port}/metrics").read().decode()
     assert 'millrace_steps_total{outcome="succeeded"}' in metrics and "millrace_step_duration_seconds_bucket" in metrics
 
@@ -86,6 +88,32 @@ def test_a_failing_step_fails_the_run_with_its_traceback(kube: Any, namespace: s
     assert "no good" in status["error"]["stack"]
     finished = next(c for c in status["conditions"] if c["type"] == "Finished")
     assert finished["reason"] == "Failed" and "no good" in finished["message"]
+    # Failed in Kubernetes' terms too: the pod exited non-zero, its Job is Failed, its log has the traceback.
+    job = next(iter(kube.list("jobs", namespace, "millrace.dev/run=boom-1")))["metadata"]["name"]
+    assert kube.job_condition(namespace, job) == "Failed"
+    pod = kube.list("pods", namespace, f"job-name={job}")[0]
+    terminated = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert terminated["exitCode"] == 1, terminated
+    log = kube.logs(namespace, pod["metadata"]["name"])
+    assert "Traceback" in log and "ValueError: no good" in log, log
+    # No deadline: the step may wait for the operator to take its report as long as it runs.
+    env = {e["name"]: e.get("value") for e in kube.get("job", job, namespace)["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["MILLRACE_API_RETRY_S"] == str(365 * 24 * 3600)
+
+
+def test_a_failing_bash_step_fails_its_job_with_the_exit_code(kube: Any, namespace: str, operator: Operator) -> None:
+    step = {"id": "sh", "value": {"type": "rawscript", "language": "bash", "content": "echo trying\nexit 3\n",
+                                  "input_transforms": {}}, "timeout": 60}
+    kube.apply(flow_manifest("shfail", [step]), namespace)
+    kube.apply(run_manifest("shfail-1", "shfail"), namespace)
+    status = wait_phase(kube, namespace, "shfail-1")
+    assert status["phase"] == "Failed" and "exit code for \"bash run\": 3" in status["error"]["message"], status
+    job = next(iter(kube.list("jobs", namespace, "millrace.dev/run=shfail-1")))
+    assert kube.job_condition(namespace, job["metadata"]["name"]) == "Failed"
+    pod = kube.list("pods", namespace, f"job-name={job['metadata']['name']}")[0]
+    assert pod["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 3
+    env = {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["MILLRACE_API_RETRY_S"] == str(job["spec"]["activeDeadlineSeconds"])
 
 
 def test_loops_and_branches_run_in_the_cluster(kube: Any, namespace: str, operator: Operator) -> None:
@@ -459,3 +487,133 @@ def test_cancelling_a_parent_cancels_its_inner_flow_run(kube: Any, namespace: st
     kube.kubectl("patch", "flowrun", "outer-1", "-n", namespace, "--type=merge", "-p", '{"spec": {"cancel": true}}')
     assert wait_phase(kube, namespace, "outer-1")["phase"] == "Cancelled"
     assert wait_phase(kube, namespace, "outer-1-sub-1")["phase"] == "Cancelled"
+
+
+def held_flow(name: str) -> dict[str, Any]:
+    """A flow that suspends at once, with no pod."""
+    return flow_manifest(name, [{"id": "wait", "value": {"type": "identity"},
+                                 "suspend": {"required_events": 1, "timeout": 3600}}])
+
+
+def test_a_job_refused_by_a_quota_fails_its_step_clearly_and_nothing_loops(kube: Any, namespace: str,
+                                                                          operator: Operator) -> None:
+    kube.apply({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "no-jobs"},
+                "spec": {"hard": {"count/jobs.batch": "0"}}}, namespace)
+    kube.wait_for(lambda: ((kube.get("resourcequota", "no-jobs", namespace) or {}).get("status") or {}).get("hard"),
+                  what="the quota observed")
+    kube.apply(flow_manifest("quota", [python_step("a", "def main():\n    return 1\n")]), namespace)
+    kube.apply(run_manifest("quota-1", "quota"), namespace)
+    status = wait_phase(kube, namespace, "quota-1")
+    assert status["phase"] == "Failed" and status["error"]["name"] == "QuotaExceeded", status
+    assert "exceeded quota: no-jobs" in status["error"]["message"]
+    finished = next(c for c in status["conditions"] if c["type"] == "Finished")
+    assert finished["reason"] == "Failed" and "QuotaExceeded" in finished["message"]
+    assert operator.process is not None and operator.process.poll() is None
+
+
+def test_an_unreadable_resume_record_fails_the_run_clearly(kube: Any, namespace: str, operator: Operator) -> None:
+    kube.apply(held_flow("held"), namespace)
+    kube.apply(run_manifest("held-1", "held"), namespace)
+    wait_phase(kube, namespace, "held-1", phases=("Suspended",))
+    run = kube.get("flowrun", "held-1", namespace)
+    kube.apply({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "held-1-resume-by-hand",
+                             "labels": {"millrace.dev/run": "held-1", "millrace.dev/kind": "resume"},
+                             "ownerReferences": [{"apiVersion": "millrace.dev/v1alpha1", "kind": "FlowRun",
+                                                  "name": "held-1", "uid": run["metadata"]["uid"]}]},
+                "data": {"request": "{not json"}}, namespace)
+    status = wait_phase(kube, namespace, "held-1")
+    assert status["phase"] == "Failed" and status["error"]["name"] == "InvalidResume", status
+    assert "resume record held-1-resume-by-hand is unreadable" in status["error"]["message"]
+
+
+def test_a_binary_labelled_secret_fails_the_run_naming_it(kube: Any, namespace: str, operator: Operator) -> None:
+    import base64
+
+    kube.apply({"apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "f-app-blob", "labels": {"millrace.dev/kind": "variable"},
+                             "annotations": {"millrace.dev/path": "f/app/blob"}},
+                "data": {"value": base64.b64encode(b"\xff\xfe\x00binary").decode()}}, namespace)
+    step = python_step("use", "def main(v):\n    return v\n")
+    step["value"]["input_transforms"]["v"] = {"type": "static", "value": "$var:f/app/blob"}
+    kube.apply(flow_manifest("blob", [step]), namespace)
+    kube.apply(run_manifest("blob-1", "blob"), namespace)
+    status = wait_phase(kube, namespace, "blob-1")
+    assert status["phase"] == "Failed" and status["error"]["name"] == "UnreadableData", status
+    assert "Secret f-app-blob" in status["error"]["message"] and "'value' is binary" in status["error"]["message"]
+
+
+def test_without_the_webhook_a_flow_validate_refuses_does_not_run(kube: Any, namespace: str, operator: Operator) -> None:
+    twice = python_step("a", "def main():\n    return 1\n")
+    bad = flow_manifest("unchecked", [twice, twice])
+    run = {"apiVersion": "millrace.dev/v1alpha1", "kind": "FlowRun", "metadata": {"name": "unchecked-1"},
+           "spec": {"flow": bad["spec"], "args": {}}}
+    kube.apply(run, namespace)  # the operator fixture runs without the webhook
+    status = wait_phase(kube, namespace, "unchecked-1")
+    assert status["phase"] == "Failed" and status["error"]["name"] == "InvalidFlow", status
+    assert "duplicate step id 'a'" in status["error"]["message"]
+    assert kube.list("jobs", namespace, "millrace.dev/run=unchecked-1") == []
+
+
+def test_a_resume_payload_is_checked_against_the_resume_form(kube: Any, namespace: str, operator: Operator) -> None:
+    form = {"schema": {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}}
+    flow = flow_manifest("formed", [{"id": "wait", "value": {"type": "identity"},
+                                     "suspend": {"required_events": 1, "timeout": 3600, "resume_form": form}}])
+    kube.apply(flow, namespace)
+    kube.apply(run_manifest("formed-1", "formed"), namespace)
+    wait_phase(kube, namespace, "formed-1", phases=("Suspended",))
+    bad = millrace_cli(kube, "resume", "formed-1", "-n", namespace, "--payload", '{"ok": "yes"}')
+    assert bad.returncode == 0, bad.stderr  # recorded; the operator judges it
+
+    def refused() -> str | None:
+        events = kube.list("events", namespace)
+        return next((e["message"] for e in events if e["reason"] == "ResumeRefused"), None)
+
+    message = kube.wait_for(refused, what="the ResumeRefused event")
+    assert "resume payload: input 'ok': 'yes' is not of type 'boolean'" in message
+    assert kube.get("flowrun", "formed-1", namespace)["status"]["phase"] == "Suspended"
+    good = millrace_cli(kube, "resume", "formed-1", "-n", namespace, "--payload", '{"ok": true}')
+    assert good.returncode == 0, good.stderr
+    assert wait_phase(kube, namespace, "formed-1")["phase"] == "Succeeded"
+
+
+def test_an_inner_flows_large_result_reaches_the_parent_whole(kube: Any, namespace: str, operator: Operator) -> None:
+    rows = python_step("rows", "def main():\n    return ['row %d' % i for i in range(2000)]\n")
+    kube.apply(flow_manifest("f-big-inner", [rows]), namespace)
+    sub = {"id": "sub", "value": {"type": "flow", "path": "f/big-inner", "input_transforms": {}}}
+    count = python_step("count", "def main(rows):\n    return [len(rows), rows[-1]]\n", rows="results.sub")
+    kube.apply(flow_manifest("bigouter", [sub, count]), namespace)
+    kube.apply(run_manifest("bigouter-1", "bigouter"), namespace)
+    status = wait_phase(kube, namespace, "bigouter-1", timeout=180)
+    assert status["phase"] == "Succeeded", status
+    assert status["result"] == [2000, "row 1999"]
+    child = kube.get("flowrun", "bigouter-1-sub-1", namespace)["status"]
+    assert "result" not in child and child["resultRef"]
+    kept = kube.get("configmap", child["resultRef"], namespace)
+    assert json.loads(kept["data"]["report"])["result"][-1] == "row 1999"
+    assert status["steps"]["sub"]["resultRef"] == child["resultRef"] and "result" not in status["steps"]["sub"]
+
+
+def test_a_finished_run_is_deleted_after_its_retention(kube: Any, namespace: str, operator: Operator) -> None:
+    operator.stop()
+    operator.start(MILLRACE_RETENTION_S="3")
+    kube.apply(flow_manifest("brief", [python_step("a", "def main():\n    return 1\n")]), namespace)
+    kube.apply(run_manifest("brief-1", "brief"), namespace)
+    kube.wait_for(lambda: ((kube.get("flowrun", "brief-1", namespace) or {}).get("status") or {}).get("phase")
+                  == "Succeeded", what="the run to succeed")
+    kube.wait_for(lambda: kube.get("flowrun", "brief-1", namespace) is None, timeout=60, what="the run deleted")
+    kube.wait_for(lambda: not kube.list("jobs", namespace, "millrace.dev/run=brief-1")
+                  and not kube.list("configmaps", namespace, "millrace.dev/run=brief-1"), what="its objects collected")
+
+
+def test_uninstalling_leaves_no_run_that_cannot_be_deleted(kube: Any, helm: Any, namespace: str,
+                                                           operator: Operator) -> None:
+    kube.apply(held_flow("left"), namespace)
+    kube.apply(run_manifest("left-1", "left"), namespace)
+    wait_phase(kube, namespace, "left-1", phases=("Suspended",))
+    assert not kube.get("flowrun", "left-1", namespace)["metadata"].get("finalizers")
+    operator.stop()
+    helm("uninstall", "millrace", "--namespace", namespace)
+    # Nobody runs the operator any more: deleting the run must not wait for it.
+    kube.kubectl("delete", "flowrun", "left-1", "-n", namespace, "--timeout=30s")
+    kube.kubectl("delete", "flow", "left", "-n", namespace, "--timeout=30s")

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from millrace.cluster.admission import flow_ready_condition, review_flow, review_flowrun
+from millrace.cluster.admission import flow_ready_condition, review_flow, review_flowrun, review_flowrun_update
 from millrace.engine.library import Library
 
 from .planner_harness import _SANDBOX
@@ -136,3 +136,34 @@ def test_ready_condition_reports_every_error_with_the_generation() -> None:
     good = flow_ready_condition("hello-flow", spec(), 8, _SANDBOX)
     assert (good.status, good.reason, good.observed_generation) == ("True", "Valid", 8)
     assert good.model_dump(by_alias=True, exclude_none=True)["observedGeneration"] == 8
+
+
+def _stored_run(spec_: dict[str, Any], phase: str | None = "Running") -> dict[str, Any]:
+    return {"metadata": {"name": "r", "finalizers": ["x"]}, "spec": spec_,
+            "status": {"phase": phase} if phase else {}}
+
+
+def test_an_update_that_leaves_the_spec_alone_or_only_cancels_always_passes() -> None:
+    broken = spec()
+    broken["value"]["modules"][1]["id"] = "greet"  # invalid today (say the schema tightened since)
+    old = _stored_run({"flow": broken})
+    unchanged = {**old, "metadata": {"name": "r", "finalizers": []}}
+    assert review_flowrun_update("r", old, unchanged, _SANDBOX, _lookup).allowed
+    cancelled = {**old, "spec": {"flow": broken, "cancel": True}}
+    assert review_flowrun_update("r", old, cancelled, _SANDBOX, _lookup).allowed
+
+
+def test_the_spec_of_a_started_run_is_immutable_except_cancel() -> None:
+    old = _stored_run({"flowRef": {"name": "hello-flow"}, "args": {"name": "x"}})
+    moved = {**old, "spec": {"flowRef": {"name": "other"}, "args": {"name": "x"}, "cancel": True}}
+    review = review_flowrun_update("r", old, moved, _SANDBOX, _lookup)
+    assert review.errors == ["flowrun 'r': the spec of a run that started is immutable except spec.cancel "
+                             "(changed: spec.flowRef); create a new FlowRun instead"]
+
+
+def test_a_run_that_has_not_started_may_change_but_is_checked_again() -> None:
+    old = _stored_run({"flowRef": {"name": "hello-flow"}, "args": {"name": "x"}}, phase=None)
+    bad = {**old, "spec": {"flowRef": {"name": "hello-flow"}, "args": {"name": "x", "times": "two"}}}
+    assert "input 'times': 'two' is not of type 'integer'" in review_flowrun_update("r", old, bad, _SANDBOX, _lookup).errors[0]
+    good = {**old, "spec": {"flowRef": {"name": "hello-flow"}, "args": {"name": "y"}}}
+    assert review_flowrun_update("r", old, good, _SANDBOX, _lookup).allowed

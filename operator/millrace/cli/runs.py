@@ -14,8 +14,7 @@ import time
 from typing import Any
 
 from ..engine.events import CancelRequested, Event, Resumed
-from ..engine.inputs import InputError, validate_inputs
-from ..engine.paths import module_at
+from ..engine.resume_form import resume_form_problem
 from ..errors import FlowError, Problem
 from ..local.executor import LocalExecutor
 from ..local.progress import Progress
@@ -97,14 +96,9 @@ def resume(options: argparse.Namespace) -> tuple[str, str, RunStatus]:
     def event(run: LocalRun, state: RunStatus) -> Event:
         if state.phase != "Suspended" or not state.suspended_step:
             raise FlowError([Problem(run.loaded.name, f"run '{run.run_id}' is not suspended ({state.phase.lower()})")])
-        module = module_at(run.loaded.flow, state.suspended_step, run.library)
-        form = module.suspend.resume_form if module and module.suspend else None
-        if form is not None and form.schema_ and isinstance(payload, dict):
-            try:
-                validate_inputs(form.schema_, payload)
-            except InputError as exc:
-                raise FlowError([Problem(run.loaded.name, f"resume payload: {exc}", step=state.suspended_step,
-                                         field=f"suspend.resume_form.{exc.field}" if exc.field else "suspend.resume_form")]) from None
+        problem = resume_form_problem(run.loaded.name, run.loaded.flow, run.library, state.suspended_step, payload)
+        if problem is not None:
+            raise FlowError([problem])
         return Resumed(payload=payload, approver=options.approver, now=time.time())
 
     return _continue(options, event)

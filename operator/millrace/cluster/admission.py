@@ -123,3 +123,25 @@ def _review(problems: list[Problem]) -> Review:
 
 def _merge(a: Review, b: Review) -> Review:
     return Review(errors=a.errors + b.errors, warnings=a.warnings + b.warnings)
+
+
+def review_flowrun_update(name: str, old: Mapping[str, Any], new: Mapping[str, Any], sandbox: Sandbox,
+                          lookup: FlowLookup) -> Review:
+    """A FlowRun update: its spec is checked only when it changes in a way that matters.
+
+    Metadata (finalizers, labels, annotations) and `spec.cancel` always
+    pass: a run must stay cancellable and deletable whatever its flow has
+    become since. Once the run started (it has a phase), the rest of its
+    spec is fixed: the run pinned its flow and args when it started.
+    """
+    def meaningful(obj: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in (obj.get("spec") or {}).items() if k != "cancel"}
+
+    before, after = meaningful(old), meaningful(new)
+    if before == after:
+        return Review()
+    if ((old.get("status") or {}).get("phase")):
+        changed = sorted(f"spec.{k}" for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+        return Review(errors=[f"flowrun '{name}': the spec of a run that started is immutable except spec.cancel "
+                              f"(changed: {', '.join(changed)}); create a new FlowRun instead"])
+    return review_flowrun(name, new.get("spec") or {}, sandbox, lookup)

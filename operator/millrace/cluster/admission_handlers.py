@@ -8,22 +8,27 @@ ValidatingWebhookConfiguration sends Flow and FlowRun writes to
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
 
 from ..expressions import Sandbox
 from ..model.resources import GROUP, VERSION
-from .admission import Review, review_flow, review_flowrun
+from .admission import Review, review_flow, review_flowrun, review_flowrun_update
 
 FLOW_WEBHOOK = "validate-flow"
 FLOWRUN_WEBHOOK = "validate-flowrun"
 # 422 Unprocessable Entity: what the apiserver itself answers for an invalid object.
 _INVALID = 422
 
-# A V8 isolate must stay on one thread; kopf runs sync handlers in a thread pool.
+# Reviews run in threads of their own, never behind kopf's handlers or the
+# reconcile workers, so admission answers however many runs are live.
+_REVIEWERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="millrace-webhook")
+# A V8 isolate must stay on one thread: one sandbox per reviewer thread.
 _local = threading.local()
 
 
@@ -45,19 +50,27 @@ def flow_schemas(namespace: str, name: str, spec: Mapping[str, Any], **_: Any) -
 
 
 @kopf.on.validate(GROUP, VERSION, "flows", id=FLOW_WEBHOOK, operations=["CREATE", "UPDATE"])
-def validate_flow(name: str | None, spec: Mapping[str, Any], warnings: list[str], **_: Any) -> None:
-    _answer(review_flow(name or "", spec, _sandbox()), warnings)
+async def validate_flow(name: str | None, spec: Mapping[str, Any], warnings: list[str], **_: Any) -> None:
+    _answer(await _off_loop(lambda: review_flow(name or "", spec, _sandbox())), warnings)
 
 
 @kopf.on.validate(GROUP, VERSION, "flowruns", id=FLOWRUN_WEBHOOK, operations=["CREATE", "UPDATE"])
-def validate_flowrun(name: str | None, namespace: str, spec: Mapping[str, Any], warnings: list[str],
-                     flow_schemas: kopf.Index[tuple[str, str], Any], **_: Any) -> None:
+async def validate_flowrun(name: str | None, namespace: str, spec: Mapping[str, Any], warnings: list[str],
+                          operation: str | None, old: Mapping[str, Any] | None, new: Mapping[str, Any] | None,
+                          flow_schemas: kopf.Index[tuple[str, str], Any], **_: Any) -> None:
     def lookup(flow: str) -> Mapping[str, Any] | None:
         for schema in flow_schemas.get((namespace, flow), ()):
             return {"spec": {"schema": schema}}
         return None
 
-    _answer(review_flowrun(name or "", spec, _sandbox(), lookup), warnings)
+    if operation == "UPDATE" and old is not None and new is not None:
+        _answer(await _off_loop(lambda: review_flowrun_update(name or "", old, new, _sandbox(), lookup)), warnings)
+    else:
+        _answer(await _off_loop(lambda: review_flowrun(name or "", spec, _sandbox(), lookup)), warnings)
+
+
+async def _off_loop(review: Callable[[], Review]) -> Review:
+    return await asyncio.get_running_loop().run_in_executor(_REVIEWERS, review)
 
 
 def _answer(review: Review, warnings: list[str]) -> None:

@@ -24,6 +24,10 @@ KIND_VARIABLE, KIND_RESOURCE, KIND_SCRIPT = "variable", "resource", "script"
 _DATA_MARKERS = ("$var:", "$res:", "variable(", "resource(")
 
 
+class UnreadableData(ValueError):
+    """A labelled object that cannot be what its label says (a Secret holding bytes that are not text)."""
+
+
 def labelled(kube: KubeApi, namespace: str, kind: str) -> dict[str, dict[str, str]]:
     """Path -> data of every Secret and ConfigMap labelled with `kind` (Secrets decoded)."""
     selector = f"{names.LABEL_KIND}={kind}"
@@ -31,8 +35,16 @@ def labelled(kube: KubeApi, namespace: str, kind: str) -> dict[str, dict[str, st
     for item in kube.core.list_namespaced_config_map(namespace, label_selector=selector).items:
         found[_path(item)] = dict(item.data or {})
     for item in kube.core.list_namespaced_secret(namespace, label_selector=selector).items:
-        found[_path(item)] = {k: base64.b64decode(v).decode("utf-8") for k, v in (item.data or {}).items()}
+        found[_path(item)] = {k: _text(item, k, v) for k, v in (item.data or {}).items()}
     return found
+
+
+def _text(item: Any, key: str, value: str) -> str:
+    try:
+        return base64.b64decode(value).decode("utf-8")
+    except UnicodeDecodeError:
+        raise UnreadableData(f"Secret {item.metadata.name} (labelled {names.LABEL_KIND}={item.metadata.labels.get(names.LABEL_KIND)}): "
+                             f"key '{key}' is binary, not UTF-8 text") from None
 
 
 def _path(item: Any) -> str:

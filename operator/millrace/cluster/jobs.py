@@ -87,7 +87,7 @@ def step_objects(meta: RunMeta, action: RunStep, token: str) -> tuple[dict[str, 
     """The ConfigMap, Secret and Job of one attempt."""
     config_name = names.step_config_name(meta.run, action.path, action.attempt)
     request = StepRequest(key=action.key, language=action.language, code=action.code, args=action.args,
-                          workdir=WORKDIR, timeout_s=action.timeout_s)
+                          workdir=WORKDIR, timeout_s=action.timeout_s, entrypoint=action.entrypoint)
     runtime_language = "bun" if action.language == "nativets" else action.language
     launch = plan(request, PROGRAMS[runtime_language], wrappers=Path(STEP_ROOT) / "wrappers", sdk=Path(STEP_ROOT) / "sdk")
     files = {f"files/{name}": content for name, content in launch.files.items()}
@@ -114,7 +114,10 @@ def step_objects(meta: RunMeta, action: RunStep, token: str) -> tuple[dict[str, 
 
 def _job(meta: RunMeta, action: RunStep, config_name: str, paths: list[str], command: list[str], language: str) -> dict[str, Any]:
     runtime = meta.runtime
+    deadline = _deadline(action.timeout_s, runtime.active_deadline_seconds)
     env = [
+        # A step keeps trying to reach the step API (to report) as long as its attempt may run.
+        {"name": "MILLRACE_API_RETRY_S", "value": str(deadline or REPORT_RETRY_FOREVER_S)},
         {"name": "MILLRACE_API_URL", "value": meta.api_url},
         {"name": "MILLRACE_TOKEN", "valueFrom": {"secretKeyRef": {"name": config_name, "key": "token"}}},
         {"name": "MILLRACE_RUN_ID", "value": meta.run},
@@ -158,12 +161,15 @@ def _job(meta: RunMeta, action: RunStep, config_name: str, paths: list[str], com
         pod["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True) for t in runtime.tolerations]
     if meta.same_worker and runtime.shared.access_mode == "ReadWriteOnce":
         pod["affinity"] = same_node_affinity(meta)
-    deadline = _deadline(action.timeout_s, runtime.active_deadline_seconds)
     spec: dict[str, Any] = {"backoffLimit": 0, "template": {"metadata": {"labels": labels(meta, action)}, "spec": pod}}
     if deadline:
         spec["activeDeadlineSeconds"] = deadline
     name = names.job_name(meta.run, action.path, action.attempt)
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": _metadata(meta, name, action, "step"), "spec": spec}
+
+
+# An attempt without a deadline may wait for the operator as long as it takes (a year).
+REPORT_RETRY_FOREVER_S = 365 * 24 * 3600
 
 
 def same_node_affinity(meta: RunMeta) -> dict[str, Any]:

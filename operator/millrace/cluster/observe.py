@@ -68,6 +68,8 @@ def record(kube: KubeApi, obj: dict[str, Any], changes: list[Transition], now: f
                 STEP_SECONDS.observe(change.duration)
         elif change.reason in ("RunSucceeded", "RunFailed", "RunCancelled"):
             RUNS.labels(outcome=change.reason.removeprefix("Run").lower()).inc()
+        if change.reason == "StepStarted":
+            continue  # one Event per step outcome: a start shows in the status and the Job
         try:
             kube.create(_event(obj, change, now))
         except Exception as exc:  # noqa: BLE001 - events are best effort, by Kubernetes' own rules

@@ -1,19 +1,19 @@
 """`millrace operator`: the kopf handlers. Thin: each one calls a domain module.
 
-Every FlowRun gets a daemon that reconciles it whenever something happens
-to it (its Jobs change, a step reports, a resume arrives) or a timer it asked
-for is due, and ends when the run does. kopf restarts the daemons of
-unfinished runs when the operator starts, which is how a restarted operator
-adopts the Jobs it finds.
+Runs hold no thread: every FlowRun is a key in a queue that a fixed pool of
+workers serves (see workqueue). Handlers only say which run has news (its
+Jobs change, a step reports, a resume arrives, its spec changes); a pass asks
+for its next wake-up (a retry delay, a sleep, an approval timeout, at the
+latest the resync), and the queue's timer heap keeps it. When the operator
+starts, kopf lists every FlowRun, which queues each unfinished run: that is
+how a restarted operator adopts the Jobs it finds.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
@@ -25,33 +25,22 @@ from . import names
 from .admission import flow_ready_condition
 from .kube import KubeApi
 from .observe import ACTIVE_RUNS
-from .reconcile import KIND_REPORT, KIND_RESUME, OperatorConfig, RunReconciler
+from .reconcile import KIND_REPORT, KIND_RESUME, OperatorConfig, ReconcileCache, RunReconciler
 from .status import timestamp
+from .workqueue import KeyedQueue, WorkerPool
 
 LOG = logging.getLogger("millrace.operator")
 
-
-class Wakeups:
-    """One event per run: handlers set it, the run's daemon waits on it."""
-
-    def __init__(self) -> None:
-        self._events: dict[tuple[str, str], threading.Event] = defaultdict(threading.Event)
-        self._lock = threading.Lock()
-
-    def get(self, namespace: str, name: str) -> threading.Event:
-        with self._lock:
-            return self._events[(namespace, name)]
-
-    def notify(self, namespace: str, name: str) -> None:
-        self.get(namespace, name).set()
-
-    def forget(self, namespace: str, name: str) -> None:
-        with self._lock:
-            self._events.pop((namespace, name), None)
-
-
-WAKEUPS = Wakeups()
+RunKey = tuple[str, str]  # (namespace, name)
+QUEUE: KeyedQueue[RunKey] = KeyedQueue()
 _STATE: dict[str, Any] = {}
+# The generation of each FlowRun last seen, to tell a spec change from our own status writes.
+_GENERATIONS: dict[RunKey, int | None] = {}
+
+
+def notify(namespace: str, name: str) -> None:
+    """Something happened to this run: reconcile it soon."""
+    QUEUE.notify((namespace, name))
 
 
 def configure(config: OperatorConfig, kube: KubeApi | None = None, *,
@@ -66,13 +55,42 @@ def configure(config: OperatorConfig, kube: KubeApi | None = None, *,
 @kopf.on.startup()
 def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.WARNING
-    settings.execution.max_workers = int(os.environ.get("MILLRACE_MAX_WORKERS", "200"))
     settings.persistence.finalizer = "millrace.dev/operator"
     settings.watching.server_timeout = 300
     # With exact namespaces there is nothing to scan, and the chart's RBAC does not allow listing them.
     settings.scanning.disabled = _STATE.get("fixed_namespaces", False)
     if _STATE.get("webhooks"):
         _STATE["webhooks"](settings)
+    config: OperatorConfig = _STATE["config"]
+    cache = ReconcileCache()
+
+    def make() -> RunReconciler:
+        # One expression sandbox per worker: a V8 isolate must stay on the thread that made it.
+        return RunReconciler(_STATE["kube"], config, Sandbox(), cache=cache)
+
+    pool = WorkerPool(QUEUE, config.workers, make, lambda r: r.sandbox.close(), _reconcile)
+    _STATE["pool"] = pool
+    ACTIVE_RUNS.set_function(QUEUE.live)
+    pool.start()
+
+
+@kopf.on.cleanup()
+def cleanup(**_: Any) -> None:
+    pool = _STATE.pop("pool", None)
+    if pool is not None:
+        pool.stop()
+
+
+def _reconcile(reconciler: RunReconciler, key: RunKey) -> float | None:
+    """One pass over a run; when to look again (the queue's clock), or None once it ended."""
+    finished, wake_at = reconciler.reconcile(*key)
+    if finished:
+        # No resync: only its own wake-up (its retention), if it has one.
+        return None if wake_at is None else QUEUE.clock() + max(0.0, wake_at - reconciler.clock())
+    delay = reconciler.config.resync_s
+    if wake_at is not None:
+        delay = max(0.0, min(delay, wake_at - reconciler.clock()))
+    return QUEUE.clock() + delay
 
 
 @kopf.on.resume(GROUP, VERSION, "flows")
@@ -91,50 +109,39 @@ def flow_changed(name: str, namespace: str, spec: kopf.Spec, meta: kopf.Meta, st
     })
 
 
-@kopf.daemon(GROUP, VERSION, "flowruns", cancellation_timeout=5.0)
-def run_daemon(name: str, namespace: str, stopped: kopf.DaemonStopped, **_: Any) -> None:
-    reconciler = RunReconciler(_STATE["kube"], _STATE["config"], Sandbox())
-    wakeup = WAKEUPS.get(namespace, name)
-    ACTIVE_RUNS.inc()
-    try:
-        while not stopped:
-            wakeup.clear()
-            finished, wake_at = reconciler.reconcile(namespace, name)
-            if finished:
-                return
-            resync = reconciler.config.resync_s
-            timeout = resync if wake_at is None else max(0.0, min(resync, wake_at - reconciler.clock()))
-            wakeup.wait(timeout)
-    finally:
-        ACTIVE_RUNS.dec()
-        reconciler.sandbox.close()
-        WAKEUPS.forget(namespace, name)
-
-
-@kopf.on.update(GROUP, VERSION, "flowruns", field="spec")
-def run_spec_changed(name: str, namespace: str, **_: Any) -> None:
-    WAKEUPS.notify(namespace, name)
+@kopf.on.event(GROUP, VERSION, "flowruns")
+async def flowrun_event(type: str | None, body: kopf.Body, namespace: str, name: str, **_: Any) -> None:
+    """A run is queued when first seen and when its spec changes, not on its own status writes."""
+    key = (namespace, name)
+    if type == "DELETED":
+        _GENERATIONS.pop(key, None)
+        QUEUE.forget(key)
+    else:
+        generation = body.get("metadata", {}).get("generation")
+        if key not in _GENERATIONS or _GENERATIONS[key] != generation:
+            _GENERATIONS[key] = generation
+            notify(namespace, name)
 
 
 @kopf.on.event(GROUP, VERSION, "flowruns", labels={names.LABEL_PARENT: kopf.PRESENT})
-def child_run_event(body: kopf.Body, namespace: str, **_: Any) -> None:
+async def child_run_event(body: kopf.Body, namespace: str, **_: Any) -> None:
     """An inner flow's run changed: its parent may go on."""
     _notify_owner(body, namespace)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={names.LABEL_RUN: kopf.PRESENT})
-def job_event(body: kopf.Body, namespace: str, **_: Any) -> None:
+async def job_event(body: kopf.Body, namespace: str, **_: Any) -> None:
     _notify_owner(body, namespace)
 
 
 def _notify_owner(body: kopf.Body, namespace: str) -> None:
     for owner in body.get("metadata", {}).get("ownerReferences") or []:
         if owner.get("kind") == "FlowRun":
-            WAKEUPS.notify(namespace, owner["name"])
+            notify(namespace, owner["name"])
 
 
 @kopf.on.event("", "v1", "configmaps", labels={names.LABEL_KIND: kopf.PRESENT, names.LABEL_RUN: kopf.PRESENT})
-def record_event(body: kopf.Body, namespace: str, **_: Any) -> None:
+async def record_event(body: kopf.Body, namespace: str, **_: Any) -> None:
     labels = body.get("metadata", {}).get("labels") or {}
     if labels.get(names.LABEL_KIND) in (KIND_REPORT, KIND_RESUME):
         _notify_owner(body, namespace)

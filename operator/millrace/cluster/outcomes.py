@@ -3,12 +3,16 @@
 A step that reported is read from its report. One that did not (killed for
 memory, evicted, its image never pulled, past its deadline, its Job deleted)
 fails with the Kubernetes reason in its error.
+
+Reading is free of side effects: a Job that will never get anywhere is
+reported as to be stopped, and the reconciler stops it only after the
+status that records the failure is written.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..runtime.protocol import StepError, StepOutcome
 from .kube import KubeApi
@@ -18,13 +22,18 @@ STUCK_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName
                            "CreateContainerError"})
 
 
-def _failed(name: str, message: str) -> StepOutcome:
-    return StepOutcome(ok=False, error=StepError(name=name, message=message))
+class JobVerdict(NamedTuple):
+    outcome: StepOutcome | None  # None while the step may still report
+    stop: bool = False  # the Job is stuck: delete it once the outcome is recorded
+
+
+def _failed(name: str, message: str, stop: bool = False) -> JobVerdict:
+    return JobVerdict(StepOutcome(ok=False, error=StepError(name=name, message=message)), stop)
 
 
 def job_outcome(kube: KubeApi, namespace: str, job: dict[str, Any] | None, now: float,
-                claim_timeout_s: float) -> StepOutcome | None:
-    """The outcome of a step whose report is missing, or None while it may still report."""
+                claim_timeout_s: float) -> JobVerdict:
+    """What a step whose report is missing has come to, read without changing anything."""
     if job is None:
         return _failed("JobDeleted", "the step's Job was deleted before the step reported")
     if job["metadata"].get("deletionTimestamp"):
@@ -43,13 +52,11 @@ def job_outcome(kube: KubeApi, namespace: str, job: dict[str, Any] | None, now: 
         for cs in (pod.get("status") or {}).get("containerStatuses") or []:
             waiting = (cs.get("state") or {}).get("waiting") or {}
             if waiting.get("reason") in STUCK_REASONS:
-                kube.delete_job(namespace, job["metadata"]["name"])
-                return _failed(waiting["reason"], waiting.get("message") or waiting["reason"])
+                return _failed(waiting["reason"], waiting.get("message") or waiting["reason"], stop=True)
         unbound = _unbound_claim(kube, namespace, pod, now, claim_timeout_s)
         if unbound:
-            kube.delete_job(namespace, job["metadata"]["name"])
-            return _failed("VolumeNotBound", unbound)
-    return None
+            return _failed("VolumeNotBound", unbound, stop=True)
+    return JobVerdict(None)
 
 
 def _unbound_claim(kube: KubeApi, namespace: str, pod: dict[str, Any], now: float, timeout_s: float) -> str | None:

@@ -1,9 +1,17 @@
 """The cluster shell: one FlowRun reconciled with the same planner as locally.
 
-Each pass reads the FlowRun and what its steps left behind (Jobs, report
-ConfigMaps written by the step API, resume requests), turns that into
-planner events, writes the new status with optimistic concurrency (a
-conflict means: read again), then creates the Jobs the planner asked for.
+Each pass runs in strict phases:
+
+1. read: the FlowRun and what its steps left behind (Jobs, report
+   ConfigMaps written by the step API, resume requests, child runs), turned
+   into planner events and a list of repairs, with no side effect;
+2. plan: the planner folds the events into the new state and actions;
+3. prepare: each new attempt's ConfigMap and Secret (named by the attempt
+   key, so harmless if the status never names the attempt);
+4. write the status, with optimistic concurrency (a conflict means: read
+   again, and nothing was done yet);
+5. act: repairs (recreate what a crash left out, stop stuck Jobs), then
+   the planner's actions (create Jobs and child runs, cancel).
 
 Why it is safe to kill the operator at any point: a step's outcome is in its
 report ConfigMap before the step API answers; the status names every
@@ -18,23 +26,28 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
+from kubernetes.client.exceptions import ApiException
+
 from ..engine.actions import Action, CancelStep, RunFlow, RunStep
 from ..engine.evaluate import Evaluator
 from ..engine.events import CancelRequested, Disapproved, Event, Resumed, Start, StepFinished, Tick
 from ..engine.library import Library, ScriptSource
 from ..engine.planner import PlanContext, plan
+from ..engine.resume_form import resume_form_problem
 from ..errors import FlowError
 from ..expressions import Sandbox
 from ..engine.paths import module_at
 from ..model.flow import OpenFlow, PathFlow, openflow_of
 from ..model.loader import LoadedFlow, load_flow_document
 from ..model.resources import FlowRunStatus, Runtime
-from ..model.run import ErrorInfo, StepState
+from ..model.run import ErrorInfo
 from ..runtime.protocol import StepError, StepOutcome, StepReport
 from ..runtime.stepapi.tokens import Claims, Signer
 from . import names, observe
+from .admission import flow_problems
 from .crashpoints import crash_point
-from .data import data_mappings, resolve_library, uses_data
+from .data import UnreadableData, data_mappings, resolve_library, uses_data
+from .faults import refusal
 from .jobs import RunMeta, shared_claim, step_objects
 from .kube import Conflict, KubeApi
 from .outcomes import job_outcome
@@ -44,6 +57,7 @@ from .status import decorate
 KIND_REPORT = "report"
 KIND_RESUME = "resume"
 KIND_DEFINITION = "definition"
+KIND_RESULT = "result"
 JOB_KEY = "job.json"
 RESULT_INLINE_LIMIT = 4096  # bytes of JSON kept in status; larger results stay in their report ConfigMap
 RESULT_MAX = 900 * 1024  # a ConfigMap holds at most 1 MiB
@@ -58,6 +72,13 @@ class OperatorConfig:
     claim_timeout_s: float = 120.0
     # Even with no news, a run is looked at again this often.
     resync_s: float = 30.0
+    # Runs reconciled at once (each worker holds one expression sandbox).
+    workers: int = 4
+    # A finished step's Job is deleted this long after it ended (its outcome is recorded by then).
+    job_ttl_s: int = 3600
+    # A finished top-level FlowRun (and with it everything it owns) is deleted this long
+    # after it ended; None keeps it until someone deletes it.
+    retention_s: float | None = None
 
 
 @dataclass
@@ -68,18 +89,29 @@ class Definition:
     uses_data: bool = False
 
 
+@dataclass
+class ReconcileCache:
+    """What never changes once read, shared by every worker: pinned definitions by run
+    uid and large results by report name (a dict's get and set are atomic)."""
+
+    definitions: dict[str, Definition] = field(default_factory=dict)
+    large_results: dict[str, Any] = field(default_factory=dict)
+
+
 class RunReconciler:
     def __init__(self, kube: KubeApi, config: OperatorConfig, sandbox: Sandbox,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, cache: ReconcileCache | None = None) -> None:
         self.kube = kube
         self.config = config
         self.sandbox = sandbox
         self.clock = clock
-        self._definitions: dict[str, Definition] = {}
-        self._large_results: dict[str, Any] = {}
+        cache = cache or ReconcileCache()
+        self._definitions = cache.definitions
+        self._large_results = cache.large_results
 
     def reconcile(self, namespace: str, name: str) -> tuple[bool, float | None]:
-        """One pass. Returns (finished, wake_at); retries itself on write conflicts."""
+        """One pass. Returns (finished, wake_at): a finished run needs no resync, only its
+        wake-up if it has one (its retention); retries itself on write conflicts."""
         while True:
             try:
                 return self._pass(namespace, name)
@@ -95,40 +127,79 @@ class RunReconciler:
         status = FlowRunStatus.model_validate(obj.get("status") or {})
         if status.terminal:
             self._release(obj, status)
-            return True, None
+            return True, self._expire(obj, status)
         try:
             definition = self._definition(obj)
         except FlowError as exc:
-            failed = status.model_copy(update={"phase": "Failed", "finished_at": self.clock(),
-                                               "error": ErrorInfo(name="InvalidFlow", message=str(exc))})
-            self.kube.replace_flowrun_status(obj, decorate(failed, obj, self.clock()).model_dump(mode="json", by_alias=True, exclude_none=True))
-            return True, None
+            return self._fail(obj, status, ErrorInfo(name="InvalidFlow", message=str(exc)))
         meta = self._meta(obj, definition)
-        events = self._events(obj, status, meta, definition)
-        variables, resources = data_mappings(self.kube, namespace) if definition.uses_data else ({}, {})
+        reading = self._read(obj, status, meta, definition)
+        try:
+            variables, resources = data_mappings(self.kube, namespace) if definition.uses_data else ({}, {})
+        except UnreadableData as exc:
+            return self._fail(obj, status, ErrorInfo(name="UnreadableData", message=str(exc)))
         ctx = PlanContext(flow_name=definition.loaded.name, flow=definition.loaded.flow,
                           evaluator=Evaluator(self.sandbox, variables, resources), library=definition.library,
                           child_flows=True, depth=int((obj.get("spec") or {}).get("depth") or 0),
                           timeout_s=(obj.get("spec") or {}).get("timeoutS"))
         state = self._hydrate(namespace, status)
         actions: list[Action] = []
+        jobs: dict[str, dict[str, Any]] = {}
         wake_at: float | None = None
-        for event in events:
-            result = plan(ctx, state, event)
+        pending = list(reading.events)
+        while pending:
+            result = plan(ctx, state, pending.pop(0))
             state, wake_at = result.state, result.wake_at
-            actions.extend(result.actions)
-        jobs = self._prepare(meta, actions)
+            for action in result.actions:
+                refused = self._prepare(meta, action, jobs) if isinstance(action, RunStep) else None
+                if refused is None:
+                    actions.append(action)
+                else:
+                    # The attempt cannot even be written down: it failed, as the planner will hear now.
+                    pending.append(StepFinished(path=action.path, attempt=action.attempt, now=self.clock(),
+                                                outcome=StepOutcome(ok=False, error=refused)))
+        if reading.unreadable is not None and state.terminal:
+            # Stopped as a cancel would stop it, but it is the record's fault, not a person's choice.
+            state = state.model_copy(update={"phase": "Failed", "error": reading.unreadable})
+        self._keep_result(obj, state)
         new_status = decorate(self._dehydrate(state, meta.run), obj, self.clock())
         document = new_status.model_dump(mode="json", by_alias=True, exclude_none=True)
         if actions or _changed(obj.get("status") or {}, document):
-            self.kube.replace_flowrun_status(obj, document)
+            try:
+                self.kube.replace_flowrun_status(obj, document)
+            except ApiException as exc:
+                refused = refusal(exc, f"the status of FlowRun {name}")
+                if refused is None:
+                    raise
+                return self._fail(obj, status, ErrorInfo(name=refused.name, message=refused.message))
         crash_point("after-status")
+        self._repair(obj, meta, definition, reading.repairs)
         self._launch(obj, meta, definition, actions, jobs)
-        observe.record(self.kube, obj, observe.transitions(status, new_status), self.clock())
+        observe.record(self.kube, obj, reading.notices + observe.transitions(status, new_status), self.clock())
         if new_status.terminal:
             self._release(obj, new_status)
-            return True, None
+            return True, self._expire(obj, new_status)
         return False, wake_at
+
+    def _expire(self, obj: dict[str, Any], status: FlowRunStatus) -> float | None:
+        """Delete a finished run past its retention; else when to look again (None: never).
+        An inner flow's run goes with its parent."""
+        if self.config.retention_s is None or names.LABEL_PARENT in (obj["metadata"].get("labels") or {}):
+            return None
+        due = (status.finished_at or self.clock()) + self.config.retention_s
+        if self.clock() < due:
+            return due
+        self.kube.delete_flowrun(obj["metadata"]["namespace"], obj["metadata"]["name"])
+        return None
+
+    def _fail(self, obj: dict[str, Any], status: FlowRunStatus, error: ErrorInfo) -> tuple[bool, float | None]:
+        """End the run as Failed on the last status the API accepted, with nothing else changed."""
+        failed = status.model_copy(update={"phase": "Failed", "finished_at": self.clock(), "error": error})
+        new_status = decorate(failed, obj, self.clock())
+        self.kube.replace_flowrun_status(obj, new_status.model_dump(mode="json", by_alias=True, exclude_none=True))
+        observe.record(self.kube, obj, observe.transitions(status, new_status), self.clock())
+        self._release(obj, new_status)
+        return True, self._expire(obj, new_status)
 
     # --- the pinned definition ---------------------------------------------------------
 
@@ -163,6 +234,10 @@ class RunReconciler:
             scripts={p: ScriptSource(p, s["language"], s["content"]) for p, s in document.get("scripts", {}).items()},
             flows={p: OpenFlow.model_validate(f) for p, f in document.get("flows", {}).items()},
         )
+        # The webhook's checks, again: a cluster without the webhook runs no flow `millrace validate` refuses.
+        errors = [p for p in flow_problems(document["name"], document["spec"], self.sandbox, library) if not p.warning]
+        if errors:
+            raise FlowError(errors)
         definition = Definition(loaded, library, runtime, uses_data=uses_data(document["spec"]))
         self._definitions[key] = definition
         return definition
@@ -196,24 +271,42 @@ class RunReconciler:
 
     # --- events ------------------------------------------------------------------------
 
-    def _events(self, obj: dict[str, Any], status: FlowRunStatus, meta: RunMeta, definition: Definition) -> list[Event]:
+    def _read(self, obj: dict[str, Any], status: FlowRunStatus, meta: RunMeta,
+              definition: Definition) -> Reading:
+        """What happened since the status was written, and what to repair once it is: reads only."""
         now = self.clock()
         if status.phase == "Pending":
-            return [Start(args=(obj.get("spec") or {}).get("args") or {}, now=now)]
+            spec = obj.get("spec") or {}
+            return Reading([Start(args=spec.get("args") or {}, now=now, preprocess=bool(spec.get("preprocess")))])
         events: list[Event] = []
+        repairs: list[Repair] = []
         selector = f"{names.LABEL_RUN}={names.label_value(meta.run)}"
         records = {cm["metadata"]["name"]: cm for cm in self.kube.list_config_maps(
             meta.namespace, f"{selector},{names.LABEL_KIND} in ({KIND_REPORT},{KIND_RESUME})")}
         jobs: dict[str, dict[str, Any]] | None = None
         for path, st in status.steps.items():
+            report = records.get(names.report_name(meta.run, path, st.attempts))
             if st.phase == "Running" and st.type == "flow" and st.attempts:
-                outcome = self._child_outcome(obj, meta, definition, path, st)
+                if report is not None:  # the child run could not be created: the operator recorded why
+                    events.append(StepFinished(path=path, attempt=st.attempts, outcome=_report_outcome(report), now=now))
+                    continue
+                child = self.kube.get_flowrun(meta.namespace, names.child_run_name(meta.run, path, st.attempts))
+                if child is None:
+                    # The operator stopped between naming the child run and creating it.
+                    repairs.append(RecreateChild(path, st.attempts))
+                    continue
+                outcome = _child_outcome(child)
+                ref = (child.get("status") or {}).get("resultRef")
+                if outcome is not None and outcome.ok and ref:
+                    # Too large for the child's status: it is whole in the child's result ConfigMap.
+                    kept = self.kube.get_config_map(meta.namespace, ref)
+                    outcome = _report_outcome(kept) if kept is not None else StepOutcome(ok=False, error=StepError(
+                        name="ResultMissing", message=f"inner flow run {child['metadata']['name']}: ConfigMap {ref} is gone"))
                 if outcome is not None:
                     events.append(StepFinished(path=path, attempt=st.attempts, outcome=outcome, now=now))
                 continue
             if st.phase != "Running" or not st.runs_script or st.not_before is not None:
                 continue
-            report = records.get(names.report_name(meta.run, path, st.attempts))
             if report is not None:
                 events.append(StepFinished(path=path, attempt=st.attempts, outcome=_report_outcome(report), now=now))
                 continue
@@ -225,39 +318,64 @@ class RunReconciler:
                 config_map = self.kube.get_config_map(meta.namespace, config_name)
                 if config_map is not None and not _job_created(config_map):
                     # The operator stopped between naming the attempt and creating its Job.
-                    self._create_job(meta.namespace, config_name, json.loads(config_map["data"][JOB_KEY]))
+                    repairs.append(RecreateJob(path, st.attempts, config_name, json.loads(config_map["data"][JOB_KEY])))
                     continue
-            outcome = job_outcome(self.kube, meta.namespace, job, now, self.config.claim_timeout_s)
-            if outcome is not None:
+            verdict = job_outcome(self.kube, meta.namespace, job, now, self.config.claim_timeout_s)
+            if verdict.outcome is not None:
                 # The step may have reported after the records were listed, then ended:
                 # its report, read again now, says more than its Job.
                 late = self.kube.get_config_map(meta.namespace, names.report_name(meta.run, path, st.attempts))
-                outcome = _report_outcome(late) if late is not None else outcome
+                outcome = _report_outcome(late) if late is not None else verdict.outcome
                 events.append(StepFinished(path=path, attempt=st.attempts, outcome=outcome, now=now))
-        events.extend(self._resumes(records, status, now))
+                if verdict.stop and job is not None:
+                    repairs.append(StopJob(job["metadata"]["name"]))
+        reading = self._resumes(records, status, definition, now)
+        events.extend(reading.events)
         if (obj.get("spec") or {}).get("cancel"):
             events.append(CancelRequested(reason="spec.cancel is true", by="kubernetes", now=now))
-        return events or [Tick(now=now)]
+        return Reading(events or [Tick(now=now)], repairs, reading.unreadable, reading.notices)
 
-    def _resumes(self, records: dict[str, dict[str, Any]], status: FlowRunStatus, now: float) -> list[Event]:
+    def _resumes(self, records: dict[str, dict[str, Any]], status: FlowRunStatus, definition: Definition,
+                 now: float) -> Reading:
+        """Resume and cancel requests not applied yet, in the order they came."""
         pending = sorted(
             (cm for cm in records.values()
              if cm["metadata"].get("labels", {}).get(names.LABEL_KIND) == KIND_RESUME
              and cm["metadata"]["name"] not in status.applied_resumes),
             key=lambda cm: cm["metadata"].get("creationTimestamp") or "",
         )
-        events: list[Event] = []
+        reading = Reading([])
         for cm in pending:
-            request = json.loads(cm["data"]["request"])
-            status.applied_resumes.append(cm["metadata"]["name"])
+            record = cm["metadata"]["name"]
+            status.applied_resumes.append(record)
+            try:
+                request = json.loads((cm.get("data") or {})["request"])
+                if not isinstance(request, dict):
+                    raise ValueError("it is not a JSON object")
+            except (KeyError, ValueError) as exc:
+                problem = f"resume record {record} is unreadable: {exc if not isinstance(exc, KeyError) else 'it has no request'}"
+                reading.events.append(CancelRequested(reason=problem, by="millrace", now=now))
+                reading.unreadable = ErrorInfo(name="InvalidResume", message=problem)
+                return reading
             if request.get("disapprove"):
                 # A resume link's cancel URL disapproves the suspended step: the run fails, it is not cancelled.
-                events.append(Disapproved(approver=request.get("approver") or "anonymous", now=now))
-            elif request.get("cancel"):
-                events.append(CancelRequested(reason=request.get("reason") or "cancelled", by=request.get("approver") or "anonymous", now=now))
-            else:
-                events.append(Resumed(payload=request.get("payload"), approver=request.get("approver") or "anonymous", now=now))
-        return events
+                reading.events.append(Disapproved(approver=request.get("approver") or "anonymous", now=now))
+                continue
+            if request.get("cancel"):
+                reading.events.append(CancelRequested(reason=request.get("reason") or "cancelled",
+                                                      by=request.get("approver") or "anonymous", now=now))
+                continue
+            if status.suspended_step:
+                problem = resume_form_problem(definition.loaded.name, definition.loaded.flow, definition.library,
+                                              status.suspended_step, request.get("payload"))
+                if problem is not None:
+                    # Refused as `millrace resume` refuses it locally: the run keeps waiting.
+                    reading.notices.append(observe.Transition("ResumeRefused", f"resume record {record}: {problem}"[:1024],
+                                                              warning=True, step=status.suspended_step))
+                    continue
+            reading.events.append(Resumed(payload=request.get("payload"), approver=request.get("approver") or "anonymous",
+                                          now=now))
+        return reading
 
     # --- large results -------------------------------------------------------------------
 
@@ -276,85 +394,179 @@ class RunReconciler:
         return status
 
     def _dehydrate(self, status: FlowRunStatus, run: str) -> FlowRunStatus:
+        """The status as written: results over the inline limit are replaced by the name of
+        the ConfigMap that holds them (a step's report, an inner flow's or this run's result)."""
         out = status.model_copy(deep=True)
         for path, st in out.steps.items():
-            if st.phase == "Succeeded" and st.runs_script and st.result is not None:
-                if len(json.dumps(st.result, default=str)) > RESULT_INLINE_LIMIT:
-                    st.result_ref = st.result_ref or names.report_name(run, path, st.attempts)
+            if st.phase == "Succeeded" and st.result is not None and (st.runs_script or st.type == "flow"):
+                if _large(st.result):
+                    own = (names.report_name(run, path, st.attempts) if st.runs_script
+                           else result_name(names.child_run_name(run, path, st.attempts)))
+                    st.result_ref = st.result_ref or own
                     st.result = None
-        if out.result is not None and len(json.dumps(out.result, default=str)) > RESULT_INLINE_LIMIT:
-            out.result = {"truncated": True, "note": "the result is larger than the status keeps; see resultRef of the last step"}
+        if out.result is not None and _large(out.result):
+            out.result_ref = result_name(run)
+            out.result = None
         return out
+
+    def _keep_result(self, obj: dict[str, Any], state: FlowRunStatus) -> None:
+        """Before the status points at it: the ConfigMap of a result too large for the status."""
+        if state.result is None or not _large(state.result):
+            return
+        meta = obj["metadata"]
+        self.kube.create({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": result_name(meta["name"]), "namespace": meta["namespace"],
+                         "labels": {names.LABEL_RUN: names.label_value(meta["name"]), names.LABEL_KIND: KIND_RESULT},
+                         "ownerReferences": [_owner(obj)]},
+            "data": {"report": StepReport(ok=True, result=state.result).model_dump_json()},
+        })
 
     # --- actions --------------------------------------------------------------------------
 
-    def _prepare(self, meta: RunMeta, actions: list[Action]) -> dict[str, dict[str, Any]]:
-        """Before the status names a new attempt: its ConfigMap (which also keeps
-        its Job manifest, for recovery) and its Secret. Both are idempotent.
-        Returns the Job manifests by ConfigMap name."""
-        jobs: dict[str, dict[str, Any]] = {}
-        if meta.same_worker and any(isinstance(a, RunStep) for a in actions):
+    def _prepare(self, meta: RunMeta, action: RunStep, jobs: dict[str, dict[str, Any]]) -> StepError | None:
+        """Before the status names a new attempt: its ConfigMap (which also keeps its Job
+        manifest, for recovery) and its Secret, both idempotent; the Job manifest goes in
+        `jobs` by ConfigMap name. Returns why the API refused them for good, if it did."""
+        if meta.same_worker:
             meta = replace(meta, node=claim_node(self.kube, meta.namespace, meta.run))
-        for action in actions:
-            if isinstance(action, RunStep):
-                if meta.same_worker:
-                    self.kube.create(shared_claim(meta))
-                token = self.config.signer.issue(Claims(run=f"{meta.namespace}/{meta.run}", flow=meta.flow,
-                                                        path=action.path, step_id=action.step_id, attempt=action.attempt))
-                config_map, secret, job = step_objects(meta, action, token)
-                config_map["data"][JOB_KEY] = json.dumps(job)
-                self.kube.create(config_map)
-                self.kube.create(secret)
-                jobs[config_map["metadata"]["name"]] = job
-        return jobs
+        token = self.config.signer.issue(Claims(run=f"{meta.namespace}/{meta.run}", flow=meta.flow,
+                                                path=action.path, step_id=action.step_id, attempt=action.attempt))
+        config_map, secret, job = step_objects(meta, action, token)
+        job["spec"]["ttlSecondsAfterFinished"] = self.config.job_ttl_s
+        config_map["data"][JOB_KEY] = json.dumps(job)
+        try:
+            if meta.same_worker:
+                self.kube.create(shared_claim(meta))
+            self.kube.create(config_map)
+            self.kube.create(secret)
+        except ApiException as exc:
+            refused = refusal(exc, f"the inputs of step {action.path} attempt {action.attempt}")
+            if refused is None:
+                raise
+            return refused
+        jobs[config_map["metadata"]["name"]] = job
+        return None
 
     def _launch(self, obj: dict[str, Any], meta: RunMeta, definition: Definition, actions: list[Action],
                 jobs: dict[str, dict[str, Any]]) -> None:
         for action in actions:
             if isinstance(action, RunStep):
                 config_name = names.step_config_name(meta.run, action.path, action.attempt)
-                self._create_job(meta.namespace, config_name, jobs[config_name])
+                self._create_job(obj, action.path, action.attempt, config_name, jobs[config_name])
             elif isinstance(action, RunFlow):
-                self.kube.create_flowrun(_child_run(obj, definition, action))
+                self._create_child(obj, definition, action)
             elif isinstance(action, CancelStep):
                 # A step's Job, or an inner flow's child run: whichever exists stops.
                 self.kube.delete_job(meta.namespace, names.job_name(meta.run, action.path, action.attempt))
                 self.kube.patch_flowrun_spec(meta.namespace, names.child_run_name(meta.run, action.path, action.attempt),
                                              {"cancel": True})
 
-    def _child_outcome(self, obj: dict[str, Any], meta: RunMeta, definition: Definition, path: str,
-                       st: StepState) -> StepOutcome | None:
-        """The outcome of an inner flow's child FlowRun, once it has ended."""
-        child = self.kube.get_flowrun(meta.namespace, names.child_run_name(meta.run, path, st.attempts))
-        if child is None:
-            # The operator stopped between naming the child run and creating it.
-            module = module_at(definition.loaded.flow, path, definition.library)
-            assert module is not None and isinstance(module.value, PathFlow)
-            action = RunFlow(path=path, attempt=st.attempts, step_id=module.id, flow_path=module.value.path,
-                             args=st.input or {}, depth=int((obj.get("spec") or {}).get("depth") or 0) + 1,
-                             timeout_s=st.timeout_s)
-            self.kube.create_flowrun(_child_run(obj, definition, action))
-            return None
-        status = child.get("status") or {}
-        if status.get("phase") == "Succeeded":
-            return StepOutcome(ok=True, result=status.get("result"))
-        if status.get("phase") in ("Failed", "Cancelled"):
-            error = status.get("error") or {}
-            return StepOutcome(ok=False, error=StepError(
-                name=error.get("name") or status["phase"],
-                message=f"inner flow run {child['metadata']['name']}: {error.get('message') or status['phase'].lower()}",
-                stack=error.get("stack") or ""))
-        return None
+    def _repair(self, obj: dict[str, Any], meta: RunMeta, definition: Definition, repairs: list[Repair]) -> None:
+        for repair in repairs:
+            if isinstance(repair, RecreateJob):
+                self._create_job(obj, repair.path, repair.attempt, repair.config_name, repair.job)
+            elif isinstance(repair, StopJob):
+                self.kube.delete_job(meta.namespace, repair.job)
+            else:
+                module = module_at(definition.loaded.flow, repair.path, definition.library)
+                assert module is not None and isinstance(module.value, PathFlow)
+                st = FlowRunStatus.model_validate(obj.get("status") or {}).steps[repair.path]
+                action = RunFlow(path=repair.path, attempt=repair.attempt, step_id=module.id,
+                                 flow_path=module.value.path, args=st.input or {},
+                                 depth=int((obj.get("spec") or {}).get("depth") or 0) + 1, timeout_s=st.timeout_s)
+                self._create_child(obj, definition, action)
 
-    def _create_job(self, namespace: str, config_name: str, job: dict[str, Any]) -> None:
-        self.kube.create(job)
-        self.kube.annotate_config_map(namespace, config_name, {names.ANNOTATION_JOB_CREATED: "true"})
+    def _create_job(self, obj: dict[str, Any], path: str, attempt: int, config_name: str, job: dict[str, Any]) -> None:
+        try:
+            self.kube.create(job)
+        except ApiException as exc:
+            self._record_refusal(obj, path, attempt, exc, f"the Job of step {path} attempt {attempt}")
+            return
+        self.kube.annotate_config_map(obj["metadata"]["namespace"], config_name, {names.ANNOTATION_JOB_CREATED: "true"})
+
+    def _create_child(self, obj: dict[str, Any], definition: Definition, action: RunFlow) -> None:
+        try:
+            self.kube.create_flowrun(_child_run(obj, definition, action))
+        except ApiException as exc:
+            self._record_refusal(obj, action.path, action.attempt, exc,
+                                 f"the FlowRun of inner flow {action.path} attempt {action.attempt}")
+
+    def _record_refusal(self, obj: dict[str, Any], path: str, attempt: int, exc: ApiException, what: str) -> None:
+        """An attempt the status names cannot start: its report says so, as a step's would."""
+        refused = refusal(exc, what)
+        if refused is None:
+            raise exc
+        meta = obj["metadata"]
+        self.kube.create({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": names.report_name(meta["name"], path, attempt), "namespace": meta["namespace"],
+                         "labels": {names.LABEL_RUN: names.label_value(meta["name"]), names.LABEL_KIND: KIND_REPORT},
+                         "ownerReferences": [_owner(obj)]},
+            "data": {"report": StepReport(ok=False, error=refused).model_dump_json()},
+        })
 
     def _release(self, obj: dict[str, Any], status: FlowRunStatus) -> None:
         """A finished run keeps its Jobs (for logs) but not its shared volume."""
         meta = obj["metadata"]
         self.kube.delete_claim(meta["namespace"], names.shared_claim_name(meta["name"]))
         self._definitions.pop(meta["uid"], None)
+        for st in status.steps.values():
+            if st.result_ref:
+                self._large_results.pop(st.result_ref, None)
+
+
+@dataclass
+class Reading:
+    """What the read phase found: planner events, repairs for the act phase, the error of
+    an unreadable resume record, and Events to post that are no state change."""
+
+    events: list[Event]
+    repairs: list[Repair] = field(default_factory=list)
+    unreadable: ErrorInfo | None = None
+    notices: list[observe.Transition] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RecreateJob:
+    """An attempt the status names whose Job was never created."""
+
+    path: str
+    attempt: int
+    config_name: str
+    job: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StopJob:
+    """A Job that will never get anywhere (its image, its volume), once its failure is recorded."""
+
+    job: str
+
+
+@dataclass(frozen=True)
+class RecreateChild:
+    """An inner flow's attempt the status names whose child FlowRun was never created."""
+
+    path: str
+    attempt: int
+
+
+Repair = RecreateJob | StopJob | RecreateChild
+
+
+def _child_outcome(child: dict[str, Any]) -> StepOutcome | None:
+    """The outcome of an inner flow's child FlowRun, once it has ended."""
+    status = child.get("status") or {}
+    if status.get("phase") == "Succeeded":
+        return StepOutcome(ok=True, result=status.get("result"))
+    if status.get("phase") in ("Failed", "Cancelled"):
+        error = status.get("error") or {}
+        return StepOutcome(ok=False, error=StepError(
+            name=error.get("name") or status["phase"],
+            message=f"inner flow run {child['metadata']['name']}: {error.get('message') or status['phase'].lower()}",
+            stack=error.get("stack") or ""))
+    return None
 
 
 def _child_run(parent: dict[str, Any], definition: Definition, action: RunFlow) -> dict[str, Any]:
@@ -374,6 +586,15 @@ def _child_run(parent: dict[str, Any], definition: Definition, action: RunFlow) 
         "spec": {"flow": flow, "args": action.args, "depth": action.depth,
                  **({"timeoutS": action.timeout_s} if action.timeout_s is not None else {})},
     }
+
+
+def result_name(run: str) -> str:
+    """The ConfigMap holding a run's result when the status cannot."""
+    return names.dns_name(run, "result")
+
+
+def _large(value: Any) -> bool:
+    return len(json.dumps(value, default=str)) > RESULT_INLINE_LIMIT
 
 
 def _changed(old: dict[str, Any], new: dict[str, Any]) -> bool:

@@ -1,15 +1,17 @@
 """kopf handlers for Flow schedules. Thin: each calls millrace.cluster.schedules.
 
-A timer looks at every scheduled Flow each second and does a pass only
-when the next fire time has come (the Flow body comes from kopf's watch,
-so waiting costs no request); a scheduled run that ends triggers a pass
-at once, so its outcome shows on the Flow, history is pruned and a run a
-`Forbid` policy held back starts.
+The Flows with a schedule are kept from kopf's watch (an event handler, so
+no finalizer is put on them: deleting a Flow never waits for the operator).
+One thread looks at them each second and does a pass only when the next
+fire time has come (waiting costs no request); a scheduled run that ends
+triggers a pass at once, so its outcome shows on the Flow, history is
+pruned and a run a `Forbid` policy held back starts.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -24,17 +26,39 @@ from .kube import KubeApi
 from .schedules import due_soon, reconcile_schedule
 
 LOG = logging.getLogger("millrace.schedules")
+TICK_S = 1.0
 _STATE: dict[str, Any] = {"clock": time.time}
+# The latest body of every Flow with a schedule, by (namespace, name).
+_SCHEDULED: dict[tuple[str, str], dict[str, Any]] = {}
+_LOCK = threading.Lock()
 
 
 def configure(kube: KubeApi, clock: Callable[[], float] = time.time) -> None:
     _STATE["kube"], _STATE["clock"] = kube, clock
+    threading.Thread(target=_ticker, name="schedules", daemon=True).start()
 
 
-@kopf.timer(GROUP, VERSION, "flows", interval=1.0, field="spec.schedule", value=kopf.PRESENT)
-def schedule_tick(body: kopf.Body, **_: Any) -> None:
-    if due_soon(dict(body), _STATE["clock"]()):
-        _pass(dict(body))
+@kopf.on.event(GROUP, VERSION, "flows")
+def flow_seen(body: kopf.Body, namespace: str, name: str, type: str | None, **_: Any) -> None:  # noqa: A002
+    with _LOCK:
+        if type == "DELETED" or not (body.get("spec") or {}).get("schedule"):
+            _SCHEDULED.pop((namespace, name), None)
+        else:
+            _SCHEDULED[(namespace, name)] = dict(body)
+
+
+def _ticker() -> None:
+    while True:
+        time.sleep(TICK_S)
+        with _LOCK:
+            flows = list(_SCHEDULED.values())
+        for flow in flows:
+            if due_soon(flow, _STATE["clock"]()):
+                try:
+                    _pass(flow)
+                except Exception:  # noqa: BLE001 - one Flow's failure must not stop the others' schedules
+                    LOG.exception("flow %s/%s: schedule pass failed", flow["metadata"]["namespace"],
+                                  flow["metadata"]["name"])
 
 
 @kopf.on.event(GROUP, VERSION, "flowruns", labels={names.LABEL_SCHEDULED: "true"})

@@ -30,6 +30,15 @@ def quoted(path: str) -> str:
     return urllib.parse.quote(path, safe="/")
 
 
+def _answer(data: bytes, status: int, reason: str) -> Any:
+    """An error answer's JSON document; one that is not JSON (a proxy's error page) becomes a message."""
+    try:
+        document = json.loads(data or b"{}")
+    except ValueError:
+        return {"error": "HTTPError", "message": f"{status} {reason}: not JSON: {data[:200].decode('utf-8', 'replace')}"}
+    return document if isinstance(document, dict) else {"error": "HTTPError", "message": f"{status} {reason}: {document!r}"}
+
+
 def send(method: str, endpoint: str, data: Optional[bytes] = None) -> Any:
     """Call /v1/<endpoint> with a JSON body already encoded; the answer's JSON document."""
     url, token = os.environ.get("MILLRACE_API_URL"), os.environ.get("MILLRACE_TOKEN")
@@ -48,7 +57,7 @@ def send(method: str, endpoint: str, data: Optional[bytes] = None) -> Any:
                 return json.load(response)
         except urllib.error.HTTPError as refusal:
             with refusal:
-                document = json.loads(refusal.read() or b"{}")
+                document = _answer(refusal.read(), refusal.code, str(refusal.reason))
             if refusal.code not in UNAVAILABLE or time.monotonic() > deadline:
                 raise StepApiError(refusal.code, document.get("error", "HTTPError"), document.get("message", str(refusal))) from None
         except (urllib.error.URLError, ConnectionError):

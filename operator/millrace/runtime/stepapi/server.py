@@ -17,6 +17,7 @@ The run and step a call acts on come from the token's claims, never from the URL
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,6 +30,8 @@ from ..protocol import StepReport
 from .backend import Backend, Forbidden, NotFound, Refusal
 from .models import ApiError, Recorded, Resource, ResumeRequest, ResumeUrls, Value, Variable
 from .tokens import Claims, Signer, TokenError
+
+LOG = logging.getLogger("millrace.stepapi")
 
 DEFAULT_MAX_BODY = 16 * 1024 * 1024
 PREFIX = "/v1/"
@@ -198,6 +201,11 @@ class Handler(BaseHTTPRequestHandler):
         except Refusal as refusal:
             error = ApiError(error=refusal.error, message=str(refusal), detail=refusal.detail)
             reply = Reply(status=refusal.status, body=error)
+        except Exception as exc:  # noqa: BLE001 - whatever the backend raised, the step gets a JSON answer
+            LOG.exception("step API %s %s failed", method, url.path)
+            first = str(exc).splitlines()[0][:300] if str(exc) else ""
+            reply = Reply(status=500, body=ApiError(error="BackendError",
+                                                    message=f"the step API's backend failed: {type(exc).__name__}: {first}"))
         self._send(reply)
 
     def _read_body(self, limit: int) -> bytes:

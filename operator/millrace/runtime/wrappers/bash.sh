@@ -100,3 +100,7 @@ else
     report "{\"ok\":true,\"result\":$(json_string "$(trim "$(tail -n 1 "$output")")")}"
 fi
 rm -f "$output"
+# In a pod (set by launch.sh) a failed step exits non-zero, so its Job is Failed; its output is in the log already.
+if [ "$status" -ne 0 ] && [ -n "${MILLRACE_EXIT_ON_FAILURE:-}" ]; then
+    exit "$status"
+fi

@@ -1,7 +1,10 @@
 #!/bin/sh
 # Prepares a step pod's working directory from the step's mounted files, then
 # runs the step. Usage: launch.sh SRC [--link NAME TARGET]... -- COMMAND...
+# In a pod a failed step must look failed: the wrappers then print its error
+# to the pod's log and exit non-zero (after reporting), so its Job is Failed.
 set -eu
+export MILLRACE_EXIT_ON_FAILURE=1
 src="$1"
 shift
 cp -R "$src/files/." .

@@ -5,7 +5,10 @@ sdk folder beside its own (../sdk), which makes `import wmill` work. The
 local fork server imports it once and calls main() in each forked child. It
 prints only what Windmill's wrapper lets Python print (the traceback of a
 script that does not load): the step's stdout and stderr are the user's. The
-outcome goes to the step API (MILLRACE_API_URL, MILLRACE_TOKEN).
+outcome goes to the step API (MILLRACE_API_URL, MILLRACE_TOKEN). In a pod
+(MILLRACE_EXIT_ON_FAILURE, set by launch.sh) an exception's traceback is
+printed too and a failed step exits 1, so the pod's log shows it and its
+Job is Failed.
 
 What a step gets and gives follows the wrapper.py that Windmill's
 python_executor.rs (handle_python_job, prepare_wrapper) writes: arguments by
@@ -32,6 +35,7 @@ from millrace_step_api import StepApiError, send  # noqa: E402
 
 SCRIPT = "main.py"
 ARGS = "args.json"
+ENTRYPOINT = "entrypoint"
 # Windmill's name for the interpreter in an exit-code error, and how much of the log that error quotes.
 PROGRAM = "python run"
 LOG_TAIL = 600
@@ -120,6 +124,8 @@ def user_failure(error: BaseException) -> str:
     tail = error.__traceback__
     while tail is not None and tail.tb_frame.f_globals is globals():
         tail = tail.tb_next  # the wrapper's own frames, which Windmill drops with tb[1:]
+    if os.environ.get("MILLRACE_EXIT_ON_FAILURE"):
+        traceback.print_exception(type(error), error, tail)  # a pod's log is where `kubectl logs` finds it
     return failure(type(error).__name__, str(error), "\n".join(traceback.format_tb(tail)))
 
 
@@ -143,6 +149,15 @@ def load(code: str) -> types.ModuleType:
     return module
 
 
+def entrypoint() -> str:
+    """main, or the function ./entrypoint names (a flow's preprocessor)."""
+    try:
+        with open(ENTRYPOINT, encoding="utf-8") as stream:
+            return stream.read().strip()
+    except FileNotFoundError:
+        return "main"
+
+
 def run_step() -> str:
     """Run the step in the current directory; return its outcome document."""
     sys.path[0] = os.getcwd()  # the script's siblings import, the wrapper's do not
@@ -153,12 +168,13 @@ def run_step() -> str:
         args = json.load(stream, strict=False)
     try:
         module = load(code)
-        parameters, open_ended = signature(code)
+        name = entrypoint()
+        parameters, open_ended = signature(code, name)
         args = convert(parameters, args)  # before Windmill's try: a bad date or base64 ends the process
     except BaseException as error:
         return load_failure(error)
     try:
-        function = module.main  # a missing main() is an AttributeError, as in Windmill
+        function = getattr(module, name)  # a missing main() is an AttributeError, as in Windmill
         if function is None or not callable(function):
             raise ValueError("main function is missing")
         result = function(**spread(parameters, open_ended, args))
@@ -171,7 +187,10 @@ def run_step() -> str:
 def main() -> None:
     # Line buffering keeps print() and tracebacks in order in the captured log.
     sys.stdout.reconfigure(line_buffering=True)
-    report(run_step())
+    document = run_step()
+    report(document)
+    if os.environ.get("MILLRACE_EXIT_ON_FAILURE") and not json.loads(document)["ok"]:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -3,14 +3,16 @@
 // Only node: built-ins and fetch, which both runtimes provide: this file is copied
 // into step pods with the sdk folder beside its own (../sdk). It prints only what
 // Windmill's wrapper prints (bun: a thrown error, on stderr): the step's stdout and
-// stderr are the user's. The outcome goes to the step API.
+// stderr are the user's. The outcome goes to the step API. In a pod
+// (MILLRACE_EXIT_ON_FAILURE, set by launch.sh) a thrown error is printed by deno too
+// and a failed step exits 1, so the pod's log shows it and its Job is Failed.
 // It does what the wrapper.mjs of Windmill's bun_executor.rs and the wrapper.ts of
 // its deno_executor.rs do: main gets its arguments by position, matched to the
 // parameter names (the runtime has stripped the types, so main.toString() names
 // them), a Date parameter a Date (its type read from the script's source); the
 // result is JSON.stringify(result ?? null) with undefined made null and BigInt its
 // decimal string; a thrown error is {name, message, stack}.
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -19,6 +21,8 @@ import { send, StepApiError } from "../sdk/windmill-client/api.ts";
 
 const SCRIPT = "main.ts";
 const ARGS = "args.json";
+// main, or the function this file names (a flow's preprocessor).
+const ENTRYPOINT = existsSync("entrypoint") ? readFileSync("entrypoint", "utf8").trim() : "main";
 const WRAPPER = fileURLToPath(import.meta.url);
 const DENO = "Deno" in globalThis;
 // Windmill's name for the runtime in an exit-code error, and how much of the log that error quotes.
@@ -46,7 +50,8 @@ type Position = { file: string; line: number; column: number };
 // wrapper's own frames). Bun's wrapper prints it first. Something thrown that is
 // not an object has no name: it is an Error with the thrown value as its message.
 function thrown(error: unknown): string {
-  if (!DENO) console.error(error);
+  // In a pod the log is where `kubectl logs` finds it, deno or not.
+  if (!DENO || process.env.MILLRACE_EXIT_ON_FAILURE) console.error(error);
   if (typeof error !== "object" || error === null) return failure("Error", String(error));
   const { name, message, stack } = error as Thrown;
   const frames = String(stack ?? "").split("\n").filter((line) => !line.includes(WRAPPER));
@@ -148,7 +153,7 @@ function isDate(type: string): boolean {
 // Arguments of the parameters typed Date of `export function main` in the script's
 // source become a Date, or undefined when falsy, as Windmill's wrappers convert them.
 function convertDates(source: string, args: Record<string, unknown>): void {
-  const declared = /\bexport\s+(?:async\s+)?function\s+main\b/.exec(source);
+  const declared = new RegExp(`\\bexport\\s+(?:async\\s+)?function\\s+${ENTRYPOINT}\\b`).exec(source);
   for (const { name, type } of declared ? parameters(source.slice(declared.index)) : []) {
     if (name !== undefined && isDate(type)) args[name] = args[name] ? new Date(args[name] as string) : undefined;
   }
@@ -158,20 +163,20 @@ async function runStep(): Promise<string> {
   const args = JSON.parse(readFileSync(ARGS, "utf8"));
   let main: unknown;
   try {
-    main = (await import(pathToFileURL(join(process.cwd(), SCRIPT)).href)).main;
+    main = (await import(pathToFileURL(join(process.cwd(), SCRIPT)).href))[ENTRYPOINT];
   } catch (error) {
     return loadFailure(error);
   }
   if (DENO && main === undefined) {
     // Deno's wrapper imports main by name: a script without one fails to link.
-    return loadFailure(new SyntaxError(`The requested module './${SCRIPT}' does not provide an export named 'main'`));
+    return loadFailure(new SyntaxError(`The requested module './${SCRIPT}' does not provide an export named '${ENTRYPOINT}'`));
   }
   Object.defineProperty(BigInt.prototype, "toJSON", {
     value: function (this: bigint) { return this.toString(); }, configurable: true, writable: true,
   });
   try {
     convertDates(readFileSync(SCRIPT, "utf8"), args);
-    if (typeof main !== "function") throw new Error("main function is missing");
+    if (typeof main !== "function") throw new Error(`${ENTRYPOINT} function is missing`);
     const positional = parameterNames(main.toString()).map((name) => (name === undefined ? undefined : args[name]));
     return success(await main(...positional));
   } catch (error) {
@@ -180,6 +185,9 @@ async function runStep(): Promise<string> {
 }
 
 if (import.meta.main) {
-  await report(await runStep());
-  process.exit(0); // a timer or socket the script left open must not hold the step
+  const document = await runStep();
+  await report(document);
+  const outcome = JSON.parse(document);
+  // The error is in the log already (thrown, loadFailure): a pod only has to end failed.
+  process.exit(!outcome.ok && process.env.MILLRACE_EXIT_ON_FAILURE ? 1 : 0); // a timer or socket the script left open must not hold the step
 }

@@ -46,7 +46,14 @@ export async function send(method: "GET" | "PUT" | "POST", endpoint: string, tex
     headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
     body: text,
   });
-  const document = JSON.parse((await response.text()) || "{}");
+  const answer = await response.text();
+  let document: any;
+  try {
+    document = JSON.parse(answer || "{}");
+  } catch {
+    // Not the step API's answer (a proxy's error page, a cut connection): say what came back.
+    throw new StepApiError(response.status, "HTTPError", `${response.statusText}: not JSON: ${answer.slice(0, 200)}`);
+  }
   if (!response.ok) throw new StepApiError(response.status, document.error ?? "HTTPError", document.message ?? response.statusText);
   return document;
 }
