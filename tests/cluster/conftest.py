@@ -326,6 +326,15 @@ class Operator:
                 self.kill()
 
 
+def release_runs(kube: Any, op: Operator) -> None:
+    """Delete the namespace's runs and flows while the operator runs (started again if a test
+    stopped it): its `millrace.dev/operator` finalizer would otherwise keep them, and with them
+    the namespace, in Terminating for good."""
+    if op.process is None or op.process.poll() is not None:
+        op.start()
+    kube.kubectl("delete", "flowruns,flows", "--all", "-n", op.namespace, "--timeout=120s", check=False, timeout=180)
+
+
 @contextmanager
 def installed_operator(kube: Any, helm: Any, namespace: str, workdir: Path) -> Iterator[Operator]:
     """The chart installed in `namespace` with 0 replicas and `millrace operator` run here in its place."""
@@ -339,6 +348,7 @@ def installed_operator(kube: Any, helm: Any, namespace: str, workdir: Path) -> I
     try:
         yield op
     finally:
+        release_runs(kube, op)
         op.stop()
         helm("uninstall", "millrace", "--namespace", namespace, check=False)
         print((workdir / "operator.log").read_text(errors="replace")[-5000:])

@@ -26,8 +26,6 @@ def operator_namespace(kube: Any, helm: Any, tmp_path_factory: pytest.TempPathFa
     with fresh_namespace(kube, "conformance") as namespace:
         with installed_operator(kube, helm, namespace, tmp_path_factory.mktemp("conformance-operator")):
             yield namespace
-            # Runs hold the operator's finalizers: delete them while it still runs, or the namespace never goes.
-            kube.kubectl("delete", "flowruns,flows", "--all", "-n", namespace, "--timeout=120s", check=False, timeout=180)
 
 
 @pytest.fixture(scope="module")

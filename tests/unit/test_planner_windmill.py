@@ -11,7 +11,8 @@ from millrace.engine.actions import RunFlow, RunStep
 from millrace.engine.events import CancelRequested, Disapproved, Resumed, Start, StepFinished, Tick
 from millrace.engine.library import Library
 from millrace.engine.planner import plan
-from millrace.model.run import RunStatus
+from millrace.engine.scope import error_object
+from millrace.model.run import ErrorInfo, RunStatus
 from millrace.runtime.protocol import StepOutcome
 
 from .planner_harness import Harness, StepFailed, echo_args, flow, script
@@ -102,6 +103,33 @@ def test_error_objects_have_exactly_message_name_stack_step_id() -> None:
     f = flow(script("a", continue_on_error=True), script("b", {"e": "results.a"}))
     state = Harness(f, lambda act: echo_args(act) if act.step_id == "b" else fail("bad")).run()
     assert state.result == {"e": {"error": {"message": "bad", "name": "StepFailed", "stack": "Traceback: ...", "step_id": "a"}}}
+
+
+def test_error_objects_name_the_bare_module_id_inside_a_loop() -> None:
+    """A step's error shows WM_FLOW_STEP_ID, the module's own id (python_executor.rs
+    wrapper), not our module path `l/0/x`; and a for loop skips failures by default
+    (flows.rs FlowModuleValue deserializer: skip_failures unwrap_or(true))."""
+    body = [script("x")]
+    f = flow({"id": "l", "value": {"type": "forloopflow", "iterator": {"type": "javascript", "expr": "[1]"},
+                                   "modules": body}})
+    state = Harness(f, lambda act: fail("bad")).run()
+    assert state.phase == "Succeeded"
+    assert state.result == [{"error": {"message": "bad", "name": "StepFailed", "stack": "Traceback: ...", "step_id": "x"}}]
+
+
+def test_an_exit_code_error_has_message_name_step_id_exit_code() -> None:
+    """common.rs extract_error_value: a process that exited non-zero gives
+    SerializedError {message, name: ExecutionErr, step_id, exit_code}, no stack."""
+    error = ErrorInfo(name="ExecutionErr", message='exit code for "bash run": 3', step_id="l/0/sh", exit_code=3)
+    assert error_object(error) == {"message": 'exit code for "bash run": 3', "name": "ExecutionErr",
+                                   "step_id": "sh", "exit_code": 3}
+
+
+def test_a_for_loop_with_skip_failures_false_fails_on_a_failed_iteration() -> None:
+    """worker_flow.rs: without skip_failures a failed iteration fails the loop."""
+    f = flow({"id": "l", "value": {"type": "forloopflow", "iterator": {"type": "javascript", "expr": "[1]"},
+                                   "skip_failures": False, "modules": [script("x")]}})
+    assert Harness(f, lambda act: fail("bad")).run().phase == "Failed"
 
 
 def test_stop_after_if_error_message_fails_with_an_early_stop_error() -> None:

@@ -113,12 +113,21 @@ def _crd(kind: str, plural: str, short: list[str], spec: type[BaseModel], status
     }
 
 
+# Required fields the loader fills in before validation, so a Flow may leave them out:
+# a module without an `id` gets one from its position (model/loader.py assign_default_ids).
+_GIVEN_BY_LOADER: dict[str, set[str]] = {"FlowModule": {"id"}}
+
+
 def _convert(node: Schema, defs: dict[str, Schema], stack: tuple[str, ...]) -> Schema:
     if "$ref" in node:
         name = node["$ref"].rsplit("/", 1)[-1]
         if stack.count(name) >= MODULE_DEPTH:
             return {"type": "object", PRESERVE: True}
         out = _convert(defs[name], defs, stack + (name,))
+        if name in _GIVEN_BY_LOADER and "required" in out:
+            out["required"] = [f for f in out["required"] if f not in _GIVEN_BY_LOADER[name]]
+            if not out["required"]:
+                del out["required"]
         return _with_description(out, node)
     for union in ("anyOf", "oneOf"):
         if union in node:

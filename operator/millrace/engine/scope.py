@@ -18,8 +18,14 @@ from .outcomes import Failed
 
 def error_object(error: ErrorInfo) -> dict[str, Any]:
     """A Windmill error object: exactly message, name, stack and step_id (and the
-    step's result when a stop_after_if asked for it)."""
-    out: dict[str, Any] = {"message": error.message, "name": error.name, "stack": error.stack, "step_id": error.step_id}
+    step's result when a stop_after_if asked for it). `step_id` is the bare module
+    id, as Windmill's WM_FLOW_STEP_ID is, not our module path. A process that exited
+    non-zero gives message, name, step_id and exit_code instead, no stack
+    (Windmill: common.rs extract_error_value, SerializedError)."""
+    step_id = error.step_id.rsplit("/", 1)[-1] if error.step_id else error.step_id
+    if error.exit_code is not None:
+        return {"message": error.message, "name": error.name, "step_id": step_id, "exit_code": error.exit_code}
+    out: dict[str, Any] = {"message": error.message, "name": error.name, "stack": error.stack, "step_id": step_id}
     if error.result is not None:
         out["result"] = error.result
     return out

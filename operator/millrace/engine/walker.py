@@ -132,6 +132,7 @@ class Walker:
             message=err.message if err else "step failed",
             stack=err.stack if err else "",
             step_id=event.path,
+            exit_code=err.exit_code if err else None,
         )
         st.result = error_value(st.error)
         st.phase = "Failed"

@@ -119,7 +119,9 @@ class ForloopFlow(OpenFlowModel):
     type: Literal["forloopflow"]
     modules: list[FlowModule]
     iterator: InputTransform
-    skip_failures: bool = False
+    # Windmill's defaults (flows.rs, FlowModuleValue's deserializer): a for loop skips
+    # failures unless told not to, a while loop does not.
+    skip_failures: bool = True
     parallel: bool = False
     parallelism: InputTransform | int | None = None
 
@@ -149,7 +151,8 @@ class BranchOne(OpenFlowModel):
 
 class BranchAllBranch(OpenFlowModel):
     modules: list[FlowModule]
-    skip_failure: bool = False
+    # Windmill's default (flows.rs Branch, serde default_true): a failed branch keeps its error.
+    skip_failure: bool = True
     summary: str | None = None
     parallel: bool | None = None
     # Windmill keeps one branch shape for both branch kinds; a branchall runs every branch.

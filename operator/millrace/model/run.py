@@ -23,8 +23,10 @@ TERMINAL_RUN_PHASES: frozenset[str] = frozenset({"Succeeded", "Failed", "Cancell
 class ErrorInfo(KubeModel):
     """A step or run error, with the keys of Windmill's error objects.
 
-    `step_id` names the module path that failed; `result` is the step's own
-    result when a `stop_after_if` with `error_include_result` raised it.
+    `step_id` names the module path that failed (error objects show its last
+    segment, the module id); `result` is the step's own result when a
+    `stop_after_if` with `error_include_result` raised it; `exit_code` is set
+    when the step's process exited non-zero.
     """
 
     name: str
@@ -32,6 +34,7 @@ class ErrorInfo(KubeModel):
     stack: str = ""
     step_id: str | None = Field(default=None, alias="step_id")
     result: Any = None
+    exit_code: int | None = None
 
 
 class StepState(KubeModel):

@@ -62,6 +62,8 @@ class StepError(BaseModel):
     name: str
     message: str
     stack: str = ""
+    # Set for a process that exited non-zero (Windmill: common.rs extract_error_value).
+    exit_code: int | None = None
 
 
 class StepOutcome(BaseModel):

@@ -90,7 +90,7 @@ bash ./main.sh "$@" 2>&1 | tee "$output"
 status=${PIPESTATUS[0]}
 
 if [ "$status" -ne 0 ]; then
-    report "{\"ok\":false,\"error\":{\"name\":\"ExecutionErr\",\"message\":$(json_string "$(exit_error "$status")")}}"
+    report "{\"ok\":false,\"error\":{\"name\":\"ExecutionErr\",\"exit_code\":$status,\"message\":$(json_string "$(exit_error "$status")")}}"
 elif [ -s result.json ]; then
     report "{\"ok\":true,\"result_json\":$(json_string "$(<result.json)")}"
 elif [ -s result.out ]; then
