@@ -36,16 +36,21 @@ class Cancel(Strict):
     reason: str = "disapproved"
 
 
+class Disapprove(Strict):
+    by: str = "conformance"
+
+
 class Action(Strict):
-    """What is done to a run once it is suspended: exactly one of resume or cancel."""
+    """What is done to a run once it is suspended: exactly one of resume, disapprove or cancel."""
 
     resume: Resume | None = None
+    disapprove: Disapprove | None = None
     cancel: Cancel | None = None
 
     @model_validator(mode="after")
     def one_of(self) -> Action:
-        if (self.resume is None) == (self.cancel is None):
-            raise ValueError("an action is exactly one of `resume` or `cancel`")
+        if sum(a is not None for a in (self.resume, self.disapprove, self.cancel)) != 1:
+            raise ValueError("an action is exactly one of `resume`, `disapprove` or `cancel`")
         return self
 
 

@@ -89,6 +89,8 @@ class Driver:
         if action.resume is not None:
             argv = ["resume", self.run, "-n", self.namespace, "--payload", json.dumps(action.resume.payload),
                     "--approver", action.resume.approver]
+        elif action.disapprove is not None:
+            argv = ["resume", self.run, "-n", self.namespace, "--disapprove", "--approver", action.disapprove.by]
         else:
             assert action.cancel is not None
             argv = ["cancel", self.run, "-n", self.namespace, "--reason", action.cancel.reason, "--by", action.cancel.by]

@@ -33,6 +33,8 @@ def _act(action: Action, run_id: str, home: Path, cwd: Path) -> Outcome:
     if action.resume is not None:
         return _command(["resume", run_id, "--payload", json.dumps(action.resume.payload),
                          "--approver", action.resume.approver], home, cwd)
+    if action.disapprove is not None:
+        return _command(["resume", run_id, "--disapprove", "--approver", action.disapprove.by], home, cwd)
     assert action.cancel is not None
     return _command(["cancel", run_id, "--reason", action.cancel.reason, "--by", action.cancel.by], home, cwd)
 

@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any
 
-from ..engine.events import CancelRequested, Event, Resumed
+from ..engine.events import CancelRequested, Disapproved, Event, Resumed
 from ..engine.resume_form import resume_form_problem
 from ..errors import FlowError, Problem
 from ..local.executor import LocalExecutor
@@ -28,6 +28,9 @@ def register(sub: Any) -> None:
     resume.add_argument("run")
     resume.add_argument("--payload", default="null", help="JSON the next step sees as `resume`")
     resume.add_argument("--approver", default="cli")
+    resume.add_argument("--disapprove", action="store_true",
+                        help="refuse the suspended step: the run fails with SuspendedDisapproved "
+                             "(or goes on with that error, with continue_on_disapprove_timeout)")
     resume.add_argument("--output", choices=["text", "json"], default="text")
     resume.add_argument("-n", "--namespace", help="a FlowRun in this namespace of the cluster")
 
@@ -76,10 +79,13 @@ def in_cluster(options: argparse.Namespace) -> int:
 
     kube_config.load_kube_config()
     cancel = options.command == "cancel"
-    name = request_resume(KubeApi(), options.namespace, options.run, payload=None if cancel else _payload(options),
+    disapprove = not cancel and options.disapprove
+    name = request_resume(KubeApi(), options.namespace, options.run,
+                          payload=None if cancel or disapprove else _payload(options),
                           approver=options.by if cancel else options.approver, cancel=cancel,
-                          reason=options.reason if cancel else "")
-    print(f"flowrun/{options.run} {'cancel' if cancel else 'resume'} requested ({name})")
+                          reason=options.reason if cancel else "", disapprove=disapprove)
+    what = "cancel" if cancel else "disapproval" if disapprove else "resume"
+    print(f"flowrun/{options.run} {what} requested ({name})")
     return 0
 
 
@@ -96,6 +102,8 @@ def resume(options: argparse.Namespace) -> tuple[str, str, RunStatus]:
     def event(run: LocalRun, state: RunStatus) -> Event:
         if state.phase != "Suspended" or not state.suspended_step:
             raise FlowError([Problem(run.loaded.name, f"run '{run.run_id}' is not suspended ({state.phase.lower()})")])
+        if options.disapprove:
+            return Disapproved(approver=options.approver, now=time.time())
         problem = resume_form_problem(run.loaded.name, run.loaded.flow, run.library, state.suspended_step, payload)
         if problem is not None:
             raise FlowError([problem])

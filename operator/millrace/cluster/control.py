@@ -18,7 +18,7 @@ from .reconcile import KIND_RESUME
 
 
 def request_resume(kube: KubeApi, namespace: str, run: str, *, payload: Any, approver: str,
-                   cancel: bool = False, reason: str = "") -> str:
+                   cancel: bool = False, reason: str = "", disapprove: bool = False) -> str:
     obj = kube.get_flowrun(namespace, run)
     if obj is None:
         raise FlowError.single(run, f"no FlowRun '{run}' in namespace '{namespace}'")
@@ -29,7 +29,9 @@ def request_resume(kube: KubeApi, namespace: str, run: str, *, payload: Any, app
         raise FlowError.single(run, f"run '{run}' is not suspended ({phase.lower()})")
     meta = obj["metadata"]
     name = names.dns_name(run, "resume", uuid.uuid4().hex[:10])
-    record = {"payload": payload, "approver": approver, "cancel": cancel, "reason": reason}
+    # A disapproval is a cancel of the suspended step only, as a resume link's cancel URL is.
+    record = {"payload": payload, "approver": approver, "cancel": cancel or disapprove, "reason": reason,
+              "disapprove": disapprove}
     kube.create({
         "apiVersion": "v1",
         "kind": "ConfigMap",
