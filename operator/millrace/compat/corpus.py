@@ -134,5 +134,14 @@ def render_markdown(results: list[CorpusResult]) -> str:
         "Beyond loading, a flow must give Windmill's result. Each rule of Windmill's flow",
         "engine, the Windmill source it is read from and the conformance case that tests",
         "it in the local and the cluster shell: [windmill-rules.md](windmill-rules.md).",
+        "",
+        "Defaults follow Windmill's deserializer (windmill-types flows.rs): a for loop",
+        "skips failed iterations unless `skip_failures: false` (a while loop does not),",
+        "a branchall runs its branches in parallel and keeps a failed branch's error in",
+        "its slot unless the branch says `skip_failure: false`. Error objects name the",
+        "module by its own id (`x`, not its path inside a loop `l/0/x`); a bash step that",
+        "exits non-zero gives `{message, name: ExecutionErr, step_id, exit_code}` as",
+        "Windmill's common.rs extract_error_value does (tested by",
+        "tests/unit/test_planner_windmill.py).",
     ]
     return "\n".join(lines) + "\n"
