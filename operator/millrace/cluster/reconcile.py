@@ -31,11 +31,12 @@ from ..model.loader import LoadedFlow, load_flow_document
 from ..model.resources import FlowRunStatus, Runtime
 from ..model.run import ErrorInfo, StepState
 from ..runtime.protocol import StepError, StepOutcome, StepReport
+from ..runtime.stepapi.links import APPLY, WAIT, link_state
 from ..runtime.stepapi.tokens import Claims, Signer
 from . import names, observe
 from .crashpoints import crash_point
 from .data import data_mappings, resolve_library, uses_data
-from .jobs import RunMeta, shared_claim, step_objects
+from .jobs import RunMeta, _deadline, shared_claim, step_objects
 from .kube import Conflict, KubeApi
 from .outcomes import job_outcome
 from .status import decorate
@@ -46,6 +47,9 @@ KIND_DEFINITION = "definition"
 JOB_KEY = "job.json"
 RESULT_INLINE_LIMIT = 4096  # bytes of JSON kept in status; larger results stay in their report ConfigMap
 RESULT_MAX = 900 * 1024  # a ConfigMap holds at most 1 MiB
+# A step token outlives its attempt's deadline by this much (the pod's start is not counted in it).
+TOKEN_GRACE_S = 300.0
+ANNOTATION_REFUSED = "millrace.dev/refused"
 
 
 @dataclass
@@ -103,19 +107,33 @@ class RunReconciler:
             self.kube.replace_flowrun_status(obj, decorate(failed, obj, self.clock()).model_dump(mode="json", by_alias=True, exclude_none=True))
             return True, None
         meta = self._meta(obj, definition)
-        events = self._events(obj, status, meta, definition)
+        events, held = self._events(obj, status, meta, definition)
         variables, resources = data_mappings(self.kube, namespace) if definition.uses_data else ({}, {})
         ctx = PlanContext(flow_name=definition.loaded.name, flow=definition.loaded.flow,
                           evaluator=Evaluator(self.sandbox, variables, resources), library=definition.library,
                           child_flows=True)
-        state = self._hydrate(namespace, status)
+        state = self._hydrate(namespace, obj["metadata"]["uid"], status)
         actions: list[Action] = []
         wake_at: float | None = None
         for event in events:
             result = plan(ctx, state, event)
             state, wake_at = result.state, result.wake_at
             actions.extend(result.actions)
-        jobs = self._prepare(meta, actions)
+        jobs, refused = self._prepare(meta, actions)
+        while refused:
+            # An object of the attempt's name that is not the attempt's: the attempt fails, nothing is adopted.
+            actions = [a for a in actions if not (isinstance(a, RunStep) and (a.path, a.attempt) in refused)]
+            more: list[Action] = []
+            for (path, attempt), message in refused.items():
+                failed = StepOutcome(ok=False, error=StepError(name="ForeignObject", message=message))
+                result = plan(ctx, state, StepFinished(path=path, attempt=attempt, outcome=failed, now=self.clock()))
+                state, wake_at = result.state, result.wake_at
+                more.extend(result.actions)
+            actions.extend(more)
+            prepared, refused = self._prepare(meta, more)
+            jobs.update(prepared)
+        if any(link_state(path, attempt, state) == APPLY for path, attempt in held):
+            wake_at = self.clock()  # approvals that came early wait for this suspension: apply them now
         new_status = decorate(self._dehydrate(state, meta.run), obj, self.clock())
         document = new_status.model_dump(mode="json", by_alias=True, exclude_none=True)
         if actions or _changed(obj.get("status") or {}, document):
@@ -154,6 +172,8 @@ class RunReconciler:
             # Another pass may have pinned it meanwhile: then its copy is the one that counts.
             stored = body if self.kube.create(body) else self.kube.get_config_map(meta["namespace"], cm_name)
             assert stored is not None
+        if not names.owned(stored, meta["uid"]):
+            raise FlowError.single(meta["name"], names.foreign("ConfigMap", stored, f"run {meta['name']}"))
         document = json.loads(stored["data"]["definition"])
         runtime = Runtime.model_validate(document["spec"].get("runtime") or {})
         loaded = load_flow_document(openflow_of(document["spec"]), document["name"])
@@ -194,10 +214,12 @@ class RunReconciler:
 
     # --- events ------------------------------------------------------------------------
 
-    def _events(self, obj: dict[str, Any], status: FlowRunStatus, meta: RunMeta, definition: Definition) -> list[Event]:
+    def _events(self, obj: dict[str, Any], status: FlowRunStatus, meta: RunMeta,
+                definition: Definition) -> tuple[list[Event], set[tuple[str, int]]]:
+        """The events of this pass, and the attempts whose coming suspension approvals wait for."""
         now = self.clock()
         if status.phase == "Pending":
-            return [Start(args=(obj.get("spec") or {}).get("args") or {}, now=now)]
+            return [Start(args=(obj.get("spec") or {}).get("args") or {}, now=now)], set()
         events: list[Event] = []
         selector = f"{names.LABEL_RUN}={names.label_value(meta.run)}"
         records = {cm["metadata"]["name"]: cm for cm in self.kube.list_config_maps(
@@ -213,50 +235,77 @@ class RunReconciler:
                 continue
             report = records.get(names.report_name(meta.run, path, st.attempts))
             if report is not None:
-                events.append(StepFinished(path=path, attempt=st.attempts, outcome=_report_outcome(report), now=now))
+                events.append(StepFinished(path=path, attempt=st.attempts, now=now,
+                                           outcome=_trusted_report(report, meta.run_uid, path, st.attempts)))
                 continue
             if jobs is None:
                 jobs = {j["metadata"]["name"]: j for j in self.kube.list_jobs(meta.namespace, selector)}
             job = jobs.get(names.job_name(meta.run, path, st.attempts))
+            if job is not None and not names.owned(job, meta.run_uid, path, st.attempts):
+                events.append(StepFinished(path=path, attempt=st.attempts, now=now, outcome=_foreign(
+                    names.foreign("Job", job, f"attempt {path}/{st.attempts} of run {meta.run}"))))
+                continue
             if job is None:
                 config_name = names.step_config_name(meta.run, path, st.attempts)
                 config_map = self.kube.get_config_map(meta.namespace, config_name)
+                refused = ((config_map or {}).get("metadata", {}).get("annotations") or {}).get(ANNOTATION_REFUSED)
+                if refused:
+                    events.append(StepFinished(path=path, attempt=st.attempts, now=now, outcome=_foreign(refused)))
+                    continue
                 if config_map is not None and not _job_created(config_map):
                     # The operator stopped between naming the attempt and creating its Job.
-                    self._create_job(meta.namespace, config_name, json.loads(config_map["data"][JOB_KEY]))
+                    self._create_job(meta, path, st.attempts, config_name, json.loads(config_map["data"][JOB_KEY]))
                     continue
             outcome = job_outcome(self.kube, meta.namespace, job, now, self.config.claim_timeout_s)
             if outcome is not None:
                 # The step may have reported after the records were listed, then ended:
                 # its report, read again now, says more than its Job.
                 late = self.kube.get_config_map(meta.namespace, names.report_name(meta.run, path, st.attempts))
-                outcome = _report_outcome(late) if late is not None else outcome
+                outcome = _trusted_report(late, meta.run_uid, path, st.attempts) if late is not None else outcome
                 events.append(StepFinished(path=path, attempt=st.attempts, outcome=outcome, now=now))
-        events.extend(self._resumes(records, status, now))
+        resumes, held = self._resumes(records, status, meta.run_uid, now)
+        events.extend(resumes)
         if (obj.get("spec") or {}).get("cancel"):
             events.append(CancelRequested(reason="spec.cancel is true", by="kubernetes", now=now))
-        return events or [Tick(now=now)]
+        return events or [Tick(now=now)], held
 
-    def _resumes(self, records: dict[str, dict[str, Any]], status: FlowRunStatus, now: float) -> list[Event]:
+    def _resumes(self, records: dict[str, dict[str, Any]], status: FlowRunStatus, run_uid: str,
+                 now: float) -> tuple[list[Event], set[tuple[str, int]]]:
+        """Resume and cancel records to apply now, and whether some wait for their suspension.
+
+        A record made through a link names the attempt whose suspension it is
+        for (runtime/stepapi/links.py): it waits while that attempt runs, and is
+        dropped once that suspension is over. One made by `millrace resume` acts
+        on whatever the run waits for."""
         pending = sorted(
             (cm for cm in records.values()
              if cm["metadata"].get("labels", {}).get(names.LABEL_KIND) == KIND_RESUME
-             and cm["metadata"]["name"] not in status.applied_resumes),
+             and cm["metadata"]["name"] not in status.applied_resumes and names.owned(cm, run_uid)),
             key=lambda cm: cm["metadata"].get("creationTimestamp") or "",
         )
         events: list[Event] = []
+        held: set[tuple[str, int]] = set()
         for cm in pending:
             request = json.loads(cm["data"]["request"])
+            if request.get("path") is not None:
+                bound_to = (request["path"], int(request.get("attempt") or 0))
+                bound = link_state(*bound_to, status)
+                if bound == WAIT:
+                    held.add(bound_to)
+                    continue
+                if bound != APPLY:
+                    status.applied_resumes.append(cm["metadata"]["name"])
+                    continue
             status.applied_resumes.append(cm["metadata"]["name"])
             if request.get("cancel"):
                 events.append(CancelRequested(reason=request.get("reason") or "disapproved", by=request.get("approver") or "anonymous", now=now))
             else:
                 events.append(Resumed(payload=request.get("payload"), approver=request.get("approver") or "anonymous", now=now))
-        return events
+        return events, held
 
     # --- large results -------------------------------------------------------------------
 
-    def _hydrate(self, namespace: str, status: FlowRunStatus) -> FlowRunStatus:
+    def _hydrate(self, namespace: str, run_uid: str, status: FlowRunStatus) -> FlowRunStatus:
         """Bring results kept in report ConfigMaps back, for expressions to read.
 
         A recorded result never changes: each is read once per operator process."""
@@ -266,7 +315,7 @@ class RunReconciler:
                     cm = self.kube.get_config_map(namespace, st.result_ref)
                     if cm is None:
                         continue
-                    self._large_results[st.result_ref] = _report_outcome(cm).result
+                    self._large_results[st.result_ref] = _trusted_report(cm, run_uid).result
                 st.result = self._large_results[st.result_ref]
         return status
 
@@ -283,30 +332,40 @@ class RunReconciler:
 
     # --- actions --------------------------------------------------------------------------
 
-    def _prepare(self, meta: RunMeta, actions: list[Action]) -> dict[str, dict[str, Any]]:
+    def _prepare(self, meta: RunMeta, actions: list[Action]) -> tuple[dict[str, dict[str, Any]], dict[tuple[str, int], str]]:
         """Before the status names a new attempt: its ConfigMap (which also keeps
-        its Job manifest, for recovery) and its Secret. Both are idempotent.
-        Returns the Job manifests by ConfigMap name."""
+        its Job manifest, for recovery) and its Secret. Both are idempotent: an
+        existing one is adopted only if it is this attempt's.
+        Returns the Job manifests by ConfigMap name, and why attempts whose
+        names are taken by objects of others cannot start."""
         jobs: dict[str, dict[str, Any]] = {}
+        refused: dict[tuple[str, int], str] = {}
         for action in actions:
             if isinstance(action, RunStep):
-                if meta.same_worker:
-                    self.kube.create(shared_claim(meta))
-                token = self.config.signer.issue(Claims(run=f"{meta.namespace}/{meta.run}", flow=meta.flow,
-                                                        path=action.path, step_id=action.step_id, attempt=action.attempt))
+                what = f"attempt {action.key} of run {meta.run}"
+                problems = [self.kube.create_owned(shared_claim(meta), f"run {meta.run}", meta.run_uid)] if meta.same_worker else []
+                deadline = _deadline(action.timeout_s, meta.runtime.active_deadline_seconds)
+                token = self.config.signer.issue(Claims(
+                    run=f"{meta.namespace}/{meta.run}", run_uid=meta.run_uid, flow=meta.flow, path=action.path,
+                    step_id=action.step_id, attempt=action.attempt,
+                    expires_at=self.clock() + deadline + TOKEN_GRACE_S if deadline else None))
                 config_map, secret, job = step_objects(meta, action, token)
                 config_map["data"][JOB_KEY] = json.dumps(job)
-                self.kube.create(config_map)
-                self.kube.create(secret)
-                jobs[config_map["metadata"]["name"]] = job
-        return jobs
+                problems.append(self.kube.create_owned(config_map, what, meta.run_uid, action.path, action.attempt))
+                problems.append(self.kube.create_owned(secret, what, meta.run_uid, action.path, action.attempt))
+                problem = next((p for p in problems if p), None)
+                if problem:
+                    refused[(action.path, action.attempt)] = problem
+                else:
+                    jobs[config_map["metadata"]["name"]] = job
+        return jobs, refused
 
     def _launch(self, obj: dict[str, Any], meta: RunMeta, definition: Definition, actions: list[Action],
                 jobs: dict[str, dict[str, Any]]) -> None:
         for action in actions:
             if isinstance(action, RunStep):
                 config_name = names.step_config_name(meta.run, action.path, action.attempt)
-                self._create_job(meta.namespace, config_name, jobs[config_name])
+                self._create_job(meta, action.path, action.attempt, config_name, jobs[config_name])
             elif isinstance(action, RunFlow):
                 self.kube.create_flowrun(_child_run(obj, definition, action))
             elif isinstance(action, CancelStep):
@@ -319,6 +378,8 @@ class RunReconciler:
                        st: StepState) -> StepOutcome | None:
         """The outcome of an inner flow's child FlowRun, once it has ended."""
         child = self.kube.get_flowrun(meta.namespace, names.child_run_name(meta.run, path, st.attempts))
+        if child is not None and not names.owned(child, meta.run_uid, path, st.attempts):
+            return _foreign(names.foreign("FlowRun", child, f"attempt {path}/{st.attempts} of run {meta.run}"))
         if child is None:
             # The operator stopped between naming the child run and creating it.
             module = module_at(definition.loaded.flow, path, definition.library)
@@ -338,9 +399,12 @@ class RunReconciler:
                 stack=error.get("stack") or ""))
         return None
 
-    def _create_job(self, namespace: str, config_name: str, job: dict[str, Any]) -> None:
-        self.kube.create(job)
-        self.kube.annotate_config_map(namespace, config_name, {names.ANNOTATION_JOB_CREATED: "true"})
+    def _create_job(self, meta: RunMeta, path: str, attempt: int, config_name: str, job: dict[str, Any]) -> None:
+        """Create the attempt's Job; a Job of its name that is not the attempt's is noted on the
+        attempt's ConfigMap, which fails the attempt on the next pass."""
+        problem = self.kube.create_owned(job, f"attempt {path}/{attempt} of run {meta.run}", meta.run_uid, path, attempt)
+        annotation = {ANNOTATION_REFUSED: problem} if problem else {names.ANNOTATION_JOB_CREATED: "true"}
+        self.kube.annotate_config_map(meta.namespace, config_name, annotation)
 
     def _release(self, obj: dict[str, Any], status: FlowRunStatus) -> None:
         """A finished run keeps its Jobs (for logs) but not its shared volume."""
@@ -360,7 +424,8 @@ def _child_run(parent: dict[str, Any], definition: Definition, action: RunFlow) 
             "name": names.child_run_name(meta["name"], action.path, action.attempt),
             "namespace": meta["namespace"],
             "labels": {names.LABEL_PARENT: names.label_value(meta["name"]), names.LABEL_FLOW: names.label_value(action.flow_path)},
-            "annotations": {names.ANNOTATION_STEP_PATH: action.path, names.ANNOTATION_FLOW_PATH: action.flow_path},
+            "annotations": {names.ANNOTATION_STEP_PATH: action.path, names.ANNOTATION_ATTEMPT: str(action.attempt),
+                            names.ANNOTATION_FLOW_PATH: action.flow_path},
             "ownerReferences": [_owner(parent)],
         },
         "spec": {"flow": flow, "args": action.args},
@@ -381,6 +446,16 @@ def _owner(obj: dict[str, Any]) -> dict[str, Any]:
     meta = obj["metadata"]
     return {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": meta["name"], "uid": meta["uid"],
             "controller": True, "blockOwnerDeletion": True}
+
+
+def _foreign(message: str) -> StepOutcome:
+    return StepOutcome(ok=False, error=StepError(name="ForeignObject", message=message))
+
+
+def _trusted_report(cm: dict[str, Any], run_uid: str, path: str | None = None, attempt: int | None = None) -> StepOutcome:
+    """A report's outcome, if the report is this run's (and this attempt's): anyone may make a ConfigMap."""
+    what = f"attempt {path}/{attempt} of the run" if path is not None else "the run"
+    return _report_outcome(cm) if names.owned(cm, run_uid, path, attempt) else _foreign(names.foreign("ConfigMap", cm, what))
 
 
 def _report_outcome(cm: dict[str, Any]) -> StepOutcome:
