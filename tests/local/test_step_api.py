@@ -109,9 +109,9 @@ def test_resume_links_are_signed_for_their_use_only(small_api: LocalStepApi, tmp
     assert status == 200 and set(urls) == {"approvalPage", "resume", "cancel"}
     resume_token = urls["resume"].rsplit("/", 1)[1]
     assert http(env, "GET", "state", token=resume_token)[0] == 403  # a link is not a step token
-    with urllib.request.urlopen(urls["approvalPage"]) as page:
-        assert json.load(page)["approver"] == "ann"
     status, error = http({"MILLRACE_API_URL": env["MILLRACE_API_URL"]}, "POST", f"resume/{resume_token}", {})
+    assert status == 409 and "millrace resume run-1" in error["message"]  # no run of this process waits for it
+    status, error = http({"MILLRACE_API_URL": env["MILLRACE_API_URL"]}, "GET", f"approval/{resume_token}")
     assert status == 409 and "millrace resume run-1" in error["message"]
 
 
@@ -138,6 +138,8 @@ def test_a_resume_link_approves_by_post_only_and_counts_once(small_api: LocalSte
     with urllib.request.urlopen(urls["resume"]) as page:  # what a mail scanner's preview fetches
         shown = json.load(page)
     assert (shown["step"], shown["attempt"], shown["action"], shown["approver"]) == ("a", scope.attempt, "resume", "ann")
+    with urllib.request.urlopen(urls["approvalPage"]) as page:
+        assert json.load(page)["resume"] == urls["resume"]
     assert post(urls["resume"], {"payload": 1}) == (200, {"ok": True})  # early: it waits for the suspension
     assert post(urls["resume"], {"payload": 2}) == (200, {"ok": True})
     assert post(urls["cancel"]) == (200, {"ok": True})  # the same link's twin: still one decision

@@ -235,11 +235,18 @@ class ClusterBackend:
         self.kube.custom.patch_namespaced_custom_object_status(
             GROUP, VERSION, namespace, FLOWRUNS, name, {"status": {"userState": {key: value}}})
 
-    def resume(self, claims: Claims, request: ResumeRequest) -> None:
+    def check_link(self, claims: Claims) -> None:
+        self._linked_run(claims)
+
+    def _linked_run(self, claims: Claims) -> dict[str, Any]:
         run = self._run(claims, refusal=Gone)
         state = link_state(claims.path, claims.attempt, FlowRunStatus.model_validate(run.get("status") or {}))
         if state not in (WAIT, APPLY):
             raise Gone(state, run=claims.run, step=claims.path)
+        return run
+
+    def resume(self, claims: Claims, request: ResumeRequest) -> None:
+        run = self._linked_run(claims)
         name = run["metadata"]["name"]
         record = {"payload": request.payload, "approver": request.approver, "cancel": claims.use == "cancel",
                   "path": claims.path, "attempt": claims.attempt}

@@ -120,14 +120,7 @@ class LocalBackend:
     def resume(self, claims: Claims, request: ResumeRequest) -> None:
         """Queue an approval (or a cancel) for the run: applied when it suspends on the link's attempt."""
         with self._lock:
-            status = self._runs.get(claims.run)
-            if claims.run not in self._listening or status is None:
-                verb = "resume" if claims.use == "resume" else "cancel"
-                raise Conflict(f"run {claims.run} is not waiting here any more: `millrace {verb} {claims.run}`",
-                               run=claims.run)
-            state = link_state(claims.path, claims.attempt, status)
-            if state not in (WAIT, APPLY):
-                raise Gone(state, run=claims.run, step=claims.path)
+            self._check_link(claims)
             if claims.link is not None:
                 if claims.link in self._links:
                     return
@@ -135,6 +128,20 @@ class LocalBackend:
             self._approvals.setdefault(claims.run, []).append(
                 Approval(request, claims.path, claims.attempt, cancel=claims.use == "cancel"))
         self._arrived.set()
+
+    def check_link(self, claims: Claims) -> None:
+        with self._lock:
+            self._check_link(claims)
+
+    def _check_link(self, claims: Claims) -> None:
+        status = self._runs.get(claims.run)
+        if claims.run not in self._listening or status is None:
+            verb = "resume" if claims.use == "resume" else "cancel"
+            raise Conflict(f"run {claims.run} is not waiting here any more: `millrace {verb} {claims.run}`",
+                           run=claims.run)
+        state = link_state(claims.path, claims.attempt, status)
+        if state not in (WAIT, APPLY):
+            raise Gone(state, run=claims.run, step=claims.path)
 
     def listen(self, run: str) -> None:
         """Accept approvals for `run` while this process runs it."""

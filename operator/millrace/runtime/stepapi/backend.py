@@ -64,6 +64,9 @@ class Backend(Protocol):
 
     def set_flow_user_state(self, claims: Claims, key: str, value: Any) -> None: ...
 
+    def check_link(self, claims: Claims) -> None:
+        """Gone unless the link's suspension is still to come or under way (see links.py)."""
+
     def resume(self, claims: Claims, request: ResumeRequest) -> None:
         """An approval (claims.use == "resume") or a disapproval ("cancel") of the step's run.
 

@@ -137,6 +137,7 @@ def _resume(use: str) -> Route:
         token = call.named("resume token")
         claims = call.claims(use, token=token)
         if call.method == "GET":
+            call.api.backend.check_link(claims)
             return Reply(body=_described(claims, action=use))
         request = call.body(ResumeRequest)
         if claims.approver:
@@ -170,6 +171,7 @@ def _described(claims: Claims, action: str | None = None, resume: str | None = N
 def _approval(call: Call) -> Reply:
     token = call.named("resume token")
     claims = call.claims("resume", token=token)
+    call.api.backend.check_link(claims)
     # The page's links are this very link and its cancel twin: one suspension, one expiry, one count.
     cancel = call.api.signer.issue(claims.model_copy(update={"use": "cancel"}))
     return Reply(body=_described(claims, resume=f"{call.api.url}{PREFIX}resume/{token}",
