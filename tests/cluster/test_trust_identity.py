@@ -155,16 +155,12 @@ def test_resume_links_approve_by_post_once_for_their_suspension_and_are_gone_aft
         assert code == 410 and error["error"] == "Gone" and "finished" in error["message"], (url, code, error)
 
 
-SELF_APPROVING = '''
-import json, urllib.request
-import wmill
-
-def main():
-    links = wmill.get_resume_urls(approver="ann")
-    body = json.dumps({"payload": {"ok": True}}).encode()
-    urllib.request.urlopen(urllib.request.Request(links["resume"], data=body, method="POST")).read()
-    return "asked"
-'''
+# The step approves its own coming suspension through its link before it reports.
+SELF_APPROVING = ("import json, urllib.request\nimport wmill\n\ndef main():\n"
+                  "    url = wmill.get_resume_urls(approver='ann')['resume']\n"
+                  "    body = json.dumps({'payload': {'ok': True}}).encode()\n"
+                  "    urllib.request.urlopen(urllib.request.Request(url, data=body, method='POST')).read()\n"
+                  "    return 'asked'\n")
 
 
 def test_an_approval_sent_before_the_suspend_lets_the_run_go_on_as_locally(kube: Any, namespace: str,

@@ -155,7 +155,7 @@ def _job(meta: RunMeta, action: RunStep, config_name: str, paths: list[str], com
         pod["nodeSelector"] = runtime.node_selector
     if runtime.tolerations:
         pod["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True) for t in runtime.tolerations]
-    deadline = _deadline(action.timeout_s, runtime.active_deadline_seconds)
+    deadline = attempt_deadline(action.timeout_s, runtime.active_deadline_seconds)
     spec: dict[str, Any] = {"backoffLimit": 0, "template": {"metadata": {"labels": labels(meta, action)}, "spec": pod}}
     if deadline:
         spec["activeDeadlineSeconds"] = deadline
@@ -163,7 +163,8 @@ def _job(meta: RunMeta, action: RunStep, config_name: str, paths: list[str], com
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": _metadata(meta, name, action, "step"), "spec": spec}
 
 
-def _deadline(timeout_s: float | None, limit: int | None) -> int | None:
+def attempt_deadline(timeout_s: float | None, limit: int | None) -> int | None:
+    """Seconds an attempt may run (its Job's activeDeadlineSeconds; the step token lives a little longer)."""
     values = [v for v in (math.ceil(timeout_s) if timeout_s else None, limit) if v]
     return min(values) if values else None
 

@@ -36,7 +36,7 @@ from ..runtime.stepapi.tokens import Claims, Signer
 from . import names, observe
 from .crashpoints import crash_point
 from .data import data_mappings, resolve_library, uses_data
-from .jobs import RunMeta, _deadline, shared_claim, step_objects
+from .jobs import RunMeta, attempt_deadline, shared_claim, step_objects
 from .kube import Conflict, KubeApi
 from .outcomes import job_outcome
 from .status import decorate
@@ -344,7 +344,7 @@ class RunReconciler:
             if isinstance(action, RunStep):
                 what = f"attempt {action.key} of run {meta.run}"
                 problems = [self.kube.create_owned(shared_claim(meta), f"run {meta.run}", meta.run_uid)] if meta.same_worker else []
-                deadline = _deadline(action.timeout_s, meta.runtime.active_deadline_seconds)
+                deadline = attempt_deadline(action.timeout_s, meta.runtime.active_deadline_seconds)
                 token = self.config.signer.issue(Claims(
                     run=f"{meta.namespace}/{meta.run}", run_uid=meta.run_uid, flow=meta.flow, path=action.path,
                     step_id=action.step_id, attempt=action.attempt,
