@@ -38,7 +38,7 @@ from ..runtime.stepapi.models import Resource, ResumeRequest, Variable
 from ..runtime.stepapi.tokens import Claims
 from . import names
 from .crashpoints import crash_point
-from .data import ANNOTATION_PATH, KIND_RESOURCE, KIND_VARIABLE, labelled
+from .data import ANNOTATION_PATH, KIND_RESOURCE, KIND_VARIABLE, labelled, labelled_objects, path_of
 from .kube import FLOWRUNS, KubeApi
 from .reconcile import KIND_REPORT, KIND_RESUME
 
@@ -110,14 +110,9 @@ class ClusterBackend:
         return False
 
     def _find(self, namespace: str, kind: str, path: str) -> tuple[str, dict[str, Any]] | None:
-        """The labelled Secret or ConfigMap of `kind` for `path` (a Secret first), as ("Secret"|"ConfigMap", object)."""
-        selector = f"{names.LABEL_KIND}={kind}"
-        for type_, items in (("Secret", self.kube.core.list_namespaced_secret(namespace, label_selector=selector).items),
-                             ("ConfigMap", self.kube.core.list_namespaced_config_map(namespace, label_selector=selector).items)):
-            for item in items:
-                if ((item.metadata.annotations or {}).get(ANNOTATION_PATH) or item.metadata.name) == path:
-                    return type_, self.kube.api_client.sanitize_for_serialization(item)
-        return None
+        """The labelled object of `kind` for `path` that steps read (a Secret before a ConfigMap)."""
+        found = [entry for entry in labelled_objects(self.kube, namespace, kind) if path_of(entry[1]) == path]
+        return found[-1] if found else None
 
     def _write_labelled(self, namespace: str, kind: str, path: str, data: dict[str, str], secret: bool) -> None:
         """Replace the labelled object of `kind` at `path`, or create one; never touch anything else."""
