@@ -114,15 +114,25 @@ def _validate(options: argparse.Namespace) -> int:
 
 
 def _run(options: argparse.Namespace) -> int:
-    with Sandbox() as sandbox:
-        loaded, library, problems = _load_checked(options.file, options.scripts, sandbox)
-    errors = [p for p in problems if not p.warning]
-    if errors:
-        raise FlowError(errors)
+    problems: list[Problem] = []
+    try:
+        with Sandbox() as sandbox:
+            loaded, library, problems = _load_checked(options.file, options.scripts, sandbox)
+        errors = [p for p in problems if not p.warning]
+        if errors:
+            raise FlowError(errors)
+        args = parse_args(loaded.name, loaded.flow.schema_, options.arg, options.args_file)
+    except FlowError as exc:
+        if options.output != "json":
+            raise
+        # Scripts read one JSON document on stdout whatever happened.
+        warnings = [p for p in problems if p.warning]
+        print(json.dumps({"status": "invalid", "errors": [_problem_json(p) for p in exc.problems],
+                          "warnings": [_problem_json(p) for p in warnings]}, indent=2))
+        return EXIT_INVALID
     if options.output == "text":
         for warning in problems:
             print(str(warning), file=sys.stderr)
-    args = parse_args(loaded.name, loaded.flow.schema_, options.arg, options.args_file)
     progress = Progress(loaded.name, loaded.flow) if options.output == "text" else None
     with LocalExecutor() as executor:
         run = LocalRun(
@@ -139,6 +149,10 @@ def _run(options: argparse.Namespace) -> int:
         state = run.execute(args)
     _report(options.output, run.run_id, loaded.name, state)
     return _exit_code(state)
+
+
+def _problem_json(problem: Problem) -> dict[str, str | None]:
+    return {"flow": problem.flow, "step": problem.step, "field": problem.field, "message": problem.message}
 
 
 def _exit_code(state: RunStatus) -> int:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from ..engine.actions import Action, CancelStep, RunFlow, RunStep
@@ -39,6 +39,7 @@ from .data import data_mappings, resolve_library, uses_data
 from .jobs import RunMeta, attempt_deadline, shared_claim, step_objects
 from .kube import Conflict, KubeApi
 from .outcomes import job_outcome
+from .placement import claim_node
 from .status import decorate
 
 KIND_REPORT = "report"
@@ -340,6 +341,8 @@ class RunReconciler:
         names are taken by objects of others cannot start."""
         jobs: dict[str, dict[str, Any]] = {}
         refused: dict[tuple[str, int], str] = {}
+        if meta.same_worker and any(isinstance(a, RunStep) for a in actions):
+            meta = replace(meta, node=claim_node(self.kube, meta.namespace, meta.run))
         for action in actions:
             if isinstance(action, RunStep):
                 what = f"attempt {action.key} of run {meta.run}"
