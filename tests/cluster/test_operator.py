@@ -445,7 +445,7 @@ def test_a_crash_at_any_moment_loses_no_result_and_starts_no_step_twice(
     assert status["phase"] == "Succeeded", (moment, status)
     assert status["result"] == 2
     jobs = kube.list("jobs", namespace, f"millrace.dev/run={name}-1")
-    assert sorted(j["metadata"]["name"] for j in jobs) == [f"{name}-1-one-1", f"{name}-1-two-1"], moment
+    assert sorted(j["metadata"]["name"] for j in jobs) == sorted([job_name(f"{name}-1", "one", 1), job_name(f"{name}-1", "two", 1)]), moment
     # Each step ran once: one pod per Job.
     assert [len(kube.list("pods", namespace, f"job-name={j['metadata']['name']}")) for j in jobs] == [1, 1], moment
 
