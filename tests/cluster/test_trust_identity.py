@@ -13,7 +13,8 @@ import pytest
 
 from millrace.cluster.names import job_name, report_name, step_config_name
 
-from .test_operator import Operator, flow_manifest, millrace_cli, operator, python_step, run_manifest, wait_phase
+from .conftest import Operator, millrace_cli
+from .test_operator import flow_manifest, operator, python_step, run_manifest, wait_phase
 
 pytestmark = pytest.mark.cluster
 __all__ = ["operator"]  # the fixture, imported for the tests below

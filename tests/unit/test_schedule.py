@@ -187,3 +187,16 @@ def test_a_wildcard_hour_goes_on_firing_through_the_repeated_hour() -> None:
     got = fires("0,30 * * * *", "2026-10-25T01:50:00", 4, "Europe/Berlin")
     assert got == ["2026-10-25T02:00:00+02:00", "2026-10-25T02:30:00+02:00",
                    "2026-10-25T02:00:00+01:00", "2026-10-25T02:30:00+01:00"]
+
+
+def test_schedule_problems_name_the_field_for_validate_and_the_webhook() -> None:
+    from millrace.schedule.policy import schedule_problems
+
+    assert schedule_problems("f", {}) == []
+    assert schedule_problems("f", {"schedule": {"cron": "@daily", "timezone": "Asia/Tokyo"}}) == []
+    [bad_cron] = schedule_problems("f", {"schedule": {"cron": "0 0 31 2 * * * *"}})
+    assert bad_cron.field == "spec.schedule.cron" and "8 fields" in bad_cron.message
+    [bad_zone] = schedule_problems("f", {"schedule": {"cron": "@daily", "timezone": "Nowhere"}})
+    assert bad_zone.field == "spec.schedule.timezone"
+    [bad_policy] = schedule_problems("f", {"schedule": {"cron": "@daily", "concurrencyPolicy": "Sometimes"}})
+    assert bad_policy.field == "spec.schedule.concurrencyPolicy"

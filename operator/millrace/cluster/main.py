@@ -13,6 +13,7 @@ from ..expressions import Sandbox
 from ..runtime.stepapi.server import DEFAULT_LINK_LIFETIME_S, StepApiServer
 from ..runtime.stepapi.tokens import Signer
 from . import operator as handlers
+from . import schedule_handlers
 from .kube import KubeApi
 from .reconcile import OperatorConfig
 from .stepapi_backend import ClusterBackend
@@ -68,6 +69,7 @@ def run_operator(
     config = OperatorConfig(api_url=server.url, signer=signer,
                             claim_timeout_s=float(os.environ.get("MILLRACE_CLAIM_TIMEOUT_S", "120")),
                             resync_s=float(os.environ.get("MILLRACE_RESYNC_S", "30")))
+    schedule_handlers.configure(kube)
     handlers.configure(config, kube,
                        webhooks=webhooks, fixed_namespaces=bool(namespaces) and not all_namespaces)
     try:

@@ -243,8 +243,9 @@ class ClusterBackend:
     def resume(self, claims: Claims, request: ResumeRequest) -> None:
         run = self._linked_run(claims)
         name = run["metadata"]["name"]
+        # A link's cancel disapproves the suspended step; `millrace cancel` writes a plain cancel.
         record = {"payload": request.payload, "approver": request.approver, "cancel": claims.use == "cancel",
-                  "path": claims.path, "attempt": claims.attempt}
+                  "disapprove": claims.use == "cancel", "path": claims.path, "attempt": claims.attempt}
         # Named after the link: a link used again finds its record, and counts once.
         self._owned_record(claims, run, names.identity_name(name, "resume", claims.link or uuid.uuid4().hex),
                            KIND_RESUME, {"request": json.dumps(record)})
