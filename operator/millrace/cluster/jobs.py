@@ -119,7 +119,7 @@ def step_objects(meta: RunMeta, action: RunStep, token: str) -> tuple[dict[str, 
 
 def _job(meta: RunMeta, action: RunStep, config_name: str, paths: list[str], command: list[str], language: str) -> dict[str, Any]:
     runtime = meta.runtime
-    deadline = _deadline(action.timeout_s, runtime.active_deadline_seconds)
+    deadline = attempt_deadline(action.timeout_s, runtime.active_deadline_seconds)
     env = [
         # A step keeps trying to reach the step API (to report) as long as its attempt may run.
         {"name": "MILLRACE_API_RETRY_S", "value": str(deadline or REPORT_RETRY_FOREVER_S)},
@@ -190,7 +190,8 @@ def same_node_affinity(meta: RunMeta) -> dict[str, Any]:
     return affinity
 
 
-def _deadline(timeout_s: float | None, limit: int | None) -> int | None:
+def attempt_deadline(timeout_s: float | None, limit: int | None) -> int | None:
+    """Seconds an attempt may run (its Job's activeDeadlineSeconds; the step token lives a little longer)."""
     values = [v for v in (math.ceil(timeout_s) if timeout_s else None, limit) if v]
     return min(values) if values else None
 

@@ -10,7 +10,7 @@ import prometheus_client
 from kubernetes import config as kube_config
 
 from ..expressions import Sandbox
-from ..runtime.stepapi.server import StepApiServer
+from ..runtime.stepapi.server import DEFAULT_LINK_LIFETIME_S, StepApiServer
 from ..runtime.stepapi.tokens import Signer
 from . import operator as handlers
 from . import schedule_handlers, trigger_handlers
@@ -59,7 +59,8 @@ def run_operator(
         prometheus_client.start_http_server(metrics_port, addr=api_host)
     kube = KubeApi()
     backend = ClusterBackend(kube, handlers.notify)
-    server = StepApiServer(backend, signer=signer, host=api_host, port=api_port)
+    server = StepApiServer(backend, signer=signer, host=api_host, port=api_port,
+                           link_lifetime_s=float(os.environ.get("MILLRACE_LINK_LIFETIME_S", DEFAULT_LINK_LIFETIME_S)))
     listening = server.url
     # Resume links and step pods use the address steps reach, not the one bound.
     server.url = api_url or listening

@@ -42,13 +42,14 @@ from ..model.loader import LoadedFlow, load_flow_document
 from ..model.resources import FlowRunStatus, Runtime
 from ..model.run import ErrorInfo
 from ..runtime.protocol import StepError, StepOutcome, StepReport
+from ..runtime.stepapi.links import APPLY, WAIT, link_state
 from ..runtime.stepapi.tokens import Claims, Signer
 from . import names, observe
 from .admission import flow_problems
 from .crashpoints import crash_point
 from .data import UnreadableData, data_mappings, resolve_library, uses_data
 from .faults import refusal
-from .jobs import RunMeta, shared_claim, step_objects
+from .jobs import RunMeta, attempt_deadline, shared_claim, step_objects
 from .kube import Conflict, KubeApi
 from .outcomes import job_outcome
 from .placement import claim_node
@@ -61,6 +62,9 @@ KIND_RESULT = "result"
 JOB_KEY = "job.json"
 RESULT_INLINE_LIMIT = 4096  # bytes of JSON kept in status; larger results stay in their report ConfigMap
 RESULT_MAX = 900 * 1024  # a ConfigMap holds at most 1 MiB
+# A step token outlives its attempt's deadline by this much (the pod's start is not counted in it).
+TOKEN_GRACE_S = 300.0
+ANNOTATION_REFUSED = "millrace.dev/refused"
 
 
 @dataclass
@@ -142,7 +146,7 @@ class RunReconciler:
                           evaluator=Evaluator(self.sandbox, variables, resources), library=definition.library,
                           child_flows=True, depth=int((obj.get("spec") or {}).get("depth") or 0),
                           timeout_s=(obj.get("spec") or {}).get("timeoutS"))
-        state = self._hydrate(namespace, status)
+        state = self._hydrate(namespace, obj["metadata"]["uid"], status)
         actions: list[Action] = []
         jobs: dict[str, dict[str, Any]] = {}
         wake_at: float | None = None
@@ -161,6 +165,8 @@ class RunReconciler:
         if reading.unreadable is not None and state.terminal:
             # Stopped as a cancel would stop it, but it is the record's fault, not a person's choice.
             state = state.model_copy(update={"phase": "Failed", "error": reading.unreadable})
+        if any(link_state(path, attempt, state) == APPLY for path, attempt in reading.held):
+            wake_at = self.clock()  # approvals that came early wait for this suspension: apply them now
         self._keep_result(obj, state)
         new_status = decorate(self._dehydrate(state, meta.run), obj, self.clock())
         document = new_status.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -227,6 +233,8 @@ class RunReconciler:
             # Another pass may have pinned it meanwhile: then its copy is the one that counts.
             stored = body if self.kube.create(body) else self.kube.get_config_map(meta["namespace"], cm_name)
             assert stored is not None
+        if not names.owned(stored, meta["uid"]):
+            raise FlowError.single(meta["name"], names.foreign("ConfigMap", stored, f"run {meta['name']}"))
         document = json.loads(stored["data"]["definition"])
         runtime = Runtime.model_validate(document["spec"].get("runtime") or {})
         loaded = load_flow_document(openflow_of(document["spec"]), document["name"])
@@ -288,9 +296,14 @@ class RunReconciler:
             report = records.get(names.report_name(meta.run, path, st.attempts))
             if st.phase == "Running" and st.type == "flow" and st.attempts:
                 if report is not None:  # the child run could not be created: the operator recorded why
-                    events.append(StepFinished(path=path, attempt=st.attempts, outcome=_report_outcome(report), now=now))
+                    events.append(StepFinished(path=path, attempt=st.attempts, now=now,
+                                               outcome=_trusted_report(report, meta.run_uid, path, st.attempts)))
                     continue
                 child = self.kube.get_flowrun(meta.namespace, names.child_run_name(meta.run, path, st.attempts))
+                if child is not None and not names.owned(child, meta.run_uid, path, st.attempts):
+                    events.append(StepFinished(path=path, attempt=st.attempts, now=now, outcome=_foreign(
+                        names.foreign("FlowRun", child, f"attempt {path}/{st.attempts} of run {meta.run}"))))
+                    continue
                 if child is None:
                     # The operator stopped between naming the child run and creating it.
                     repairs.append(RecreateChild(path, st.attempts))
@@ -300,7 +313,7 @@ class RunReconciler:
                 if outcome is not None and outcome.ok and ref:
                     # Too large for the child's status: it is whole in the child's result ConfigMap.
                     kept = self.kube.get_config_map(meta.namespace, ref)
-                    outcome = _report_outcome(kept) if kept is not None else StepOutcome(ok=False, error=StepError(
+                    outcome = _trusted_report(kept, child["metadata"]["uid"]) if kept is not None else StepOutcome(ok=False, error=StepError(
                         name="ResultMissing", message=f"inner flow run {child['metadata']['name']}: ConfigMap {ref} is gone"))
                 if outcome is not None:
                     events.append(StepFinished(path=path, attempt=st.attempts, outcome=outcome, now=now))
@@ -308,14 +321,23 @@ class RunReconciler:
             if st.phase != "Running" or not st.runs_script or st.not_before is not None:
                 continue
             if report is not None:
-                events.append(StepFinished(path=path, attempt=st.attempts, outcome=_report_outcome(report), now=now))
+                events.append(StepFinished(path=path, attempt=st.attempts, now=now,
+                                           outcome=_trusted_report(report, meta.run_uid, path, st.attempts)))
                 continue
             if jobs is None:
                 jobs = {j["metadata"]["name"]: j for j in self.kube.list_jobs(meta.namespace, selector)}
             job = jobs.get(names.job_name(meta.run, path, st.attempts))
+            if job is not None and not names.owned(job, meta.run_uid, path, st.attempts):
+                events.append(StepFinished(path=path, attempt=st.attempts, now=now, outcome=_foreign(
+                    names.foreign("Job", job, f"attempt {path}/{st.attempts} of run {meta.run}"))))
+                continue
             if job is None:
                 config_name = names.step_config_name(meta.run, path, st.attempts)
                 config_map = self.kube.get_config_map(meta.namespace, config_name)
+                refused = ((config_map or {}).get("metadata", {}).get("annotations") or {}).get(ANNOTATION_REFUSED)
+                if refused:
+                    events.append(StepFinished(path=path, attempt=st.attempts, now=now, outcome=_foreign(refused)))
+                    continue
                 if config_map is not None and not _job_created(config_map):
                     # The operator stopped between naming the attempt and creating its Job.
                     repairs.append(RecreateJob(path, st.attempts, config_name, json.loads(config_map["data"][JOB_KEY])))
@@ -325,38 +347,54 @@ class RunReconciler:
                 # The step may have reported after the records were listed, then ended:
                 # its report, read again now, says more than its Job.
                 late = self.kube.get_config_map(meta.namespace, names.report_name(meta.run, path, st.attempts))
-                outcome = _report_outcome(late) if late is not None else verdict.outcome
+                outcome = _trusted_report(late, meta.run_uid, path, st.attempts) if late is not None else verdict.outcome
                 events.append(StepFinished(path=path, attempt=st.attempts, outcome=outcome, now=now))
                 if verdict.stop and job is not None:
                     repairs.append(StopJob(job["metadata"]["name"]))
-        reading = self._resumes(records, status, definition, now)
+        reading = self._resumes(records, status, definition, meta.run_uid, now)
         events.extend(reading.events)
         if (obj.get("spec") or {}).get("cancel"):
             events.append(CancelRequested(reason="spec.cancel is true", by="kubernetes", now=now))
-        return Reading(events or [Tick(now=now)], repairs, reading.unreadable, reading.notices)
+        return Reading(events or [Tick(now=now)], repairs, reading.unreadable, reading.notices, reading.held)
 
     def _resumes(self, records: dict[str, dict[str, Any]], status: FlowRunStatus, definition: Definition,
-                 now: float) -> Reading:
-        """Resume and cancel requests not applied yet, in the order they came."""
+                 run_uid: str, now: float) -> Reading:
+        """Resume and cancel requests not applied yet, in the order they came, and the
+        attempts whose coming suspension some of them wait for.
+
+        A record made through a link names the attempt whose suspension it is
+        for (runtime/stepapi/links.py): it waits while that attempt runs, and is
+        dropped once that suspension is over. One made by `millrace resume` acts
+        on whatever the run waits for."""
         pending = sorted(
             (cm for cm in records.values()
              if cm["metadata"].get("labels", {}).get(names.LABEL_KIND) == KIND_RESUME
-             and cm["metadata"]["name"] not in status.applied_resumes),
+             and cm["metadata"]["name"] not in status.applied_resumes and names.owned(cm, run_uid)),
             key=lambda cm: cm["metadata"].get("creationTimestamp") or "",
         )
         reading = Reading([])
         for cm in pending:
             record = cm["metadata"]["name"]
-            status.applied_resumes.append(record)
             try:
                 request = json.loads((cm.get("data") or {})["request"])
                 if not isinstance(request, dict):
                     raise ValueError("it is not a JSON object")
             except (KeyError, ValueError) as exc:
+                status.applied_resumes.append(record)
                 problem = f"resume record {record} is unreadable: {exc if not isinstance(exc, KeyError) else 'it has no request'}"
                 reading.events.append(CancelRequested(reason=problem, by="millrace", now=now))
                 reading.unreadable = ErrorInfo(name="InvalidResume", message=problem)
                 return reading
+            if request.get("path") is not None:
+                bound_to = (request["path"], int(request.get("attempt") or 0))
+                bound = link_state(*bound_to, status)
+                if bound == WAIT:
+                    reading.held.add(bound_to)
+                    continue
+                if bound != APPLY:
+                    status.applied_resumes.append(record)
+                    continue
+            status.applied_resumes.append(record)
             if request.get("disapprove"):
                 # A resume link's cancel URL disapproves the suspended step: the run fails, it is not cancelled.
                 reading.events.append(Disapproved(approver=request.get("approver") or "anonymous", now=now))
@@ -379,7 +417,7 @@ class RunReconciler:
 
     # --- large results -------------------------------------------------------------------
 
-    def _hydrate(self, namespace: str, status: FlowRunStatus) -> FlowRunStatus:
+    def _hydrate(self, namespace: str, run_uid: str, status: FlowRunStatus) -> FlowRunStatus:
         """Bring results kept in report ConfigMaps back, for expressions to read.
 
         A recorded result never changes: each is read once per operator process."""
@@ -389,7 +427,7 @@ class RunReconciler:
                     cm = self.kube.get_config_map(namespace, st.result_ref)
                     if cm is None:
                         continue
-                    self._large_results[st.result_ref] = _report_outcome(cm).result
+                    self._large_results[st.result_ref] = _trusted_report(cm, run_uid).result
                 st.result = self._large_results[st.result_ref]
         return status
 
@@ -426,25 +464,34 @@ class RunReconciler:
 
     def _prepare(self, meta: RunMeta, action: RunStep, jobs: dict[str, dict[str, Any]]) -> StepError | None:
         """Before the status names a new attempt: its ConfigMap (which also keeps its Job
-        manifest, for recovery) and its Secret, both idempotent; the Job manifest goes in
-        `jobs` by ConfigMap name. Returns why the API refused them for good, if it did."""
+        manifest, for recovery) and its Secret. Both are idempotent: an existing one is
+        adopted only if it is this attempt's. The Job manifest goes in `jobs` by ConfigMap
+        name. Returns why the attempt cannot start: the API refused its objects for good,
+        or objects of its names are not this attempt's (ForeignObject)."""
         if meta.same_worker:
             meta = replace(meta, node=claim_node(self.kube, meta.namespace, meta.run))
-        token = self.config.signer.issue(Claims(run=f"{meta.namespace}/{meta.run}", flow=meta.flow,
-                                                path=action.path, step_id=action.step_id, attempt=action.attempt))
+        deadline = attempt_deadline(action.timeout_s, meta.runtime.active_deadline_seconds)
+        token = self.config.signer.issue(Claims(
+            run=f"{meta.namespace}/{meta.run}", run_uid=meta.run_uid, flow=meta.flow, path=action.path,
+            step_id=action.step_id, attempt=action.attempt,
+            expires_at=self.clock() + deadline + TOKEN_GRACE_S if deadline else None))
         config_map, secret, job = step_objects(meta, action, token)
         job["spec"]["ttlSecondsAfterFinished"] = self.config.job_ttl_s
         config_map["data"][JOB_KEY] = json.dumps(job)
+        what = f"attempt {action.key} of run {meta.run}"
         try:
-            if meta.same_worker:
-                self.kube.create(shared_claim(meta))
-            self.kube.create(config_map)
-            self.kube.create(secret)
+            problems = [self.kube.create_owned(shared_claim(meta), f"run {meta.run}", meta.run_uid)] if meta.same_worker else []
+            problems.append(self.kube.create_owned(config_map, what, meta.run_uid, action.path, action.attempt))
+            problems.append(self.kube.create_owned(secret, what, meta.run_uid, action.path, action.attempt))
         except ApiException as exc:
             refused = refusal(exc, f"the inputs of step {action.path} attempt {action.attempt}")
             if refused is None:
                 raise
             return refused
+        problem = next((p for p in problems if p), None)
+        if problem:
+            # An object of the attempt's name that is not the attempt's: nothing is adopted.
+            return StepError(name="ForeignObject", message=problem)
         jobs[config_map["metadata"]["name"]] = job
         return None
 
@@ -478,12 +525,16 @@ class RunReconciler:
                 self._create_child(obj, definition, action)
 
     def _create_job(self, obj: dict[str, Any], path: str, attempt: int, config_name: str, job: dict[str, Any]) -> None:
+        """Create the attempt's Job; a Job of its name that is not the attempt's is noted on the
+        attempt's ConfigMap, which fails the attempt on the next pass."""
+        meta = obj["metadata"]
         try:
-            self.kube.create(job)
+            problem = self.kube.create_owned(job, f"attempt {path}/{attempt} of run {meta['name']}", meta["uid"], path, attempt)
         except ApiException as exc:
             self._record_refusal(obj, path, attempt, exc, f"the Job of step {path} attempt {attempt}")
             return
-        self.kube.annotate_config_map(obj["metadata"]["namespace"], config_name, {names.ANNOTATION_JOB_CREATED: "true"})
+        annotation = {ANNOTATION_REFUSED: problem} if problem else {names.ANNOTATION_JOB_CREATED: "true"}
+        self.kube.annotate_config_map(meta["namespace"], config_name, annotation)
 
     def _create_child(self, obj: dict[str, Any], definition: Definition, action: RunFlow) -> None:
         try:
@@ -502,6 +553,7 @@ class RunReconciler:
             "apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": names.report_name(meta["name"], path, attempt), "namespace": meta["namespace"],
                          "labels": {names.LABEL_RUN: names.label_value(meta["name"]), names.LABEL_KIND: KIND_REPORT},
+                         "annotations": {names.ANNOTATION_STEP_PATH: path, names.ANNOTATION_ATTEMPT: str(attempt)},
                          "ownerReferences": [_owner(obj)]},
             "data": {"report": StepReport(ok=False, error=refused).model_dump_json()},
         })
@@ -525,6 +577,7 @@ class Reading:
     repairs: list[Repair] = field(default_factory=list)
     unreadable: ErrorInfo | None = None
     notices: list[observe.Transition] = field(default_factory=list)
+    held: set[tuple[str, int]] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -580,7 +633,8 @@ def _child_run(parent: dict[str, Any], definition: Definition, action: RunFlow) 
             "name": names.child_run_name(meta["name"], action.path, action.attempt),
             "namespace": meta["namespace"],
             "labels": {names.LABEL_PARENT: names.label_value(meta["name"]), names.LABEL_FLOW: names.label_value(action.flow_path)},
-            "annotations": {names.ANNOTATION_STEP_PATH: action.path, names.ANNOTATION_FLOW_PATH: action.flow_path},
+            "annotations": {names.ANNOTATION_STEP_PATH: action.path, names.ANNOTATION_ATTEMPT: str(action.attempt),
+                            names.ANNOTATION_FLOW_PATH: action.flow_path},
             "ownerReferences": [_owner(parent)],
         },
         "spec": {"flow": flow, "args": action.args, "depth": action.depth,
@@ -611,6 +665,16 @@ def _owner(obj: dict[str, Any]) -> dict[str, Any]:
     meta = obj["metadata"]
     return {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": meta["name"], "uid": meta["uid"],
             "controller": True, "blockOwnerDeletion": True}
+
+
+def _foreign(message: str) -> StepOutcome:
+    return StepOutcome(ok=False, error=StepError(name="ForeignObject", message=message))
+
+
+def _trusted_report(cm: dict[str, Any], run_uid: str, path: str | None = None, attempt: int | None = None) -> StepOutcome:
+    """A report's outcome, if the report is this run's (and this attempt's): anyone may make a ConfigMap."""
+    what = f"attempt {path}/{attempt} of the run" if path is not None else "the run"
+    return _report_outcome(cm) if names.owned(cm, run_uid, path, attempt) else _foreign(names.foreign("ConfigMap", cm, what))
 
 
 def _report_outcome(cm: dict[str, Any]) -> StepOutcome:
