@@ -17,6 +17,7 @@ import kopf
 from ..expressions import Sandbox
 from ..model.resources import GROUP, VERSION
 from .admission import Review, review_flow, review_flowrun
+from .policy import StepPolicy
 
 FLOW_WEBHOOK = "validate-flow"
 FLOWRUN_WEBHOOK = "validate-flowrun"
@@ -25,10 +26,11 @@ _INVALID = 422
 
 # A V8 isolate must stay on one thread; kopf runs sync handlers in a thread pool.
 _local = threading.local()
+_POLICY: dict[str, StepPolicy] = {"policy": StepPolicy()}
 
 
 def configure_webhooks(settings: kopf.OperatorSettings, *, host: str, port: int,
-                       certfile: str, pkeyfile: str) -> None:
+                       certfile: str, pkeyfile: str, policy: StepPolicy | None = None) -> None:
     """Serve the admission handlers over HTTPS on host:port with the given certificate.
 
     The ValidatingWebhookConfiguration (and its caBundle) belongs to the Helm
@@ -36,6 +38,7 @@ def configure_webhooks(settings: kopf.OperatorSettings, *, host: str, port: int,
     """
     settings.admission.server = kopf.WebhookServer(addr=host, port=port, certfile=certfile, pkeyfile=pkeyfile)
     settings.admission.managed = None
+    _POLICY["policy"] = policy or StepPolicy()
 
 
 @kopf.index(GROUP, VERSION, "flows")
@@ -46,7 +49,7 @@ def flow_schemas(namespace: str, name: str, spec: Mapping[str, Any], **_: Any) -
 
 @kopf.on.validate(GROUP, VERSION, "flows", id=FLOW_WEBHOOK, operations=["CREATE", "UPDATE"])
 def validate_flow(name: str | None, spec: Mapping[str, Any], warnings: list[str], **_: Any) -> None:
-    _answer(review_flow(name or "", spec, _sandbox()), warnings)
+    _answer(review_flow(name or "", spec, _sandbox(), _POLICY["policy"]), warnings)
 
 
 @kopf.on.validate(GROUP, VERSION, "flowruns", id=FLOWRUN_WEBHOOK, operations=["CREATE", "UPDATE"])
@@ -57,7 +60,7 @@ def validate_flowrun(name: str | None, namespace: str, spec: Mapping[str, Any], 
             return {"spec": {"schema": schema}}
         return None
 
-    _answer(review_flowrun(name or "", spec, _sandbox(), lookup), warnings)
+    _answer(review_flowrun(name or "", spec, _sandbox(), lookup, _POLICY["policy"]), warnings)
 
 
 def _answer(review: Review, warnings: list[str]) -> None:

@@ -14,7 +14,9 @@ from ..runtime.stepapi.server import StepApiServer
 from ..runtime.stepapi.tokens import Signer
 from . import operator as handlers
 from .kube import KubeApi
+from .policy import policy_from_environment
 from .reconcile import OperatorConfig
+from .secrecy import Secrecy
 from .stepapi_backend import ClusterBackend
 
 LOG = logging.getLogger("millrace.operator")
@@ -49,7 +51,9 @@ def run_operator(
     if metrics_port:
         prometheus_client.start_http_server(metrics_port, addr=api_host)
     kube = KubeApi()
-    backend = ClusterBackend(kube, handlers.WAKEUPS.notify)
+    policy = policy_from_environment()
+    secrecy = Secrecy(kube)
+    backend = ClusterBackend(kube, handlers.WAKEUPS.notify, secrecy)
     server = StepApiServer(backend, signer=signer, host=api_host, port=api_port)
     listening = server.url
     # Resume links and step pods use the address steps reach, not the one bound.
@@ -63,10 +67,12 @@ def run_operator(
 
         def webhooks(settings: kopf.OperatorSettings) -> None:
             admission_handlers.configure_webhooks(settings, host="0.0.0.0", port=webhook_port,
-                                                  certfile=f"{webhook_cert_dir}/tls.crt", pkeyfile=f"{webhook_cert_dir}/tls.key")
+                                                  certfile=f"{webhook_cert_dir}/tls.crt", pkeyfile=f"{webhook_cert_dir}/tls.key",
+                                                  policy=policy)
     config = OperatorConfig(api_url=server.url, signer=signer,
                             claim_timeout_s=float(os.environ.get("MILLRACE_CLAIM_TIMEOUT_S", "120")),
-                            resync_s=float(os.environ.get("MILLRACE_RESYNC_S", "30")))
+                            resync_s=float(os.environ.get("MILLRACE_RESYNC_S", "30")),
+                            policy=policy, secrecy=secrecy)
     handlers.configure(config, kube,
                        webhooks=webhooks, fixed_namespaces=bool(namespaces) and not all_namespaces)
     try:

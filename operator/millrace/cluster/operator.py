@@ -81,7 +81,8 @@ def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
 def flow_changed(name: str, namespace: str, spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, **_: Any) -> None:
     """Report in the Flow's Ready condition what the webhook would have said."""
     with Sandbox() as sandbox:
-        condition = flow_ready_condition(name, dict(spec), meta.get("generation"), sandbox, now=timestamp(time.time()))
+        condition = flow_ready_condition(name, dict(spec), meta.get("generation"), sandbox, now=timestamp(time.time()),
+                                         policy=_STATE["config"].policy)
     previous = next((c for c in (status.get("conditions") or []) if c.get("type") == condition.type), None)
     if previous and previous.get("status") == condition.status and previous.get("reason") == condition.reason:
         condition.last_transition_time = previous.get("lastTransitionTime")

@@ -38,6 +38,8 @@ from .data import data_mappings, resolve_library, uses_data
 from .jobs import RunMeta, shared_claim, step_objects
 from .kube import Conflict, KubeApi
 from .outcomes import job_outcome
+from .policy import StepPolicy, check_runtime
+from .secrecy import Secrecy, args_secret, args_secret_name, read_args_secret
 from .status import decorate
 
 KIND_REPORT = "report"
@@ -57,6 +59,10 @@ class OperatorConfig:
     claim_timeout_s: float = 120.0
     # Even with no news, a run is looked at again this often.
     resync_s: float = 30.0
+    # What flows may ask of their step pods (the chart's stepPolicy).
+    policy: StepPolicy = field(default_factory=StepPolicy)
+    # Shared with the step API backend: the real values behind masked records.
+    secrecy: Secrecy | None = None
 
 
 @dataclass
@@ -76,6 +82,8 @@ class RunReconciler:
         self.clock = clock
         self._definitions: dict[str, Definition] = {}
         self._large_results: dict[str, Any] = {}
+        self.secrecy = config.secrecy or Secrecy(kube)
+        self._secrets: list[str] = []
 
     def reconcile(self, namespace: str, name: str) -> tuple[bool, float | None]:
         """One pass. Returns (finished, wake_at); retries itself on write conflicts."""
@@ -91,24 +99,30 @@ class RunReconciler:
         obj = self.kube.get_flowrun(namespace, name)
         if obj is None:
             return True, None
-        status = FlowRunStatus.model_validate(obj.get("status") or {})
+        uid = obj["metadata"]["uid"]
+        self._secrets = self.secrecy.secrets(namespace)
+        recorded = FlowRunStatus.model_validate(obj.get("status") or {})
+        status = FlowRunStatus.model_validate(self.secrecy.restore(uid, "status", obj.get("status") or {}, self._secrets))
         if status.terminal:
             self._release(obj, status)
             return True, None
         try:
             definition = self._definition(obj)
+            start_args = self._start_args(obj) if status.phase == "Pending" else {}
         except FlowError as exc:
             failed = status.model_copy(update={"phase": "Failed", "finished_at": self.clock(),
                                                "error": ErrorInfo(name="InvalidFlow", message=str(exc))})
             self.kube.replace_flowrun_status(obj, decorate(failed, obj, self.clock()).model_dump(mode="json", by_alias=True, exclude_none=True))
             return True, None
+        if start_args is None:
+            return False, self.clock() + 1.0  # the inner flow's args Secret is not there yet
         meta = self._meta(obj, definition)
-        events = self._events(obj, status, meta, definition)
+        events = self._events(obj, status, meta, definition, start_args)
         variables, resources = data_mappings(self.kube, namespace) if definition.uses_data else ({}, {})
         ctx = PlanContext(flow_name=definition.loaded.name, flow=definition.loaded.flow,
                           evaluator=Evaluator(self.sandbox, variables, resources), library=definition.library,
                           child_flows=True)
-        state = self._hydrate(namespace, status)
+        state = self._hydrate(obj, status)
         actions: list[Action] = []
         wake_at: float | None = None
         for event in events:
@@ -117,12 +131,13 @@ class RunReconciler:
             actions.extend(result.actions)
         jobs = self._prepare(meta, actions)
         new_status = decorate(self._dehydrate(state, meta.run), obj, self.clock())
-        document = new_status.model_dump(mode="json", by_alias=True, exclude_none=True)
+        document = self.secrecy.record(uid, "status", new_status.model_dump(mode="json", by_alias=True, exclude_none=True),
+                                       self._secrets)
         if actions or _changed(obj.get("status") or {}, document):
             self.kube.replace_flowrun_status(obj, document)
         crash_point("after-status")
         self._launch(obj, meta, definition, actions, jobs)
-        observe.record(self.kube, obj, observe.transitions(status, new_status), self.clock())
+        observe.record(self.kube, obj, observe.transitions(recorded, FlowRunStatus.model_validate(document)), self.clock())
         if new_status.terminal:
             self._release(obj, new_status)
             return True, None
@@ -155,6 +170,8 @@ class RunReconciler:
             stored = body if self.kube.create(body) else self.kube.get_config_map(meta["namespace"], cm_name)
             assert stored is not None
         document = json.loads(stored["data"]["definition"])
+        # The same policy as the webhook's: a cluster without the webhook runs no pod the policy refuses.
+        check_runtime(document["name"], document["spec"].get("runtime"), self.config.policy)
         runtime = Runtime.model_validate(document["spec"].get("runtime") or {})
         loaded = load_flow_document(openflow_of(document["spec"]), document["name"])
         library = Library(
@@ -190,14 +207,27 @@ class RunReconciler:
             same_worker=bool(definition.loaded.flow.value.same_worker),
             runtime=definition.runtime,
             default_images={**self.config.default_images},
+            policy=self.config.policy,
         )
 
     # --- events ------------------------------------------------------------------------
 
-    def _events(self, obj: dict[str, Any], status: FlowRunStatus, meta: RunMeta, definition: Definition) -> list[Event]:
+    def _start_args(self, obj: dict[str, Any]) -> dict[str, Any] | None:
+        """spec.args, with those of spec.argsSecret over them; None while that Secret does not exist yet."""
+        spec = obj.get("spec") or {}
+        args = dict(spec.get("args") or {})
+        if spec.get("argsSecret"):
+            hidden = read_args_secret(self.kube, obj, spec["argsSecret"])
+            if hidden is None:
+                return None
+            args.update(hidden)
+        return args
+
+    def _events(self, obj: dict[str, Any], status: FlowRunStatus, meta: RunMeta, definition: Definition,
+                start_args: dict[str, Any]) -> list[Event]:
         now = self.clock()
         if status.phase == "Pending":
-            return [Start(args=(obj.get("spec") or {}).get("args") or {}, now=now)]
+            return [Start(args=start_args, now=now)]
         events: list[Event] = []
         selector = f"{names.LABEL_RUN}={names.label_value(meta.run)}"
         records = {cm["metadata"]["name"]: cm for cm in self.kube.list_config_maps(
@@ -213,7 +243,7 @@ class RunReconciler:
                 continue
             report = records.get(names.report_name(meta.run, path, st.attempts))
             if report is not None:
-                events.append(StepFinished(path=path, attempt=st.attempts, outcome=_report_outcome(report), now=now))
+                events.append(StepFinished(path=path, attempt=st.attempts, outcome=self._report_outcome(obj, report), now=now))
                 continue
             if jobs is None:
                 jobs = {j["metadata"]["name"]: j for j in self.kube.list_jobs(meta.namespace, selector)}
@@ -230,7 +260,7 @@ class RunReconciler:
                 # The step may have reported after the records were listed, then ended:
                 # its report, read again now, says more than its Job.
                 late = self.kube.get_config_map(meta.namespace, names.report_name(meta.run, path, st.attempts))
-                outcome = _report_outcome(late) if late is not None else outcome
+                outcome = self._report_outcome(obj, late) if late is not None else outcome
                 events.append(StepFinished(path=path, attempt=st.attempts, outcome=outcome, now=now))
         events.extend(self._resumes(records, status, now))
         if (obj.get("spec") or {}).get("cancel"):
@@ -256,17 +286,17 @@ class RunReconciler:
 
     # --- large results -------------------------------------------------------------------
 
-    def _hydrate(self, namespace: str, status: FlowRunStatus) -> FlowRunStatus:
+    def _hydrate(self, obj: dict[str, Any], status: FlowRunStatus) -> FlowRunStatus:
         """Bring results kept in report ConfigMaps back, for expressions to read.
 
         A recorded result never changes: each is read once per operator process."""
         for st in status.steps.values():
             if st.result_ref:
                 if st.result_ref not in self._large_results:
-                    cm = self.kube.get_config_map(namespace, st.result_ref)
+                    cm = self.kube.get_config_map(obj["metadata"]["namespace"], st.result_ref)
                     if cm is None:
                         continue
-                    self._large_results[st.result_ref] = _report_outcome(cm).result
+                    self._large_results[st.result_ref] = self._report_outcome(obj, cm).result
                 st.result = self._large_results[st.result_ref]
         return status
 
@@ -308,7 +338,7 @@ class RunReconciler:
                 config_name = names.step_config_name(meta.run, action.path, action.attempt)
                 self._create_job(meta.namespace, config_name, jobs[config_name])
             elif isinstance(action, RunFlow):
-                self.kube.create_flowrun(_child_run(obj, definition, action))
+                self._start_child(obj, definition, action)
             elif isinstance(action, CancelStep):
                 # A step's Job, or an inner flow's child run: whichever exists stops.
                 self.kube.delete_job(meta.namespace, names.job_name(meta.run, action.path, action.attempt))
@@ -325,9 +355,14 @@ class RunReconciler:
             assert module is not None and isinstance(module.value, PathFlow)
             action = RunFlow(path=path, attempt=st.attempts, step_id=module.id, flow_path=module.value.path,
                              args=st.input or {})
-            self.kube.create_flowrun(_child_run(obj, definition, action))
+            self._start_child(obj, definition, action)
             return None
-        status = child.get("status") or {}
+        status = self.secrecy.restore(child["metadata"]["uid"], "status", child.get("status") or {}, self._secrets)
+        if not status.get("phase") or status["phase"] == "Pending":
+            # The operator may have stopped between creating the child run and its args Secret.
+            self.kube.create(args_secret(child, st.input or {}))
+        if status.get("phase") in ("Succeeded", "Failed", "Cancelled"):
+            self.secrecy.forget(child["metadata"]["uid"])
         if status.get("phase") == "Succeeded":
             return StepOutcome(ok=True, result=status.get("result"))
         if status.get("phase") in ("Failed", "Cancelled"):
@@ -338,6 +373,23 @@ class RunReconciler:
                 stack=error.get("stack") or ""))
         return None
 
+    def _start_child(self, obj: dict[str, Any], definition: Definition, action: RunFlow) -> None:
+        """The child run, then the Secret of its args, owned by it: args never sit in a plain spec."""
+        body = _child_run(obj, definition, action)
+        self.kube.create_flowrun(body)
+        child = self.kube.get_flowrun(body["metadata"]["namespace"], body["metadata"]["name"])
+        if child is not None:
+            self.kube.create(args_secret(child, action.args))
+
+    def _report_outcome(self, run: dict[str, Any], cm: dict[str, Any]) -> StepOutcome:
+        """A step's report, with the real values behind its masks when this process has them."""
+        try:
+            recorded = json.loads(cm["data"]["report"])
+        except (KeyError, ValueError):
+            return _report_outcome(cm)
+        real = self.secrecy.restore(run["metadata"]["uid"], cm["metadata"]["name"], recorded, self._secrets)
+        return _report_outcome({**cm, "data": {**cm["data"], "report": json.dumps(real)}})
+
     def _create_job(self, namespace: str, config_name: str, job: dict[str, Any]) -> None:
         self.kube.create(job)
         self.kube.annotate_config_map(namespace, config_name, {names.ANNOTATION_JOB_CREATED: "true"})
@@ -347,6 +399,9 @@ class RunReconciler:
         meta = obj["metadata"]
         self.kube.delete_claim(meta["namespace"], names.shared_claim_name(meta["name"]))
         self._definitions.pop(meta["uid"], None)
+        if names.LABEL_PARENT not in (meta.get("labels") or {}):
+            # A child run's real values are forgotten once its parent has read its outcome.
+            self.secrecy.forget(meta["uid"])
 
 
 def _child_run(parent: dict[str, Any], definition: Definition, action: RunFlow) -> dict[str, Any]:
@@ -363,7 +418,8 @@ def _child_run(parent: dict[str, Any], definition: Definition, action: RunFlow) 
             "annotations": {names.ANNOTATION_STEP_PATH: action.path, names.ANNOTATION_FLOW_PATH: action.flow_path},
             "ownerReferences": [_owner(parent)],
         },
-        "spec": {"flow": flow, "args": action.args},
+        # The args follow in a Secret owned by the child (argsSecret): they may hold secret values.
+        "spec": {"flow": flow, "argsSecret": args_secret_name(names.child_run_name(meta["name"], action.path, action.attempt))},
     }
 
 

@@ -31,6 +31,7 @@ from .crashpoints import crash_point
 from .data import ANNOTATION_PATH, KIND_RESOURCE, KIND_VARIABLE, labelled
 from .kube import FLOWRUNS, KubeApi
 from .reconcile import KIND_REPORT, KIND_RESUME
+from .secrecy import Secrecy
 
 KIND_STATE = "state"
 
@@ -43,9 +44,10 @@ def _split(run: str) -> tuple[str, str]:
 
 
 class ClusterBackend:
-    def __init__(self, kube: KubeApi, notify: Notify) -> None:
+    def __init__(self, kube: KubeApi, notify: Notify, secrecy: Secrecy | None = None) -> None:
         self.kube = kube
         self.notify = notify
+        self.secrecy = secrecy or Secrecy(kube)
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -56,8 +58,9 @@ class ClusterBackend:
             raise Forbidden(f"run {claims.run} does not exist any more", run=claims.run)
         return obj
 
-    def _owned_record(self, claims: Claims, name: str, kind: str, data: dict[str, str]) -> None:
-        run = self._run(claims)
+    def _owned_record(self, claims: Claims, name: str, kind: str, data: dict[str, str],
+                      run: dict[str, Any] | None = None) -> None:
+        run = run or self._run(claims)
         meta = run["metadata"]
         body = {
             "apiVersion": "v1",
@@ -98,8 +101,12 @@ class ClusterBackend:
 
     def report(self, claims: Claims, report: StepReport) -> None:
         namespace, name = _split(claims.run)
-        self._owned_record(claims, names.report_name(name, claims.path, claims.attempt), KIND_REPORT,
-                           {"report": report.model_dump_json()})
+        run = self._run(claims)
+        record = names.report_name(name, claims.path, claims.attempt)
+        # Masked as the local shell masks its run records; the run goes on with the real outcome.
+        document = self.secrecy.record(run["metadata"]["uid"], record, report.model_dump(mode="json"),
+                                       self.secrecy.secrets(namespace))
+        self._owned_record(claims, record, KIND_REPORT, {"report": json.dumps(document)}, run)
         crash_point("after-report")
 
     def get_state(self, claims: Claims) -> Any:
