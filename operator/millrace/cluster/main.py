@@ -73,8 +73,7 @@ def run_operator(
                             claim_timeout_s=float(os.environ.get("MILLRACE_CLAIM_TIMEOUT_S", "120")),
                             resync_s=float(os.environ.get("MILLRACE_RESYNC_S", "30")),
                             policy=policy, secrecy=secrecy)
-    handlers.configure(config, kube,
-                       webhooks=webhooks, fixed_namespaces=bool(namespaces) and not all_namespaces)
+    handlers.configure(config, kube, webhooks=webhooks)
     try:
         kopf.run(
             standalone=True,

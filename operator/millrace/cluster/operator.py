@@ -55,12 +55,11 @@ _STATE: dict[str, Any] = {}
 
 
 def configure(config: OperatorConfig, kube: KubeApi | None = None, *,
-              webhooks: Callable[[kopf.OperatorSettings], None] | None = None, fixed_namespaces: bool = False) -> None:
+              webhooks: Callable[[kopf.OperatorSettings], None] | None = None) -> None:
     """Set what the handlers use; the CLI calls this before kopf runs."""
     _STATE["config"] = config
     _STATE["kube"] = kube or KubeApi()
     _STATE["webhooks"] = webhooks
-    _STATE["fixed_namespaces"] = fixed_namespaces
 
 
 @kopf.on.startup()
@@ -69,8 +68,9 @@ def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.execution.max_workers = int(os.environ.get("MILLRACE_MAX_WORKERS", "200"))
     settings.persistence.finalizer = "millrace.dev/operator"
     settings.watching.server_timeout = 300
-    # With exact namespaces there is nothing to scan, and the chart's RBAC does not allow listing them.
-    settings.scanning.disabled = _STATE.get("fixed_namespaces", False)
+    # No watching of namespaces or CRDs: the resources are found once at start-up (API
+    # discovery), so the chart grants no cluster-wide read (a CRD installed later needs a restart).
+    settings.scanning.disabled = True
     if _STATE.get("webhooks"):
         _STATE["webhooks"](settings)
 
