@@ -41,3 +41,17 @@ def test_unmask_puts_back_only_what_masks_into_the_record():
     assert unmask(changed, real, ["hunter2"]) == {**real, "steps": [{"result": f"now {MASK}"}, {"result": "y"}],
                                                   "userState": {"a": 1}}
     assert unmask(recorded, None, ["hunter2"]) == recorded
+
+
+def test_the_cluster_records_masks_and_puts_back_the_real_values_it_kept():
+    from millrace.cluster.secrecy import Secrecy
+
+    secrecy = Secrecy(kube=None)  # type: ignore[arg-type] - record and restore make no API call
+    real = {"steps": {"a": {"result": "token hunter2"}}, "args": {"n": 1}}
+    recorded = secrecy.record("uid-1", "status", real, ["hunter2"])
+    assert recorded == {"steps": {"a": {"result": f"token {MASK}"}}, "args": {"n": 1}}
+    assert secrecy.restore("uid-1", "status", recorded, ["hunter2"]) == real
+    # Another run, or this one after a restart (nothing kept), sees the masks.
+    assert secrecy.restore("uid-2", "status", recorded, ["hunter2"]) == recorded
+    secrecy.forget("uid-1")
+    assert secrecy.restore("uid-1", "status", recorded, ["hunter2"]) == recorded
