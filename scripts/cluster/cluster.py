@@ -47,6 +47,9 @@ REPO = HERE.parent.parent
 BUILD_SCRIPT = HERE / "build.sh"
 NODE_AGENT = REPO / "tests" / "cluster" / "node_agent.py"
 NODE_NAME = "millrace-node"
+# Two nodes, so that what must stay on one node (a ReadWriteOnce claim's
+# pods) is tested; the node agent runs both.
+NODE_NAMES = (NODE_NAME, "millrace-node-2")
 SERVICE_CIDR = "10.0.0.0/24"
 SERVICE_IP = "10.0.0.1"
 SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
@@ -251,10 +254,27 @@ def spawn(name: str, argv: list[str], logs: Path, env: dict | None = None) -> in
     return proc.pid
 
 
+def _node_tools() -> Path:
+    return Path(os.environ.get("MILLRACE_CACHE", Path.home() / ".cache" / "millrace")) / "node-tools"
+
+
 def _node_environment() -> dict:
     """The node's programs: the step images' runtimes (bun, deno from `make tools`) join PATH."""
-    tools = Path(os.environ.get("MILLRACE_CACHE", Path.home() / ".cache" / "millrace")) / "node-tools" / "bin"
-    return {**os.environ, "PATH": f"{tools}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return {**os.environ, "PATH": f"{_node_tools() / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def _image_paths() -> list[str]:
+    """Folders that stand for the step images' programs: the runtimes of
+    `make tools` and the interpreters on PATH (a pyenv root, if python3 is
+    a pyenv shim).  The node agent keeps them readable for any container user."""
+    paths = [_node_tools()]
+    pyenv = os.environ.get("PYENV_ROOT")
+    if pyenv:
+        paths.append(Path(pyenv))
+    python = Path(sys.base_prefix)
+    if not any(python.is_relative_to(p) for p in paths):
+        paths.append(python)
+    return [str(p) for p in paths if p.exists()]
 
 
 def stop_pid(pid: int | None, name: str, timeout: float = 10) -> None:
@@ -352,6 +372,8 @@ def is_up(state: dict | None = None, node_agent: bool = True) -> bool:
     starts = state.get("pid_starts") or {}
     if not all(pid_alive(pids.get(n), starts.get(n)) for n in names):
         return False
+    if node_agent and state.get("nodes") != list(NODE_NAMES):
+        return False  # an agent of an older layout: start afresh
     code, _ = api_get(state, "/readyz")
     return code == 200
 
@@ -365,6 +387,7 @@ def info(state: dict | None = None) -> dict:
         "server": f"https://127.0.0.1:{state['ports']['apiserver']}",
         "bin_dir": state.get("bin_dir") or str(bin_dir()),
         "node_name": NODE_NAME,
+        "node_names": list(NODE_NAMES),
         "node_dir": str(rd / "node"),
         "logs": str(rd / "logs"),
         "pki": str(rd / "pki"),
@@ -455,7 +478,8 @@ def _up(node_agent: bool = True, build: bool = True) -> dict:
     for k in ("etcd", "etcd_peer", "apiserver", "kubelet"):
         if not ports.get(k) or not port_free(ports[k]):
             ports[k] = free_port()
-    state = {"ports": ports, "pids": {}, "pid_starts": {}, "bin_dir": str(bins), "started": time.time()}
+    state = {"ports": ports, "pids": {}, "pid_starts": {}, "bin_dir": str(bins), "started": time.time(),
+             "nodes": list(NODE_NAMES)}
     save_state(state)
     server = f"https://127.0.0.1:{ports['apiserver']}"
     write_kubeconfig(rd / "kubeconfig", server, pki, "millrace-admin", "admin")
@@ -542,7 +566,9 @@ def _up(node_agent: bool = True, build: bool = True) -> dict:
         started("node-agent", spawn("node-agent", [
             sys.executable, str(NODE_AGENT),
             "--kubeconfig", str(rd / "node-agent.kubeconfig"),
-            "--node-name", NODE_NAME, "--root", str(rd / "node"),
+            *[arg for node in NODE_NAMES for arg in ("--node-name", node)],
+            *[arg for path in _image_paths() for arg in ("--image-path", path)],
+            "--root", str(rd / "node"),
             "--port", str(ports["kubelet"]),
             "--serving-cert", str(pki / "kubelet-serving.crt"),
             "--serving-key", str(pki / "kubelet-serving.key"),
@@ -555,15 +581,16 @@ def _up(node_agent: bool = True, build: bool = True) -> dict:
              lambda: api_get(state, "/api/v1/namespaces/default/serviceaccounts/default")[0] == 200,
              120, {k: v for k, v in pids.items()})
     if node_agent:
-        def node_ready() -> bool:
-            code, body = api_get(state, f"/api/v1/nodes/{NODE_NAME}")
+        def node_ready(node: str) -> bool:
+            code, body = api_get(state, f"/api/v1/nodes/{node}")
             if code != 200:
                 return False
             conds = json.loads(body).get("status", {}).get("conditions") or []
             # A heartbeat from this agent, not one left in etcd by the last.
             return any(c["type"] == "Ready" and c["status"] == "True"
                        and _parse_time(c.get("lastHeartbeatTime")) >= wall_start - 1 for c in conds)
-        wait_for(f"node {NODE_NAME} Ready (node agent)", node_ready, 60, dict(pids))
+        wait_for(f"nodes {', '.join(NODE_NAMES)} Ready (node agent)",
+                 lambda: all(node_ready(n) for n in NODE_NAMES), 60, dict(pids))
     total = time.monotonic() - t0
     state["start_seconds"] = {"apiserver_ready": round(t_api, 2), "total": round(total, 2),
                               "kind": "cold" if cold else "warm"}

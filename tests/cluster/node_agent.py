@@ -8,9 +8,31 @@ Kubernetes.  This file is test code, not part of the product.
 
 What it does, as a kubelet would:
 
-* registers a Node (Ready, InternalIP 127.0.0.1), renews its Lease and
-  heartbeats its status;
-* binds every pending, unscheduled pod to that node (there is no scheduler);
+* registers one or more Nodes (``--node-name``, repeated; Ready, InternalIP
+  127.0.0.1), renews their Leases and heartbeats their status;
+* schedules, as kube-scheduler would (there is none): once a pod's claims
+  are Bound, binds it to a node that fits its nodeSelector, required node
+  affinity (matchExpressions on labels, matchFields on metadata.name) and
+  required pod affinity / anti-affinity (the first pod of a group may go
+  anywhere when it matches its own term), the node with the fewest pods,
+  in turn on a tie; a pod that fits no node is reported Unschedulable;
+* attaches a ReadWriteOnce (or ReadWriteOncePod) claim's volume to one node
+  at a time: a pod of another node waits in ContainerCreating, with a
+  ``FailedAttachVolume`` "Multi-Attach error" event, until no pod of the
+  first node uses the claim;
+* runs each container through node_container.py: as the securityContext's
+  runAsUser / runAsGroup (the container's over the pod's), with fsGroup and
+  supplementalGroups as supplementary groups, in a private mount namespace
+  where readOnlyRootFilesystem makes every mount read-only but the pod's
+  writable volumes (EROFS elsewhere), readOnly volume mounts and ConfigMap,
+  Secret, downwardAPI and projected volumes are read-only, and
+  allowPrivilegeEscalation: false sets no_new_privs.  runAsNonRoot is
+  checked as a kubelet checks it; there are no images, so every image is
+  taken to run as root (uid 0, gid 0) and to name no other users: a
+  runAsNonRoot container without a non-zero runAsUser stays waiting in
+  CreateContainerConfigError.  fsGroup makes emptyDir and claim folders
+  group-writable (setgid) and the other volumes group-readable; emptyDir
+  folders are mode 0777, as a kubelet makes them;
 * runs each pod's containers as local processes: init containers in order,
   then the others side by side, with their ``command`` + ``args`` (with
   ``$(VAR)`` expansion), ``env`` and ``envFrom`` (values, ConfigMap and
@@ -38,10 +60,15 @@ What it does, as a kubelet would:
   on the kubelet's log endpoint, so ``kubectl logs`` works.
 
 What it does not do: images are ignored (a container must set ``command``;
-the process runs with the host's programs, e.g. the python3 on PATH), there
-is no isolation (no namespaces, cgroups, resource limits or users), probes
-are not run (a running container is ready), no exec/attach/port-forward,
-and ports are the host's.
+the process runs with the host's programs, e.g. the python3 on PATH; the
+``--image-path`` folders, which hold them, stay readable for any user), the
+only isolation is the mount namespace and the user (no PID or network
+namespace, cgroups, resource limits, capabilities or seccomp: a container
+that runs as root keeps root's capabilities), taints are not honoured,
+probes are not run (a running container is ready), no
+exec/attach/port-forward, and ports are the host's.  Without
+readOnlyRootFilesystem the container's "root filesystem" is this machine's,
+writable as far as the container's user may write.
 
 Paths: a container's mount paths and working directory are folders under
 ``<pod dir>/containers/<name>/root`` (mount paths are symlinks to the volume
@@ -260,14 +287,61 @@ def safe_rel(p: str) -> str:
     return p
 
 
+def selector_matches(selector: dict | None, labels: dict) -> bool:
+    """A label selector (matchLabels, matchExpressions); none matches nothing."""
+    if selector is None:
+        return False
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for e in selector.get("matchExpressions") or []:
+        op, key, values = e["operator"], e["key"], e.get("values") or []
+        if op == "In" and labels.get(key) not in values or op == "NotIn" and labels.get(key) in values \
+                or op == "Exists" and key not in labels or op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def node_term_matches(term: dict, node: dict) -> bool:
+    """One nodeSelectorTerm: all its matchExpressions (node labels) and matchFields (metadata.name)."""
+    labels = node["metadata"].get("labels") or {}
+    checks = [(e, labels.get(e["key"])) for e in term.get("matchExpressions") or []] + \
+        [(e, node["metadata"]["name"] if e["key"] == "metadata.name" else None) for e in term.get("matchFields") or []]
+    if not checks:
+        return False
+    for e, value in checks:
+        op, values = e["operator"], e.get("values") or []
+        if op == "In" and value not in values or op == "NotIn" and value in values \
+                or op == "Exists" and value is None or op == "DoesNotExist" and value is not None:
+            return False
+        if op in ("Gt", "Lt"):
+            try:
+                a, b = int(value), int(values[0])
+            except (TypeError, ValueError, IndexError):
+                return False
+            if (a <= b) if op == "Gt" else (a >= b):
+                return False
+    return True
+
+
 # --------------------------------------------------------------- pods
 
 class PodGone(Exception):
     pass
 
 
+VOLUME_KINDS = ("persistentVolumeClaim", "hostPath", "projected", "configMap", "secret", "downwardAPI",
+                "emptyDir", "ephemeral")
+# A kubelet mounts these read-only whatever the volumeMount says.
+READ_ONLY_KINDS = ("projected", "configMap", "secret", "downwardAPI")
+NODE_CONTAINER = Path(__file__).resolve().parent / "node_container.py"
+
+
 class ConfigError(Exception):
     """A referenced ConfigMap, Secret or key is missing: retried, as a kubelet does."""
+
+
+class MultiAttach(ConfigError):
+    """A single-node claim is in use on another node: the pod waits, as for a kubelet."""
 
 
 class ContainerRun:
@@ -302,6 +376,9 @@ class PodWorker(threading.Thread):
         self.conditions: dict[str, dict] = {}
         self.start_time = (pod.get("status") or {}).get("startTime") or now()
         self.volumes: dict[str, Path] = {}
+        self.volume_kinds: dict[str, str] = {}
+        self.node_name = spec.get("nodeName") or agent.node_names[0]
+        self.attached: list[str] = []   # claims this pod holds on its node
         self.done = False
 
     # -- status ------------------------------------------------------
@@ -386,7 +463,7 @@ class PodWorker(threading.Thread):
             folder.mkdir(parents=True, exist_ok=True)
             for item in src["downwardAPI"].get("items") or []:
                 if "fieldRef" in item:
-                    val = field_path(self.pod, item["fieldRef"]["fieldPath"], self.agent.node_name)
+                    val = field_path(self.pod, item["fieldRef"]["fieldPath"], self.node_name)
                 else:
                     cname = item["resourceFieldRef"].get("containerName")
                     cont = next((c.spec for c in self.mains if c.name == cname), self.mains[0].spec)
@@ -412,6 +489,7 @@ class PodWorker(threading.Thread):
             folder = vroot / name
             if "persistentVolumeClaim" in v:
                 claim = v["persistentVolumeClaim"]["claimName"]
+                self.attach(claim)
                 folder = self.agent.claim_dir(self.ns, claim)
                 folder.mkdir(parents=True, exist_ok=True)
             elif "hostPath" in v:
@@ -426,7 +504,44 @@ class PodWorker(threading.Thread):
                 self._source_files(folder, v, False)
             else:  # emptyDir, ephemeral and anything else: an empty folder
                 folder.mkdir(parents=True, exist_ok=True)
+                folder.chmod(0o777)  # as a kubelet makes an emptyDir
+            kind = next((k for k in VOLUME_KINDS if k in v), "emptyDir")
+            self.volume_kinds[name] = kind
             self.volumes[name] = folder
+            self._own(folder, kind)
+
+    def attach(self, claim: str):
+        """A ReadWriteOnce (or ReadWriteOncePod) claim's volume is attached to
+        one node at a time: wait while pods of another node use it."""
+        if claim in self.attached:
+            return
+        pvc = self.kube.get(f"/api/v1/namespaces/{self.ns}/persistentvolumeclaims/{claim}")
+        modes = set(pvc["spec"].get("accessModes") or [])
+        if not modes & {"ReadWriteOnce", "ReadWriteOncePod"} or modes & {"ReadWriteMany", "ReadOnlyMany"}:
+            return
+        holders = self.agent.attach(self.ns, claim, self.node_name, self.uid, self.pod_name)
+        if holders:
+            volume = pvc["spec"].get("volumeName") or claim
+            raise MultiAttach(f'Multi-Attach error for volume "{volume}" Volume is already used by pod(s) '
+                              f'{", ".join(holders)}')
+        self.attached.append(claim)
+
+    def _own(self, folder: Path, kind: str):
+        """fsGroup, as a kubelet applies it: the volume's files belong to that
+        group, writable volumes are group-writable with setgid folders."""
+        fs_group = (self.pod["spec"].get("securityContext") or {}).get("fsGroup")
+        if fs_group is None or kind == "hostPath":
+            return
+        writable = kind in ("emptyDir", "persistentVolumeClaim")
+        for d, dirs, files in os.walk(folder):
+            os.chown(d, -1, fs_group)
+            os.chmod(d, os.stat(d).st_mode | (0o2070 if writable else 0o050))
+            for f in files:
+                fp = os.path.join(d, f)
+                if os.path.islink(fp):
+                    continue
+                os.chown(fp, -1, fs_group)
+                os.chmod(fp, os.stat(fp).st_mode | (0o060 if writable else 0o040))
 
     # -- container preparation ----------------------------------------
     def container_env(self, c: dict, root: Path) -> dict:
@@ -468,7 +583,7 @@ class PodWorker(threading.Thread):
                 continue
             vf = e["valueFrom"]
             if "fieldRef" in vf:
-                env[name] = str(field_path(self.pod, vf["fieldRef"]["fieldPath"], self.agent.node_name))
+                env[name] = str(field_path(self.pod, vf["fieldRef"]["fieldPath"], self.node_name))
             elif "resourceFieldRef" in vf:
                 env[name] = resource_field(c, vf["resourceFieldRef"])
             elif "configMapKeyRef" in vf:
@@ -531,18 +646,42 @@ class PodWorker(threading.Thread):
         p.write_text(json.dumps(cfg, indent=2))
         return p
 
+    def identity(self, c: dict) -> tuple[int | None, int | None, list[int]]:
+        """(uid, gid, supplementary groups) of a container, from the pod's and
+        the container's securityContext (the container's wins), checked as a
+        kubelet checks runAsNonRoot.  There are no images: every image is
+        taken to run as root (uid 0, gid 0) and to name no other users."""
+        pod_sc = self.pod["spec"].get("securityContext") or {}
+        sc = c.get("securityContext") or {}
+        uid = sc.get("runAsUser", pod_sc.get("runAsUser"))
+        gid = sc.get("runAsGroup", pod_sc.get("runAsGroup"))
+        if sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")):
+            if uid is None:
+                raise ConfigError(f'container has runAsNonRoot and image will run as root '
+                                  f'(pod: "{self.pod_name}_{self.ns}({self.uid})", container: {c["name"]})')
+            if uid == 0:
+                raise ConfigError(f"container's runAsUser breaks non-root policy "
+                                  f'(pod: "{self.pod_name}_{self.ns}({self.uid})", container: {c["name"]})')
+        groups = ([pod_sc["fsGroup"]] if pod_sc.get("fsGroup") is not None else []) + \
+            list(pod_sc.get("supplementalGroups") or [])
+        return uid, gid, groups
+
     def prepare(self, cr: ContainerRun):
-        """Build the container's root folder; return (argv, cwd, env, term_path)."""
+        """Build the container's root folder; return (argv, cwd, env, term_path, launch spec)."""
         c = cr.spec
+        uid, gid, groups = self.identity(c)
         croot = self.dir / "containers" / cr.name
         root = croot / "root"
         root.mkdir(parents=True, exist_ok=True)
         mapping: dict[str, str] = {}
+        writable: set[str] = set()
+        read_only: set[str] = set()
         for m in sorted(c.get("volumeMounts") or [], key=lambda m: len(m["mountPath"])):
             mp = "/" + safe_rel(m["mountPath"])
             if mp == "/":
                 continue
             target = self.volumes[m["name"]]
+            ro = bool(m.get("readOnly")) or self.volume_kinds.get(m["name"]) in READ_ONLY_KINDS
             if m.get("subPath"):
                 target = target / safe_rel(m["subPath"])
                 if not target.exists():
@@ -556,6 +695,7 @@ class PodWorker(threading.Thread):
                     shutil.rmtree(link)
             link.symlink_to(target)
             mapping[mp] = str(link)
+            (read_only if ro else writable).add(str(target.resolve()))
         wd = c.get("workingDir")
         if wd:
             wd = "/" + safe_rel(wd)
@@ -567,7 +707,9 @@ class PodWorker(threading.Thread):
         term = c.get("terminationMessagePath") or "/dev/termination-log"
         term_file = croot / "termination-log"
         term_file.write_text("")
+        term_file.chmod(0o666)
         mapping[term] = str(term_file)
+        writable.add(str(term_file))
         env = self.container_env(c, root)
         rx = None
         if mapping:
@@ -600,19 +742,30 @@ class PodWorker(threading.Thread):
             if not found:
                 raise FileNotFoundError(f'exec: "{exe}": executable file not found in $PATH')
             argv[0] = found
-        return argv, cwd, env, term_file
+        sc = c.get("securityContext") or {}
+        launch = {"argv": argv, "env": env, "cwd": str(cwd), "uid": uid, "gid": gid, "groups": groups,
+                  "namespace": True, "read_only_root": bool(sc.get("readOnlyRootFilesystem")),
+                  "writable": sorted(writable), "read_only": sorted(read_only - writable),
+                  "image_paths": self.agent.image_paths, "stage": str(croot / "stage"),
+                  "no_new_privileges": sc.get("allowPrivilegeEscalation") is False}
+        return argv, cwd, env, term_file, launch
 
     # -- running -----------------------------------------------------
     def start_container(self, cr: ContainerRun):
-        argv, cwd, env, term = self.prepare(cr)
+        argv, cwd, env, term, launch = self.prepare(cr)
         logs = self.dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         lf = logs / f"{cr.name}.log"
         if cr.restarts and lf.exists():
             lf.replace(logs / f"{cr.name}.previous.log")
+        spec_file = self.dir / "containers" / cr.name / "launch.json"
+        spec_file.touch(0o600)
+        spec_file.write_text(json.dumps(launch))
         out = open(lf, "ab")
         try:
-            cr.proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+            # The runtime's last step (mount namespace, user, exec) is node_container.py.
+            cr.proc = subprocess.Popen([sys.executable, "-I", "-S", str(NODE_CONTAINER), str(spec_file)],
+                                       cwd="/", env={}, stdout=out, stderr=subprocess.STDOUT,
                                        stdin=subprocess.DEVNULL, start_new_session=True, close_fds=True)
         finally:
             out.close()
@@ -710,6 +863,8 @@ class PodWorker(threading.Thread):
             except Exception:
                 pass
         finally:
+            for claim in self.attached:
+                self.agent.detach(self.ns, claim, self.uid)
             self.done = True
             self.agent.worker_done(self)
 
@@ -732,6 +887,8 @@ class PodWorker(threading.Thread):
                 if str(e) != reported:
                     reported = str(e)
                     log(f"{self.ns}/{self.pod_name}: volume setup waits: {e}")
+                    if isinstance(e, MultiAttach):
+                        self.agent.event(self.pod, "Warning", "FailedAttachVolume", str(e), "attachdetach-controller")
                     for c in self.inits + self.mains:
                         c.state = {"waiting": {"reason": "ContainerCreating", "message": f"MountVolume: {e}"}}
                     self.push_status()
@@ -872,7 +1029,8 @@ class Agent:
         self.kube = Kube(args.kubeconfig)
         self.apiserver = args.apiserver or self.kube.server
         self.api_port = urllib.parse.urlparse(self.apiserver).port or 443
-        self.node_name = args.node_name
+        self.node_names: list[str] = args.node_name or ["millrace-node"]
+        self.image_paths: list[str] = args.image_path or []
         self.root = Path(args.root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.port = args.port
@@ -882,9 +1040,17 @@ class Agent:
         self.started_tasks: set[str] = set()
         self.lock = threading.Lock()
         self.args = args
+        # The scheduler's view: uid -> (namespace, labels, node) of every
+        # assigned pod that has not terminated (bindings count at once).
+        self.placed: dict[str, tuple[str, dict, str]] = {}
+        self.schedule_lock = threading.Lock()
+        self._turn = 0
+        # (namespace, claim) -> {"node": ..., "pods": {uid: name}}: where a
+        # single-node claim's volume is attached, and which pods use it there.
+        self.attachments: dict[tuple[str, str], dict] = {}
 
     # -- node ----------------------------------------------------------
-    def node_status(self) -> dict:
+    def node_status(self, node_name: str) -> dict:
         cpu, mem = str(os.cpu_count() or 1), f"{_mem_bytes() // 1024}Ki"
         t = now()
 
@@ -901,7 +1067,7 @@ class Agent:
                 cond("Ready", "True", "KubeletReady", "millrace test node agent is posting ready status"),
             ],
             "addresses": [{"type": "InternalIP", "address": "127.0.0.1"},
-                          {"type": "Hostname", "address": self.node_name}],
+                          {"type": "Hostname", "address": node_name}],
             "daemonEndpoints": {"kubeletEndpoint": {"Port": self.port}},
             "nodeInfo": {"machineID": "millrace", "systemUUID": "millrace", "bootID": self._boot,
                          "kernelVersion": os.uname().release, "osImage": "millrace test node agent",
@@ -909,21 +1075,22 @@ class Agent:
                          "kubeProxyVersion": "", "operatingSystem": "linux", "architecture": "amd64"},
         }
 
-    def register_node(self):
+    def register_nodes(self):
         self._started = now()
         self._boot = uuid.uuid4().hex
-        body = {"apiVersion": "v1", "kind": "Node", "metadata": {
-            "name": self.node_name,
-            "labels": {"kubernetes.io/hostname": self.node_name, "kubernetes.io/os": "linux",
-                       "kubernetes.io/arch": "amd64", "millrace.dev/node-agent": "true"},
-            "annotations": {"millrace.dev/node-agent": "test double for the kubelet; images are ignored"}}}
-        try:
-            self.kube.request("POST", "/api/v1/nodes", body)
-        except ApiError as e:
-            if e.status != 409:
-                raise
-        self.kube.merge_patch(f"/api/v1/nodes/{self.node_name}/status", {"status": self.node_status()})
-        log(f"node {self.node_name} registered")
+        for name in self.node_names:
+            body = {"apiVersion": "v1", "kind": "Node", "metadata": {
+                "name": name,
+                "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
+                           "kubernetes.io/arch": "amd64", "millrace.dev/node-agent": "true"},
+                "annotations": {"millrace.dev/node-agent": "test double for the kubelet; images are ignored"}}}
+            try:
+                self.kube.request("POST", "/api/v1/nodes", body)
+            except ApiError as e:
+                if e.status != 409:
+                    raise
+            self.kube.merge_patch(f"/api/v1/nodes/{name}/status", {"status": self.node_status(name)})
+            log(f"node {name} registered")
 
     # -- volumes for claims ---------------------------------------------
     def claim_dir(self, ns: str, claim: str) -> Path:
@@ -997,20 +1164,21 @@ class Agent:
                         raise
 
     def heartbeat_loop(self):
-        lease_path = f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{self.node_name}"
         while True:
-            try:
-                self.kube.merge_patch(f"/api/v1/nodes/{self.node_name}/status", {"status": self.node_status()})
-                spec = {"holderIdentity": self.node_name, "leaseDurationSeconds": 40, "renewTime": now_micro()}
+            for name in self.node_names:
+                lease_path = f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{name}"
                 try:
-                    self.kube.merge_patch(lease_path, {"spec": spec})
-                except ApiError as e:
-                    if e.status != 404:
-                        raise
-                    self.kube.request("POST", "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases",
-                                      {"metadata": {"name": self.node_name}, "spec": spec})
-            except Exception as e:
-                log(f"heartbeat failed: {e}")
+                    self.kube.merge_patch(f"/api/v1/nodes/{name}/status", {"status": self.node_status(name)})
+                    spec = {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": now_micro()}
+                    try:
+                        self.kube.merge_patch(lease_path, {"spec": spec})
+                    except ApiError as e:
+                        if e.status != 404:
+                            raise
+                        self.kube.request("POST", "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases",
+                                          {"metadata": {"name": name}, "spec": spec})
+                except Exception as e:
+                    log(f"heartbeat of {name} failed: {e}")
             time.sleep(10)
 
     def request_token(self, pod: dict, audience: str | None, seconds: int) -> str:
@@ -1024,17 +1192,21 @@ class Agent:
                                 {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec})
         return out["status"]["token"]
 
-    # -- pods ----------------------------------------------------------
-    def bind(self, pod: dict):
+    # -- scheduler -------------------------------------------------------
+    def bind(self, pod: dict, node: str) -> bool:
         md = pod["metadata"]
         try:
             self.kube.request("POST", f"/api/v1/namespaces/{md['namespace']}/pods/{md['name']}/binding", {
                 "apiVersion": "v1", "kind": "Binding",
                 "metadata": {"name": md["name"], "uid": md["uid"]},
-                "target": {"apiVersion": "v1", "kind": "Node", "name": self.node_name}})
+                "target": {"apiVersion": "v1", "kind": "Node", "name": node}})
         except ApiError as e:
             if e.status not in (404, 409):
                 log(f"bind {md['namespace']}/{md['name']} failed: {e}")
+            return False
+        with self.lock:
+            self.placed[md["uid"]] = (md["namespace"], md.get("labels") or {}, node)
+        return True
 
     @staticmethod
     def claims_of(pod: dict) -> list[str]:
@@ -1048,40 +1220,140 @@ class Agent:
             self.started_tasks.add(key)
         threading.Thread(target=target, args=args, daemon=True).start()
 
-    def bind_when_claims_bound(self, pod: dict):
-        """Bind once every claim is Bound; meanwhile report the pod unschedulable, as the scheduler would."""
+    def schedule(self, pod: dict):
+        """As kube-scheduler: once every claim of the pod is Bound, bind the pod
+        to a node that fits it (nodeSelector, required node affinity, required
+        pod (anti-)affinity), the one with the fewest pods, in turn on a tie;
+        meanwhile report the pod unschedulable."""
         md = pod["metadata"]
         ns = md["namespace"]
-        reported = False
+        reported = None
         while True:
             try:
                 current = self.kube.get(f"/api/v1/namespaces/{ns}/pods/{md['name']}")
             except ApiError:
                 return  # the pod is gone
-            if current["metadata"]["uid"] != md["uid"] or current["spec"].get("nodeName"):
+            if current["metadata"]["uid"] != md["uid"] or current["spec"].get("nodeName") \
+                    or current["metadata"].get("deletionTimestamp"):
                 return
             unbound = []
-            for claim in self.claims_of(pod):
+            for claim in self.claims_of(current):
                 try:
                     phase = self.kube.get(f"/api/v1/namespaces/{ns}/persistentvolumeclaims/{claim}")["status"].get("phase")
                 except ApiError:
                     phase = None
                 if phase != "Bound":
                     unbound.append(claim)
-            if not unbound:
-                self.bind(pod)
-                return
-            if not reported:
+            if unbound:
                 message = f"pod has unbound immediate PersistentVolumeClaims: {', '.join(unbound)}"
+            else:
+                with self.schedule_lock:
+                    node, message = self.pick_node(current)
+                    if node and self.bind(current, node):
+                        return
+            if message and message != reported:
                 try:
                     self.kube.merge_patch(f"/api/v1/namespaces/{ns}/pods/{md['name']}/status", {"status": {
                         "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
                                         "message": message, "lastTransitionTime": now()}]}})
-                    reported = True
+                    reported = message
                 except ApiError as e:
                     log(f"{ns}/{md['name']}: cannot report unschedulable: {e}")
             time.sleep(1)
 
+    def pick_node(self, pod: dict) -> tuple[str | None, str | None]:
+        """(node, None), or (None, why no node fits) in the scheduler's words."""
+        nodes = {n["metadata"]["name"]: n for n in self.kube.get("/api/v1/nodes")["items"]
+                 if n["metadata"]["name"] in self.node_names}
+        with self.lock:
+            placed = list(self.placed.values())
+        misfits: dict[str, int] = {}
+        fit = []
+        for name in self.node_names:
+            if name not in nodes:
+                continue
+            why = self.misfit(pod, nodes[name], nodes, placed)
+            if why:
+                misfits[why] = misfits.get(why, 0) + 1
+            else:
+                fit.append(name)
+        if not fit:
+            return None, f"0/{len(nodes)} nodes are available: " + \
+                ", ".join(f"{n} {why}" for why, n in sorted(misfits.items())) + "."
+        load = {n: sum(1 for _, _, node in placed if node == n) for n in fit}
+        least = [n for n in fit if load[n] == min(load.values())]
+        self._turn += 1
+        return least[self._turn % len(least)], None
+
+    def misfit(self, pod: dict, node: dict, nodes: dict, placed: list) -> str | None:
+        spec = pod["spec"]
+        labels = node["metadata"].get("labels") or {}
+        if node["spec"].get("unschedulable"):
+            return "node(s) were unschedulable"
+        if any(labels.get(k) != v for k, v in (spec.get("nodeSelector") or {}).items()):
+            return "node(s) didn't match Pod's node affinity/selector"
+        affinity = spec.get("affinity") or {}
+        required = ((affinity.get("nodeAffinity") or {})
+                    .get("requiredDuringSchedulingIgnoredDuringExecution") or {}).get("nodeSelectorTerms")
+        if required and not any(node_term_matches(t, node) for t in required):
+            return "node(s) didn't match Pod's node affinity/selector"
+        md = pod["metadata"]
+        for kind, want in (("podAffinity", True), ("podAntiAffinity", False)):
+            for term in (affinity.get(kind) or {}).get("requiredDuringSchedulingIgnoredDuringExecution") or []:
+                key = term["topologyKey"]
+                spaces = term.get("namespaces") or [md["namespace"]]
+                matching = [n for ns, pod_labels, n in placed
+                            if ns in spaces and selector_matches(term.get("labelSelector"), pod_labels)]
+                domains = {(nodes.get(n, {}).get("metadata", {}).get("labels") or {}).get(key) for n in matching}
+                here = labels.get(key)
+                if want and not matching:
+                    # The first of a group: it may go anywhere if it matches its own term.
+                    if md["namespace"] in spaces and selector_matches(term.get("labelSelector"), md.get("labels") or {}):
+                        continue
+                    return "node(s) didn't match pod affinity rules"
+                if want and here not in domains:
+                    return "node(s) didn't match pod affinity rules"
+                if not want and here in domains:
+                    return "node(s) didn't match pod anti-affinity rules"
+        return None
+
+    # -- volume attachment ------------------------------------------------
+    def attach(self, ns: str, claim: str, node: str, uid: str, pod_name: str) -> list[str]:
+        """Attach a single-node claim's volume to `node` for a pod: [] when
+        done, else the pods that use it on another node (Multi-Attach)."""
+        with self.lock:
+            a = self.attachments.get((ns, claim))
+            if a and a["node"] != node and a["pods"]:
+                return sorted(a["pods"].values())
+            if not a or a["node"] != node:
+                a = self.attachments[(ns, claim)] = {"node": node, "pods": {}}
+            a["pods"][uid] = pod_name
+            return []
+
+    def detach(self, ns: str, claim: str, uid: str) -> None:
+        """A pod that used the claim is done: detach once no pod uses it."""
+        with self.lock:
+            a = self.attachments.get((ns, claim))
+            if a:
+                a["pods"].pop(uid, None)
+                if not a["pods"]:
+                    del self.attachments[(ns, claim)]
+
+    def event(self, pod: dict, type_: str, reason: str, message: str, component: str) -> None:
+        md = pod["metadata"]
+        t = now()
+        try:
+            self.kube.request("POST", f"/api/v1/namespaces/{md['namespace']}/events", {
+                "apiVersion": "v1", "kind": "Event",
+                "metadata": {"name": f"{md['name']}.{uuid.uuid4().hex[:16]}", "namespace": md["namespace"]},
+                "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": md["name"],
+                                   "namespace": md["namespace"], "uid": md["uid"]},
+                "reason": reason, "message": message, "type": type_, "source": {"component": component},
+                "firstTimestamp": t, "lastTimestamp": t, "count": 1})
+        except ApiError as e:
+            log(f"{md['namespace']}/{md['name']}: cannot record event {reason}: {e}")
+
+    # -- pods ----------------------------------------------------------
     def finalize_delete(self, ns: str, name: str, uid: str):
         try:
             self.kube.request("DELETE", f"/api/v1/namespaces/{ns}/pods/{name}", {
@@ -1115,6 +1387,8 @@ class Agent:
         uid = md["uid"]
         status = pod.get("status") or {}
         if etype == "DELETED":
+            with self.lock:
+                self.placed.pop(uid, None)
             w = self.workers.get(uid)
             if w:
                 w.request_stop("deleted", pod)
@@ -1122,13 +1396,14 @@ class Agent:
         if not spec.get("nodeName"):
             if not md.get("deletionTimestamp") and not spec.get("schedulingGates") \
                     and status.get("phase") not in TERMINAL:
-                if self.claims_of(pod):
-                    # As the scheduler does, wait for the pod's claims to be bound first.
-                    self.start_once(f"bind-{uid}", self.bind_when_claims_bound, pod)
-                else:
-                    self.bind(pod)
+                self.start_once(f"schedule-{uid}", self.schedule, pod)
             return
-        if spec["nodeName"] != self.node_name:
+        with self.lock:
+            if status.get("phase") in TERMINAL:
+                self.placed.pop(uid, None)
+            else:
+                self.placed[uid] = (md["namespace"], md.get("labels") or {}, spec["nodeName"])
+        if spec["nodeName"] not in self.node_names:
             return
         with self.lock:
             w = self.workers.get(uid)
@@ -1165,6 +1440,9 @@ class Agent:
                 for uid, w in list(self.workers.items()):
                     if uid not in seen:
                         w.request_stop("deleted")
+                with self.lock:
+                    for uid in set(self.placed) - seen:
+                        del self.placed[uid]
                 while True:
                     for ev in self.kube.watch("/api/v1/pods", rv):
                         if ev["type"] == "ERROR":
@@ -1269,7 +1547,7 @@ class Agent:
     def run(self):
         if self.args.serving_cert and self.port:
             self.serve_logs()
-        self.register_node()
+        self.register_nodes()
         threading.Thread(target=self.heartbeat_loop, name="heartbeat", daemon=True).start()
         if self.args.provision:
             threading.Thread(target=self.provision_loop, name="provisioner", daemon=True).start()
@@ -1290,7 +1568,11 @@ class Agent:
 def main(argv=None):
     ap = argparse.ArgumentParser(description="millrace test node agent (kubelet stand-in)")
     ap.add_argument("--kubeconfig", required=True)
-    ap.add_argument("--node-name", default="millrace-node")
+    ap.add_argument("--node-name", action="append",
+                    help="a Node to register and run pods for (repeat for more nodes; default millrace-node)")
+    ap.add_argument("--image-path", action="append",
+                    help="a folder of this machine that stands for the images' programs (interpreters): "
+                         "it stays readable at its path for every container user")
     ap.add_argument("--root", required=True, help="folder for pods, volumes and logs")
     ap.add_argument("--apiserver", help="apiserver URL given to pods (default: the kubeconfig's)")
     ap.add_argument("--port", type=int, default=0, help="kubelet log endpoint port")

@@ -134,8 +134,8 @@ def _flow(**changes) -> dict:
         modules[1]["id"] = "greet"
     if changes.get("bad_expression"):
         modules[0]["value"]["input_transforms"]["name"]["expr"] = "flow_input.name +"
-    if changes.get("unknown_step"):
-        modules[1]["value"]["input_transforms"]["text"]["expr"] = "results.nope.greeting"
+    if changes.get("nested_typo"):
+        modules[1]["retry"] = {"constant": {"atempts": 3}}
     return flow
 
 
@@ -160,8 +160,8 @@ def test_a_valid_flow_is_accepted(kube, webhook) -> None:
     ("duplicate", "flow 'hello-flow', step 'greet', field 'id': duplicate step id 'greet' (also used at 'greet')"),
     ("bad_expression", "flow 'hello-flow', step 'greet', field 'value.input_transforms.name.expr': "
                        "invalid expression: "),
-    ("unknown_step", "flow 'hello-flow', step 'shout', field 'value.input_transforms.text.expr': "
-                     "results.nope names no step of this flow"),
+    ("nested_typo", "flow 'hello-flow', step 'shout', field 'retry.constant.atempts': "
+                    "unknown field (known: attempts, seconds)"),
 ])
 def test_an_invalid_flow_is_rejected_with_the_validate_message(kube, webhook, change, message, tmp_path) -> None:
     flow = _flow(**{change: True})
@@ -209,5 +209,5 @@ def test_a_flowrun_needs_exactly_one_flow(kube, webhook) -> None:
     both["spec"]["flow"] = EXAMPLE["spec"]
     assert "set exactly one of spec.flowRef" in _rejected(kube, webhook, both)
     inline = {"apiVersion": "millrace.dev/v1alpha1", "kind": "FlowRun", "metadata": {"name": "inline"},
-              "spec": {"flow": _flow(unknown_step=True)["spec"]}}
-    assert "results.nope names no step of this flow" in _rejected(kube, webhook, inline)
+              "spec": {"flow": _flow(nested_typo=True)["spec"]}}
+    assert "field 'retry.constant.atempts': unknown field" in _rejected(kube, webhook, inline)

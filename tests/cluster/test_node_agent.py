@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -169,13 +170,27 @@ def test_claims_are_provisioned_bound_and_released(kube, namespace):
 
 
 def test_active_deadline_seconds_fails_the_pod(kube, namespace):
-    kube.apply(pod_manifest("slow", ["python3", "-c", "import time; print('started', flush=True); time.sleep(600)"],
-                            activeDeadlineSeconds=2), namespace)
+    marker = f"MILLRACE_TEST_MARKER={namespace}"
+    kube.apply(pod_manifest("slow", ["python3", "-c", "import time; time.sleep(600)"], activeDeadlineSeconds=2,
+                            container={"env": [{"name": "MILLRACE_TEST_MARKER", "value": namespace}]}), namespace)
     p = kube.pod_phase(namespace, "slow", timeout=60)
     assert p["status"]["phase"] == "Failed"
     assert p["status"]["reason"] == "DeadlineExceeded"
     term = p["status"]["containerStatuses"][0]["state"]["terminated"]
     assert term["exitCode"] != 0
+    if kube.target == "local":  # the process is gone, not just reported
+        assert not _processes_with(marker)
+
+
+def _processes_with(env_entry: str) -> list[int]:
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if env_entry.encode() in (proc / "environ").read_bytes().split(b"\0"):
+                found.append(int(proc.name))
+        except OSError:
+            pass
+    return found
 
 
 def test_job_active_deadline_kills_its_pod(kube, namespace):
@@ -341,3 +356,201 @@ def test_host_paths_under_a_mount_path_are_left_alone(kube, namespace):
     assert out["kubeconfig"] and out["arg"] == str(node_dir) and out["arg_is_dir"]
     assert out["probe"] == "mine" and not out["host_probe"]
     assert not Path(top, "probe.txt").exists()
+
+
+IDENTITY = ("import json, os\n"
+            "open('/scratch/%s' % os.environ['NAME'], 'w').write('written')\n"
+            "print(json.dumps({'uid': os.getuid(), 'gid': os.getgid(), 'groups': sorted(os.getgroups()),\n"
+            "                  'owner': os.stat('/scratch/%s' % os.environ['NAME']).st_uid}))\n")
+
+
+def test_containers_run_as_the_user_and_groups_of_their_security_context(kube, namespace):
+    """The pod's runAsUser/runAsGroup apply unless the container sets its own;
+    fsGroup and supplementalGroups are supplementary groups."""
+    def container(name, **security):
+        return {"name": name, "image": "python:3.12-slim", "command": ["python3", "-c", IDENTITY],
+                "env": [{"name": "NAME", "value": name}], "securityContext": security,
+                "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}]}
+    pod = pod_manifest("who", ["true"], securityContext={
+        "runAsUser": 1000, "runAsGroup": 2000, "fsGroup": 3000, "supplementalGroups": [4000]},
+        volumes=[{"name": "scratch", "emptyDir": {}}])
+    pod["spec"]["containers"] = [container("pod-level"), container("own", runAsUser=1001, runAsGroup=2001)]
+    kube.apply(pod, namespace)
+    p = kube.pod_phase(namespace, "who")
+    assert p["status"]["phase"] == "Succeeded", kube.logs(namespace, "who", "pod-level")
+    assert _log_json(kube, namespace, "who", "pod-level") == {
+        "uid": 1000, "gid": 2000, "groups": [3000, 4000], "owner": 1000}
+    assert _log_json(kube, namespace, "who", "own") == {"uid": 1001, "gid": 2001, "groups": [3000, 4000], "owner": 1001}
+
+
+def _waiting(kube, namespace, pod):
+    def reason():
+        p = kube.get("pod", pod, namespace) or {}
+        for cs in (p.get("status") or {}).get("containerStatuses") or []:
+            w = cs.get("state", {}).get("waiting") or {}
+            if w.get("reason") == "CreateContainerConfigError":
+                return w
+        return None
+    return kube.wait_for(reason, 60, f"{pod} in CreateContainerConfigError")
+
+
+def test_run_as_non_root_refuses_a_container_that_would_run_as_root(kube, namespace):
+    """Images are taken to run as root: runAsNonRoot needs a non-zero runAsUser."""
+    kube.apply(pod_manifest("no-user", ["python3", "-c", "print('ran')"],
+                            securityContext={"runAsNonRoot": True}), namespace)
+    kube.apply(pod_manifest("root-user", ["python3", "-c", "print('ran')"],
+                            securityContext={"runAsNonRoot": True, "runAsUser": 0}), namespace)
+    assert "container has runAsNonRoot and image will run as root" in _waiting(kube, namespace, "no-user")["message"]
+    assert "container's runAsUser breaks non-root policy" in _waiting(kube, namespace, "root-user")["message"]
+    for pod in ("no-user", "root-user"):
+        assert kube.get("pod", pod, namespace)["status"]["phase"] == "Pending"
+
+
+WRITES = ("import errno, json, os, sys\n"
+          "out = []\n"
+          "for path in sys.argv[1:]:  # mount paths arrive mapped: the results are in order\n"
+          "    try:\n"
+          "        open(path, 'w').write('x'); out.append('ok')\n"
+          "    except OSError as e:\n"
+          "        out.append(errno.errorcode[e.errno])\n"
+          "print(json.dumps(out))\n")
+
+
+def test_a_read_only_root_filesystem_leaves_only_the_pods_volumes_writable(kube, namespace):
+    """readOnlyRootFilesystem: writing outside a volume fails with EROFS (even
+    as root); emptyDir and claims are writable unless mounted readOnly;
+    ConfigMap and Secret volumes are always read-only, as a kubelet mounts them."""
+    kube.apply([
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"a": "1"}},
+        {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}},
+    ], namespace)
+    paths = ["/probe", "/tmp/probe", "/usr/probe", "/scratch/probe", "/data/probe", "/frozen/probe", "/etc/cfg/probe"]
+    mounts = [{"name": "scratch", "mountPath": "/scratch"}, {"name": "data", "mountPath": "/data"},
+              {"name": "scratch", "mountPath": "/frozen", "subPath": "frozen", "readOnly": True},
+              {"name": "cfg", "mountPath": "/etc/cfg"}]
+    volumes = [{"name": "scratch", "emptyDir": {}}, {"name": "cfg", "configMap": {"name": "cfg"}},
+               {"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]
+    kube.apply(pod_manifest("ro", ["python3", "-c", WRITES, *paths], container={
+        "securityContext": {"readOnlyRootFilesystem": True}, "volumeMounts": mounts}, volumes=volumes), namespace)
+    kube.apply(pod_manifest("rw", ["python3", "-c", WRITES, "/scratch/probe", "/frozen/probe", "/etc/cfg/probe"],
+                            container={"volumeMounts": mounts}, volumes=volumes), namespace)
+    assert kube.pod_phase(namespace, "ro", timeout=90)["status"]["phase"] == "Succeeded", kube.logs(namespace, "ro")
+    assert dict(zip(paths, _log_json(kube, namespace, "ro"))) == {
+        "/probe": "EROFS", "/tmp/probe": "EROFS", "/usr/probe": "EROFS", "/scratch/probe": "ok", "/data/probe": "ok",
+        "/frozen/probe": "EROFS", "/etc/cfg/probe": "EROFS"}
+    assert kube.pod_phase(namespace, "rw", timeout=90)["status"]["phase"] == "Succeeded", kube.logs(namespace, "rw")
+    assert _log_json(kube, namespace, "rw") == ["ok", "EROFS", "EROFS"]
+    if kube.target == "local":
+        assert not os.path.exists("/probe") and not os.path.exists("/tmp/probe")
+
+
+def test_a_restricted_step_pod_runs_the_interpreters_and_writes_its_volumes(kube, namespace):
+    """What a step pod asks for: non-root, read-only root, no privilege
+    escalation, fsGroup; its programs (python3, bash, bun, deno) still run."""
+    script = ("set -e; cd /work; python3 -c 'import os; print(os.getuid())' > uid; "
+              "bun --version > /dev/null; deno --version > /dev/null; "
+              "echo shared > /work/shared/file; cat uid; "
+              "grep NoNewPrivs /proc/self/status")
+    kube.apply({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "shared"},
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}, namespace)
+    kube.apply(pod_manifest("step", ["bash", "-c", script], container={
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                            "readOnlyRootFilesystem": True},
+        "env": [{"name": "HOME", "value": "/work"}],
+        "volumeMounts": [{"name": "work", "mountPath": "/work"}, {"name": "shared", "mountPath": "/work/shared"}]},
+        securityContext={"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532},
+        volumes=[{"name": "work", "emptyDir": {}}, {"name": "shared", "persistentVolumeClaim": {"claimName": "shared"}}]),
+        namespace)
+    p = kube.pod_phase(namespace, "step", timeout=90)
+    assert p["status"]["phase"] == "Succeeded", kube.logs(namespace, "step")
+    assert kube.logs(namespace, "step").split() == ["65532", "NoNewPrivs:", "1"]
+
+
+def _node_of(kube, namespace, pod):
+    return kube.wait_for(lambda: (kube.get("pod", pod, namespace) or {}).get("spec", {}).get("nodeName"),
+                         60, f"{pod} to be scheduled")
+
+
+def _nodes(kube):
+    return sorted(n["metadata"]["name"] for n in json.loads(kube.kubectl("get", "nodes", "-o", "json").stdout)["items"])
+
+
+def test_pods_are_scheduled_over_two_nodes_as_their_affinity_says(kube, namespace):
+    nodes = _nodes(kube)
+    assert len(nodes) >= 2
+    first, second = nodes[:2]
+    hello = ["python3", "-c", "print('hi')"]
+    kube.apply([
+        pod_manifest("by-selector", hello, nodeSelector={"kubernetes.io/hostname": second}),
+        pod_manifest("by-affinity", hello, affinity={"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": [first]}]}]}}}),
+        pod_manifest("nowhere", hello, nodeSelector={"kubernetes.io/hostname": "no-such-node"}),
+    ], namespace)
+    assert _node_of(kube, namespace, "by-selector") == second
+    assert _node_of(kube, namespace, "by-affinity") == first
+    # Unscheduled pods are spread: ties between nodes are broken in turn.
+    kube.apply([pod_manifest(f"free-{i}", hello) for i in range(4)], namespace)
+    assert {_node_of(kube, namespace, f"free-{i}") for i in range(4)} == {first, second}
+
+    def unschedulable():
+        conds = (kube.get("pod", "nowhere", namespace).get("status") or {}).get("conditions") or []
+        return next((c for c in conds if c["type"] == "PodScheduled" and c["status"] == "False"), None)
+    cond = kube.wait_for(unschedulable, 60, "nowhere to be reported unschedulable")
+    assert cond["reason"] == "Unschedulable" and "didn't match Pod's node affinity/selector" in cond["message"]
+    assert not kube.get("pod", "nowhere", namespace)["spec"].get("nodeName")
+
+
+def test_pod_affinity_puts_a_group_on_one_node(kube, namespace):
+    """The first pod of a group goes anywhere (it matches its own term), the
+    others join it, as kube-scheduler does."""
+    affinity = {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
+        "labelSelector": {"matchLabels": {"group": "g"}}, "topologyKey": "kubernetes.io/hostname"}]}}
+    pods = []
+    for i in range(4):
+        pod = pod_manifest(f"member-{i}", ["python3", "-c", "import time; time.sleep(600)"], affinity=affinity)
+        pod["metadata"]["labels"] = {"group": "g"}
+        pods.append(pod)
+    kube.apply(pods, namespace)
+    assert len({_node_of(kube, namespace, f"member-{i}") for i in range(4)}) == 1
+
+
+def test_a_read_write_once_claim_is_used_by_one_node_at_a_time(kube, namespace):
+    """Pods of one node share a ReadWriteOnce claim at once; a pod of another
+    node waits (Pending, a Multi-Attach event) until the claim is free."""
+    first, second = _nodes(kube)[:2]
+    kube.apply({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "rwo"},
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}, namespace)
+    vol = {"volumes": [{"name": "rwo", "persistentVolumeClaim": {"claimName": "rwo"}}]}
+    mount = {"volumeMounts": [{"name": "rwo", "mountPath": "/data"}]}
+    holder = ("import os, time\n"
+              "open('/data/from-holder', 'w').write('held')\n"
+              "while not os.path.exists('/data/release'):\n"
+              "    time.sleep(0.1)\n")
+    kube.apply(pod_manifest("holder", ["python3", "-c", holder], container=mount,
+                            nodeSelector={"kubernetes.io/hostname": first}, **vol), namespace)
+    kube.wait_for(lambda: (kube.get("pod", "holder", namespace).get("status") or {}).get("phase") == "Running",
+                  60, "the holder to run")
+    kube.apply(pod_manifest("other-node", ["python3", "-c", "print(open('/data/from-holder').read())"], container=mount,
+                            nodeSelector={"kubernetes.io/hostname": second}, **vol), namespace)
+
+    def multi_attach():
+        events = kube.list("events", namespace)
+        return next((e for e in events if e["involvedObject"]["name"] == "other-node"
+                     and e["reason"] == "FailedAttachVolume"), None)
+    event = kube.wait_for(multi_attach, 60, "a Multi-Attach event for the pod of the other node")
+    assert event["type"] == "Warning" and "Multi-Attach error" in event["message"] and "holder" in event["message"]
+    waiting = kube.get("pod", "other-node", namespace)
+    assert waiting["status"]["phase"] == "Pending"
+    assert waiting["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "ContainerCreating"
+    # A pod of the holder's node uses the claim at the same time.
+    kube.apply(pod_manifest("same-node", ["python3", "-c", "open('/data/release', 'w').write('go')"], container=mount,
+                            nodeSelector={"kubernetes.io/hostname": first}, **vol), namespace)
+    assert kube.pod_phase(namespace, "same-node")["status"]["phase"] == "Succeeded"
+    held = kube.pod_phase(namespace, "holder")
+    assert held["status"]["phase"] == "Succeeded"
+    moved = kube.pod_phase(namespace, "other-node", timeout=90)
+    assert moved["status"]["phase"] == "Succeeded"
+    assert kube.logs(namespace, "other-node").strip() == "held"
+    finished = held["status"]["containerStatuses"][0]["state"]["terminated"]["finishedAt"]
+    assert moved["status"]["containerStatuses"][0]["state"]["terminated"]["startedAt"] >= finished

@@ -221,7 +221,8 @@ def test_status_holds_user_state_and_results_json(kube: Any, namespace: str, ope
 
 def test_flows_report_ready_and_runs_show_their_start(kube: Any, namespace: str, operator: Operator) -> None:
     kube.apply(flow_manifest("good", [python_step("a", "def main():\n    return 1\n")]), namespace)
-    kube.apply(flow_manifest("bad", [python_step("a", "def main(x):\n    return x\n", x="results.nope")]), namespace)
+    typo = {**python_step("a", "def main():\n    return 1\n"), "retry": {"constant": {"atempts": 3}}}
+    kube.apply(flow_manifest("bad", [typo]), namespace)
 
     def ready(name: str) -> dict[str, Any] | None:
         conditions = ((kube.get("flow", name, namespace) or {}).get("status") or {}).get("conditions") or []
@@ -230,7 +231,7 @@ def test_flows_report_ready_and_runs_show_their_start(kube: Any, namespace: str,
     good = kube.wait_for(lambda: ready("good"), what="the Ready condition")
     bad = kube.wait_for(lambda: ready("bad"), what="the Ready condition")
     assert good["status"] == "True" and good["observedGeneration"] == 1
-    assert bad["status"] == "False" and "results.nope names no step of this flow" in bad["message"]
+    assert bad["status"] == "False" and "field 'retry.constant.atempts': unknown field" in bad["message"]
     kube.apply(run_manifest("good-1", "good"), namespace)
     status = wait_phase(kube, namespace, "good-1")
     assert status["startTime"].endswith("Z")
@@ -343,6 +344,35 @@ def test_same_worker_steps_share_a_volume_that_ends_with_the_run(kube: Any, name
     # Deleted when the run ends; Kubernetes' claim protection frees it once the run's pods are gone.
     kube.wait_for(lambda: (kube.get("persistentvolumeclaim", "etl-1-shared", namespace) or {})
                   .get("metadata", {}).get("deletionTimestamp"), what="the claim deleted")
+
+
+def test_same_worker_steps_all_run_on_the_node_of_their_claim(kube: Any, namespace: str, operator: Operator) -> None:
+    """The test cluster has two nodes and spreads free pods over them; the
+    run's ReadWriteOnce claim is attached to one node at a time, so its pods,
+    sequential and parallel, must all be placed on one node."""
+    first = python_step("first", "def main():\n    open('shared/log', 'a').write('first\\n')\n    return 1\n")
+    loop = {"id": "each", "value": {"type": "forloopflow", "parallel": True, "skip_failures": False,
+                                    "iterator": {"type": "javascript", "expr": "[1, 2, 3]"},
+                                    "modules": [python_step("add", "def main(v):\n    open('shared/log', 'a').write(f'{v}\\n')\n"
+                                                                   "    return v\n", v="flow_input.iter.value")]}}
+    middle = python_step("middle", "def main():\n    return 2\n")
+    last = python_step("last", "def main():\n    return sorted(open('shared/log').read().split())\n")
+    kube.apply(flow_manifest("placed", [first, loop, middle, last], same_worker=True), namespace)
+    kube.apply(run_manifest("placed-1", "placed"), namespace)
+    nodes: dict[str, str] = {}
+
+    def finished() -> dict[str, Any] | None:
+        for pod in kube.list("pods", namespace, "millrace.dev/run=placed-1"):
+            if pod["spec"].get("nodeName"):
+                nodes[pod["metadata"]["name"]] = pod["spec"]["nodeName"]
+        status = (kube.get("flowrun", "placed-1", namespace) or {}).get("status") or {}
+        return status if status.get("phase") in ("Succeeded", "Failed", "Cancelled") else None
+
+    status = kube.wait_for(finished, timeout=180, what="FlowRun placed-1 to finish")
+    assert status["phase"] == "Succeeded", status
+    assert status["result"] == ["1", "2", "3", "first"]
+    assert len(nodes) == 6, nodes
+    assert len(set(nodes.values())) == 1, nodes
 
 
 def test_a_large_result_is_kept_beside_the_status(kube: Any, namespace: str, operator: Operator) -> None:

@@ -3,6 +3,10 @@ flow, the step and the field, a non-zero exit code, and nothing half-written."""
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 import pytest
 
 from cli_shell import Shell
@@ -26,13 +30,16 @@ def step(step_id: str, code: str, language: str = "python3", transforms: str = "
         (HEAD + step("a", "def main():\n    return 1") + step("a", "def main():\n    return 2"),
          ["step 'a'", "field 'id'", "duplicate step id 'a'"]),
         (HEAD + "    - id: t\n      value: {type: teleport}\n", ["step 't'", "teleport"]),
-        (HEAD + step("a", "def main(x):\n    return x", transforms="{x: {type: javascript, expr: results.later}}")
-         + step("later", "def main():\n    return 1"),
-         ["step 'a'", "field 'value.input_transforms.x.expr'", "cannot have run before 'a'"]),
         (HEAD + step("a", "def main(x):\n    return x", transforms="{x: {type: javascript, expr: 'flow_input.('}}"),
          ["step 'a'", "field 'value.input_transforms.x.expr'", "invalid expression"]),
+        (HEAD + step("a", "def main():\n    return 1") + "      retry: {constant: {atempts: 3, seconds: 0}}\n",
+         ["flow 'bad', step 'a', field 'retry.constant.atempts': unknown field (known: attempts, seconds)"]),
+        (HEAD + step("a", "def main():\n    return 1")
+         + "      suspend: {required_events: 1, resume_form: {schema: {}}, timout: 5}\n",
+         ["flow 'bad', step 'a', field 'suspend.timout': unknown field"]),
+        (HEAD + step("a/b", "def main():\n    return 1"), ["step 'a/b', field 'id'", "cannot contain '/'"]),
     ],
-    ids=["yaml", "no-modules", "duplicate-ids", "unknown-type", "later-step", "syntax"],
+    ids=["yaml", "no-modules", "duplicate-ids", "unknown-type", "syntax", "retry-typo", "suspend-typo", "slash-id"],
 )
 def test_an_invalid_flow_is_refused_before_anything_runs(shell: Shell, text: str, needles: list[str]) -> None:
     outcome = shell("run", shell.flow("bad", text))
@@ -50,9 +57,9 @@ def test_an_invalid_flow_is_refused_before_anything_runs(shell: Shell, text: str
          [], "ExpressionRuntimeError", ["input_transforms.x", "TypeError: Cannot read properties of undefined"]),
         (HEAD + step("a", "def main(x):\n    return x", transforms="{x: {type: javascript, expr: '(() => { while (true) {} })()'}}"),
          [], "ExpressionTimeout", ["input_transforms.x"]),
-        (HEAD + step("a", "def main(:\n    return 1"), [], "SyntaxError", ["main.py", "line 1"]),
+        (HEAD + step("a", "def main(:\n    return 1"), [], "ExecutionErr", ["SyntaxError", "main.py", "line 1"]),
         (HEAD + step("a", "def main():\n    raise KeyError('missing thing')"), [], "KeyError", ["missing thing"]),
-        (HEAD + step("a", "def main():\n    return {1, 2}"), [], "ResultError", ["not JSON"]),
+        (HEAD + step("a", "def main():\n    return {(1, 2): 3}"), [], "TypeError", ["keys must be"]),
         ("summary: s\nschema: {type: object, properties: {n: {type: integer}}, required: [n]}\n" + HEAD.split("\n", 1)[1]
          + step("a", "def main():\n    return 1"), [], "InputError", ["missing required input 'n'"]),
     ],
@@ -78,3 +85,96 @@ def test_a_raising_script_keeps_its_traceback(shell: Shell) -> None:
     outcome = shell("run", shell.flow("bad", text))
     assert outcome.code == 1
     assert "ValueError: deep" in outcome.err and "in helper" in outcome.err and "line 2" in outcome.err
+
+
+def test_an_invalid_flow_gives_a_json_outcome_with_output_json(shell: Shell) -> None:
+    text = HEAD + step("a", "def main():\n    return 1") + "      retry: {constant: {atempts: 3}}\n"
+    outcome = shell("run", shell.flow("bad", text), "--output", "json")
+    assert outcome.code == 2
+    assert outcome.json() == {"status": "invalid", "warnings": [], "errors": [
+        {"flow": "bad", "step": "a", "field": "retry.constant.atempts", "message": "unknown field (known: attempts, seconds)"}]}
+    assert not (shell.home / "runs").exists()
+
+
+def test_a_document_that_does_not_parse_gives_a_json_outcome_too(shell: Shell) -> None:
+    outcome = shell("run", shell.flow("bad", "value: [unclosed\n"), "--output", "json")
+    assert outcome.code == 2
+    document = outcome.json()
+    assert document["status"] == "invalid" and document["errors"][0]["flow"] == "bad"
+    assert "invalid YAML at line 2" in document["errors"][0]["message"]
+
+
+def test_a_flow_that_calls_itself_through_another_is_refused_with_the_cycle(shell: Shell) -> None:
+    folder = shell.home.parent / "f"
+    folder.mkdir()
+    call = "    - id: {id}\n      value: {{type: flow, path: {path}, input_transforms: {{}}}}\n"
+    (folder / "a.yaml").write_text(HEAD + call.format(id="to_b", path="f/b"))
+    (folder / "b.yaml").write_text(HEAD + call.format(id="to_a", path="f/a"))
+    outcome = shell("run", shell.flow("bad", HEAD + call.format(id="start", path="f/a")))
+    assert outcome.code == 2
+    assert "flow 'bad', step 'start', field 'value.path': the flow calls itself: f/a -> f/b -> f/a" in outcome.err
+    assert not (shell.home / "runs").exists()
+
+
+def test_results_of_a_step_that_has_not_run_are_null_with_a_warning(shell: Shell) -> None:
+    # Windmill: results.<id> of no step, or of a later one, evaluates to null
+    # (backend/tests test_flow_results_non_existent_step).
+    text = (HEAD + step("a", "def main(x, y):\n    return [x, y]",
+                        transforms="{x: {type: javascript, expr: results.later}, y: {type: javascript, expr: results.nope}}")
+            + step("later", "def main():\n    return 1"))
+    outcome = shell("run", shell.flow("late", text))
+    assert outcome.code == 0, outcome.err
+    assert ("warning: flow 'late', step 'a', field 'value.input_transforms.x.expr': results.later names step 'later', "
+            "which cannot have run before 'a': it evaluates to null, as in Windmill") in outcome.err
+    assert "results.nope names no step of this flow" in outcome.err
+    record = shell.record(shell.run(shell.flow("late", text))["run"])
+    assert record["steps"]["a"]["result"] == [None, None]
+
+
+def test_a_module_without_an_id_runs_under_an_id_from_its_position(shell: Shell) -> None:
+    text = HEAD + step("a", "def main():\n    return 2") + "    - value: {type: identity}\n"
+    outcome = shell("run", shell.flow("anon", text))
+    assert outcome.code == 0, outcome.err
+    assert "step 'module_1', field 'id': the step has no 'id'" in outcome.err
+    assert json.loads(outcome.out) == 2
+
+
+def test_a_misspelt_option_in_a_cluster_manifest_is_refused_by_validate(shell: Shell) -> None:
+    manifest = ("apiVersion: millrace.dev/v1alpha1\nkind: Flow\nmetadata: {name: m}\nspec:\n  summary: s\n"
+                "  value:\n    modules:\n      - id: a\n        value: {type: identity}\n"
+                "        skip_if: {expr: 'false', when: 1}\n")
+    outcome = shell("validate", shell.flow("m", manifest))
+    assert outcome.code == 2
+    assert "flow 'm', step 'a', field 'skip_if.when': unknown field (known: expr)" in outcome.err
+
+
+# --- which flow a state belongs to -------------------------------------------------------
+
+COUNTER = HEAD + step("count", "import wmill\ndef main():\n    n = (wmill.get_state() or 0) + 1\n"
+                                 "    wmill.set_state(n)\n    return n")
+
+
+def test_a_flow_is_the_same_flow_however_its_path_is_typed(shell: Shell, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = shell.home.parent / "counter.flow"
+    folder.mkdir()
+    (folder / "flow.yaml").write_text(COUNTER)
+    monkeypatch.chdir(folder)
+    first = shell.run(Path("flow.yaml"))
+    second = shell.run(folder / "flow.yaml")
+    monkeypatch.chdir(shell.home.parent)
+    third = shell.run(Path("counter.flow") / ".." / "counter.flow" / "flow.yaml")
+    assert [first["flow"], second["flow"], third["flow"]] == ["counter"] * 3
+    assert [first["result"], second["result"], third["result"]] == [1, 2, 3]
+
+
+def test_two_different_flows_with_the_same_name_never_share_a_state(shell: Shell) -> None:
+    paths = []
+    for place in ("one", "two"):
+        folder = shell.home.parent / place / "counter.flow"
+        folder.mkdir(parents=True)
+        (folder / "flow.yaml").write_text(COUNTER)
+        paths.append(folder / "flow.yaml")
+    results = [shell.run(path)["result"] for path in (paths[0], paths[1], paths[0], paths[1])]
+    assert results == [1, 1, 2, 2]
+    first, second = sorted(os.listdir(shell.home / "state"))
+    assert first == "counter" and second.startswith("counter-")

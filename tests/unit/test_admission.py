@@ -37,7 +37,7 @@ def test_a_valid_flow_is_allowed() -> None:
     assert review.allowed and review.errors == []
 
 
-@pytest.mark.parametrize("change", ["duplicate", "expression", "unknown_step"])
+@pytest.mark.parametrize("change", ["duplicate", "expression", "nested_typo"])
 def test_messages_are_those_of_millrace_validate(tmp_path: Path, change: str) -> None:
     broken = spec()
     modules = broken["value"]["modules"]
@@ -46,7 +46,7 @@ def test_messages_are_those_of_millrace_validate(tmp_path: Path, change: str) ->
     elif change == "expression":
         modules[0]["value"]["input_transforms"]["name"]["expr"] = "flow_input.name +"
     else:
-        modules[1]["value"]["input_transforms"]["text"]["expr"] = "results.nope.greeting"
+        modules[1]["retry"] = {"constant": {"atempts": 3}}
     review = review_flow("hello-flow", broken, _SANDBOX)
     assert not review.allowed
     assert review.errors == _cli_errors(tmp_path, broken)
@@ -126,13 +126,13 @@ def test_a_missing_flow_is_a_warning_since_objects_may_be_applied_in_any_order()
 def test_ready_condition_reports_every_error_with_the_generation() -> None:
     broken = spec()
     broken["value"]["modules"][1]["id"] = "greet"
-    broken["value"]["modules"][0]["value"]["input_transforms"]["name"]["expr"] = "results.zz"
+    broken["value"]["modules"][0]["retry"] = {"constant": {"atempts": 3}}
     condition = flow_ready_condition("hello-flow", broken, 7, _SANDBOX, now="2026-01-01T00:00:00Z")
     assert (condition.type, condition.status, condition.reason) == ("Ready", "False", "Invalid")
     assert condition.observed_generation == 7 and condition.last_transition_time == "2026-01-01T00:00:00Z"
     lines = condition.message.splitlines()
     assert any("duplicate step id 'greet'" in line for line in lines)
-    assert any("results.zz names no step of this flow" in line for line in lines)
+    assert any("field 'retry.constant.atempts': unknown field" in line for line in lines)
     good = flow_ready_condition("hello-flow", spec(), 8, _SANDBOX)
     assert (good.status, good.reason, good.observed_generation) == ("True", "Valid", 8)
     assert good.model_dump(by_alias=True, exclude_none=True)["observedGeneration"] == 8

@@ -109,3 +109,16 @@ def test_a_flow_security_context_is_laid_over_the_restricted_one() -> None:
     security = job["spec"]["template"]["spec"]["containers"][0]["securityContext"]
     assert security["runAsUser"] == 1000 and security["readOnlyRootFilesystem"] is True
     assert security["capabilities"] == {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}
+
+
+def test_same_worker_pods_share_the_node_of_their_read_write_once_claim() -> None:
+    pod = step_objects(meta(same_worker=True), action(), "tok")[2]["spec"]["template"]["spec"]
+    term = pod["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]
+    assert term == {"labelSelector": {"matchLabels": {names.LABEL_RUN: "hello-run"}}, "topologyKey": "kubernetes.io/hostname"}
+    assert "nodeAffinity" not in pod["affinity"]  # the first pods may go anywhere
+    pinned = step_objects(meta(same_worker=True, node="node-b"), action(), "tok")[2]["spec"]["template"]["spec"]
+    required = pinned["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert required == {"nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["node-b"]}]}]}
+    many = Runtime.model_validate({"shared": {"accessMode": "ReadWriteMany"}})
+    assert "affinity" not in step_objects(meta(same_worker=True, runtime=many, node="node-b"), action(), "tok")[2]["spec"]["template"]["spec"]
+    assert "affinity" not in step_objects(meta(), action(), "tok")[2]["spec"]["template"]["spec"]

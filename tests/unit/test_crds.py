@@ -90,7 +90,7 @@ def test_names_category_status_and_printer_columns() -> None:
         if column["jsonPath"].startswith(".status."):
             assert column["jsonPath"].split(".")[2] in status
     flow_columns = [c["name"] for c in flow["spec"]["versions"][0]["additionalPrinterColumns"]]
-    assert flow_columns[:3] == ["Ready", "Last run", "Schedule"]
+    assert flow_columns[:5] == ["Ready", "Schedule", "Last run", "Outcome", "Next run"]
 
 
 def test_rendered_documents_parse_back() -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from millrace.errors import FlowError
-from millrace.model.loader import load_flow_file
+from millrace.model.loader import load_flow_document, load_flow_file
 
 BARE = """
 summary: bare
@@ -93,3 +94,32 @@ def test_unknown_module_type_names_the_step(tmp_path: Path) -> None:
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FlowError, match="cannot read flow file"):
         load_flow_file(tmp_path / "nope.yaml")
+
+
+def test_the_name_does_not_depend_on_how_the_path_was_typed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, "x.flow/flow.yaml", "value: {modules: []}\n")
+    monkeypatch.chdir(path.parent)
+    typed = [Path("flow.yaml"), path, Path("../x.flow/flow.yaml")]
+    assert [(load_flow_file(p).name, load_flow_file(p).source) for p in typed] == [("x", path.resolve())] * 3
+
+
+def test_ids_are_given_before_inline_bodies_are_resolved(tmp_path: Path) -> None:
+    text = "value:\n  modules:\n    - value: {type: rawscript, language: bash, content: '!inline gone.sh', input_transforms: {}}\n"
+    loaded = load_flow_file(write(tmp_path, "g.yaml", text))
+    assert loaded.default_ids == ["module_0"]
+    assert [(m.step, m.file) for m in loaded.missing_bodies] == [("module_0", "gone.sh")]
+
+
+def test_default_ids_follow_the_position_in_branches_and_the_failure_module() -> None:
+    def anonymous() -> dict[str, Any]:
+        return {"value": {"type": "identity"}}
+
+    branchone = {"id": "b", "value": {"type": "branchone", "branches": [{"expr": "true", "modules": [anonymous()]}],
+                                      "default": [anonymous()]}}
+    document = {"value": {"modules": [branchone], "failure_module": anonymous()}}
+    loaded = load_flow_document(document, "f")
+    value = loaded.flow.value
+    assert value.modules[0].value.branches[0].modules[0].id == "module_0_0_0"  # type: ignore[union-attr]
+    assert value.modules[0].value.default[0].id == "module_0_default_0"  # type: ignore[union-attr]
+    assert value.failure_module is not None and value.failure_module.id == "failure"
+    assert "id" not in document["value"]["failure_module"]  # the caller's document is left as it was

@@ -43,7 +43,8 @@ def test_plan_for_each_language():
     assert python.files == {"main.py": "x", "args.json": '{"n": 1}'}
     assert python.argv == ["/usr/bin/python3", str(WRAPPERS / "python3.py")]
     bash = plan(request("bash", 'n="$1"'), "/bin/bash")
-    assert bash.files == {"main.sh": 'n="$1"'} and bash.argv == ["/bin/bash", str(WRAPPERS / "bash.sh"), "1"]
+    # Windmill: bash_executor.rs handle_bash_job writes main.sh as `set -e` + the script.
+    assert bash.files == {"main.sh": 'set -e\nn="$1"'} and bash.argv == ["/bin/bash", str(WRAPPERS / "bash.sh"), "1"]
     assert plan(request("bun"), "bun").argv == ["bun", "run", str(WRAPPERS / "typescript.ts")]
     assert plan(request("nativets"), "bun").files["main.ts"] == "x"
     assert plan(request("deno"), "deno").argv[:2] == ["deno", "run"]

@@ -16,6 +16,11 @@ def problems(*modules: dict[str, Any], library: Library | None = None, **value: 
     return [str(p) for p in validate_flow(loaded, library or Library(), _SANDBOX) if not p.warning]
 
 
+def warnings(*modules: dict[str, Any], library: Library | None = None, **value: Any) -> list[str]:
+    loaded = load_flow_document({"summary": "t", "value": {"modules": list(modules), **value}}, "f")
+    return [str(p) for p in validate_flow(loaded, library or Library(), _SANDBOX) if p.warning]
+
+
 def test_a_valid_flow_has_no_problems() -> None:
     assert problems(script("a"), script("b", {"x": "results.a"})) == []
 
@@ -26,14 +31,24 @@ def test_duplicate_ids_are_reported() -> None:
     assert any("duplicate step id 'a'" in p and "step 'l/*/a'" in p for p in found)
 
 
-def test_results_of_a_later_step_are_rejected() -> None:
-    found = problems(script("a", {"x": "results.b"}), script("b"))
-    assert found == ["flow 'f', step 'a', field 'value.input_transforms.x.expr': results.b names step 'b', which cannot have run before 'a'"]
+# Windmill evaluates `results.<id>` of a step that has not run to null
+# (backend/tests test_flow_results_non_existent_step): accepted, with a warning.
+def test_results_of_a_later_step_are_a_warning_not_an_error() -> None:
+    modules = (script("a", {"x": "results.b"}), script("b"))
+    assert problems(*modules) == []
+    assert warnings(*modules) == ["warning: flow 'f', step 'a', field 'value.input_transforms.x.expr': results.b names "
+                                  "step 'b', which cannot have run before 'a': it evaluates to null, as in Windmill"]
 
 
-def test_results_of_an_unknown_step_are_rejected() -> None:
-    found = problems(script("a", {"x": "results.zz.value"}))
-    assert "results.zz names no step of this flow" in found[0]
+def test_results_of_an_unknown_step_are_a_warning_not_an_error() -> None:
+    assert problems(script("a", {"x": "results.zz.value"})) == []
+    assert "results.zz names no step of this flow: it evaluates to null" in warnings(script("a", {"x": "results.zz.value"}))[0]
+
+
+def test_a_step_reading_its_own_result_gets_a_warning() -> None:
+    # Windmill has no result for a step before it ran: its results proxy gives null.
+    assert problems(script("a", {"x": "results.a"})) == []
+    assert "results.a refers to the step itself, which has no result yet" in warnings(script("a", {"x": "results.a"}))[0]
 
 
 def test_loop_body_results_are_visible_inside_and_after_the_loop() -> None:
@@ -44,7 +59,7 @@ def test_loop_body_results_are_visible_inside_and_after_the_loop() -> None:
 
 
 def test_sibling_branch_results_are_not_visible_before_the_branch() -> None:
-    found = problems(script("first", {"x": "results.inner"}),
+    found = warnings(script("first", {"x": "results.inner"}),
                      {"id": "b", "value": {"type": "branchall", "branches": [{"modules": [script("inner")]}]}})
     assert "cannot have run before 'first'" in found[0]
 

@@ -18,7 +18,8 @@ from ..local.runner import LocalRun
 from ..local.scripts import build_library, search_roots
 from ..model.loader import LoadedFlow, load_flow_file
 from ..model.run import RunStatus
-from . import crds, data, operator, runs
+from ..schedule.policy import schedule_problems
+from . import crds, data, operator, runs, schedule
 from .args import parse_args
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
@@ -42,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("files", type=Path, nargs="+")
     validate.add_argument("--scripts", type=Path, action="append", default=[])
     runs.register(sub)
+    schedule.register(sub)
     data.register(sub)
     crds.register(sub)
     operator.register(sub)
@@ -66,6 +68,7 @@ def _dispatch(options: argparse.Namespace) -> int:
         "show": runs.show,
         "crds": crds.write,
         "operator": operator.run,
+        "schedule": schedule.main,
     }
     handler = handlers.get(options.command, data.main if options.command in data.COMMANDS else None)
     assert handler is not None, options.command
@@ -89,6 +92,7 @@ def _load_checked(path: Path, scripts: list[Path], sandbox: Sandbox) -> tuple[Lo
     loaded = load_flow_file(path)
     library = build_library(loaded.flow, search_roots(path, scripts))
     problems = validate_flow(loaded, library, sandbox)
+    problems += schedule_problems(loaded.name, (loaded.manifest or {}).get("spec") or {})
     return loaded, library, problems
 
 
@@ -114,15 +118,25 @@ def _validate(options: argparse.Namespace) -> int:
 
 
 def _run(options: argparse.Namespace) -> int:
-    with Sandbox() as sandbox:
-        loaded, library, problems = _load_checked(options.file, options.scripts, sandbox)
-    errors = [p for p in problems if not p.warning]
-    if errors:
-        raise FlowError(errors)
+    problems: list[Problem] = []
+    try:
+        with Sandbox() as sandbox:
+            loaded, library, problems = _load_checked(options.file, options.scripts, sandbox)
+        errors = [p for p in problems if not p.warning]
+        if errors:
+            raise FlowError(errors)
+        args = parse_args(loaded.name, loaded.flow.schema_, options.arg, options.args_file)
+    except FlowError as exc:
+        if options.output != "json":
+            raise
+        # Scripts read one JSON document on stdout whatever happened.
+        warnings = [p for p in problems if p.warning]
+        print(json.dumps({"status": "invalid", "errors": [_problem_json(p) for p in exc.problems],
+                          "warnings": [_problem_json(p) for p in warnings]}, indent=2))
+        return EXIT_INVALID
     if options.output == "text":
         for warning in problems:
             print(str(warning), file=sys.stderr)
-    args = parse_args(loaded.name, loaded.flow.schema_, options.arg, options.args_file)
     progress = Progress(loaded.name, loaded.flow) if options.output == "text" else None
     with LocalExecutor() as executor:
         run = LocalRun(
@@ -139,6 +153,10 @@ def _run(options: argparse.Namespace) -> int:
         state = run.execute(args)
     _report(options.output, run.run_id, loaded.name, state)
     return _exit_code(state)
+
+
+def _problem_json(problem: Problem) -> dict[str, str | None]:
+    return {"flow": problem.flow, "step": problem.step, "field": problem.field, "message": problem.message}
 
 
 def _exit_code(state: RunStatus) -> int:

@@ -22,6 +22,7 @@ from ..engine.library import Library
 from ..engine.validate import validate_flow
 from ..errors import FlowError, Problem
 from ..expressions import Sandbox
+from ..schedule.policy import schedule_problems
 from ..model.loader import API_VERSION, load_flow_document
 from ..model.resources import Condition
 from .policy import StepPolicy, runtime_problems
@@ -60,7 +61,7 @@ def flow_problems(name: str, spec: Mapping[str, Any], sandbox: Sandbox,
         loaded = load_flow_document(manifest, name)
     except FlowError as exc:
         return refused + exc.problems
-    problems = validate_flow(loaded, library or Library(), sandbox)
+    problems = validate_flow(loaded, library or Library(), sandbox) + schedule_problems(name, spec)
     if library is None:
         problems = [p for p in problems if p.field != _PATH_FIELD]
     return refused + problems

@@ -36,8 +36,10 @@ _ANY: Schema = {PRESERVE: True}
 # (name, type, JSON path) of the columns `kubectl get` shows; Age comes last on both.
 FLOW_COLUMNS = (
     ("Ready", "string", '.status.conditions[?(@.type=="Ready")].status'),
-    ("Last run", "string", ".status.lastRun"),
     ("Schedule", "string", ".spec.schedule.cron"),
+    ("Last run", "string", ".status.lastRun"),
+    ("Outcome", "string", ".status.lastRunPhase"),
+    ("Next run", "string", ".status.nextScheduleTime"),
 )
 # Started is status.startTime (RFC 3339, a date column showing an age): status.startedAt
 # is epoch seconds, which kubectl could only print as a bare number.

@@ -50,6 +50,7 @@ class RunMeta:
     flow: str
     api_url: str
     same_worker: bool = False
+    node: str | None = None  # where the run's shared claim is in use, once known
     runtime: Runtime = field(default_factory=Runtime)
     default_images: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_IMAGES))
     policy: StepPolicy = field(default_factory=StepPolicy)
@@ -177,12 +178,27 @@ def _job(meta: RunMeta, action: RunStep, config_name: str, paths: tuple[list[str
         pod["nodeSelector"] = runtime.node_selector
     if runtime.tolerations:
         pod["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True) for t in runtime.tolerations]
+    if meta.same_worker and runtime.shared.access_mode == "ReadWriteOnce":
+        pod["affinity"] = same_node_affinity(meta)
     deadline = _deadline(action.timeout_s, runtime.active_deadline_seconds)
     spec: dict[str, Any] = {"backoffLimit": 0, "template": {"metadata": {"labels": labels(meta, action)}, "spec": pod}}
     if deadline:
         spec["activeDeadlineSeconds"] = deadline
     name = names.job_name(meta.run, action.path, action.attempt)
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": _metadata(meta, name, action, "step"), "spec": spec}
+
+
+def same_node_affinity(meta: RunMeta) -> dict[str, Any]:
+    """A ReadWriteOnce claim is attached to one node at a time, so a run's pods
+    share a node: pods created together join each other (pod affinity; the
+    first goes anywhere), and once the claim's node is known they go there."""
+    affinity: dict[str, Any] = {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
+        "labelSelector": {"matchLabels": {names.LABEL_RUN: names.label_value(meta.run)}},
+        "topologyKey": "kubernetes.io/hostname"}]}}
+    if meta.node:
+        affinity["nodeAffinity"] = {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{
+            "matchFields": [{"key": "metadata.name", "operator": "In", "values": [meta.node]}]}]}}
+    return affinity
 
 
 def _deadline(timeout_s: float | None, limit: int | None) -> int | None:

@@ -68,6 +68,17 @@ class KubeApi:
             if exc.status != 404:
                 raise
 
+    def list_flowruns(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        found = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, FLOWRUNS, label_selector=selector)
+        return list(found.get("items") or [])
+
+    def delete_flowrun(self, namespace: str, name: str) -> None:
+        try:
+            self.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, FLOWRUNS, name)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
     def patch_flow_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, FLOWS, name, {"status": status})
 

@@ -14,6 +14,8 @@ LABEL_RUN = "millrace.dev/run"
 LABEL_STEP = "millrace.dev/step"
 LABEL_KIND = "millrace.dev/kind"
 LABEL_PARENT = "millrace.dev/parent-run"
+# On FlowRuns a Flow's schedule started.
+LABEL_SCHEDULED = "millrace.dev/scheduled"
 ANNOTATION_STEP_PATH = "millrace.dev/step-path"
 ANNOTATION_ATTEMPT = "millrace.dev/attempt"
 ANNOTATION_FLOW_PATH = "millrace.dev/flow-path"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from ..engine.actions import Action, CancelStep, RunFlow, RunStep
@@ -38,6 +38,7 @@ from .data import data_mappings, resolve_library, uses_data
 from .jobs import RunMeta, shared_claim, step_objects
 from .kube import Conflict, KubeApi
 from .outcomes import job_outcome
+from .placement import claim_node
 from .policy import StepPolicy, check_runtime
 from .secrecy import Secrecy, args_secret, args_secret_name, read_args_secret
 from .status import decorate
@@ -318,6 +319,8 @@ class RunReconciler:
         its Job manifest, for recovery) and its Secret. Both are idempotent.
         Returns the Job manifests by ConfigMap name."""
         jobs: dict[str, dict[str, Any]] = {}
+        if meta.same_worker and any(isinstance(a, RunStep) for a in actions):
+            meta = replace(meta, node=claim_node(self.kube, meta.namespace, meta.run))
         for action in actions:
             if isinstance(action, RunStep):
                 if meta.same_worker:

@@ -3,13 +3,13 @@
 Reports every problem it finds (not just the first), each naming the flow,
 the step (module path) and the field. Options that would change a result
 and are not implemented are errors; cosmetic or scheduling-only options
-that a local run cannot honour are warnings.
+that a local run cannot honour are warnings (see `fields`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Iterator
 
 from ..errors import Problem
 from ..expressions import ExpressionError, Sandbox, referenced_results
@@ -27,30 +27,15 @@ from ..model.flow import (
     WhileloopFlow,
 )
 from ..model.loader import LoadedFlow
+from .cycles import call_cycles
+from .fields import check_flow_fields, check_module_fields
 from .inputs import check_schema
 from .languages import SUPPORTED
 from .library import Library
 from .paths import FAILURE_MODULE_PATH
 
-# Module options that change what a run does, and are not implemented yet.
-UNSUPPORTED_MODULE_OPTIONS: tuple[str, ...] = ()
-UNSUPPORTED_SUSPEND_OPTIONS = ("user_auth_required", "user_groups_required", "self_approval_disabled")
-UNSUPPORTED_FLOW_OPTIONS = ("preprocessor_module", "skip_expr")
-# Options that only affect scheduling, caching or placement: accepted, not honoured.
-IGNORED_MODULE_OPTIONS = ("cache_ttl", "priority", "delete_after_use")
-IGNORED_FLOW_OPTIONS = (
-    "concurrent_limit",
-    "concurrency_key",
-    "concurrency_time_window_s",
-    "cache_ttl",
-    "priority",
-)
-COSMETIC_FIELDS = frozenset({"summary", "description", "notes", "positions", "ws_error_handler_muted", "path",
-                             "visible_to_runner_only", "on_behalf_of_email", "tag", "lock", "assets", "hash",
-                             "tag_override", "is_trigger", "concurrency_time_window_s", "custom_concurrency_key",
-                             "discovered", "ws_specific", "edited_by", "edited_at", "archived", "extra_perms",
-                             "draft_only", "dedicated_worker", "timeout", "chat_input_enabled", "debounce_delay_s",
-                             "debounce_key", "has_preprocessor", "concurrent_limit"})
+# Module paths join ids with '/' (`loop/3/inner`): an id holding one would name another step.
+_PATH_SEPARATOR = "/"
 
 
 @dataclass
@@ -60,8 +45,11 @@ class _Checker:
     library: Library
     sandbox: Sandbox
     missing_steps: set[str] = field(default_factory=set)
+    default_ids: frozenset[str] = frozenset()
     problems: list[Problem] = field(default_factory=list)
     seen_ids: dict[str, str] = field(default_factory=dict)
+    # Where each module was met (keyed by identity): a cycle is reported at its step.
+    paths_by_module: dict[int, str] = field(default_factory=dict)
 
     def error(self, message: str, step: str | None = None, fld: str | None = None) -> None:
         self.problems.append(Problem(self.name, message, step=step, field=fld))
@@ -76,19 +64,17 @@ class _Checker:
         schema_problem = check_schema(self.flow.schema_)
         if schema_problem:
             self.error(schema_problem, fld="schema")
-        for option in UNSUPPORTED_FLOW_OPTIONS:
-            if getattr(value, option) is not None:
-                self.error(f"'{option}' is not supported yet", fld=f"value.{option}")
-        for option in IGNORED_FLOW_OPTIONS:
-            if getattr(value, option) is not None:
-                self.warn(f"'{option}' is accepted but not honoured by millrace", fld=f"value.{option}")
-        if value.flow_env:
-            self.error("'flow_env' is not supported yet", fld="value.flow_env")
-        self._unknown_fields(value, None, "value")
+        check_flow_fields(self.flow, self.error, self.warn)
         all_ids = self._collect_ids(value.modules)
         self._sequence(value.modules, "", set())
         if value.failure_module is not None:
             self._module(value.failure_module, FAILURE_MODULE_PATH, all_ids)
+        self._cycles()
+
+    def _cycles(self) -> None:
+        for module, cycle in call_cycles(self.flow, self.library):
+            path = self.paths_by_module.get(id(module), module.id)
+            self.error(f"the flow calls itself: {' -> '.join(cycle)}", step=path, fld="value.path")
 
     def _collect_ids(self, modules: list[FlowModule]) -> set[str]:
         ids: set[str] = set()
@@ -110,22 +96,9 @@ class _Checker:
 
     def _module(self, module: FlowModule, path: str, visible: set[str]) -> set[str]:
         """Check one module; return the ids it makes visible to later modules."""
-        if module.id in self.seen_ids:
-            self.error(f"duplicate step id '{module.id}' (also used at '{self.seen_ids[module.id]}')", step=path, fld="id")
-        else:
-            self.seen_ids[module.id] = path
-        for option in UNSUPPORTED_MODULE_OPTIONS:
-            if getattr(module, option) is not None:
-                self.error(f"'{option}' is not supported yet", step=path, fld=option)
-        for option in UNSUPPORTED_SUSPEND_OPTIONS:
-            if module.suspend is not None and getattr(module.suspend, option):
-                self.error(f"'suspend.{option}' is not supported yet: anyone with the run's resume URL or the CLI can approve",
-                           step=path, fld=f"suspend.{option}")
-        for option in IGNORED_MODULE_OPTIONS:
-            if getattr(module, option) is not None:
-                self.warn(f"'{option}' is accepted but not honoured by millrace", step=path, fld=option)
-        self._unknown_fields(module, path, "")
-        self._unknown_fields(module.value, path, "value")
+        self.paths_by_module[id(module)] = path
+        self._id(module, path)
+        check_module_fields(module, path, self.error, self.warn)
         self._step_kind(module, path)
         for fld, expr in _expressions(module):
             self._expression(expr, path, fld, module.id, visible)
@@ -151,6 +124,21 @@ class _Checker:
             for i, branch in enumerate(value.branches):
                 made_visible |= self._sequence(branch.modules, f"{path}/{i}", visible)
         return made_visible
+
+    def _id(self, module: FlowModule, path: str) -> None:
+        if module.id in self.seen_ids:
+            self.error(f"duplicate step id '{module.id}' (also used at '{self.seen_ids[module.id]}')", step=path, fld="id")
+        else:
+            self.seen_ids[module.id] = path
+        if _PATH_SEPARATOR in module.id:
+            self.error(f"a step id cannot contain '{_PATH_SEPARATOR}': step paths join ids with it "
+                       "(`loop/3/step`), so the id would name another step", step=path, fld="id")
+        if module.id == FAILURE_MODULE_PATH and path == module.id and module is not self.flow.value.failure_module:
+            self.error(f"the id '{FAILURE_MODULE_PATH}' is the failure module's path: give this step another id",
+                       step=path, fld="id")
+        if module.id in self.default_ids:
+            self.warn(f"the step has no 'id': Windmill gives it a random one; millrace names it '{module.id}' "
+                      "from its position", step=path, fld="id")
 
     def _step_kind(self, module: FlowModule, path: str) -> None:
         value = module.value
@@ -179,25 +167,21 @@ class _Checker:
             self.error(f"invalid expression: {exc}", step=path, fld=fld)
             return
         refs = referenced_results(expr)
+        # Windmill evaluates the result of a step that has not run as null
+        # (backend/tests: test_flow_results_non_existent_step): a warning, not an error.
         for ref in sorted(refs or ()):
             if ref in visible:
                 continue
             if ref == own_id:
-                self.error(f"results.{ref} refers to the step itself", step=path, fld=fld)
+                why = "refers to the step itself, which has no result yet"
             elif ref in self.seen_ids or ref in self._all_ids():
-                self.error(f"results.{ref} names step '{ref}', which cannot have run before '{own_id}'", step=path, fld=fld)
+                why = f"names step '{ref}', which cannot have run before '{own_id}'"
             else:
-                self.error(f"results.{ref} names no step of this flow", step=path, fld=fld)
+                why = "names no step of this flow"
+            self.warn(f"results.{ref} {why}: it evaluates to null, as in Windmill", step=path, fld=fld)
 
     def _all_ids(self) -> set[str]:
         return self._collect_ids(self.flow.value.modules)
-
-    def _unknown_fields(self, model: Any, path: str | None, prefix: str) -> None:
-        for extra in sorted((model.model_extra or {}).keys()):
-            if extra in COSMETIC_FIELDS:
-                continue
-            fld = f"{prefix}.{extra}" if prefix else extra
-            self.warn(f"unknown field '{extra}' is ignored", step=path, fld=fld)
 
 
 def _children(module: FlowModule) -> Iterator[list[FlowModule]]:
@@ -240,7 +224,7 @@ def _expressions(module: FlowModule) -> Iterator[tuple[str, str]]:
 def validate_flow(loaded: LoadedFlow, library: Library, sandbox: Sandbox) -> list[Problem]:
     """All problems of a loaded flow, errors and warnings, in document order."""
     missing_steps = {m.step.rsplit("/", 1)[-1] for m in loaded.missing_bodies}
-    checker = _Checker(loaded.name, loaded.flow, library, sandbox, missing_steps)
+    checker = _Checker(loaded.name, loaded.flow, library, sandbox, missing_steps, frozenset(loaded.default_ids))
     for missing in loaded.missing_bodies:
         checker.error(f"the body in '!inline {missing.file}' is not available", step=missing.step, fld=missing.field)
     checker.check()

@@ -3,6 +3,7 @@
     variables/<path>.json     {value, is_secret, description}
     resources/<path>.json     {value, resource_type, description}
     state/<flow>/<step id>.json   {value}: a step's state, kept across runs
+    state-owners/<flow>.json      {source}: the flow file whose states state/<flow>/ holds
     runs/<run id>/user_state.json the run's custom flow state, kept with the run's record
 
 Folders are 0700 and files 0600: a secret is readable by its owner only.
@@ -12,6 +13,7 @@ digits, `_`, `-` and `.`, none starting with a dot, so no path leaves its folder
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -86,6 +88,25 @@ class DataStore:
         return [variable.value for variable in self.variables().values() if variable.is_secret and variable.value]
 
     # --- states ---
+
+    def state_key(self, name: str, source: Path) -> str:
+        """The folder of a flow's states: its name, unless another flow file already owns that name.
+
+        The first flow file run under a name owns `state/<name>/` (recorded in
+        `state-owners/`); a different file with the same name gets
+        `<name>-<digest of its real path>`, so two flows never share a state.
+        """
+        slug = "".join(c if SEGMENT.fullmatch(c) or c in ".-" else "-" for c in name).strip(".-") or "flow"
+        owner = str(source.resolve())
+        for key in (slug, f"{slug}-{hashlib.sha256(owner.encode()).hexdigest()[:12]}"):
+            marker = self.root / "state-owners" / f"{key}.json"
+            claimed = self._read(marker)
+            if claimed is None:
+                self._write(marker, {"source": owner})
+                return key
+            if isinstance(claimed, dict) and claimed.get("source") == owner:
+                return key
+        return key  # two real paths with the same digest: not met in practice
 
     def get_state(self, flow: str, step_id: str) -> Any:
         document = self._read(self._state_file(flow, step_id))

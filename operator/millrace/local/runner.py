@@ -68,9 +68,15 @@ class LocalRun:
     # (`millrace run --wait`) rather than exit when the run suspends.
     approvals: Approvals | None = None
     wait_when_suspended: bool = False
+    # A schedule's runs keep their step states apart from runs started by hand (Windmill's trigger state).
+    state_scope: str = ""
 
     def __post_init__(self) -> None:
         self.run_id = self.run_id or new_run_id(self.loaded.name)
+        if self.loaded.source is not None:  # a new run of a flow file, not one resumed from its record
+            self.loaded.key = self.data.state_key(self.loaded.name, self.loaded.source)
+            if self.state_scope:
+                self.loaded.key = f"{self.loaded.key}/{self.state_scope}"
         if self.approvals is not None:
             self.approvals.listen(self.run_id)
         self.run_dir = self.store.run_dir(self.run_id)
@@ -207,7 +213,7 @@ class LocalRun:
             workdir=str(workdir),
             env={
                 "MILLRACE_RUN_ID": self.run_id,
-                "MILLRACE_FLOW": self.loaded.name,
+                "MILLRACE_FLOW": self.loaded.key,
                 "MILLRACE_STEP_PATH": action.path,
                 "WM_FLOW_STEP_ID": action.step_id,
             },

@@ -56,6 +56,7 @@ class RunStore:
         """Pin what the run executes, so that resuming it later runs the same flow."""
         definition = {
             "name": loaded.name,
+            "key": loaded.key,
             "flow": _dump(loaded.flow),
             "scripts": {p: {"language": s.language, "content": s.content} for p, s in library.scripts.items()},
             "flows": {p: _dump(f) for p, f in library.flows.items()},
@@ -69,7 +70,8 @@ class RunStore:
             record = json.loads((directory / "run.json").read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise KeyError(run_id) from None
-        loaded = LoadedFlow(name=definition["name"], flow=OpenFlow.model_validate(definition["flow"]))
+        loaded = LoadedFlow(name=definition["name"], flow=OpenFlow.model_validate(definition["flow"]),
+                            key=definition.get("key", ""))
         library = Library(
             scripts={p: ScriptSource(path=p, **s) for p, s in definition["scripts"].items()},
             flows={p: OpenFlow.model_validate(f) for p, f in definition["flows"].items()},

@@ -33,6 +33,7 @@ class StopAfterIf(OpenFlowModel):
     expr: str
     skip_if_stopped: bool | None = None
     error_message: str | None = None
+    error_include_result: bool = False
 
 
 class SkipIf(OpenFlowModel):
@@ -74,6 +75,8 @@ class Suspend(OpenFlowModel):
     self_approval_disabled: bool | None = None
     hide_cancel: bool | None = None
     continue_on_disapprove_timeout: bool | None = None
+    # How Windmill's approval page looks: presentation only.
+    skin: str | None = None
 
 
 class Mock(OpenFlowModel):
@@ -90,6 +93,9 @@ class RawScript(OpenFlowModel):
     lock: str | None = None
     tag: str | None = None
     is_trigger: bool | None = None
+    concurrent_limit: float | None = None
+    concurrency_time_window_s: float | None = None
+    custom_concurrency_key: str | None = None
 
 
 class PathScript(OpenFlowModel):
@@ -99,12 +105,14 @@ class PathScript(OpenFlowModel):
     hash: str | None = None
     tag_override: str | None = None
     is_trigger: bool | None = None
+    pass_flow_input_directly: bool | None = None
 
 
 class PathFlow(OpenFlowModel):
     type: Literal["flow"]
     path: str
     input_transforms: dict[str, InputTransform] = Field(default_factory=dict)
+    pass_flow_input_directly: bool | None = None
 
 
 class ForloopFlow(OpenFlowModel):
@@ -128,6 +136,9 @@ class BranchOneBranch(OpenFlowModel):
     expr: str
     modules: list[FlowModule]
     summary: str | None = None
+    # Windmill keeps one branch shape for both branch kinds; on a branchone these do nothing.
+    skip_failure: bool | None = None
+    parallel: bool | None = None
 
 
 class BranchOne(OpenFlowModel):
@@ -141,6 +152,8 @@ class BranchAllBranch(OpenFlowModel):
     skip_failure: bool = False
     summary: str | None = None
     parallel: bool | None = None
+    # Windmill keeps one branch shape for both branch kinds; a branchall runs every branch.
+    expr: str | None = None
 
 
 class BranchAll(OpenFlowModel):
@@ -196,6 +209,11 @@ class FlowModule(OpenFlowModel):
     priority: float | None = None
     continue_on_error: bool | None = None
     retry: Retry | None = None
+    cache_ignore_s3_path: bool | None = None
+    delete_after_secs: int | None = None
+    pass_flow_input_directly: bool | None = None
+    apply_preprocessor: bool | None = None
+    debouncing: dict[str, Any] | None = None
 
 
 class FlowValue(OpenFlowModel):
@@ -206,6 +224,11 @@ class FlowValue(OpenFlowModel):
     concurrent_limit: float | None = None
     concurrency_key: str | None = None
     concurrency_time_window_s: float | None = None
+    debounce_key: str | None = None
+    debounce_delay_s: float | None = None
+    max_total_debouncing_time: float | None = None
+    max_total_debounces_amount: int | None = None
+    debounce_args_to_accumulate: list[str] | None = None
     skip_expr: str | None = None
     cache_ttl: float | None = None
     flow_env: dict[str, str] | None = None

@@ -4,11 +4,16 @@ Windmill's CLI writes script bodies to separate files and refers to them as
 `'!inline <file>'` strings (or an unquoted `!inline` YAML tag). They are
 resolved next to the flow file; a missing one is recorded, not fatal, so the
 rest of the document still validates.
+
+A module without an `id` gets one from its position (Windmill gives it a
+random one, `default_id` in windmill-types), recorded so validation can warn.
 """
 
 from __future__ import annotations
 
+import copy
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,13 +40,23 @@ class MissingBody:
 
 @dataclass
 class LoadedFlow:
-    """A parsed flow plus what the loader noticed about it."""
+    """A parsed flow plus what the loader noticed about it.
+
+    `name` is what messages show; `key` keeps the flow's step states apart
+    from every other flow's (the local shell sets it from the file's real
+    location, so two flow files with the same name never share a state).
+    """
 
     name: str
     flow: OpenFlow
     source: Path | None = None
     missing_bodies: list[MissingBody] = field(default_factory=list)
     manifest: dict[str, Any] | None = None
+    default_ids: list[str] = field(default_factory=list)
+    key: str = ""
+
+    def __post_init__(self) -> None:
+        self.key = self.key or self.name
 
 
 class _InlineTag(str):
@@ -79,9 +94,12 @@ def load_flow_file(path: Path) -> LoadedFlow:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise FlowError([Problem(str(path), f"cannot read flow file: {exc.strerror}")]) from None
-    default_name = _default_name(path)
+    # The real location, so that how the path was typed (`flow.yaml` from inside
+    # `x.flow/`, or `/abs/x.flow/flow.yaml`) changes neither the name nor the key.
+    real = path.resolve()
+    default_name = _default_name(real)
     raw = parse_document(text, default_name)
-    return load_flow_document(raw, default_name, base_dir=path.parent, source=path)
+    return load_flow_document(raw, default_name, base_dir=real.parent, source=real)
 
 
 def load_flow_document(
@@ -95,17 +113,74 @@ def load_flow_document(
     if "apiVersion" in raw or "kind" in raw:
         manifest = raw
         name, raw = _unwrap_manifest(raw, default_name)
+    if "value" not in raw or not isinstance(raw.get("value"), dict):
+        raise FlowError([Problem(name, "missing 'value' (the OpenFlow document has no value.modules)", field="value")])
+    if "modules" not in raw["value"]:
+        raise FlowError([Problem(name, "missing 'value.modules'", field="value.modules")])
+    raw = copy.deepcopy(raw)  # ids are given in place; the caller's document stays as it was
+    default_ids = assign_default_ids(raw["value"])
     missing: list[MissingBody] = []
     resolved = _resolve_inline(raw, base_dir, [], missing)
-    if "value" not in resolved or not isinstance(resolved.get("value"), dict):
-        raise FlowError([Problem(name, "missing 'value' (the OpenFlow document has no value.modules)", field="value")])
-    if "modules" not in resolved["value"]:
-        raise FlowError([Problem(name, "missing 'value.modules'", field="value.modules")])
     try:
         flow = OpenFlow.model_validate(resolved)
     except ValidationError as exc:
         raise FlowError(_problems_from_validation(exc, resolved, name)) from None
-    return LoadedFlow(name=name, flow=flow, source=source, missing_bodies=missing, manifest=manifest)
+    return LoadedFlow(name=name, flow=flow, source=source, missing_bodies=missing, manifest=manifest,
+                      default_ids=default_ids)
+
+
+def assign_default_ids(value: dict[str, Any]) -> list[str]:
+    """Give every module mapping without an `id` one from its position; return the ids given.
+
+    Top-level module 2 is `module_2`, the first step of its body (or of its branch 1:
+    `module_2_1_0`, of its default branch: `module_2_default_0`) `module_2_0`; an
+    underscore is added while the id is already taken, so no id clashes with another.
+    """
+    taken: set[str] = set()
+
+    def take(module: dict[str, Any], _: str) -> None:
+        if isinstance(module.get("id"), str):
+            taken.add(module["id"])
+
+    _each_module(value, "", take)
+    given: list[str] = []
+
+    def give(module: dict[str, Any], position: str) -> None:
+        if "id" in module:
+            return
+        new_id = position
+        while new_id in taken:
+            new_id += "_"
+        module["id"] = new_id
+        taken.add(new_id)
+        given.append(new_id)
+
+    _each_module(value, "", give)
+    return given
+
+
+def _each_module(value: Any, position: str, visit: Callable[[dict[str, Any], str], None]) -> None:
+    """Call visit(module mapping, position) for every module under a flow or module value, in order."""
+    if not isinstance(value, dict):
+        return
+    lists: list[tuple[str, Any]] = [("modules", value.get("modules"))]
+    lists += [(str(i), b.get("modules")) for i, b in enumerate(value.get("branches") or []) if isinstance(b, dict)]
+    lists.append(("default", value.get("default")))
+    for label, modules in lists:
+        for i, module in enumerate(modules if isinstance(modules, list) else []):
+            if not isinstance(module, dict):
+                continue
+            if position:
+                here = f"{position}_{i}" if label == "modules" else f"{position}_{label}_{i}"
+            else:
+                here = f"module_{i}"
+            visit(module, here)
+            _each_module(module.get("value"), here, visit)
+    for special in ("failure_module", "preprocessor_module"):
+        module = value.get(special) if not position else None
+        if isinstance(module, dict):
+            visit(module, special.removesuffix("_module"))
+            _each_module(module.get("value"), special.removesuffix("_module"), visit)
 
 
 def _default_name(path: Path) -> str:

@@ -54,12 +54,16 @@ class Runtime(KubeModel):
 
 
 class Schedule(KubeModel):
-    cron: str
-    timezone: str = "UTC"
+    """When the operator starts runs of a flow by itself (CronJob's fields and rules)."""
+
+    cron: str = Field(description="Five fields, Windmill's six with seconds first, or @hourly, @daily, ...")
+    timezone: str = Field(default="UTC", description="IANA timezone the cron times are wall-clock times of.")
     args: dict[str, Any] = Field(default_factory=dict)
     concurrency_policy: Literal["Allow", "Forbid", "Replace"] = "Allow"
-    successful_runs_history_limit: int = 3
-    failed_runs_history_limit: int = 1
+    starting_deadline_seconds: int | None = Field(default=None, ge=0,
+                                                  description="A fire time missed by more than this is not started.")
+    successful_runs_history_limit: int = Field(default=3, ge=0)
+    failed_runs_history_limit: int = Field(default=1, ge=0)
     suspend: bool = False
 
 
@@ -79,11 +83,22 @@ class Condition(KubeModel):
     last_transition_time: str | None = None
 
 
+class ScheduleRecord(KubeModel):
+    """What the operator keeps to apply a schedule's rules."""
+
+    cron: str | None = None
+    since: str | None = Field(default=None, description="When this cron took effect: no run is started for earlier times.")
+    held_back: str | None = Field(default=None, description="Why a due run waits (concurrencyPolicy Forbid).")
+
+
 class FlowStatus(KubeModel):
     conditions: list[Condition] = Field(default_factory=list)
     observed_generation: int | None = None
-    last_run: str | None = None
-    last_run_phase: str | None = None
+    last_run: str | None = Field(default=None, description="The newest run the schedule started.")
+    last_run_phase: str | None = Field(default=None, description="Its phase; Skipped when a trigger found nothing new.")
+    last_schedule_time: str | None = None
+    next_schedule_time: str | None = None
+    schedule: ScheduleRecord | None = None
 
 
 class FlowRef(KubeModel):

@@ -50,7 +50,7 @@ def plan(request: StepRequest, program: str, wrappers: Path = WRAPPERS, sdk: Pat
             return Launch({"main.py": request.code, "args.json": args}, [program, str(wrappers / "python3.py")])
         case "bash":
             arguments = bash_signature.positional(request.code, request.args)
-            return Launch({"main.sh": request.code}, [program, str(wrappers / "bash.sh"), *arguments])
+            return Launch({"main.sh": f"set -e\n{request.code}"}, [program, str(wrappers / "bash.sh"), *arguments])
         case "bun":
             files = {"main.ts": typescript(request.code), "args.json": args}
             links = {f"node_modules/{TS_CLIENT}": str(sdk / TS_CLIENT)}

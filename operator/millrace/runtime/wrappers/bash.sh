@@ -1,11 +1,13 @@
 # millrace step wrapper for bash: run ./main.sh as Windmill does, report the outcome.
 #
-# Windmill's conventions, kept so its scripts run unchanged: the arguments come
-# by position (the runner orders them by the script's `name="$1"` lines); the
-# script runs under `set -e`; its stderr joins its stdout; the result is
-# ./result.json when the script wrote one (JSON), else ./result.out (a string),
-# else the last line of the output, trimmed (a string). A non-zero exit is an
-# error carrying the exit code and the last lines of output.
+# Windmill's conventions (bash_executor.rs handle_bash_job, result_processor.rs
+# process_result), kept so its scripts run unchanged: the arguments come by
+# position (the runner orders them by the script's `name="$1"` lines); main.sh
+# starts with `set -e` (the runner prepends it, so line numbers are Windmill's);
+# its stderr joins its stdout; the result is ./result.json when the script wrote
+# one (JSON), else ./result.out (a string), else the last line of the output,
+# trimmed (a string). A non-zero exit is Windmill's ExecutionErr: the exit code and
+# the last 600 characters of the output, trimmed, their colour codes removed.
 # The outcome goes to the step API (MILLRACE_API_URL, MILLRACE_TOKEN) through
 # bash's own /dev/tcp: needs only bash and coreutils (mktemp, tee, tail), as it runs in step pods.
 
@@ -66,19 +68,33 @@ report() {
     fi
 }
 
+# Windmill's exit-code error: the exit code $1 and the end of the output, as process_result words it.
+exit_error() {
+    local tail ansi=$'\e''\[[0-9;]*m'
+    # Characters, not bytes, as Windmill counts them: a UTF-8 locale for the cut.
+    [[ ${LC_ALL:-${LC_CTYPE:-${LANG:-}}} == *[Uu][Tt][Ff]* ]] || local LC_ALL=C.UTF-8
+    tail=$(tail -c 2400 "$output"; printf x) # at least 600 characters, however wide; x keeps the last newlines
+    tail=${tail%x}
+    [ "${#tail}" -le 600 ] || tail=${tail: -600}
+    tail=$(trim "$tail")
+    while [[ $tail =~ $ansi ]]; do
+        tail=${tail/"${BASH_REMATCH[0]}"/}
+    done
+    printf 'exit code for "bash run": %s, last log lines:\n%s' "$1" "$tail"
+}
+
 rm -f result.json result.out
 output=$(mktemp)
-bash -e ./main.sh "$@" 2>&1 | tee "$output"
+bash ./main.sh "$@" 2>&1 | tee "$output"
 status=${PIPESTATUS[0]}
 
 if [ "$status" -ne 0 ]; then
-    message="main.sh exited with code $status; last lines of output:
-$(tail -n 10 "$output")"
-    report "{\"ok\":false,\"error\":{\"name\":\"ExecutionError\",\"message\":$(json_string "$message")}}"
+    report "{\"ok\":false,\"error\":{\"name\":\"ExecutionErr\",\"message\":$(json_string "$(exit_error "$status")")}}"
 elif [ -s result.json ]; then
     report "{\"ok\":true,\"result_json\":$(json_string "$(<result.json)")}"
 elif [ -s result.out ]; then
-    report "{\"ok\":true,\"result\":$(json_string "$(<result.out)")}"
+    text=$(cat result.out; printf x) # x keeps the last newlines: the file is the result as it is
+    report "{\"ok\":true,\"result\":$(json_string "${text%x}")}"
 else
     report "{\"ok\":true,\"result\":$(json_string "$(trim "$(tail -n 1 "$output")")")}"
 fi

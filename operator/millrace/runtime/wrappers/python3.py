@@ -1,15 +1,25 @@
-"""millrace step wrapper for python3: call main() of ./main.py with ./args.json.
+"""millrace step wrapper for python3: call main() of ./main.py with ./args.json, as Windmill does.
 
 Standard library only: this file is copied into step pods as it is, with the
 sdk folder beside its own (../sdk), which makes `import wmill` work. The
 local fork server imports it once and calls main() in each forked child. It
-never prints: the step's stdout and stderr are the user's. The outcome goes
-to the step API (MILLRACE_API_URL, MILLRACE_TOKEN).
+prints only what Windmill's wrapper lets Python print (the traceback of a
+script that does not load): the step's stdout and stderr are the user's. The
+outcome goes to the step API (MILLRACE_API_URL, MILLRACE_TOKEN).
+
+What a step gets and gives follows the wrapper.py that Windmill's
+python_executor.rs (handle_python_job, prepare_wrapper) writes: arguments by
+name, a parameter with no argument gets None and one with a default takes the
+default when its argument is missing or null; the result is serialised by
+res_to_json (bytes to base64, anything else not JSON through str(), NaN and
+infinities to null); a raised exception is {name, message, stack}.
 """
 
+import base64
 import inspect
 import json
 import os
+import re
 import sys
 import traceback
 import types
@@ -21,14 +31,16 @@ from millrace_step_api import StepApiError, send  # noqa: E402  (found through t
 
 SCRIPT = "main.py"
 ARGS = "args.json"
+# Windmill's name for the interpreter in an exit-code error, and how much of the log that error quotes.
+PROGRAM = "python run"
+LOG_TAIL = 600
+# Windmill rewrites these in the result's JSON text to null (get_result_postprocessor), strings included.
+INVALID_FIELDS = re.compile(r"(?:\bNaN\b|\\*\\u0000|Infinity|\-Infinity)")
+# Header comments Windmill reads (PythonAnnotations); the one this wrapper honours turns the rewrite off.
+ANNOTATIONS = frozenset({"no_cache", "no_postinstall", "py_select_latest", "skip_result_postprocessing",
+                         "py310", "py311", "py312", "py313"})
+ANNOTATION_TOKEN = re.compile(r"^#|\w+")
 
-
-class StepFailure(Exception):
-    """A step error that is not the user's exception, so it has no traceback."""
-
-    def __init__(self, name: str, message: str) -> None:
-        super().__init__(message)
-        self.name = name
 
 
 def report(document: str) -> None:
@@ -41,48 +53,107 @@ def report(document: str) -> None:
         send("POST", "report", failure("ResultError", f"the result could not be reported: {refusal}").encode("utf-8"))
 
 
-def success(result: object) -> str:
-    try:
-        return json.dumps({"ok": True, "result": result}, allow_nan=False)
-    except (TypeError, ValueError) as problem:
-        return failure("ResultError", f"result is not JSON: {problem}")
-
-
 def failure(name: str, message: str, stack: str = "") -> str:
     return json.dumps({"ok": False, "error": {"name": name, "message": message, "stack": stack}})
 
 
+def annotations(code: str) -> set:
+    """The annotations of the script's header, read as Windmill's annotations macro reads them.
+
+    Lines are read from the top until one without a word nor a leading `#`
+    (a blank line): a `#` line made only of annotation names sets them, any
+    other line is passed over.
+    """
+    found: set = set()
+    for line in code.split("\n"):
+        tokens = ANNOTATION_TOKEN.findall(line.removesuffix("\r"))
+        comment = tokens[:1] == ["#"]
+        words = tokens[1:] if comment else tokens
+        if any(word not in ANNOTATIONS for word in words):
+            continue
+        if not comment:
+            break
+        found.update(words)
+    return found
+
+
+def as_base64(value: bytes) -> str:
+    return base64.b64encode(value).decode("ascii")
+
+
+def to_json(result: object, rewrite: bool) -> str:
+    """The result's JSON text as Windmill's res_to_json makes it.
+
+    A pandas or polars DataFrame becomes its rows; bytes, at the top or as a
+    value of a top-level dict, become base64; anything else JSON cannot hold
+    goes through str(). NaN, infinities and NUL characters then become null.
+    """
+    kind = type(result)
+    if kind.__name__ == "DataFrame" and kind.__module__ == "pandas.core.frame":
+        result = result.values.tolist()  # type: ignore[attr-defined]
+    elif kind.__name__ == "DataFrame" and kind.__module__ == "polars.dataframe.frame":
+        result = result.rows()  # type: ignore[attr-defined]
+    elif kind.__name__ == "bytes":
+        result = as_base64(result)  # type: ignore[arg-type]
+    elif kind.__name__ == "dict":
+        result = {key: as_base64(value) if type(value).__name__ == "bytes" else value
+                  for key, value in result.items()}  # type: ignore[attr-defined]
+    text = json.dumps(result, separators=(",", ":"), default=str)
+    return INVALID_FIELDS.sub(" null ", text) if rewrite else text
+
+
+def not_json(constant: str) -> None:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def success(text: str) -> str:
+    # Left as NaN under skip_result_postprocessing, or escapes broken by the rewrite: Windmill cannot parse it either.
+    try:
+        json.loads(text, parse_constant=not_json)
+    except ValueError as problem:
+        return failure("ResultError", f"result is not JSON: {problem}")
+    return '{"ok":true,"result":' + text + "}"
+
+
 def user_failure(error: BaseException) -> str:
-    # Drop the wrapper's own frames: the stack starts in the user's main.py.
+    """The error as Windmill's wrapper reports it: class name, str(), the user's frames."""
     tail = error.__traceback__
     while tail is not None and tail.tb_frame.f_globals is globals():
-        tail = tail.tb_next
-    stack = "".join(traceback.format_exception(type(error), error, tail))
-    return failure(type(error).__name__, str(error), stack)
+        tail = tail.tb_next  # the wrapper's own frames, which Windmill drops with tb[1:]
+    return failure(type(error).__name__, str(error), "\n".join(traceback.format_tb(tail)))
 
 
-def bind(function: object, args: dict) -> tuple[list, dict]:
-    """Arguments by name; those main() does not take are dropped unless it has **kwargs."""
-    positional: list = []
+def load_failure(error: BaseException) -> str:
+    """A script that does not load kills Windmill's wrapper before its try: an exit-code error.
+
+    Python prints the traceback (into the step's log, as it would); the
+    message quotes its end, as Windmill quotes the end of the log.
+    """
+    text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    sys.stderr.write(text)
+    return failure("ExecutionErr", f'exit code for "{PROGRAM}": 1, last log lines:\n{text[-LOG_TAIL:].strip()}')
+
+
+def bind(function: object, args: dict) -> dict:
+    """Keyword arguments as Windmill's wrapper builds them from the signature of main().
+
+    With **kwargs, every argument as given. Otherwise each named parameter:
+    its argument, None when there is none, and the parameter's default when
+    it has one and the argument is missing or null. Arguments that main()
+    does not take are dropped.
+    """
+    parameters = inspect.signature(function).parameters.values()
+    if any(parameter.kind is parameter.VAR_KEYWORD for parameter in parameters):
+        return dict(args)
     keywords: dict = {}
-    taken: set = set()
-    open_ended = False
-    for parameter in inspect.signature(function).parameters.values():
-        if parameter.kind is parameter.VAR_KEYWORD:
-            open_ended = True
-            continue
+    for parameter in parameters:
         if parameter.kind is parameter.VAR_POSITIONAL:
             continue
-        if parameter.name not in args and parameter.default is parameter.empty:
-            raise StepFailure("TypeError", f"main() missing required argument: '{parameter.name}'")
-        taken.add(parameter.name)
-        if parameter.kind is parameter.POSITIONAL_ONLY:
-            positional.append(args.get(parameter.name, parameter.default))
-        elif parameter.name in args:
-            keywords[parameter.name] = args[parameter.name]
-    if open_ended:
-        keywords.update((name, value) for name, value in args.items() if name not in taken)
-    return positional, keywords
+        value = args.get(parameter.name)
+        if value is None and parameter.default is not parameter.empty:
+            continue
+        keywords[parameter.name] = value
+    return keywords
 
 
 def load(code: str) -> types.ModuleType:
@@ -101,23 +172,20 @@ def run_step() -> str:
     with open(SCRIPT, encoding="utf-8") as stream:
         code = stream.read()
     with open(ARGS, encoding="utf-8") as stream:
-        args = json.load(stream)
+        args = json.load(stream, strict=False)
     try:
         module = load(code)
     except BaseException as error:
-        return user_failure(error)
-    function = getattr(module, "main", None)
-    if not callable(function):
-        return failure("NameError", f"{SCRIPT} defines no main() function")
+        return load_failure(error)
     try:
-        positional, keywords = bind(function, args)
-    except StepFailure as error:
-        return failure(error.name, str(error))
-    try:
-        result = function(*positional, **keywords)
-    except BaseException as error:  # SystemExit too: a step's exit is its error, reported with its stack
+        function = module.main  # a missing main() is an AttributeError, as in Windmill
+        if function is None or not callable(function):
+            raise ValueError("main function is missing")
+        result = function(**bind(function, args))
+        # SystemExit too: a step's exit is its error, reported with its stack.
+        return success(to_json(result, "skip_result_postprocessing" not in annotations(code)))
+    except BaseException as error:
         return user_failure(error)
-    return success(result)
 
 
 def main() -> None:

@@ -1,19 +1,28 @@
 // millrace step wrapper for TypeScript (bun, deno): call main() of ./main.ts with ./args.json.
 //
 // Only node: built-ins and fetch, which both runtimes provide: this file is copied
-// into step pods with the sdk folder beside its own (../sdk). It never prints: the
-// step's stdout and stderr are the user's. The outcome goes to the step API.
-// Windmill passes arguments to main by position, matched to the parameter
-// names; the runtime has stripped the types, so main.toString() names them.
+// into step pods with the sdk folder beside its own (../sdk). It prints only what
+// Windmill's wrapper prints (bun: a thrown error, on stderr): the step's stdout and
+// stderr are the user's. The outcome goes to the step API.
+// It does what the wrapper.mjs of Windmill's bun_executor.rs and the wrapper.ts of
+// its deno_executor.rs do: main gets its arguments by position, matched to the
+// parameter names (the runtime has stripped the types, so main.toString() names
+// them); the result is JSON.stringify(result ?? null) with undefined made null and
+// BigInt its decimal string; a thrown error is {name, message, stack}.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { inspect } from "node:util";
 import { send, StepApiError } from "../sdk/windmill-client/api.ts";
 
 const SCRIPT = "main.ts";
 const ARGS = "args.json";
 const WRAPPER = fileURLToPath(import.meta.url);
+const DENO = "Deno" in globalThis;
+// Windmill's name for the runtime in an exit-code error, and how much of the log that error quotes.
+const PROGRAM = DENO ? "deno run" : "bun run";
+const LOG_TAIL = 600;
 
 // Hand the outcome document to the step API; a result too large to send becomes the step's error.
 async function report(document: string): Promise<void> {
@@ -32,27 +41,42 @@ function failure(name: string, message: string, stack = ""): string {
 type Thrown = { name?: unknown; message?: unknown; stack?: unknown; errors?: unknown; position?: Position };
 type Position = { file: string; line: number; column: number };
 
-// Whatever was thrown, as an error; the wrapper's own stack frames dropped.
-// Bun reports a script that does not build as a build message, or an
-// AggregateError of them, with positions: those join the message.
+// The error main() threw, as Windmill reports it: name, message, stack (less the
+// wrapper's own frames). Bun's wrapper prints it first. Something thrown that is
+// not an object has no name: it is an Error with the thrown value as its message.
 function thrown(error: unknown): string {
+  if (!DENO) console.error(error);
   if (typeof error !== "object" || error === null) return failure("Error", String(error));
-  const { name, message, stack, errors } = error as Thrown;
-  const details = (Array.isArray(errors) ? errors : []).map((inner: Thrown) => `\n${inner.message}${at(inner)}`);
+  const { name, message, stack } = error as Thrown;
   const frames = String(stack ?? "").split("\n").filter((line) => !line.includes(WRAPPER));
-  return failure(String(name ?? "Error"), String(message ?? error) + at(error as Thrown) + details.join(""), frames.join("\n"));
+  return failure(String(name ?? "Error"), String(message ?? error), frames.join("\n"));
 }
 
-function at({ position }: Thrown): string {
+// A script that does not load (does not build, throws at its top level, or, in
+// deno, has no main to import) ends Windmill's wrapper before its try: the step
+// fails with the runtime's exit code and the end of its log, where the runtime
+// printed the error. Bun reports a build failure as a build message, or an
+// AggregateError of them, with positions: those are printed too.
+function loadFailure(error: unknown): string {
+  const inner = typeof error === "object" && error !== null ? (error as Thrown).errors : undefined;
+  const details = (Array.isArray(inner) ? inner : []).map((each: Thrown) => `\n${each.message}${at(each)}`);
+  const text = inspect(error) + at(error as Thrown) + details.join("");
+  console.error(text);
+  return failure("ExecutionErr", `exit code for "${PROGRAM}": 1, last log lines:\n${text.slice(-LOG_TAIL).trim()}`);
+}
+
+function at(thrown: Thrown | null | undefined): string {
+  const position = thrown?.position;
   return position ? ` (${position.file}:${position.line}:${position.column})` : "";
 }
 
+// What Windmill stores: undefined anywhere becomes null, never dropped; BigInt has
+// its toJSON (set by runStep). What JSON.stringify refuses (a cycle) throws, as
+// in Windmill's wrapper: the step fails with that error.
 function success(result: unknown): string {
-  try {
-    return JSON.stringify({ ok: true, result });
-  } catch (problem) {
-    return failure("ResultError", `result is not JSON: ${(problem as Error).message ?? problem}`);
-  }
+  const text = JSON.stringify(result ?? null, (_, value) => (value === undefined ? null : value));
+  // A function or a symbol has no JSON text at all.
+  return text === undefined ? failure("ResultError", `result is not JSON: a ${typeof result}`) : `{"ok":true,"result":${text}}`;
 }
 
 // Parameter names of a function's source, in order; undefined for a
@@ -104,11 +128,18 @@ async function runStep(): Promise<string> {
   try {
     main = (await import(pathToFileURL(join(process.cwd(), SCRIPT)).href)).main;
   } catch (error) {
-    return thrown(error);
+    return loadFailure(error);
   }
-  if (typeof main !== "function") return failure("ReferenceError", `${SCRIPT} exports no main() function`);
-  const positional = parameterNames(main.toString()).map((name) => (name === undefined ? undefined : args[name]));
+  if (DENO && main === undefined) {
+    // Deno's wrapper imports main by name: a script without one fails to link.
+    return loadFailure(new SyntaxError(`The requested module './${SCRIPT}' does not provide an export named 'main'`));
+  }
+  Object.defineProperty(BigInt.prototype, "toJSON", {
+    value: function (this: bigint) { return this.toString(); }, configurable: true, writable: true,
+  });
   try {
+    if (typeof main !== "function") throw new Error("main function is missing");
+    const positional = parameterNames(main.toString()).map((name) => (name === undefined ? undefined : args[name]));
     return success(await main(...positional));
   } catch (error) {
     return thrown(error);

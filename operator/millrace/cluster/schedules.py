@@ -1,0 +1,117 @@
+"""A Flow's schedule in the cluster: the pure decision applied to the FlowRuns it made.
+
+Reads the runs labelled with the Flow's name and the schedule label, asks
+millrace.schedule.plan what to do, then acts: create the due run (its
+name derives from the fire time, so a second operator's create answers
+409 and nothing runs twice), cancel runs a `Replace` policy displaces,
+delete runs past the history limits. Returns the Flow status fields to
+write; the caller writes them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Protocol
+
+from ..model.resources import API_VERSION, Schedule
+from ..model.run import TERMINAL_RUN_PHASES
+from ..schedule.plan import ScheduledRun, decide
+from ..schedule.policy import schedule_policy
+from . import names
+
+ANNOTATION_SCHEDULED_TIME = "millrace.dev/scheduled-time"
+
+
+class ScheduleKube(Protocol):
+    def list_flowruns(self, namespace: str, selector: str) -> list[dict[str, Any]]: ...
+
+    def create_flowrun(self, obj: dict[str, Any]) -> bool: ...
+
+    def patch_flowrun_spec(self, namespace: str, name: str, spec: dict[str, Any]) -> None: ...
+
+    def delete_flowrun(self, namespace: str, name: str) -> None: ...
+
+
+def rfc3339(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def epoch_of(text: str | None) -> float | None:
+    if not text:
+        return None
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def due_soon(flow: dict[str, Any], now: float) -> bool:
+    """Whether a pass could start something: no next time recorded yet, or it has come."""
+    status = flow.get("status") or {}
+    next_time = epoch_of(status.get("nextScheduleTime"))
+    cron = (flow["spec"].get("schedule") or {}).get("cron")
+    return next_time is None or now >= next_time or (status.get("schedule") or {}).get("cron") != cron
+
+
+def reconcile_schedule(kube: ScheduleKube, flow: dict[str, Any], now: float) -> dict[str, Any]:
+    """One pass over a scheduled Flow; returns the Flow status fields it owns."""
+    meta, spec = flow["metadata"], Schedule.model_validate(flow["spec"]["schedule"])
+    namespace, name = meta["namespace"], meta["name"]
+    previous = flow.get("status") or {}
+    recorded = previous.get("schedule") or {}
+    same_cron = recorded.get("cron") == spec.cron
+    # A new or changed cron starts counting now: no catch-up run for times before it existed.
+    since = (epoch_of(recorded.get("since")) if same_cron else None) or now
+    last = epoch_of(previous.get("lastScheduleTime")) if same_cron else None
+    items = kube.list_flowruns(namespace, f"{names.LABEL_FLOW}={names.label_value(name)},{names.LABEL_SCHEDULED}=true")
+    runs = [_scheduled_run(item) for item in items]
+    decision = decide(name, schedule_policy(spec), since, last, now, runs)
+    for run in decision.cancel:
+        kube.patch_flowrun_spec(namespace, run, {"cancel": True})
+    kept = [item for item in items if item["metadata"]["name"] not in decision.delete]
+    if decision.start is not None and decision.run_name:
+        manifest = _run_manifest(flow, spec, decision.run_name, decision.start)
+        kube.create_flowrun(manifest)
+        kept.append(manifest)
+    for run in decision.delete:
+        kube.delete_flowrun(namespace, run)
+    newest = max(kept, key=lambda i: _scheduled_run(i).scheduled_time, default=None)
+    record: dict[str, Any] = {"cron": spec.cron, "since": rfc3339(since), "heldBack": decision.held_back}
+    status: dict[str, Any] = {
+        "schedule": record,
+        "lastScheduleTime": None if decision.last_schedule_time is None else rfc3339(decision.last_schedule_time),
+        "nextScheduleTime": None if decision.next_schedule_time is None else rfc3339(decision.next_schedule_time),
+    }
+    if newest is not None:
+        status["lastRun"] = newest["metadata"]["name"]
+        status["lastRunPhase"] = _phase_shown(newest)
+    return status
+
+
+def _scheduled_run(item: dict[str, Any]) -> ScheduledRun:
+    annotations = item["metadata"].get("annotations") or {}
+    phase = (item.get("status") or {}).get("phase")
+    outcome = "Active" if phase not in TERMINAL_RUN_PHASES else ("Succeeded" if phase == "Succeeded" else "Failed")
+    return ScheduledRun(item["metadata"]["name"], float(annotations.get(ANNOTATION_SCHEDULED_TIME, 0)), outcome)
+
+
+def _phase_shown(item: dict[str, Any]) -> str:
+    status = item.get("status") or {}
+    if status.get("phase") == "Succeeded" and status.get("skipped"):
+        return "Skipped"
+    return str(status.get("phase") or "Pending")
+
+
+def _run_manifest(flow: dict[str, Any], spec: Schedule, run: str, fire_time: float) -> dict[str, Any]:
+    meta = flow["metadata"]
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "FlowRun",
+        "metadata": {
+            "name": run,
+            "namespace": meta["namespace"],
+            "labels": {names.LABEL_FLOW: names.label_value(meta["name"]), names.LABEL_SCHEDULED: "true"},
+            "annotations": {ANNOTATION_SCHEDULED_TIME: str(int(fire_time))},
+            # As a CronJob owns its Jobs: deleting the Flow deletes the runs its schedule made.
+            "ownerReferences": [{"apiVersion": API_VERSION, "kind": "Flow", "name": meta["name"],
+                                 "uid": meta["uid"], "controller": True, "blockOwnerDeletion": False}],
+        },
+        "spec": {"flowRef": {"name": meta["name"]}, "args": dict(spec.args)},
+    }
