@@ -56,7 +56,7 @@ docs/operations.md and tests/cluster/test_chart.py say which call needs each.
   verbs: [get, list, watch, patch]
 - apiGroups: [millrace.dev]
   resources: [flowruns]
-  verbs: [get, list, watch, create, patch]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [millrace.dev]
   resources: [flows/status]
   verbs: [patch]

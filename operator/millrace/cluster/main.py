@@ -13,6 +13,7 @@ from ..expressions import Sandbox
 from ..runtime.stepapi.server import StepApiServer
 from ..runtime.stepapi.tokens import Signer
 from . import operator as handlers
+from . import schedule_handlers
 from .kube import KubeApi
 from .policy import policy_from_environment
 from .reconcile import OperatorConfig
@@ -73,6 +74,7 @@ def run_operator(
                             claim_timeout_s=float(os.environ.get("MILLRACE_CLAIM_TIMEOUT_S", "120")),
                             resync_s=float(os.environ.get("MILLRACE_RESYNC_S", "30")),
                             policy=policy, secrecy=secrecy)
+    schedule_handlers.configure(kube)
     handlers.configure(config, kube, webhooks=webhooks)
     try:
         kopf.run(

@@ -1,0 +1,67 @@
+"""Flow schedules in the cluster: the operator starts runs by itself, as CronJob would."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from .test_operator import Operator, flow_manifest, operator, python_step  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.cluster
+
+
+def scheduled_runs(kube: Any, namespace: str) -> list[dict[str, Any]]:
+    return kube.list("flowruns", namespace, selector="millrace.dev/scheduled=true")
+
+
+def test_a_schedule_starts_runs_named_by_fire_time_and_keeps_its_history(kube: Any, namespace: str,
+                                                                            operator: Operator) -> None:
+    flow = flow_manifest("tick", [python_step("a", "def main(n):\n    return n * 2\n", n="flow_input.n")])
+    flow["spec"]["schedule"] = {"cron": "*/2 * * * * *", "args": {"n": 21}, "successfulRunsHistoryLimit": 1}
+    kube.apply(flow, namespace)
+    seen: set[str] = set()
+
+    def three_runs() -> bool | None:
+        seen.update(r["metadata"]["name"] for r in scheduled_runs(kube, namespace))
+        return len(seen) >= 3 or None
+
+    kube.wait_for(three_runs, timeout=120, what="three scheduled runs")
+    kube.kubectl("patch", "flow", "tick", "-n", namespace, "--type", "merge", "-p", '{"spec":{"schedule":{"suspend":true}}}')
+    for name in seen:
+        fire = int(name.rsplit("-", 1)[1])
+        assert name == f"tick-{fire}" and fire % 2 == 0
+
+    def settled() -> list[dict[str, Any]] | None:
+        runs = scheduled_runs(kube, namespace)
+        done = [r for r in runs if (r.get("status") or {}).get("phase") == "Succeeded"]
+        return runs if runs and len(done) == len(runs) == 1 else None
+
+    [kept] = kube.wait_for(settled, timeout=120, what="history pruned to one succeeded run")
+    assert kept["status"]["result"] == 42
+    status = kube.get("flow", "tick", namespace)["status"]
+    assert status["lastRunPhase"] == "Succeeded" and status["lastRun"] in seen
+    assert status["lastScheduleTime"] and not status.get("nextScheduleTime")  # suspended: nothing next
+    columns = kube.kubectl("get", "flow", "tick", "-n", namespace).stdout
+    assert "Succeeded" in columns and "*/2 * * * * *" in columns
+
+
+def test_forbid_never_runs_two_at_once(kube: Any, namespace: str, operator: Operator) -> None:
+    slow = python_step("slow", "import time\n\ndef main():\n    time.sleep(4)\n    return 'done'\n")
+    flow = flow_manifest("busy", [slow])
+    flow["spec"]["schedule"] = {"cron": "* * * * * *", "concurrencyPolicy": "Forbid"}
+    kube.apply(flow, namespace)
+    most_active, finished = 0, 0
+    deadline = time.monotonic() + 90
+    while finished < 2 and time.monotonic() < deadline:
+        runs = scheduled_runs(kube, namespace)
+        phases = [(r.get("status") or {}).get("phase") for r in runs]
+        most_active = max(most_active, sum(p not in ("Succeeded", "Failed", "Cancelled") for p in phases))
+        finished = phases.count("Succeeded")
+        time.sleep(0.3)
+    kube.kubectl("patch", "flow", "busy", "-n", namespace, "--type", "merge", "-p", '{"spec":{"schedule":{"suspend":true}}}')
+    assert finished >= 2, "the schedule did not start a second run once the first ended"
+    assert most_active == 1
+    held = kube.get("flow", "busy", namespace)["status"]
+    assert held["lastRun"].startswith("busy-")
