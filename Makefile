@@ -29,7 +29,7 @@ test-unit: $(BIN)/millrace
 	$(BIN)/pytest -q tests/unit
 
 test-local: setup
-	$(BIN)/pytest -q tests/local
+	$(BIN)/pytest -q -m "not cluster" tests/local tests/conformance
 
 # ---- Local Kubernetes control plane (cluster tests) -------------------------
 # etcd, kube-apiserver, kube-controller-manager, kubectl and helm are built
@@ -56,7 +56,7 @@ cluster-status: $(BIN)/millrace
 	$(CLUSTER) status
 
 test-cluster: $(BIN)/millrace cluster-binaries
-	$(BIN)/pytest -q -m cluster tests/cluster
+	$(BIN)/pytest -q -m cluster tests/cluster tests/conformance
 # ---- end of local control plane ---------------------------------------------
 
 # CRDs generated from the pydantic models, for crds/ and the chart (tests/unit/test_crds.py checks them).

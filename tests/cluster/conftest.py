@@ -24,6 +24,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import signal
 import re
 import shutil
 import socket
@@ -31,10 +32,14 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -207,16 +212,25 @@ def kubeconfig(kube) -> str:
     return kube.kubeconfig
 
 
-@pytest.fixture
-def namespace(kube, request):
-    """A fresh namespace per test, deleted afterwards (without waiting)."""
-    base = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
+@contextmanager
+def fresh_namespace(kube: Kube, base: str) -> Iterator[str]:
+    """A new namespace named after `base`, deleted afterwards (without waiting)."""
+    base = re.sub(r"[^a-z0-9-]+", "-", base.lower()).strip("-")[:40].strip("-")
     name = f"{base}-{uuid.uuid4().hex[:5]}"
     kube.kubectl("create", "namespace", name)
     kube.wait_for(lambda: kube.get("serviceaccount", "default", name), 30,
                   f"the default ServiceAccount of {name}")
-    yield name
-    kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
+    try:
+        yield name
+    finally:
+        kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture
+def namespace(kube, request):
+    """A fresh namespace per test."""
+    with fresh_namespace(kube, request.node.name) as name:
+        yield name
 
 
 def job_manifest(name: str, command: list[str], backoff_limit: int = 0, **pod_spec) -> dict:
@@ -258,3 +272,78 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def service_account_kubeconfig(kube: Any, namespace: str, account: str, path: Path) -> Path:
+    """A kubeconfig that acts as `account`, with a token from the TokenRequest API."""
+    admin = yaml.safe_load(Path(kube.kubeconfig).read_text())
+    token = kube.kubectl("create", "token", account, "-n", namespace, "--duration=2h").stdout.strip()
+    cluster = admin["clusters"][0]
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "clusters": [cluster],
+        "users": [{"name": account, "user": {"token": token}}],
+        "contexts": [{"name": account, "context": {"cluster": cluster["name"], "user": account, "namespace": namespace}}],
+        "current-context": account,
+    }))
+    return path
+
+
+class Operator:
+    """`millrace operator` as a process watching one namespace, with exactly the
+    ServiceAccount and RBAC that the Helm chart grants (installed with 0 replicas)."""
+
+    def __init__(self, kube: Any, namespace: str, log: Path, kubeconfig: Path) -> None:
+        self.kube = kube
+        self.namespace = namespace
+        self.log = log
+        self.kubeconfig = kubeconfig
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, **settings: str) -> None:
+        env = {**os.environ, **settings, "KUBECONFIG": str(self.kubeconfig), "MILLRACE_NAMESPACE": self.namespace,
+               "MILLRACE_SIGNING_KEY": "dGVzdC1zaWduaW5nLWtleS1mb3ItdGhlLW9wZXJhdG9y"}
+        self.metrics_port = free_port()
+        command = [sys.executable, "-m", "millrace.cli.main", "operator", "--namespace", self.namespace,
+                   "--api-host", "127.0.0.1", "--api-port", str(self.port), "--metrics-port", str(self.metrics_port),
+                   "--liveness", f"http://127.0.0.1:{free_port()}/healthz"]
+        self.process = subprocess.Popen(command, env=env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+
+    def kill(self) -> None:
+        """Stop at once, as a crash would: no cleanup."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@contextmanager
+def installed_operator(kube: Any, helm: Any, namespace: str, workdir: Path) -> Iterator[Operator]:
+    """The chart installed in `namespace` with 0 replicas and `millrace operator` run here in its place."""
+    kube.kubectl("apply", "-f", str(REPO / "crds"))
+    values = workdir / "values.json"
+    values.write_text(json.dumps({"operator": {"replicas": 0}, "webhook": {"enabled": False}}))
+    helm("install", "millrace", str(REPO / "charts" / "millrace"), "--namespace", namespace, "--values", str(values))
+    kubeconfig = service_account_kubeconfig(kube, namespace, "millrace", workdir / "operator.kubeconfig")
+    op = Operator(kube, namespace, workdir / "operator.log", kubeconfig)
+    op.start()
+    try:
+        yield op
+    finally:
+        op.stop()
+        helm("uninstall", "millrace", "--namespace", namespace, check=False)
+        print((workdir / "operator.log").read_text(errors="replace")[-5000:])
+
+
+def millrace_cli(kube: Any, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **kube.env()}
+    return subprocess.run([str(Path(sys.executable).parent / "kubectl-millrace"), *args], env=env,
+                          capture_output=True, text=True, timeout=60)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -16,78 +15,17 @@ from typing import Any
 
 import pytest
 import yaml
-from .conftest import free_port
+from .conftest import Operator, installed_operator, millrace_cli
 
 pytestmark = pytest.mark.cluster
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-
-def service_account_kubeconfig(kube: Any, namespace: str, account: str, path: Path) -> Path:
-    """A kubeconfig that acts as `account`, with a token from the TokenRequest API."""
-    admin = yaml.safe_load(Path(kube.kubeconfig).read_text())
-    token = kube.kubectl("create", "token", account, "-n", namespace, "--duration=2h").stdout.strip()
-    cluster = admin["clusters"][0]
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "clusters": [cluster],
-        "users": [{"name": account, "user": {"token": token}}],
-        "contexts": [{"name": account, "context": {"cluster": cluster["name"], "user": account, "namespace": namespace}}],
-        "current-context": account,
-    }))
-    return path
-
-
-class Operator:
-    """`millrace operator` as a process watching one namespace, with exactly the
-    ServiceAccount and RBAC that the Helm chart grants (installed with 0 replicas)."""
-
-    def __init__(self, kube: Any, namespace: str, log: Path, kubeconfig: Path) -> None:
-        self.kube = kube
-        self.namespace = namespace
-        self.log = log
-        self.kubeconfig = kubeconfig
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, **settings: str) -> None:
-        env = {**os.environ, **settings, "KUBECONFIG": str(self.kubeconfig), "MILLRACE_NAMESPACE": self.namespace,
-               "MILLRACE_SIGNING_KEY": "dGVzdC1zaWduaW5nLWtleS1mb3ItdGhlLW9wZXJhdG9y"}
-        self.metrics_port = free_port()
-        command = [sys.executable, "-m", "millrace.cli.main", "operator", "--namespace", self.namespace,
-                   "--api-host", "127.0.0.1", "--api-port", str(self.port), "--metrics-port", str(self.metrics_port),
-                   "--liveness", f"http://127.0.0.1:{free_port()}/healthz"]
-        self.process = subprocess.Popen(command, env=env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT,
-                                        start_new_session=True)
-
-    def kill(self) -> None:
-        """Stop at once, as a crash would: no cleanup."""
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
 @pytest.fixture
 def operator(kube: Any, helm: Any, namespace: str, tmp_path: Path) -> Iterator[Operator]:
-    kube.kubectl("apply", "-f", str(REPO / "crds"))
-    values = tmp_path / "values.json"
-    values.write_text(json.dumps({"operator": {"replicas": 0}, "webhook": {"enabled": False}}))
-    helm("install", "millrace", str(REPO / "charts" / "millrace"), "--namespace", namespace, "--values", str(values))
-    kubeconfig = service_account_kubeconfig(kube, namespace, "millrace", tmp_path / "operator.kubeconfig")
-    op = Operator(kube, namespace, tmp_path / "operator.log", kubeconfig)
-    op.start()
-    yield op
-    op.stop()
-    helm("uninstall", "millrace", "--namespace", namespace, check=False)
-    print((tmp_path / "operator.log").read_text(errors="replace")[-5000:])
+    with installed_operator(kube, helm, namespace, tmp_path) as op:
+        yield op
 
 
 def flow_manifest(name: str, modules: list[dict[str, Any]], **value: Any) -> dict[str, Any]:
@@ -144,7 +82,7 @@ def test_a_failing_step_fails_the_run_with_its_traceback(kube: Any, namespace: s
     kube.apply(run_manifest("boom-1", "boom"), namespace)
     status = wait_phase(kube, namespace, "boom-1")
     assert status["phase"] == "Failed"
-    assert status["error"]["name"] == "ValueError" and status["error"]["step"] == "explode"
+    assert status["error"]["name"] == "ValueError" and status["error"]["step_id"] == "explode"
     assert "no good" in status["error"]["stack"]
     finished = next(c for c in status["conditions"] if c["type"] == "Finished")
     assert finished["reason"] == "Failed" and "no good" in finished["message"]
@@ -243,12 +181,6 @@ def approval_flow(name: str) -> dict[str, Any]:
     ask["suspend"] = {"required_events": 1, "timeout": 600}
     after = python_step("after", "def main(r, who):\n    return {'r': r, 'who': who}\n", r="resume", who="approvers")
     return flow_manifest(name, [ask, after])
-
-
-def millrace_cli(kube: Any, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **kube.env()}
-    return subprocess.run([str(Path(sys.executable).parent / "kubectl-millrace"), *args], env=env,
-                          capture_output=True, text=True, timeout=60)
 
 
 def test_a_suspended_run_holds_no_pod_and_resumes_with_kubectl_millrace(kube: Any, namespace: str, operator: Operator) -> None:
@@ -502,6 +434,20 @@ def test_a_signed_resume_link_continues_a_suspended_run(kube: Any, namespace: st
     status = wait_phase(kube, namespace, "linked-1")
     assert status["phase"] == "Succeeded", status
     assert status["result"] == {"r": {"via": "link"}, "who": ["carol"]}
+
+
+def test_a_signed_cancel_link_disapproves_and_fails_the_run(kube: Any, namespace: str, operator: Operator) -> None:
+    """Windmill (worker_flow.rs push_next_flow_job): a disapproval fails the flow, it does not cancel it."""
+    ask = python_step("ask", "import wmill\n\ndef main():\n    return wmill.get_resume_urls(approver='dave')\n")
+    ask["suspend"] = {"required_events": 1, "timeout": 600}
+    kube.apply(flow_manifest("refused", [ask, python_step("after", "def main():\n    return 1\n")]), namespace)
+    kube.apply(run_manifest("refused-1", "refused"), namespace)
+    status = wait_phase(kube, namespace, "refused-1", phases=("Suspended",))
+    links = status["steps"]["ask"]["result"]
+    urllib.request.urlopen(urllib.request.Request(links["cancel"], data=b"{}", method="POST")).read()
+    status = wait_phase(kube, namespace, "refused-1")
+    assert status["phase"] == "Failed", status
+    assert (status["error"]["name"], status["error"]["message"]) == ("SuspendedDisapproved", "Disapproved by dave")
 
 
 def test_cancelling_a_parent_cancels_its_inner_flow_run(kube: Any, namespace: str, operator: Operator) -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from millrace.local.datastore import DataStore
 from millrace.local.stepapi import LocalStepApi
+from millrace.runtime import toolchain
 
 from cli_shell import Shell
 
@@ -30,3 +31,13 @@ def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Captur
     home = tmp_path / "home"
     monkeypatch.setenv("MILLRACE_HOME", str(home))
     return Shell(home, monkeypatch, capsys)
+
+
+@pytest.fixture(params=["bun", "deno"])
+def typescript(request: pytest.FixtureRequest) -> str:
+    """Each TypeScript runtime in turn; a missing one fails the test, it is never skipped."""
+    try:
+        toolchain.find(request.param)
+    except toolchain.RuntimeMissing as missing:
+        pytest.fail(str(missing))
+    return request.param

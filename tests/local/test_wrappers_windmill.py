@@ -20,7 +20,6 @@ import pytest
 
 from millrace.local.executor import LocalExecutor
 from millrace.local.stepapi import LocalStepApi
-from millrace.runtime import toolchain
 from millrace.runtime.protocol import StepError, StepOutcome, StepRequest
 
 pytestmark = pytest.mark.local
@@ -39,15 +38,6 @@ def python(request: pytest.FixtureRequest, step_api: LocalStepApi) -> Iterator[L
 def executor(step_api: LocalStepApi) -> Iterator[LocalExecutor]:
     with LocalExecutor(api=step_api) as running:
         yield running
-
-
-@pytest.fixture(params=["bun", "deno"])
-def typescript(request: pytest.FixtureRequest) -> str:
-    try:
-        toolchain.find(request.param)
-    except toolchain.RuntimeMissing as missing:
-        pytest.fail(str(missing))
-    return request.param
 
 
 def run(executor: LocalExecutor, language: str, code: str, tmp_path: Path, args: dict[str, Any] | None = None,
@@ -87,10 +77,59 @@ def test_python_kwargs_take_every_argument_as_given(python: LocalExecutor, tmp_p
     assert result(run(python, "python3", code, tmp_path, {"a": None, "b": 2})) == [None, {"b": 2}]
 
 
-def test_python_main_is_called_by_keyword(python: LocalExecutor, tmp_path: Path):
-    """Windmill: wrapper.py calls `main(**args)`, so a positional-only parameter cannot be given."""
+def test_python_only_positional_or_keyword_parameters_get_arguments(python: LocalExecutor, tmp_path: Path):
+    """Windmill: parse_python_signature lists main's `args` only (not positional-only, keyword-only or *args),
+    and wrapper.py calls `main(**args)`: the others get no argument."""
     failed = error(run(python, "python3", "def main(a, /):\n    return a\n", tmp_path, {"a": 1}))
-    assert failed.name == "TypeError" and "positional-only" in failed.message
+    assert failed.name == "TypeError" and "missing 1 required positional argument: 'a'" in failed.message
+    failed = error(run(python, "python3", "def main(*, a):\n    return a\n", tmp_path, {"a": 1}))
+    assert failed.name == "TypeError" and "keyword-only argument: 'a'" in failed.message
+    code = "def main(a, *rest, b=2):\n    return [a, rest, b]\n"
+    assert result(run(python, "python3", code, tmp_path, {"a": 1, "rest": [9], "b": 3})) == [1, [], 2]
+
+
+def test_python_default_the_parser_cannot_read_counts_as_none(python: LocalExecutor, tmp_path: Path):
+    """Windmill: the parser's to_value reads a constant, dict, list, call or `Name.attr` default; any other
+    (`-1` is an operation, a bare name, a tuple) reads as no default, so the parameter gets None."""
+    code = "LIMIT = 5\ndef main(a=-1, b=LIMIT, c=(1, 2), d=1, e=[1], f=dict(x=1)):\n    return [a, b, c, d, e, f]\n"
+    assert result(run(python, "python3", code, tmp_path)) == [None, None, None, 1, [1], {"x": 1}]
+
+
+def test_python_function_call_placeholder_is_left_out(python: LocalExecutor, tmp_path: Path):
+    """Windmill: wrapper.py deletes every argument whose value is "<function call>" (the parser's stand-in
+    for a default that is a call), so the default applies."""
+    code = "import datetime\ndef main(when=datetime.date(2020, 1, 2)):\n    return str(when)\n"
+    assert result(run(python, "python3", code, tmp_path, {"when": "<function call>"})) == "2020-01-02"
+
+
+def test_python_without_def_main_gets_no_arguments(python: LocalExecutor, tmp_path: Path):
+    """Windmill: parse_python_signature finds no `def main` when main is bound otherwise: nothing is passed."""
+    code = "def run(x=1):\n    return x\nmain = run\n"
+    assert result(run(python, "python3", code, tmp_path, {"x": 5})) == 1
+
+
+def test_python_bytes_datetime_and_date_parameters_are_converted(python: LocalExecutor, tmp_path: Path):
+    """Windmill: prepare_wrapper's transforms decode a `bytes` argument from base64 and parse a `datetime` one
+    with datetime.fromisoformat, a `date` one with date.fromisoformat or else %d-%m-%Y, %m/%d/%Y, %d/%m/%Y,
+    %Y/%m/%d; by the annotation's name, also in Optional[] or `| None`, and not when null."""
+    code = (
+        "import datetime\nfrom datetime import date\nfrom typing import Optional\n"
+        "def main(raw: bytes, at: datetime.datetime, day: date, other: Optional[date], none: bytes | None,\n"
+        "         plain: str):\n"
+        "    return [raw, at.isoformat(), day.isoformat(), other.isoformat(), none, plain]\n"
+    )
+    args = {"raw": "aGk=", "at": "2024-05-06T07:08:09+00:00", "day": "2024-05-06", "other": "31/12/2023",
+            "none": None, "plain": "2024-05-06"}
+    # The decoded bytes, inside a list, come back through str().
+    assert result(run(python, "python3", code, tmp_path, args)) == [
+        "b'hi'", "2024-05-06T07:08:09+00:00", "2024-05-06", "2023-12-31", None, "2024-05-06"]
+
+
+def test_python_argument_that_does_not_convert_ends_the_process(python: LocalExecutor, tmp_path: Path):
+    """Windmill: the transforms run before wrapper.py's try, so a bad datetime is an exit-code error."""
+    code = "from datetime import datetime\ndef main(at: datetime):\n    return 1\n"
+    failed = error(run(python, "python3", code, tmp_path, {"at": "not a time"}))
+    assert failed.name == "ExecutionErr" and "Invalid isoformat string: 'not a time'" in failed.message
 
 
 # --- python3: results -------------------------------------------------------------------
@@ -232,6 +271,27 @@ def test_typescript_null_argument_stays_null(executor: LocalExecutor, tmp_path: 
     assert result(run(executor, typescript, code, tmp_path, {"a": None})) == [None, 6]
 
 
+def test_typescript_date_parameters_get_a_date(executor: LocalExecutor, tmp_path: Path, typescript: str):
+    """Windmill: bun_executor.rs / deno_executor.rs write `args["x"] = args["x"] ? new Date(args["x"]) : undefined`
+    for each parameter the parser (windmill-parser-ts tstype_to_typ) reads as a datetime: `Date`, or a union of
+    two with undefined or null; a falsy argument becomes undefined, so the parameter's default applies."""
+    code = (
+        "export async function main(\n"
+        "  at: Date, // when\n"
+        "  maybe: Date | undefined,\n"
+        "  options: Record<string, (x: number) => Date> = {},\n"
+        "  later?: null | Date,\n"
+        "  text: string = 'x, y',\n"
+        "  fallback: Date = new Date(0),\n"
+        ") {\n"
+        "  return [at.toISOString(), maybe, typeof options, later?.getUTCFullYear(), text, fallback.getTime()];\n"
+        "}\n"
+    )
+    args = {"at": "2024-05-06T07:08:09Z", "maybe": None, "later": "2030-01-01", "text": "2024-05-06", "fallback": ""}
+    assert result(run(executor, typescript, code, tmp_path, args)) == [
+        "2024-05-06T07:08:09.000Z", None, "object", 2030, "2024-05-06", 0]
+
+
 # --- TypeScript: errors -----------------------------------------------------------------
 
 
@@ -320,3 +380,9 @@ def test_bash_exit_error_counts_characters_not_bytes(executor: LocalExecutor, tm
     for locale in ("C.UTF-8", "C"):  # the step's own locale does not change the count
         failed = error(run(executor, "bash", code, tmp_path, env={"LANG": locale}))
         assert failed.message == 'exit code for "bash run": 1, last log lines:\n' + "é" * 600, locale
+
+
+def test_bash_output_copy_is_kept_out_of_tmp(executor: LocalExecutor, tmp_path: Path):
+    """A pod's root file system is read-only: the wrapper needs nothing outside the step's directory."""
+    outcome = run(executor, "bash", "echo fine\n", tmp_path, env={"TMPDIR": "/nonexistent"})
+    assert result(outcome) == "fine"

@@ -19,7 +19,7 @@ from ..local.scripts import build_library, search_roots
 from ..model.loader import LoadedFlow, load_flow_file
 from ..model.run import RunStatus
 from ..schedule.policy import schedule_problems
-from . import crds, data, operator, runs, schedule
+from . import crds, data, operator, runs, schedule, serve
 from .args import parse_args
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
@@ -44,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("--scripts", type=Path, action="append", default=[])
     runs.register(sub)
     schedule.register(sub)
+    serve.register(sub)
     data.register(sub)
     crds.register(sub)
     operator.register(sub)
@@ -69,6 +70,7 @@ def _dispatch(options: argparse.Namespace) -> int:
         "crds": crds.write,
         "operator": operator.run,
         "schedule": schedule.main,
+        "serve": serve.main,
     }
     handler = handlers.get(options.command, data.main if options.command in data.COMMANDS else None)
     assert handler is not None, options.command
@@ -186,7 +188,7 @@ def _report(output: str, run_id: str, flow_name: str, state: RunStatus) -> None:
         runs.print_suspended(run_id, state)
         return
     if state.error:
-        where = f" in step '{state.error.step}'" if state.error.step else ""
+        where = f" in step '{state.error.step_id}'" if state.error.step_id else ""
         print(f"run {run_id} {state.phase.lower()}{where}: {state.error.name}: {state.error.message}", file=sys.stderr)
         if state.error.stack:
             print(state.error.stack.rstrip(), file=sys.stderr)

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from ..engine.actions import Action, CancelStep, RunFlow, RunStep
 from ..engine.evaluate import Evaluator
-from ..engine.events import CancelRequested, Event, Resumed, Start, StepFinished, Tick
+from ..engine.events import CancelRequested, Disapproved, Event, Resumed, Start, StepFinished, Tick
 from ..engine.library import Library, ScriptSource
 from ..engine.planner import PlanContext, plan
 from ..errors import FlowError
@@ -122,7 +122,8 @@ class RunReconciler:
         variables, resources = data_mappings(self.kube, namespace) if definition.uses_data else ({}, {})
         ctx = PlanContext(flow_name=definition.loaded.name, flow=definition.loaded.flow,
                           evaluator=Evaluator(self.sandbox, variables, resources), library=definition.library,
-                          child_flows=True)
+                          child_flows=True, depth=int((obj.get("spec") or {}).get("depth") or 0),
+                          timeout_s=(obj.get("spec") or {}).get("timeoutS"))
         state = self._hydrate(obj, status)
         actions: list[Action] = []
         wake_at: float | None = None
@@ -279,8 +280,11 @@ class RunReconciler:
         for cm in pending:
             request = json.loads(cm["data"]["request"])
             status.applied_resumes.append(cm["metadata"]["name"])
-            if request.get("cancel"):
-                events.append(CancelRequested(reason=request.get("reason") or "disapproved", by=request.get("approver") or "anonymous", now=now))
+            if request.get("disapprove"):
+                # A resume link's cancel URL disapproves the suspended step: the run fails, it is not cancelled.
+                events.append(Disapproved(approver=request.get("approver") or "anonymous", now=now))
+            elif request.get("cancel"):
+                events.append(CancelRequested(reason=request.get("reason") or "cancelled", by=request.get("approver") or "anonymous", now=now))
             else:
                 events.append(Resumed(payload=request.get("payload"), approver=request.get("approver") or "anonymous", now=now))
         return events
@@ -357,7 +361,8 @@ class RunReconciler:
             module = module_at(definition.loaded.flow, path, definition.library)
             assert module is not None and isinstance(module.value, PathFlow)
             action = RunFlow(path=path, attempt=st.attempts, step_id=module.id, flow_path=module.value.path,
-                             args=st.input or {})
+                             args=st.input or {}, depth=int((obj.get("spec") or {}).get("depth") or 0) + 1,
+                             timeout_s=st.timeout_s)
             self._start_child(obj, definition, action)
             return None
         status = self.secrecy.restore(child["metadata"]["uid"], "status", child.get("status") or {}, self._secrets)
@@ -422,7 +427,8 @@ def _child_run(parent: dict[str, Any], definition: Definition, action: RunFlow) 
             "ownerReferences": [_owner(parent)],
         },
         # The args follow in a Secret owned by the child (argsSecret): they may hold secret values.
-        "spec": {"flow": flow, "argsSecret": args_secret_name(names.child_run_name(meta["name"], action.path, action.attempt))},
+        "spec": {"flow": flow, "argsSecret": args_secret_name(names.child_run_name(meta["name"], action.path, action.attempt)),
+                 "depth": action.depth, **({"timeoutS": action.timeout_s} if action.timeout_s is not None else {})},
     }
 
 

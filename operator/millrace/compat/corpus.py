@@ -125,4 +125,12 @@ def render_markdown(results: list[CorpusResult]) -> str:
         why = _why(r).replace("|", "\\|")
         ran = "run" if r.folder in RUN_IN_TESTS else ""
         lines.append(f"| {r.folder} | {r.outcome} | {len(r.missing)} | {why} | {len(r.warnings)} | {ran} |")
+    lines += [
+        "",
+        "## Windmill's rules",
+        "",
+        "Beyond loading, a flow must give Windmill's result. Each rule of Windmill's flow",
+        "engine, the Windmill source it is read from and the conformance case that tests",
+        "it in the local and the cluster shell: [windmill-rules.md](windmill-rules.md).",
+    ]
     return "\n".join(lines) + "\n"

@@ -36,6 +36,10 @@ class RunFlow(AttemptAction):
     step_id: str
     flow_path: str
     args: dict[str, Any] = Field(default_factory=dict)
+    # How deep the child run is nested under the top run (1 for a flow's own inner flows).
+    depth: int = 1
+    # The tightest timeout of the flow step and the containers around it: bounds every step of the child.
+    timeout_s: float | None = None
 
 
 class CancelStep(AttemptAction):

@@ -34,8 +34,17 @@ class Resumed(BaseModel):
     now: float
 
 
+class Disapproved(BaseModel):
+    """An approver refused the suspended step: the run fails (or goes on, with
+    `continue_on_disapprove_timeout`), it is not cancelled."""
+
+    kind: Literal["disapproved"] = "disapproved"
+    approver: str = "anonymous"
+    now: float
+
+
 class CancelRequested(BaseModel):
-    """Cancel the run (also how an approver disapproves)."""
+    """Cancel the run."""
 
     kind: Literal["cancel"] = "cancel"
     reason: str = "cancelled"
@@ -50,4 +59,4 @@ class Tick(BaseModel):
     now: float
 
 
-Event = Annotated[Union[Start, StepFinished, Resumed, CancelRequested, Tick], Field(discriminator="kind")]
+Event = Annotated[Union[Start, StepFinished, Resumed, Disapproved, CancelRequested, Tick], Field(discriminator="kind")]

@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping, Protocol
 
 from ..engine.actions import Action, CancelStep, RunStep
 from ..engine.evaluate import Evaluator
-from ..engine.events import CancelRequested, Event, Resumed, Start, StepFinished, Tick
+from ..engine.events import Disapproved, Event, Resumed, Start, StepFinished, Tick
 from ..engine.library import Library
 from ..engine.planner import Plan, PlanContext, plan
 from ..expressions import Sandbox
@@ -140,7 +140,8 @@ class LocalRun:
             return Tick(now=time.time()) if self.wait_when_suspended else None
         request = approval.request
         if approval.cancel:
-            return CancelRequested(reason="disapproved", by=request.approver, now=time.time())
+            # A resume link's cancel URL disapproves the suspended step: the run fails, it is not cancelled.
+            return Disapproved(approver=request.approver, now=time.time())
         return Resumed(payload=request.payload, approver=request.approver, now=time.time())
 
     def _publish(self, state: RunStatus) -> None:

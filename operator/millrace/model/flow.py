@@ -159,7 +159,8 @@ class BranchAllBranch(OpenFlowModel):
 class BranchAll(OpenFlowModel):
     type: Literal["branchall"]
     branches: list[BranchAllBranch]
-    parallel: bool = False
+    # Windmill's default (flows.rs FlowModuleValue::BranchAll): parallel.
+    parallel: bool = True
 
 
 class Identity(OpenFlowModel):

@@ -113,6 +113,9 @@ class FlowRunSpec(KubeModel):
         default=None, description="A Secret owned by this FlowRun whose `args` key holds more args (JSON): "
                                   "how an inner flow gets args that may hold secret values.")
     cancel: bool = False
+    depth: int = Field(default=0, description="How deep an inner flow's child run is nested (set by the operator).")
+    timeout_s: float | None = Field(default=None, description="A bound on every step's timeout (set by the operator "
+                                                               "for an inner flow's child run).")
 
 
 class FlowRunStatus(RunStatus):

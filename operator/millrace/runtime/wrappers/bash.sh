@@ -9,7 +9,7 @@
 # trimmed (a string). A non-zero exit is Windmill's ExecutionErr: the exit code and
 # the last 600 characters of the output, trimmed, their colour codes removed.
 # The outcome goes to the step API (MILLRACE_API_URL, MILLRACE_TOKEN) through
-# bash's own /dev/tcp: needs only bash and coreutils (mktemp, tee, tail), as it runs in step pods.
+# bash's own /dev/tcp: needs only bash and coreutils (mktemp, tee, tail, cat), as it runs in step pods.
 
 # Escape $1 as a JSON string literal, byte by byte.
 json_string() {
@@ -84,7 +84,8 @@ exit_error() {
 }
 
 rm -f result.json result.out
-output=$(mktemp)
+# The output's copy stays in the working directory, as Windmill's does: a pod's root file system, /tmp included, is read-only.
+output=$(mktemp ./.millrace-output.XXXXXX)
 bash ./main.sh "$@" 2>&1 | tee "$output"
 status=${PIPESTATUS[0]}
 

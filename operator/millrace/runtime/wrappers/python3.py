@@ -9,14 +9,14 @@ outcome goes to the step API (MILLRACE_API_URL, MILLRACE_TOKEN).
 
 What a step gets and gives follows the wrapper.py that Windmill's
 python_executor.rs (handle_python_job, prepare_wrapper) writes: arguments by
-name, a parameter with no argument gets None and one with a default takes the
-default when its argument is missing or null; the result is serialised by
-res_to_json (bytes to base64, anything else not JSON through str(), NaN and
-infinities to null); a raised exception is {name, message, stack}.
+name (millrace_arguments.py, in the sdk folder), a parameter with no argument
+gets None and one with a default takes the default when its argument is
+missing or null; the result is
+serialised by res_to_json (bytes to base64, anything else not JSON through
+str(), NaN and infinities to null); a raised exception is {name, message, stack}.
 """
 
 import base64
-import inspect
 import json
 import os
 import re
@@ -27,7 +27,8 @@ import types
 SDK = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sdk")
 sys.path.insert(1, SDK)  # after the script's folder, before site-packages: our wmill, not an installed one
 
-from millrace_step_api import StepApiError, send  # noqa: E402  (found through the line above)
+from millrace_arguments import convert, signature, spread  # noqa: E402  (found through the line above)
+from millrace_step_api import StepApiError, send  # noqa: E402
 
 SCRIPT = "main.py"
 ARGS = "args.json"
@@ -40,7 +41,6 @@ INVALID_FIELDS = re.compile(r"(?:\bNaN\b|\\*\\u0000|Infinity|\-Infinity)")
 ANNOTATIONS = frozenset({"no_cache", "no_postinstall", "py_select_latest", "skip_result_postprocessing",
                          "py310", "py311", "py312", "py313"})
 ANNOTATION_TOKEN = re.compile(r"^#|\w+")
-
 
 
 def report(document: str) -> None:
@@ -134,28 +134,6 @@ def load_failure(error: BaseException) -> str:
     return failure("ExecutionErr", f'exit code for "{PROGRAM}": 1, last log lines:\n{text[-LOG_TAIL:].strip()}')
 
 
-def bind(function: object, args: dict) -> dict:
-    """Keyword arguments as Windmill's wrapper builds them from the signature of main().
-
-    With **kwargs, every argument as given. Otherwise each named parameter:
-    its argument, None when there is none, and the parameter's default when
-    it has one and the argument is missing or null. Arguments that main()
-    does not take are dropped.
-    """
-    parameters = inspect.signature(function).parameters.values()
-    if any(parameter.kind is parameter.VAR_KEYWORD for parameter in parameters):
-        return dict(args)
-    keywords: dict = {}
-    for parameter in parameters:
-        if parameter.kind is parameter.VAR_POSITIONAL:
-            continue
-        value = args.get(parameter.name)
-        if value is None and parameter.default is not parameter.empty:
-            continue
-        keywords[parameter.name] = value
-    return keywords
-
-
 def load(code: str) -> types.ModuleType:
     """Run the script as module `main`, as an import would, so `__main__` blocks stay quiet."""
     module = types.ModuleType("main")
@@ -175,13 +153,15 @@ def run_step() -> str:
         args = json.load(stream, strict=False)
     try:
         module = load(code)
+        parameters, open_ended = signature(code)
+        args = convert(parameters, args)  # before Windmill's try: a bad date or base64 ends the process
     except BaseException as error:
         return load_failure(error)
     try:
         function = module.main  # a missing main() is an AttributeError, as in Windmill
         if function is None or not callable(function):
             raise ValueError("main function is missing")
-        result = function(**bind(function, args))
+        result = function(**spread(parameters, open_ended, args))
         # SystemExit too: a step's exit is its error, reported with its stack.
         return success(to_json(result, "skip_result_postprocessing" not in annotations(code)))
     except BaseException as error:

@@ -7,8 +7,9 @@
 // It does what the wrapper.mjs of Windmill's bun_executor.rs and the wrapper.ts of
 // its deno_executor.rs do: main gets its arguments by position, matched to the
 // parameter names (the runtime has stripped the types, so main.toString() names
-// them); the result is JSON.stringify(result ?? null) with undefined made null and
-// BigInt its decimal string; a thrown error is {name, message, stack}.
+// them), a Date parameter a Date (its type read from the script's source); the
+// result is JSON.stringify(result ?? null) with undefined made null and BigInt its
+// decimal string; a thrown error is {name, message, stack}.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
@@ -79,22 +80,24 @@ function success(result: unknown): string {
   return text === undefined ? failure("ResultError", `result is not JSON: a ${typeof result}`) : `{"ok":true,"result":${text}}`;
 }
 
-// Parameter names of a function's source, in order; undefined for a
-// destructured one, which has no name to match; rest parameters left out.
-function parameterNames(source: string): Array<string | undefined> {
-  const text = source.replace(/^\s*async\b/, "").trimStart();
-  const bare = /^([\w$]+)\s*=>/.exec(text);
-  if (bare) return [bare[1]];
-  const names: Array<string | undefined> = [];
+type Parameter = { name: string | undefined; type: string };
+
+// The parameters of the function whose source starts `text`, in order: the name
+// (undefined for a destructured one, which has no name to match) and the type
+// written for it, spaces removed ("" in plain JavaScript). Rest parameters are left out.
+function parameters(text: string): Parameter[] {
+  const found: Parameter[] = [];
   let depth = 0;
   let quote = "";
-  let piece = "";
-  let inDefault = false;
+  let name = "";
+  let type = "";
+  let part: "name" | "type" | "default" = "name";
   const finish = () => {
-    const name = piece.trim();
-    if (name && !name.startsWith("...")) names.push(/^[{[]/.test(name) ? undefined : name);
-    piece = "";
-    inDefault = false;
+    const written = name.trim().replace(/\?$/, "");
+    if (written && !written.startsWith("...")) {
+      found.push({ name: /^[{[]/.test(written) ? undefined : written, type: type.replace(/\s/g, "") });
+    }
+    [name, type, part] = ["", "", "name"];
   };
   for (let i = text.indexOf("(") + 1; i > 0 && i < text.length; i++) {
     const c = text[i];
@@ -108,18 +111,47 @@ function parameterNames(source: string): Array<string | undefined> {
       i = end < 0 ? text.length : end + (text[i + 1] === "/" ? 0 : 1);
       continue;
     }
+    const arrow = (c === "=" && text[i + 1] === ">") || (c === ">" && text[i - 1] === "=");
     if (c === "'" || c === '"' || c === "`") quote = c;
-    else if ("([{".includes(c)) depth++;
+    else if ("([{".includes(c) || (c === "<" && part === "type")) depth++;
     else if (")]}".includes(c) && depth === 0) break;
-    else if (")]}".includes(c)) depth--;
+    else if (")]}".includes(c) || (c === ">" && part === "type" && !arrow)) depth--;
     else if (c === "," && depth === 0) {
       finish();
       continue;
-    } else if (c === "=" && depth === 0) inDefault = true;
-    if (!inDefault) piece += c;
+    } else if (c === ":" && depth === 0 && part === "name") {
+      part = "type";
+      continue;
+    } else if (c === "=" && depth === 0 && !arrow) part = "default";
+    if (part === "name") name += c;
+    else if (part === "type") type += c;
   }
   finish();
-  return names;
+  return found;
+}
+
+// The names main() takes its arguments by, from its own source (types already stripped).
+function parameterNames(source: string): Array<string | undefined> {
+  const text = source.replace(/^\s*async\b/, "").trimStart();
+  const bare = /^([\w$]+)\s*=>/.exec(text);
+  return bare ? [bare[1]] : parameters(text).map((parameter) => parameter.name);
+}
+
+// Windmill's parser (windmill-parser-ts) reads `Date`, `X.Date`, `Date | undefined`
+// or `Date | null` as a datetime; its wrappers then make the argument a Date.
+function isDate(type: string): boolean {
+  const choices = type.replace(/^\((.*)\)$/, "$1").split("|");
+  const others = choices.filter((choice) => !/^(?:[\w$]+\.)*Date$/.test(choice));
+  return choices.length - others.length === 1 && (choices.length === 1 || (choices.length === 2 && /^(undefined|null)$/.test(others[0])));
+}
+
+// Arguments of the parameters typed Date of `export function main` in the script's
+// source become a Date, or undefined when falsy, as Windmill's wrappers convert them.
+function convertDates(source: string, args: Record<string, unknown>): void {
+  const declared = /\bexport\s+(?:async\s+)?function\s+main\b/.exec(source);
+  for (const { name, type } of declared ? parameters(source.slice(declared.index)) : []) {
+    if (name !== undefined && isDate(type)) args[name] = args[name] ? new Date(args[name] as string) : undefined;
+  }
 }
 
 async function runStep(): Promise<string> {
@@ -138,6 +170,7 @@ async function runStep(): Promise<string> {
     value: function (this: bigint) { return this.toString(); }, configurable: true, writable: true,
   });
   try {
+    convertDates(readFileSync(SCRIPT, "utf8"), args);
     if (typeof main !== "function") throw new Error("main function is missing");
     const positional = parameterNames(main.toString()).map((name) => (name === undefined ? undefined : args[name]));
     return success(await main(...positional));

@@ -1,0 +1,1 @@
+"""Starting flows from outside: webhooks (and, with a preprocessor, their raw events)."""
