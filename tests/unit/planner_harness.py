@@ -69,10 +69,10 @@ class Harness:
             max_while_iterations=20,
         )
 
-    def run(self, args: dict[str, Any] | None = None, max_events: int = 500) -> RunStatus:
+    def run(self, args: dict[str, Any] | None = None, max_events: int = 500, preprocess: bool = False) -> RunStatus:
         ctx = self.context()
         state = RunStatus()
-        event: Event = Start(args=args or {}, now=self.now)
+        event: Event = Start(args=args or {}, now=self.now, preprocess=preprocess)
         queue: list[RunStep] = []
         wake: float | None = None
         while True:

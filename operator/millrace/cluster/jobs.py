@@ -93,7 +93,7 @@ def step_objects(meta: RunMeta, action: RunStep, token: str) -> tuple[dict[str, 
     """The ConfigMap, Secret and Job of one attempt."""
     config_name = names.step_config_name(meta.run, action.path, action.attempt)
     request = StepRequest(key=action.key, language=action.language, code=action.code, args=action.args,
-                          workdir=WORKDIR, timeout_s=action.timeout_s)
+                          workdir=WORKDIR, timeout_s=action.timeout_s, entrypoint=action.entrypoint)
     runtime_language = "bun" if action.language == "nativets" else action.language
     launch = plan(request, PROGRAMS[runtime_language], wrappers=Path(STEP_ROOT) / "wrappers", sdk=Path(STEP_ROOT) / "sdk")
     argv = launch.argv

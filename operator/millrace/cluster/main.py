@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 
 import kopf
 import prometheus_client
@@ -13,7 +14,9 @@ from ..expressions import Sandbox
 from ..runtime.stepapi.server import StepApiServer
 from ..runtime.stepapi.tokens import Signer
 from . import operator as handlers
-from . import schedule_handlers
+from . import schedule_handlers, trigger_handlers
+from ..triggers.server import TriggerServer
+from .triggers import resolver
 from .kube import KubeApi
 from .policy import policy_from_environment
 from .reconcile import OperatorConfig
@@ -40,6 +43,8 @@ def run_operator(
     liveness: str,
     signer: Signer,
     webhook_port: int = 8443,
+    hooks_port: int = 0,
+    hooks_url: str | None = None,
     webhook_cert_dir: str | None = None,
     metrics_port: int = 0,
 ) -> int:
@@ -75,14 +80,24 @@ def run_operator(
                             resync_s=float(os.environ.get("MILLRACE_RESYNC_S", "30")),
                             policy=policy, secrecy=secrecy)
     schedule_handlers.configure(kube)
+    hooks = None
+    if hooks_port:
+        hooks = TriggerServer(resolver(kube, signer.sign), host=api_host, port=hooks_port)
+        hooks.start()
+        trigger_handlers.configure(kube, hooks_url or hooks.url, signer.sign)
+        LOG.info("flow webhooks listening on %s", hooks.url)
     handlers.configure(config, kube, webhooks=webhooks)
     try:
         kopf.run(
             standalone=True,
+            # Named here: kopf would ask getpass, which fails for a uid that /etc/passwd does not list (the chart's 65532).
+            identity=f"millrace@{socket.gethostname()}",
             clusterwide=all_namespaces,
             namespaces=namespaces or ([] if all_namespaces else [os.environ.get("MILLRACE_NAMESPACE", "default")]),
             liveness_endpoint=liveness,
         )
     finally:
         server.close()
+        if hooks is not None:
+            hooks.close()
     return 0

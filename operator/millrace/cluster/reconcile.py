@@ -229,7 +229,7 @@ class RunReconciler:
                 start_args: dict[str, Any]) -> list[Event]:
         now = self.clock()
         if status.phase == "Pending":
-            return [Start(args=start_args, now=now)]
+            return [Start(args=start_args, now=now, preprocess=bool((obj.get("spec") or {}).get("preprocess")))]
         events: list[Event] = []
         selector = f"{names.LABEL_RUN}={names.label_value(meta.run)}"
         records = {cm["metadata"]["name"]: cm for cm in self.kube.list_config_maps(

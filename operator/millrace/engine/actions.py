@@ -28,6 +28,8 @@ class RunStep(AttemptAction):
     code: str
     args: dict[str, Any] = Field(default_factory=dict)
     timeout_s: float | None = None
+    # The function the wrapper calls: `preprocessor` for a flow's preprocessor_module.
+    entrypoint: str = "main"
 
 
 class RunFlow(AttemptAction):

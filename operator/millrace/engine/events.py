@@ -13,6 +13,9 @@ class Start(BaseModel):
     kind: Literal["start"] = "start"
     args: dict[str, Any] = Field(default_factory=dict)
     now: float
+    # Started by a trigger (a webhook): a flow's preprocessor_module turns `args` (the
+    # trigger's event) into the flow input first; runs started by hand skip it, as in Windmill.
+    preprocess: bool = False
 
 
 class StepFinished(BaseModel):

@@ -8,9 +8,13 @@ from .library import Library
 # The failure module's path segment: at the top of a flow, and inside every
 # sub-flow (loop iteration, branch, inner flow) that runs it.
 FAILURE_MODULE_PATH = "failure"
+# The preprocessor_module's path: it runs once, before the flow's first module.
+PREPROCESSOR_PATH = "preprocessor"
 
 
 def module_at(flow: OpenFlow, path: str, library: Library) -> FlowModule | None:
+    if path == PREPROCESSOR_PATH and flow.value.preprocessor_module is not None:
+        return flow.value.preprocessor_module
     current = flow
     modules = flow.value.modules
     parts = path.split("/")

@@ -38,11 +38,16 @@ from .events import CancelRequested, Disapproved, Event, Resumed, Start, StepFin
 from .inputs import InputError, validate_inputs
 from .languages import runtime_language
 from .outcomes import WAITING, Done, Failed, Status, Stopped, Waiting
+from .paths import PREPROCESSOR_PATH
 from .scope import error_value, failed, join, tighter
 
 # Containers whose early-stop rule is stop_after_all_iters_if (their stop_after_if, if
 # any, is tested inside: per iteration for loops; never for branch-all, as in Windmill).
 _ITERATING = (ForloopFlow, WhileloopFlow, BranchAll)
+
+# A trigger step that found nothing new ends the run early as a success, marked skipped
+# (Windmill's flow editor gives trigger scripts this stop_after_if).
+TRIGGER_STOP = StopAfterIf(expr="result == null || (Array.isArray(result) && result.length == 0)", skip_if_stopped=True)
 
 # What a container decides once per run of its body; cleared when it is run again.
 _CONTAINER_DECISIONS = ("items", "parallelism", "input", "branch", "stopped", "result", "error", "timeout_s")
@@ -97,6 +102,11 @@ class Walker:
     def _start(self, event: Start) -> bool:
         self.state.phase = "Running"
         self.state.started_at = self.now
+        if event.preprocess and self.ctx.flow.value.preprocessor_module is not None:
+            # The trigger's event, for the preprocessor; its result is checked against the schema.
+            self.state.args = dict(event.args)
+            self.state.preprocessing = True
+            return True
         try:
             self.state.args = validate_inputs(self.ctx.flow.schema_, event.args)
         except InputError as exc:
@@ -127,6 +137,8 @@ class Walker:
         st.phase = "Failed"
 
     def _walk_flow(self) -> None:
+        if self.state.preprocessing and not self._preprocess():
+            return
         flow = self.ctx.flow.value
         frame = Frame(flow_input=self.state.args, results={}, previous_result=self.state.args,
                       depth=self.ctx.depth, timeout_s=self.ctx.timeout_s, failure_module=flow.failure_module)
@@ -149,6 +161,35 @@ class Walker:
             self.state.stopped_early = True
             self.state.skipped = status.skip
         self._finish("Succeeded", result=status.result)
+
+    def _preprocess(self) -> bool:
+        """Run the preprocessor_module on the trigger's event; True once its result is the flow input.
+
+        As in Windmill, it gets the trigger's arguments as they are (its input
+        transforms are not evaluated) and its `preprocessor` function is called.
+        """
+        module = self.ctx.flow.value.preprocessor_module
+        assert module is not None
+        frame = Frame(flow_input=self.state.args, results={}, previous_result=self.state.args, depth=self.ctx.depth,
+                      timeout_s=self.ctx.timeout_s)
+        status = self.module(module, PREPROCESSOR_PATH, frame)
+        if isinstance(status, Waiting):
+            self.state.phase = "Running"
+            return False
+        if isinstance(status, Failed):
+            self._finish("Failed", result=status.result, error=status.error)
+            return False
+        result = status.result
+        try:
+            if not isinstance(result, dict):
+                raise InputError(None, f"the preprocessor must return an object of flow inputs, got {type(result).__name__}")
+            self.state.args = validate_inputs(self.ctx.flow.schema_, result)
+        except InputError as exc:
+            self._finish("Failed", error=ErrorInfo(name="InputError", message=f"preprocessor result: {exc}",
+                                                   step_id=PREPROCESSOR_PATH))
+            return False
+        self.state.preprocessing = False
+        return True
 
     def _early_return(self, frame: Frame) -> None:
         """Windmill's `early_return`: hand a step's result to the caller while the flow goes on."""
@@ -352,6 +393,8 @@ class Walker:
 
     def _after_success(self, module: FlowModule, path: str, st: StepState, frame: Frame) -> Status:
         stop = module.stop_after_all_iters_if if isinstance(module.value, _ITERATING) else module.stop_after_if
+        if stop is None and self._is_trigger(module):
+            stop = TRIGGER_STOP
         if stop is not None and st.stopped is None:
             try:
                 st.stopped = self.test(stop.expr, frame, path, "stop_after_if.expr", st.result)
@@ -374,6 +417,11 @@ class Walker:
         if waiting is not None:
             return waiting
         return Done(st.result)
+
+    def _is_trigger(self, module: FlowModule) -> bool:
+        """The flow's first step marked is_trigger: a watcher returning what is new."""
+        modules = self.ctx.flow.value.modules
+        return bool(modules) and modules[0] is module and bool(getattr(module.value, "is_trigger", False))
 
     def _stop_with_error(self, st: StepState, path: str, stop: StopAfterIf) -> Status:
         """Windmill (get_stop_after_if_data): the flow fails with an EarlyStopError whose message
@@ -407,11 +455,15 @@ class Walker:
         # Counted first: an attempt whose inputs fail to evaluate is a failed attempt (and retries end).
         st.attempts += 1
         language, code = self._code(module, path)
-        args = self.args(module.value.input_transforms, frame, path)  # type: ignore[union-attr]
+        preprocessor = path == PREPROCESSOR_PATH
+        if preprocessor:
+            args = dict(self.state.args)
+        else:
+            args = self.args(module.value.input_transforms, frame, path)  # type: ignore[union-attr]
         timeout = tighter(self.number(module.timeout, frame, path, "timeout"), frame.timeout_s)
         self.actions.append(
             RunStep(path=path, attempt=st.attempts, step_id=module.id, language=language, code=code,
-                    args=args, timeout_s=timeout)
+                    args=args, timeout_s=timeout, entrypoint="preprocessor" if preprocessor else "main")
         )
 
     def _code(self, module: FlowModule, path: str) -> tuple[Any, str]:

@@ -84,10 +84,10 @@ class LocalRun:
         self.scratch = Path(tempfile.mkdtemp(prefix=f"millrace-{self.run_id}-"))
         self._saved_at = 0.0
 
-    def execute(self, args: dict[str, Any]) -> RunStatus:
-        """Start the run; return when it ends or suspends."""
+    def execute(self, args: dict[str, Any], preprocess: bool = False) -> RunStatus:
+        """Start the run; return when it ends or suspends. `preprocess`: `args` is a trigger's event."""
         self.store.save_definition(self.run_id, self.loaded, self.library)
-        return self.proceed(RunStatus(), Start(args=args, now=time.time()))
+        return self.proceed(RunStatus(), Start(args=args, now=time.time(), preprocess=preprocess))
 
     def proceed(self, state: RunStatus, event: Event) -> RunStatus:
         """Apply `event` to a saved state and run until the run ends or suspends.
@@ -219,6 +219,7 @@ class LocalRun:
                 "WM_FLOW_STEP_ID": action.step_id,
             },
             timeout_s=action.timeout_s,
+            entrypoint=action.entrypoint,
         )
         return self.executor.run(request)
 

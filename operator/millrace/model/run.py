@@ -99,6 +99,8 @@ class RunStatus(KubeModel):
     early_result: Any = None
     early_returned: bool = False
     suspended_step: str | None = None
+    # A triggered run whose preprocessor_module has not given the flow input yet (args is the event).
+    preprocessing: bool = False
 
     @property
     def terminal(self) -> bool:
