@@ -4,6 +4,7 @@ read without side effects, plan, write the status, then act."""
 from __future__ import annotations
 
 import copy
+import types
 import json
 from typing import Any
 
@@ -29,6 +30,8 @@ class FakeKube:
         self.calls: list[tuple[str, str]] = []
         self.conflicts = 0
         self.version = 1
+        # No secret variables in the namespace: statuses are written as they are.
+        self.core = types.SimpleNamespace(list_namespaced_secret=lambda *_, **__: types.SimpleNamespace(items=[]))
 
     def put(self, obj: dict[str, Any]) -> None:
         self.objects[(obj["kind"], obj["metadata"]["name"])] = copy.deepcopy(obj)
@@ -207,7 +210,7 @@ def test_reading_a_run_changes_nothing(reconciler) -> None:
     status = FlowRunStatus.model_validate(obj["status"])
     definition = rec._definition(obj)
     kube.calls.clear()
-    reading = rec._read(obj, status, rec._meta(obj, definition), definition)
+    reading = rec._read(obj, status, rec._meta(obj, definition), definition, {})
     assert kube.writes() == []
     assert [type(e).__name__ for e in reading.events] == ["StepFinished"]
     assert [type(r).__name__ for r in reading.repairs] == ["StopJob"] and reading.unreadable is None

@@ -53,6 +53,8 @@ from .jobs import RunMeta, attempt_deadline, shared_claim, step_objects
 from .kube import Conflict, KubeApi
 from .outcomes import job_outcome
 from .placement import claim_node
+from .policy import StepPolicy, check_runtime
+from .secrecy import Secrecy, args_secret, args_secret_name, read_args_secret
 from .status import decorate
 
 KIND_REPORT = "report"
@@ -83,6 +85,10 @@ class OperatorConfig:
     # A finished top-level FlowRun (and with it everything it owns) is deleted this long
     # after it ended; None keeps it until someone deletes it.
     retention_s: float | None = None
+    # What flows may ask of their step pods (the chart's stepPolicy).
+    policy: StepPolicy = field(default_factory=StepPolicy)
+    # Shared with the step API backend: the real values behind masked records.
+    secrecy: Secrecy | None = None
 
 
 @dataclass
@@ -112,6 +118,8 @@ class RunReconciler:
         cache = cache or ReconcileCache()
         self._definitions = cache.definitions
         self._large_results = cache.large_results
+        self.secrecy = config.secrecy or Secrecy(kube)
+        self._secrets: list[str] = []
 
     def reconcile(self, namespace: str, name: str) -> tuple[bool, float | None]:
         """One pass. Returns (finished, wake_at): a finished run needs no resync, only its
@@ -128,16 +136,22 @@ class RunReconciler:
         obj = self.kube.get_flowrun(namespace, name)
         if obj is None:
             return True, None
-        status = FlowRunStatus.model_validate(obj.get("status") or {})
+        uid = obj["metadata"]["uid"]
+        self._secrets = self.secrecy.secrets(namespace)
+        recorded = FlowRunStatus.model_validate(obj.get("status") or {})
+        status = FlowRunStatus.model_validate(self.secrecy.restore(uid, "status", obj.get("status") or {}, self._secrets))
         if status.terminal:
             self._release(obj, status)
             return True, self._expire(obj, status)
         try:
             definition = self._definition(obj)
+            start_args = self._start_args(obj) if status.phase == "Pending" else {}
         except FlowError as exc:
             return self._fail(obj, status, ErrorInfo(name="InvalidFlow", message=str(exc)))
+        if start_args is None:
+            return False, self.clock() + 1.0  # the inner flow's args Secret is not there yet
         meta = self._meta(obj, definition)
-        reading = self._read(obj, status, meta, definition)
+        reading = self._read(obj, status, meta, definition, start_args)
         try:
             variables, resources = data_mappings(self.kube, namespace) if definition.uses_data else ({}, {})
         except UnreadableData as exc:
@@ -146,7 +160,7 @@ class RunReconciler:
                           evaluator=Evaluator(self.sandbox, variables, resources), library=definition.library,
                           child_flows=True, depth=int((obj.get("spec") or {}).get("depth") or 0),
                           timeout_s=(obj.get("spec") or {}).get("timeoutS"))
-        state = self._hydrate(namespace, obj["metadata"]["uid"], status)
+        state = self._hydrate(obj, status)
         actions: list[Action] = []
         jobs: dict[str, dict[str, Any]] = {}
         wake_at: float | None = None
@@ -169,7 +183,8 @@ class RunReconciler:
             wake_at = self.clock()  # approvals that came early wait for this suspension: apply them now
         self._keep_result(obj, state)
         new_status = decorate(self._dehydrate(state, meta.run), obj, self.clock())
-        document = new_status.model_dump(mode="json", by_alias=True, exclude_none=True)
+        document = self.secrecy.record(uid, "status", new_status.model_dump(mode="json", by_alias=True, exclude_none=True),
+                                       self._secrets)
         if actions or _changed(obj.get("status") or {}, document):
             try:
                 self.kube.replace_flowrun_status(obj, document)
@@ -181,7 +196,8 @@ class RunReconciler:
         crash_point("after-status")
         self._repair(obj, meta, definition, reading.repairs)
         self._launch(obj, meta, definition, actions, jobs)
-        observe.record(self.kube, obj, reading.notices + observe.transitions(status, new_status), self.clock())
+        observe.record(self.kube, obj, reading.notices + observe.transitions(recorded, FlowRunStatus.model_validate(document)),
+                       self.clock())
         if new_status.terminal:
             self._release(obj, new_status)
             return True, self._expire(obj, new_status)
@@ -202,7 +218,8 @@ class RunReconciler:
         """End the run as Failed on the last status the API accepted, with nothing else changed."""
         failed = status.model_copy(update={"phase": "Failed", "finished_at": self.clock(), "error": error})
         new_status = decorate(failed, obj, self.clock())
-        self.kube.replace_flowrun_status(obj, new_status.model_dump(mode="json", by_alias=True, exclude_none=True))
+        self.kube.replace_flowrun_status(obj, self.secrecy.record(obj["metadata"]["uid"], "status", new_status.model_dump(
+            mode="json", by_alias=True, exclude_none=True), self._secrets))
         observe.record(self.kube, obj, observe.transitions(status, new_status), self.clock())
         self._release(obj, new_status)
         return True, self._expire(obj, new_status)
@@ -236,6 +253,8 @@ class RunReconciler:
         if not names.owned(stored, meta["uid"]):
             raise FlowError.single(meta["name"], names.foreign("ConfigMap", stored, f"run {meta['name']}"))
         document = json.loads(stored["data"]["definition"])
+        # The same policy as the webhook's: a cluster without the webhook runs no pod the policy refuses.
+        check_runtime(document["name"], document["spec"].get("runtime"), self.config.policy)
         runtime = Runtime.model_validate(document["spec"].get("runtime") or {})
         loaded = load_flow_document(openflow_of(document["spec"]), document["name"])
         library = Library(
@@ -275,17 +294,28 @@ class RunReconciler:
             same_worker=bool(definition.loaded.flow.value.same_worker),
             runtime=definition.runtime,
             default_images={**self.config.default_images},
+            policy=self.config.policy,
         )
 
     # --- events ------------------------------------------------------------------------
 
+    def _start_args(self, obj: dict[str, Any]) -> dict[str, Any] | None:
+        """spec.args, with those of spec.argsSecret over them; None while that Secret does not exist yet."""
+        spec = obj.get("spec") or {}
+        args = dict(spec.get("args") or {})
+        if spec.get("argsSecret"):
+            hidden = read_args_secret(self.kube, obj, spec["argsSecret"])
+            if hidden is None:
+                return None
+            args.update(hidden)
+        return args
+
     def _read(self, obj: dict[str, Any], status: FlowRunStatus, meta: RunMeta,
-              definition: Definition) -> Reading:
+              definition: Definition, start_args: dict[str, Any]) -> Reading:
         """What happened since the status was written, and what to repair once it is: reads only."""
         now = self.clock()
         if status.phase == "Pending":
-            spec = obj.get("spec") or {}
-            return Reading([Start(args=spec.get("args") or {}, now=now, preprocess=bool(spec.get("preprocess")))])
+            return Reading([Start(args=start_args, now=now, preprocess=bool((obj.get("spec") or {}).get("preprocess")))])
         events: list[Event] = []
         repairs: list[Repair] = []
         selector = f"{names.LABEL_RUN}={names.label_value(meta.run)}"
@@ -308,8 +338,15 @@ class RunReconciler:
                     # The operator stopped between naming the child run and creating it.
                     repairs.append(RecreateChild(path, st.attempts))
                     continue
-                outcome = _child_outcome(child)
-                ref = (child.get("status") or {}).get("resultRef")
+                child_status = self.secrecy.restore(child["metadata"]["uid"], "status", child.get("status") or {},
+                                                    self._secrets)
+                if not child_status.get("phase") or child_status["phase"] == "Pending":
+                    # The operator may have stopped between creating the child run and its args Secret.
+                    repairs.append(RecreateChildArgs(child, st.input or {}))
+                if child_status.get("phase") in ("Succeeded", "Failed", "Cancelled"):
+                    self.secrecy.forget(child["metadata"]["uid"])
+                outcome = _child_outcome({**child, "status": child_status})
+                ref = child_status.get("resultRef")
                 if outcome is not None and outcome.ok and ref:
                     # Too large for the child's status: it is whole in the child's result ConfigMap.
                     kept = self.kube.get_config_map(meta.namespace, ref)
@@ -322,7 +359,7 @@ class RunReconciler:
                 continue
             if report is not None:
                 events.append(StepFinished(path=path, attempt=st.attempts, now=now,
-                                           outcome=_trusted_report(report, meta.run_uid, path, st.attempts)))
+                                           outcome=self._report_outcome(obj, report, path, st.attempts)))
                 continue
             if jobs is None:
                 jobs = {j["metadata"]["name"]: j for j in self.kube.list_jobs(meta.namespace, selector)}
@@ -347,7 +384,7 @@ class RunReconciler:
                 # The step may have reported after the records were listed, then ended:
                 # its report, read again now, says more than its Job.
                 late = self.kube.get_config_map(meta.namespace, names.report_name(meta.run, path, st.attempts))
-                outcome = _trusted_report(late, meta.run_uid, path, st.attempts) if late is not None else verdict.outcome
+                outcome = self._report_outcome(obj, late, path, st.attempts) if late is not None else verdict.outcome
                 events.append(StepFinished(path=path, attempt=st.attempts, outcome=outcome, now=now))
                 if verdict.stop and job is not None:
                     repairs.append(StopJob(job["metadata"]["name"]))
@@ -417,17 +454,25 @@ class RunReconciler:
 
     # --- large results -------------------------------------------------------------------
 
-    def _hydrate(self, namespace: str, run_uid: str, status: FlowRunStatus) -> FlowRunStatus:
+    def _hydrate(self, obj: dict[str, Any], status: FlowRunStatus) -> FlowRunStatus:
         """Bring results kept in report ConfigMaps back, for expressions to read.
 
         A recorded result never changes: each is read once per operator process."""
-        for st in status.steps.values():
+        meta = obj["metadata"]
+        for path, st in status.steps.items():
             if st.result_ref:
                 if st.result_ref not in self._large_results:
-                    cm = self.kube.get_config_map(namespace, st.result_ref)
+                    cm = self.kube.get_config_map(meta["namespace"], st.result_ref)
                     if cm is None:
                         continue
-                    self._large_results[st.result_ref] = _trusted_report(cm, run_uid).result
+                    owner = obj
+                    if st.type == "flow":
+                        # An inner flow's large result is kept by its child run, which this run owns.
+                        child = self.kube.get_flowrun(meta["namespace"], names.child_run_name(meta["name"], path, st.attempts))
+                        if child is None or not names.owned(child, meta["uid"], path, st.attempts):
+                            continue
+                        owner = child
+                    self._large_results[st.result_ref] = self._report_outcome(owner, cm).result
                 st.result = self._large_results[st.result_ref]
         return status
 
@@ -515,6 +560,8 @@ class RunReconciler:
                 self._create_job(obj, repair.path, repair.attempt, repair.config_name, repair.job)
             elif isinstance(repair, StopJob):
                 self.kube.delete_job(meta.namespace, repair.job)
+            elif isinstance(repair, RecreateChildArgs):
+                self.kube.create(args_secret(repair.child, repair.args))
             else:
                 module = module_at(definition.loaded.flow, repair.path, definition.library)
                 assert module is not None and isinstance(module.value, PathFlow)
@@ -537,11 +584,17 @@ class RunReconciler:
         self.kube.annotate_config_map(meta["namespace"], config_name, annotation)
 
     def _create_child(self, obj: dict[str, Any], definition: Definition, action: RunFlow) -> None:
+        """The child run, then the Secret of its args, owned by it: args never sit in a plain spec."""
+        body = _child_run(obj, definition, action)
         try:
-            self.kube.create_flowrun(_child_run(obj, definition, action))
+            self.kube.create_flowrun(body)
         except ApiException as exc:
             self._record_refusal(obj, action.path, action.attempt, exc,
                                  f"the FlowRun of inner flow {action.path} attempt {action.attempt}")
+            return
+        child = self.kube.get_flowrun(body["metadata"]["namespace"], body["metadata"]["name"])
+        if child is not None:
+            self.kube.create(args_secret(child, action.args))
 
     def _record_refusal(self, obj: dict[str, Any], path: str, attempt: int, exc: ApiException, what: str) -> None:
         """An attempt the status names cannot start: its report says so, as a step's would."""
@@ -558,6 +611,20 @@ class RunReconciler:
             "data": {"report": StepReport(ok=False, error=refused).model_dump_json()},
         })
 
+    def _report_outcome(self, run: dict[str, Any], cm: dict[str, Any], path: str | None = None,
+                        attempt: int | None = None) -> StepOutcome:
+        """A report's outcome if the report is this run's (and this attempt's): anyone may make a
+        ConfigMap. With the real values behind its masks when this process has them."""
+        trusted = _trusted_report(cm, run["metadata"]["uid"], path, attempt)
+        if trusted.error is not None and trusted.error.name == "ForeignObject":
+            return trusted
+        try:
+            recorded = json.loads(cm["data"]["report"])
+        except (KeyError, ValueError):
+            return trusted
+        real = self.secrecy.restore(run["metadata"]["uid"], cm["metadata"]["name"], recorded, self._secrets)
+        return _report_outcome({**cm, "data": {**cm["data"], "report": json.dumps(real)}})
+
     def _release(self, obj: dict[str, Any], status: FlowRunStatus) -> None:
         """A finished run keeps its Jobs (for logs) but not its shared volume."""
         meta = obj["metadata"]
@@ -566,6 +633,9 @@ class RunReconciler:
         for st in status.steps.values():
             if st.result_ref:
                 self._large_results.pop(st.result_ref, None)
+        if names.LABEL_PARENT not in (meta.get("labels") or {}):
+            # A child run's real values are forgotten once its parent has read its outcome.
+            self.secrecy.forget(meta["uid"])
 
 
 @dataclass
@@ -598,6 +668,14 @@ class StopJob:
 
 
 @dataclass(frozen=True)
+class RecreateChildArgs:
+    """A child run whose args Secret was never created (the operator stopped in between)."""
+
+    child: dict[str, Any]
+    args: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class RecreateChild:
     """An inner flow's attempt the status names whose child FlowRun was never created."""
 
@@ -605,7 +683,7 @@ class RecreateChild:
     attempt: int
 
 
-Repair = RecreateJob | StopJob | RecreateChild
+Repair = RecreateJob | StopJob | RecreateChild | RecreateChildArgs
 
 
 def _child_outcome(child: dict[str, Any]) -> StepOutcome | None:
@@ -637,8 +715,9 @@ def _child_run(parent: dict[str, Any], definition: Definition, action: RunFlow) 
                             names.ANNOTATION_FLOW_PATH: action.flow_path},
             "ownerReferences": [_owner(parent)],
         },
-        "spec": {"flow": flow, "args": action.args, "depth": action.depth,
-                 **({"timeoutS": action.timeout_s} if action.timeout_s is not None else {})},
+        # The args follow in a Secret owned by the child (argsSecret): they may hold secret values.
+        "spec": {"flow": flow, "argsSecret": args_secret_name(names.child_run_name(meta["name"], action.path, action.attempt)),
+                 "depth": action.depth, **({"timeoutS": action.timeout_s} if action.timeout_s is not None else {})},
     }
 
 
