@@ -15,19 +15,13 @@ from typing import Any
 
 from ..engine.actions import RunStep
 from ..model.resources import Runtime
+from ..runtime.languages import DEFAULT_IMAGES, LANGUAGES
 from ..runtime.launch import SDK, WRAPPERS, plan
 from ..runtime.protocol import StepRequest
 from . import names
 
 STEP_ROOT = "/millrace"
 WORKDIR = "/work"
-DEFAULT_IMAGES: dict[str, str] = {
-    "python3": "python:3.12-slim",
-    "bash": "bash:5.2",
-    "bun": "oven/bun:1",
-    "deno": "denoland/deno:2",
-}
-PROGRAMS = {"python3": "python3", "bash": "bash", "bun": "bun", "deno": "deno"}
 # Restricted Pod Security Standard, by default.
 POD_SECURITY: dict[str, Any] = {"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532,
                                 "seccompProfile": {"type": "RuntimeDefault"}}
@@ -88,8 +82,7 @@ def step_objects(meta: RunMeta, action: RunStep, token: str) -> tuple[dict[str, 
     config_name = names.step_config_name(meta.run, action.path, action.attempt)
     request = StepRequest(key=action.key, language=action.language, code=action.code, args=action.args,
                           workdir=WORKDIR, timeout_s=action.timeout_s)
-    runtime_language = "bun" if action.language == "nativets" else action.language
-    launch = plan(request, PROGRAMS[runtime_language], wrappers=Path(STEP_ROOT) / "wrappers", sdk=Path(STEP_ROOT) / "sdk")
+    launch = plan(request, LANGUAGES[action.language].program, wrappers=Path(STEP_ROOT) / "wrappers", sdk=Path(STEP_ROOT) / "sdk")
     files = {f"files/{name}": content for name, content in launch.files.items()}
     files.update(_bundle(WRAPPERS, "wrappers"))
     files.update(_bundle(SDK, "sdk"))
@@ -108,7 +101,7 @@ def step_objects(meta: RunMeta, action: RunStep, token: str) -> tuple[dict[str, 
     }
     links = [arg for name, target in launch.links.items() for arg in ("--link", name, target)]
     command = ["sh", f"{STEP_ROOT}/wrappers/launch.sh", STEP_ROOT, *links, "--", *launch.argv]
-    job = _job(meta, action, config_name, sorted(files), command, runtime_language)
+    job = _job(meta, action, config_name, sorted(files), command, action.language)
     return config_map, secret, job
 
 

@@ -31,7 +31,7 @@ from .actions import Action, CancelStep, RunFlow, RunStep
 from .evaluate import Evaluator, Frame, StepFailure
 from .events import CancelRequested, Event, Resumed, Start, StepFinished, Tick
 from .inputs import InputError, validate_inputs
-from .languages import runtime_language
+from ..runtime.languages import runtime_language
 from .library import Library
 from .paths import FAILURE_MODULE_PATH, module_at
 

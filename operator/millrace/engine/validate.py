@@ -30,7 +30,7 @@ from ..model.loader import LoadedFlow
 from .cycles import call_cycles
 from .fields import check_flow_fields, check_module_fields
 from .inputs import check_schema
-from .languages import SUPPORTED
+from ..runtime.languages import SUPPORTED
 from .library import Library
 from .paths import FAILURE_MODULE_PATH
 

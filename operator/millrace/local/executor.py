@@ -29,7 +29,8 @@ from types import TracebackType
 from typing import Protocol
 
 from ..runtime import toolchain
-from ..runtime.launch import RUNTIME, WRAPPERS, Launch, plan
+from ..runtime.languages import LANGUAGES
+from ..runtime.launch import WRAPPERS, Launch, plan
 from ..runtime.outcome import cancelled, failed, interpret, timed_out
 from ..runtime.protocol import StepError, StepOutcome, StepRequest
 from ..runtime.redact import redact_outcome
@@ -105,7 +106,7 @@ class LocalExecutor:
         self.python = python
         self.environ = dict(environ)
         self.base_env = base_environment(environ)
-        self.forks = ForkServer(python, WRAPPERS / "python3.py", self.base_env) if fork_server else None
+        self.forks = ForkServer(python, WRAPPERS / LANGUAGES["python3"].wrapper, self.base_env) if fork_server else None
         # Reports and logs of running steps; one directory for all, as directories are slow to make.
         self.scratch = Path(tempfile.mkdtemp(prefix="millrace-steps-"))
         self._serial = count()
@@ -186,11 +187,11 @@ class LocalExecutor:
             log.unlink(missing_ok=True)
 
     def _program(self, request: StepRequest) -> str:
-        runtime = RUNTIME[request.language]
-        return self.python if runtime == "python3" else toolchain.find(runtime, self.environ)
+        row = LANGUAGES[request.language]
+        return self.python if row.fork_server else toolchain.find(row.program, self.environ, row.install_dirs)
 
     def _start(self, request: StepRequest, launch: Launch, env: dict[str, str], log: Path) -> StepProcess:
-        if self.forks is not None and RUNTIME[request.language] == "python3":
+        if self.forks is not None and LANGUAGES[request.language].fork_server:
             return self.forks.spawn(request.workdir, env, str(log))
         with log.open("wb") as output:
             process = subprocess.Popen(

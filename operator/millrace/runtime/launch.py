@@ -17,18 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import bash_signature
-from .protocol import Language, StepRequest
+from .languages import LANGUAGES
+from .protocol import StepRequest
 
 WRAPPERS = Path(__file__).parent / "wrappers"
 SDK = Path(__file__).parent / "sdk"
 TS_CLIENT = "windmill-client"
 # npm:windmill-client@1.2.3 and https://deno.land/x/windmill@v1.2.3/mod.ts, quoted.
 TS_CLIENT_SPELLINGS = re.compile(r"""(["'])(?:npm:windmill-client(?:@[^"'/]*)?|https://deno\.land/x/windmill(?:@[^"'/]*)?/mod\.ts)\1""")
-
-# The binary each language runs on. Windmill's native TypeScript is plain
-# fetch-style code: bun runs it.
-RUNTIME: dict[Language, str] = {"python3": "python3", "bash": "bash", "bun": "bun", "deno": "deno", "nativets": "bun"}
-
 
 @dataclass(frozen=True)
 class Launch:
@@ -45,18 +41,19 @@ def typescript(code: str) -> str:
 def plan(request: StepRequest, program: str, wrappers: Path = WRAPPERS, sdk: Path = SDK) -> Launch:
     """The files and command for `request`, run by `program` (the language's runtime binary)."""
     args = json.dumps(request.args)
-    match RUNTIME[request.language]:
+    wrapper = str(wrappers / LANGUAGES[request.language].wrapper)
+    match request.language:
         case "python3":
-            return Launch({"main.py": request.code, "args.json": args}, [program, str(wrappers / "python3.py")])
+            return Launch({"main.py": request.code, "args.json": args}, [program, wrapper])
         case "bash":
             arguments = bash_signature.positional(request.code, request.args)
-            return Launch({"main.sh": f"set -e\n{request.code}"}, [program, str(wrappers / "bash.sh"), *arguments])
+            return Launch({"main.sh": f"set -e\n{request.code}"}, [program, wrapper, *arguments])
         case "bun":
             files = {"main.ts": typescript(request.code), "args.json": args}
             links = {f"node_modules/{TS_CLIENT}": str(sdk / TS_CLIENT)}
-            return Launch(files, [program, "run", str(wrappers / "typescript.ts")], links)
+            return Launch(files, [program, "run", wrapper], links)
         case "deno":
             import_map = f"--import-map={sdk / 'import_map.json'}"
-            command = [program, "run", "--allow-all", "--no-prompt", import_map, str(wrappers / "typescript.ts")]
+            command = [program, "run", "--allow-all", "--no-prompt", import_map, wrapper]
             return Launch({"main.ts": typescript(request.code), "args.json": args}, command)
     raise ValueError(f"no launch plan for {request.language}")
