@@ -28,7 +28,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
-from ..runtime import toolchain
+from ..runtime import go_signature, toolchain
 from ..runtime.languages import LANGUAGES
 from ..runtime.launch import WRAPPERS, Launch, plan
 from ..runtime.outcome import cancelled, failed, interpret, timed_out
@@ -38,7 +38,7 @@ from .forkserver import ForkServer
 from .stepapi import LocalStepApi
 
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
-PASSED_THROUGH = ("TZ", "TMPDIR")  # harmless settings a step should share with its user
+PASSED_THROUGH = ("TZ", "TMPDIR", "MILLRACE_CACHE", "MILLRACE_GO_CACHE")  # settings a step shares with its user: time zone, scratch and build caches
 
 
 class StepProcess(Protocol):
@@ -144,6 +144,8 @@ class LocalExecutor:
             return redact_outcome(self._run(request, started), self.api.secrets())
         except toolchain.RuntimeMissing as missing:
             return failed(StepError(name="RuntimeMissing", message=str(missing)))
+        except go_signature.GoSignatureError as problem:
+            return failed(StepError(name="SignatureError", message=str(problem)))
         except Exception as error:  # a broken step or executor fails the step, never the engine
             message = f"the step could not be run: {type(error).__name__}: {error}"
             return failed(StepError(name="ExecutorError", message=message, stack=traceback.format_exc()),

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 # The runtime languages a step request names (the table's keys, checked below).
-Language = Literal["python3", "bash", "bun", "deno"]
+Language = Literal["python3", "bash", "bun", "deno", "go"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ LANGUAGES: dict[Language, StepLanguage] = {
         # Windmill's native TypeScript runs plain fetch-style scripts: bun runs them.
         StepLanguage("bun", ("bun", "nativets"), "bun", "typescript.ts", "oven/bun:1", (".bun.ts", ".ts")),
         StepLanguage("deno", ("deno",), "deno", "typescript.ts", "denoland/deno:2", (".deno.ts",)),
+        StepLanguage("go", ("go",), "go", "go/go.sh", "golang:1.26", (".go",), install_dirs=("/usr/local/go/bin",)),
     )
 }
 if set(LANGUAGES) != set(get_args(Language)):

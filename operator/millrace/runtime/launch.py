@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import bash_signature
+from . import bash_signature, go_signature
 from .languages import LANGUAGES
 from .protocol import StepRequest
 
@@ -56,4 +56,7 @@ def plan(request: StepRequest, program: str, wrappers: Path = WRAPPERS, sdk: Pat
             import_map = f"--import-map={sdk / 'import_map.json'}"
             command = [program, "run", "--allow-all", "--no-prompt", import_map, wrapper]
             return Launch({"main.ts": typescript(request.code), "args.json": args}, command)
+        case "go":
+            params = json.dumps(go_signature.parameter_names(request.code))
+            return Launch({"inner.go": request.code, "args.json": args, "params.json": params}, ["bash", wrapper, program])
     raise ValueError(f"no launch plan for {request.language}")
