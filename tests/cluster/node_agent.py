@@ -76,7 +76,9 @@ folders).  Absolute paths that start with a mount path, the working
 directory or the termination message path are rewritten to that folder
 wherever they appear in ``command``, ``args`` and env values; relative
 paths work as they are, since the process starts in its working directory.
-``MILLRACE_CONTAINER_ROOT`` holds the root folder.  When the pod mounts a
+``MILLRACE_CONTAINER_ROOT`` holds the root folder.  A volume mounted over a
+folder of this machine that the container does not otherwise need (e.g.
+/tmp) is also bound at that real path.  When the pod mounts a
 service account token, ``KUBECONFIG`` points at a kubeconfig that uses that
 token (the fixed in-cluster path /var/run/secrets/... is not available to a
 plain process), and ``KUBERNETES_SERVICE_HOST``/``_PORT`` point at the
@@ -676,6 +678,7 @@ class PodWorker(threading.Thread):
         mapping: dict[str, str] = {}
         writable: set[str] = set()
         read_only: set[str] = set()
+        at_mount_path: list[tuple[str, str, bool]] = []
         for m in sorted(c.get("volumeMounts") or [], key=lambda m: len(m["mountPath"])):
             mp = "/" + safe_rel(m["mountPath"])
             if mp == "/":
@@ -696,6 +699,7 @@ class PodWorker(threading.Thread):
             link.symlink_to(target)
             mapping[mp] = str(link)
             (read_only if ro else writable).add(str(target.resolve()))
+            at_mount_path.append((mp, str(target.resolve()), not ro))
         wd = c.get("workingDir")
         if wd:
             wd = "/" + safe_rel(wd)
@@ -746,9 +750,21 @@ class PodWorker(threading.Thread):
         launch = {"argv": argv, "env": env, "cwd": str(cwd), "uid": uid, "gid": gid, "groups": groups,
                   "namespace": True, "read_only_root": bool(sc.get("readOnlyRootFilesystem")),
                   "writable": sorted(writable), "read_only": sorted(read_only - writable),
+                  "at_mount_path": self.real_path_mounts(at_mount_path, argv[0]),
                   "image_paths": self.agent.image_paths, "stage": str(croot / "stage"),
                   "no_new_privileges": sc.get("allowPrivilegeEscalation") is False}
         return argv, cwd, env, term_file, launch
+
+    def real_path_mounts(self, mounts: list[tuple[str, str, bool]], program: str) -> list[tuple[str, str, bool]]:
+        """The mounts that can also sit at their real path (e.g. /tmp, so that
+        programs that use it without being told find the volume there): those
+        over a folder this machine has that holds none of what the container
+        itself needs (the pod's folders, the volumes, the images' programs)."""
+        needed = [str(self.agent.root.resolve()), str(Path(program).resolve()), *self.agent.image_paths,
+                  *(str(f.resolve()) for f in self.volumes.values())]
+        return [(mp, target, rw) for mp, target, rw in mounts
+                if os.path.isdir(mp) and not os.path.islink(mp)
+                and not any(n == mp or n.startswith(mp + "/") for n in needed)]
 
     # -- running -----------------------------------------------------
     def start_container(self, cr: ContainerRun):

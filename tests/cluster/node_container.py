@@ -16,7 +16,9 @@ container runtime would before it execs the container's command:
    read-only (except /proc, /dev and /sys), so writing anywhere fails with
    EROFS; then bind-mounts the pod's volume folders (and the termination
    log) over themselves, writable or read-only as each volumeMount says.
-   Without it, only the read-only volume mounts are made read-only;
+   Without it, only the read-only volume mounts are made read-only.  Volumes
+   whose mount path is a folder of this machine that the container does not
+   otherwise need (e.g. /tmp) are also bound at that real path;
 4. sets the supplementary groups, the group and the user (runAsUser,
    runAsGroup, fsGroup, supplementalGroups);
 5. sets no_new_privs when ``allowPrivilegeEscalation`` is false;
@@ -156,6 +158,9 @@ def enter(spec: dict) -> None:
                 bind(path, True)
         for path in spec.get("read_only") or []:
             bind(path, False)
+        for mount_path, source, writable in spec.get("at_mount_path") or []:
+            mount(source, mount_path, None, MS_BIND)
+            mount(None, mount_path, None, MS_REMOUNT | MS_BIND | (0 if writable else MS_RDONLY))
     if spec.get("no_new_privileges"):  # allowPrivilegeEscalation: false
         _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
     if gid is not None or uid is not None or groups:

@@ -136,6 +136,10 @@ def _flow(**changes) -> dict:
         modules[0]["value"]["input_transforms"]["name"]["expr"] = "flow_input.name +"
     if changes.get("nested_typo"):
         modules[1]["retry"] = {"constant": {"atempts": 3}}
+    if changes.get("bad_cron"):
+        flow["spec"]["schedule"] = {"cron": "61 * * * *"}
+    if changes.get("bad_timezone"):
+        flow["spec"]["schedule"] = {"cron": "@daily", "timezone": "Mars/Olympus"}
     return flow
 
 
@@ -162,6 +166,8 @@ def test_a_valid_flow_is_accepted(kube, webhook) -> None:
                        "invalid expression: "),
     ("nested_typo", "flow 'hello-flow', step 'shout', field 'retry.constant.atempts': "
                     "unknown field (known: attempts, seconds)"),
+    ("bad_cron", "flow 'hello-flow', field 'spec.schedule.cron': '61 * * * *' is not a valid cron expression"),
+    ("bad_timezone", "flow 'hello-flow', field 'spec.schedule.timezone': 'Mars/Olympus' is not an IANA timezone"),
 ])
 def test_an_invalid_flow_is_rejected_with_the_validate_message(kube, webhook, change, message, tmp_path) -> None:
     flow = _flow(**{change: True})

@@ -89,7 +89,7 @@ def test_operator_pod_is_restricted_and_its_command_configurable(helm) -> None:
     assert container["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                                             "capabilities": {"drop": ["ALL"]}}
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports == {"step-api": 8080, "webhook": 8443, "health": 8081, "metrics": 9090}
+    assert ports == {"step-api": 8080, "webhook": 8443, "health": 8081, "metrics": 9090, "hooks": 8790}
 
 
 def _install(helm, namespace: str, folder: Path, values: dict) -> None:
@@ -190,7 +190,8 @@ def test_the_operator_the_chart_deploys_runs_a_flow_with_its_service_account(kub
     # The webhook is off: the operator does not serve it yet.
     _install(helm, namespace, tmp_path, {
         "operator": {"command": _local_command(), "apiUrl": f"http://127.0.0.1:{api}",
-                     "ports": {"api": api, "health": free_port(), "webhook": free_port(), "metrics": free_port()}},
+                     "ports": {"api": api, "health": free_port(), "webhook": free_port(), "metrics": free_port(),
+                               "hooks": free_port()}},
         "webhook": {"enabled": False},
     })
     try:

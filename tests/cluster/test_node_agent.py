@@ -554,3 +554,17 @@ def test_a_read_write_once_claim_is_used_by_one_node_at_a_time(kube, namespace):
     assert kube.logs(namespace, "other-node").strip() == "held"
     finished = held["status"]["containerStatuses"][0]["state"]["terminated"]["finishedAt"]
     assert moved["status"]["containerStatuses"][0]["state"]["terminated"]["startedAt"] >= finished
+
+
+def test_a_volume_over_a_folder_of_the_machine_is_at_its_real_path(kube, namespace):
+    """A program that uses /tmp without being told (mktemp, no TMPDIR) finds the
+    pod's /tmp volume there, and the read-only root elsewhere."""
+    script = ("set -e; f=$(mktemp); echo made > \"$f\"; ls /tmp | wc -l; "
+              "if touch /var/probe 2>/dev/null; then echo var-writable; else echo var-read-only; fi")
+    kube.apply(pod_manifest("tmp", ["bash", "-c", script], container={
+        "securityContext": {"readOnlyRootFilesystem": True}, "env": [{"name": "TMPDIR", "value": ""}],
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]},
+        securityContext={"runAsUser": 1000, "fsGroup": 1000}, volumes=[{"name": "tmp", "emptyDir": {}}]), namespace)
+    p = kube.pod_phase(namespace, "tmp", timeout=90)
+    assert p["status"]["phase"] == "Succeeded", kube.logs(namespace, "tmp")
+    assert kube.logs(namespace, "tmp").split() == ["1", "var-read-only"]

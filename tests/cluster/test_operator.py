@@ -82,7 +82,7 @@ def test_a_failing_step_fails_the_run_with_its_traceback(kube: Any, namespace: s
     kube.apply(run_manifest("boom-1", "boom"), namespace)
     status = wait_phase(kube, namespace, "boom-1")
     assert status["phase"] == "Failed"
-    assert status["error"]["name"] == "ValueError" and status["error"]["step"] == "explode"
+    assert status["error"]["name"] == "ValueError" and status["error"]["step_id"] == "explode"
     assert "no good" in status["error"]["stack"]
     finished = next(c for c in status["conditions"] if c["type"] == "Finished")
     assert finished["reason"] == "Failed" and "no good" in finished["message"]
@@ -433,6 +433,20 @@ def test_a_signed_resume_link_continues_a_suspended_run(kube: Any, namespace: st
     status = wait_phase(kube, namespace, "linked-1")
     assert status["phase"] == "Succeeded", status
     assert status["result"] == {"r": {"via": "link"}, "who": ["carol"]}
+
+
+def test_a_signed_cancel_link_disapproves_and_fails_the_run(kube: Any, namespace: str, operator: Operator) -> None:
+    """Windmill (worker_flow.rs push_next_flow_job): a disapproval fails the flow, it does not cancel it."""
+    ask = python_step("ask", "import wmill\n\ndef main():\n    return wmill.get_resume_urls(approver='dave')\n")
+    ask["suspend"] = {"required_events": 1, "timeout": 600}
+    kube.apply(flow_manifest("refused", [ask, python_step("after", "def main():\n    return 1\n")]), namespace)
+    kube.apply(run_manifest("refused-1", "refused"), namespace)
+    status = wait_phase(kube, namespace, "refused-1", phases=("Suspended",))
+    links = status["steps"]["ask"]["result"]
+    urllib.request.urlopen(urllib.request.Request(links["cancel"], data=b"{}", method="POST")).read()
+    status = wait_phase(kube, namespace, "refused-1")
+    assert status["phase"] == "Failed", status
+    assert (status["error"]["name"], status["error"]["message"]) == ("SuspendedDisapproved", "Disapproved by dave")
 
 
 def test_cancelling_a_parent_cancels_its_inner_flow_run(kube: Any, namespace: str, operator: Operator) -> None:

@@ -75,7 +75,7 @@ def test_a_failing_run_names_the_step_and_the_error(shell: Shell, text: str, arg
     for needle in needles:
         assert needle in text_of_error, error
     if name != "InputError":
-        assert error["step"] == "a"
+        assert error["step_id"] == "a"
     record = shell.record(outcome["run"])
     assert record["phase"] == "Failed"
 
@@ -178,3 +178,28 @@ def test_two_different_flows_with_the_same_name_never_share_a_state(shell: Shell
     assert results == [1, 1, 2, 2]
     first, second = sorted(os.listdir(shell.home / "state"))
     assert first == "counter" and second.startswith("counter-")
+
+
+@pytest.mark.parametrize(
+    ("extra", "field", "needle"),
+    [
+        ("        concurrent_limit: 2\n", "value.concurrent_limit", "not honoured by millrace"),
+        ("        lock: 'requests==2.31.0'\n", "value.lock", "nothing is installed"),
+        ("      suspend: {required_events: 1, hide_cancel: true}\n", "suspend.hide_cancel", "not honoured by millrace"),
+    ],
+    ids=["concurrency", "lock", "hide-cancel"],
+)
+def test_an_option_without_effect_is_named_by_validate_and_run(shell: Shell, extra: str, field: str, needle: str) -> None:
+    text = HEAD + step("a", "def main():\n    return 1") + extra
+    checked = shell("validate", shell.flow("warned", text))
+    assert checked.code == 0, checked.err
+    line = next(line for line in checked.err.splitlines() if f"field '{field}'" in line)
+    assert line.startswith("warning: flow 'warned', step 'a'") and needle in line
+
+
+def test_a_requirements_header_is_named_when_the_flow_runs(shell: Shell) -> None:
+    text = HEAD + step("a", "#requirements:\n#requests==2.31.0\ndef main():\n    return 1")
+    outcome = shell("run", shell.flow("reqs", text))
+    assert outcome.code == 0, outcome.err
+    assert ("warning: flow 'reqs', step 'a', field 'value.content': a '#requirements:' header is accepted but not "
+            "honoured by millrace: nothing is installed") in outcome.err

@@ -112,7 +112,7 @@ def test_an_approval_after_the_timeout_fails_the_run(shell: Shell):
     time.sleep(1.1)
     late = shell("resume", run_id, "--payload", '{"ok": true}', "--output", "json")
     assert late.code == 1
-    assert late.json()["error"]["name"] == "ApprovalTimeout" and late.json()["error"]["step"] == "a"
+    assert late.json()["error"]["name"] == "SuspendedTimedOut" and late.json()["error"]["step_id"] == "a"
     assert "b" not in shell.record(run_id)["steps"]
 
 
@@ -122,9 +122,12 @@ def test_continue_on_disapprove_timeout_goes_on_without_a_resume(shell: Shell):
         python("a", "def main():\n    return 1", options=lenient),
         python("b", "def main(r):\n    return {'resume': r}", "{r: {type: javascript, expr: resume}}"))))["run"]
     time.sleep(1.1)
-    # Past the deadline an approval no longer counts: the run goes on as if none came.
+    # Past the deadline an approval no longer counts: the run goes on, and (Windmill:
+    # worker_flow.rs push_next_flow_job) the next step's resume is the timeout error.
     done = shell("resume", run_id, "--payload", '{"late": true}', "--output", "json")
-    assert done.code == 0 and done.json()["result"] == {"resume": None}
+    assert done.code == 0
+    assert done.json()["result"] == {"resume": {"error": {"message": "Timed out waiting to be resumed",
+                                                          "name": "SuspendedTimedOut"}}}
 
 
 # --- states and variables ---------------------------------------------------------------
@@ -263,7 +266,7 @@ def test_a_step_past_its_timeout_is_killed_with_what_it_started(shell: Shell):
     started = time.monotonic()
     failed = shell.run(shell.flow("slow", flow(python("a", code, options="      timeout: 1\n"))))
     assert time.monotonic() - started < 20
-    assert failed["error"] == {"name": "TimeoutError", "step": "a", "stack": "",
+    assert failed["error"] == {"name": "TimeoutError", "step_id": "a", "stack": "",
                                "message": "the step ran past its timeout of 1 s and was killed"}
     child = int(pid_file.read_text())
     with pytest.raises(ProcessLookupError):
@@ -292,8 +295,9 @@ def test_a_failure_module_that_fails_leaves_both_errors(shell: Shell):
         "  failure_module:\n    id: failure\n    value:\n      type: rawscript\n      language: python3\n"
         "      input_transforms: {}\n      content: |\n        def main():\n            raise ValueError('second')\n"))
     failed = shell.run(shell.flow("double", text))
-    assert failed["exit"] == 1 and failed["result"] is None
-    assert failed["error"]["name"] == "KeyError" and failed["error"]["step"] == "a"
+    # Windmill: the run's result is the failure module's own (failed) result.
+    assert failed["exit"] == 1 and failed["result"]["error"]["name"] == "ValueError"
+    assert failed["error"]["name"] == "KeyError" and failed["error"]["step_id"] == "a"
     assert failed["error"]["message"] == "'first' (and the failure module failed: second)"
     assert shell.record(failed["run"])["steps"]["failure"]["error"]["name"] == "ValueError"
 

@@ -90,7 +90,9 @@ BODIES: dict[str, tuple[dict[str, str], dict[str, Any], Any]] = {
             "inline_script_3.inline_script.ts": TS_IDENTITY,
         },
         {},
-        [[], [], []],
+        # Every branch is a sub-flow of the flow's input: its identity steps pass that input on
+        # (Windmill: worker_flow.rs push_next_flow_job).
+        [{}, {}, {}],
     ),
 }
 

@@ -80,3 +80,52 @@ def test_a_post_runs_the_flow_and_each_bad_request_is_refused_clearly(served: st
     assert status == 413
     # Four requests spent the burst of 4, whatever their answer (the limit is checked first): the fifth waits.
     assert post(served, b'{"name": "Bo"}')[0] == 429
+
+
+PREPROCESSED = """\
+summary: greet from a webhook
+schema: {type: object, properties: {name: {type: string}}, required: [name]}
+value:
+  preprocessor_module:
+    id: preprocessor
+    value:
+      type: rawscript
+      language: LANGUAGE
+      content: |
+BODY
+      input_transforms:
+        event: {type: static}
+  modules:
+    - id: hello
+      value:
+        type: rawscript
+        language: python3
+        content: |
+          def main(name: str):
+              return f"hello {name}"
+        input_transforms:
+          name: {type: javascript, expr: flow_input.name}
+"""
+PREPROCESSORS = {
+    "python3": "def preprocessor(event):\n    return {'name': event['body']['user'] + ' via ' + event['query']['via']}",
+    "bun": "export async function preprocessor(event: any) {\n  return { name: `${event.body.user} via ${event.query.via}` };\n}",
+}
+
+
+@pytest.mark.parametrize("language", sorted(PREPROCESSORS))
+def test_the_preprocessor_turns_the_event_into_the_input(tmp_path: Path, language: str) -> None:
+    body = "\n".join(f"        {line}" for line in PREPROCESSORS[language].splitlines())
+    flow = tmp_path / "greet.yaml"
+    flow.write_text(PREPROCESSED.replace("LANGUAGE", language).replace("BODY", body), encoding="utf-8")
+    port = free_port()
+    env = {**os.environ, "MILLRACE_HOME": str(tmp_path / "home")}
+    proc = subprocess.Popen([sys.executable, "-m", "millrace.cli.main", "serve", str(flow), "--port", str(port),
+                             "--token", "tok"], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None and "POST" in proc.stderr.readline()
+        status, outcome = post(f"http://127.0.0.1:{port}/hooks/greet/wait?via=hook", b'{"user": "Ada"}')
+        assert status == 200, outcome
+        assert outcome["status"] == "succeeded" and outcome["result"] == "hello Ada via hook", outcome
+    finally:
+        proc.terminate()
+        proc.wait(10)

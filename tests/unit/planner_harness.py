@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -56,6 +57,8 @@ class Harness:
     started: list[RunStep] = field(default_factory=list)
     cancelled: list[CancelStep] = field(default_factory=list)
     events: int = 0
+    # When set, the running steps finish in a random order drawn from it (else first started, first done).
+    order: random.Random | None = None
 
     def context(self) -> PlanContext:
         return PlanContext(
@@ -66,10 +69,10 @@ class Harness:
             max_while_iterations=20,
         )
 
-    def run(self, args: dict[str, Any] | None = None, max_events: int = 500) -> RunStatus:
+    def run(self, args: dict[str, Any] | None = None, max_events: int = 500, preprocess: bool = False) -> RunStatus:
         ctx = self.context()
         state = RunStatus()
-        event: Event = Start(args=args or {}, now=self.now)
+        event: Event = Start(args=args or {}, now=self.now, preprocess=preprocess)
         queue: list[RunStep] = []
         wake: float | None = None
         while True:
@@ -94,7 +97,7 @@ class Harness:
                 self.now = wake
                 event = Tick(now=self.now)
                 continue
-            action = queue.pop(0)
+            action = queue.pop(self.order.randrange(len(queue)) if self.order else 0)
             self.now += 1
             event = StepFinished(path=action.path, attempt=action.attempt, outcome=self._outcome(action), now=self.now)
 

@@ -43,13 +43,14 @@ def test_results_and_flow_input_wire_steps_in_order() -> None:
     assert state.steps["a"].phase == "Succeeded"
 
 
-def test_static_transforms_and_params() -> None:
+def test_static_transforms_and_params_is_always_empty() -> None:
+    """Windmill: worker_flow.rs transform_input binds `params` to {} before any argument is evaluated."""
     f = flow({"id": "a", "value": {"type": "rawscript", "language": "bash", "content": "echo", "input_transforms": {
         "x": {"type": "static", "value": [1, 2]},
-        "y": {"type": "javascript", "expr": "params.x.length"},
+        "y": {"type": "javascript", "expr": "JSON.stringify(params)"},
     }}})
     state = Harness(f, echo_args).run()
-    assert state.result == {"x": [1, 2], "y": 2}
+    assert state.result == {"x": [1, 2], "y": "{}"}
 
 
 def test_identity_passes_previous_result() -> None:
@@ -58,9 +59,10 @@ def test_identity_passes_previous_result() -> None:
     assert state.result == 7
 
 
-def test_empty_flow_succeeds_with_no_result() -> None:
-    state = Harness(flow(), echo_args).run()
-    assert state.phase == "Succeeded" and state.result is None
+def test_empty_flow_returns_its_input() -> None:
+    """Windmill: push_next_flow_job ends a flow without modules with its arguments as result."""
+    state = Harness(flow(), echo_args).run({"a": 1})
+    assert state.phase == "Succeeded" and state.result == {"a": 1}
 
 
 # --- inputs ---------------------------------------------------------------------
@@ -171,7 +173,7 @@ def test_for_loop_failure_fails_the_run_naming_the_iteration_step() -> None:
 
     state = Harness(flow(loop("l", "[1,2]", [script("x")])), step).run()
     assert state.phase == "Failed"
-    assert state.error is not None and state.error.step == "l/0/x"
+    assert state.error is not None and state.error.step_id == "l/0/x"
     assert state.error.stack == "Traceback: ..."
 
 
@@ -183,7 +185,7 @@ def test_empty_iterator_gives_empty_array() -> None:
 def test_iterator_that_is_not_an_array_fails_naming_the_field() -> None:
     state = Harness(flow(loop("l", "42", [script("x")])), echo_args).run()
     assert state.phase == "Failed"
-    assert state.error is not None and "array" in state.error.message and state.error.step == "l"
+    assert state.error is not None and "array" in state.error.message and state.error.step_id == "l"
 
 
 def test_break_inside_for_loop_ends_the_loop_not_the_flow() -> None:
@@ -246,6 +248,7 @@ def test_branchone_falls_back_to_default_and_results_are_visible_after() -> None
 
 
 def test_branchone_with_empty_branch_passes_previous_result() -> None:
+    """Windmill: push_next_flow_job passes the last result on for an empty chosen branch."""
     f = flow(script("a"), branchone("b", [("true", [])], []))
     assert Harness(f, lambda a: "prev").run().result == "prev"
 
@@ -281,16 +284,19 @@ def test_branchall_skip_failure_keeps_the_error() -> None:
     assert state.result[0] == 1 and state.result[1]["error"]["message"] == "nope"
 
 
-def test_branchall_failure_cancels_the_running_branch() -> None:
+def test_parallel_branchall_fails_once_every_branch_ended() -> None:
+    """Windmill (worker_flow.rs update_flow_status_after_job_completion_internal): a parallel
+    branch-all decides once all its branches completed; the failure carries every result."""
     def step(action: RunStep) -> Any:
-        raise StepFailed("nope")
+        if action.step_id == "x":
+            raise StepFailed("nope")
+        return action.step_id
 
     f = flow(branchall("b", [[script("x")], [script("y")]], parallel=True))
     h = Harness(f, step)
     state = h.run()
-    assert state.phase == "Failed"
-    assert [c.path for c in h.cancelled] == ["b/1/y"]
-    assert state.steps["b/1/y"].error is not None and state.steps["b/1/y"].error.name == "Cancelled"
+    assert state.phase == "Failed" and h.cancelled == []
+    assert state.result[1] == "y" and state.result[0]["error"]["message"] == "nope"
 
 
 # --- early stop and skip -----------------------------------------------------------
@@ -313,7 +319,9 @@ def test_stop_after_if_with_skip_marks_the_run_skipped() -> None:
 def test_stop_after_if_with_error_message_fails() -> None:
     f = flow(script("a", stop_after_if={"expr": "true", "error_message": "no data"}))
     state = Harness(f, lambda a: 1).run()
-    assert state.phase == "Failed" and state.error is not None and state.error.message == "no data"
+    # Windmill: worker_flow.rs update_flow_status_after_job_completion_internal names it EarlyStopError.
+    assert state.phase == "Failed" and state.error is not None
+    assert (state.error.name, state.error.message) == ("EarlyStopError", "no data")
 
 
 def test_stop_inside_a_branch_stops_the_flow() -> None:
@@ -345,7 +353,7 @@ def test_expression_error_fails_the_step_naming_the_field() -> None:
     f = flow(script("a", {"x": "flow_input.missing.deep"}))
     state = Harness(f, echo_args).run()
     assert state.phase == "Failed"
-    assert state.error is not None and state.error.step == "a"
+    assert state.error is not None and state.error.step_id == "a"
     assert "input_transforms.x" in state.error.message
 
 
@@ -364,8 +372,9 @@ def test_retry_constant_then_exponential_with_delays() -> None:
     assert state.phase == "Failed"
     assert state.steps["a"].attempts == 5
     # The harness spends 1 s per step run; the rest of each gap is the delay.
+    # Windmill (flows.rs Retry::interval): multiplier * seconds ^ failures so far, constant ones included.
     delays = [round(b - a - 1) for a, b in zip(calls, calls[1:])]
-    assert delays == [5, 5, 2 * 3, 2 * 3**2]
+    assert delays == [5, 5, 2 * 3**3, 2 * 3**4]
 
 
 def test_retry_succeeds_on_a_later_attempt() -> None:
@@ -383,7 +392,7 @@ def test_retry_succeeds_on_a_later_attempt() -> None:
 
 
 def test_retry_if_can_refuse_a_retry() -> None:
-    retry = {"constant": {"attempts": 5, "seconds": 1}, "retry_if": {"expr": "result.message != 'fatal'"}}
+    retry = {"constant": {"attempts": 5, "seconds": 1}, "retry_if": {"expr": "result.error.message != 'fatal'"}}
     h = Harness(flow(script("a", retry=retry)), lambda a: fail("fatal"))
     state = h.run()
     assert state.steps["a"].attempts == 1
@@ -506,30 +515,33 @@ def test_suspend_waits_for_approvals_then_next_step_sees_them() -> None:
 def test_suspend_timeout_fails_the_run() -> None:
     from millrace.engine.events import Tick
 
-    f = flow(script("ask", suspend={"timeout": 10}), script("next"))
+    f = flow(script("ask", suspend={"required_events": 1, "timeout": 10}), script("next"))
     h = Harness(f, echo_args)
     state, _ = drive(h, RunStatus(), Start(now=0))
     result = plan(h.context(), state, finish("ask", 1, 1))
     assert result.wake_at == 11
     state, _ = drive(h, result.state, Tick(now=11))
-    assert state.phase == "Failed" and state.error is not None and state.error.name == "ApprovalTimeout"
+    assert state.phase == "Failed" and state.error is not None and state.error.name == "SuspendedTimedOut"
 
 
 def test_suspend_timeout_can_continue() -> None:
     from millrace.engine.events import Tick
 
-    f = flow(script("ask", suspend={"timeout": 10, "continue_on_disapprove_timeout": True}), script("next", {"r": "resume"}))
+    f = flow(script("ask", suspend={"required_events": 1, "timeout": 10, "continue_on_disapprove_timeout": True}),
+             script("next", {"r": "resume"}))
     h = Harness(f, echo_args)
     state, _ = drive(h, RunStatus(), Start(now=0))
     state, _ = drive(h, state, finish("ask", 1, 1))
     state, actions = drive(h, state, Tick(now=12))
-    assert state.phase == "Running" and actions[0].args == {"r": None}
+    # Windmill: push_next_flow_job appends the timeout error as the last resume.
+    assert state.phase == "Running"
+    assert actions[0].args == {"r": {"error": {"message": "Timed out waiting to be resumed", "name": "SuspendedTimedOut"}}}
 
 
 def test_cancel_while_suspended() -> None:
     from millrace.engine.events import CancelRequested
 
-    h = Harness(flow(script("ask", suspend={}), script("next")), echo_args)
+    h = Harness(flow(script("ask", suspend={"required_events": 1}), script("next")), echo_args)
     state, _ = drive(h, RunStatus(), Start(now=0))
     state, _ = drive(h, state, finish("ask", 1, 1))
     state, actions = drive(h, state, CancelRequested(reason="disapproved", by="ann", now=2))
@@ -571,12 +583,12 @@ def test_inside_a_loop_its_own_id_gives_the_results_so_far() -> None:
 def test_an_approval_after_the_suspend_timeout_is_too_late() -> None:
     from millrace.engine.events import Resumed
 
-    f = flow(script("ask", suspend={"timeout": 10}), script("next", {"r": "resume"}))
+    f = flow(script("ask", suspend={"required_events": 1, "timeout": 10}), script("next", {"r": "resume"}))
     h = Harness(f, echo_args)
     state, _ = drive(h, RunStatus(), Start(now=0))
     state, _ = drive(h, state, finish("ask", 1, 1))  # the deadline is 11
     state, actions = drive(h, state, Resumed(payload={"ok": 1}, approver="ann", now=50))
-    assert state.phase == "Failed" and state.error is not None and state.error.name == "ApprovalTimeout"
+    assert state.phase == "Failed" and state.error is not None and state.error.name == "SuspendedTimedOut"
     assert actions == []
 
 
@@ -594,4 +606,4 @@ def test_inner_flows_can_run_as_runs_of_their_own() -> None:
     done = plan(ctx, first.state, StepFinished(path="sub", attempt=1, outcome=StepOutcome(ok=True, result=42), now=1))
     assert [a.args for a in done.actions] == [{"r": 42}]
     failed = plan(ctx, first.state, StepFinished(path="sub", attempt=1, outcome=StepOutcome(ok=False), now=1))
-    assert failed.state.phase == "Failed" and failed.state.error is not None and failed.state.error.step == "sub"
+    assert failed.state.phase == "Failed" and failed.state.error is not None and failed.state.error.step_id == "sub"

@@ -46,7 +46,8 @@ def test_results_of_an_unknown_step_are_a_warning_not_an_error() -> None:
 
 
 def test_a_step_reading_its_own_result_gets_a_warning() -> None:
-    # Windmill has no result for a step before it ran: its results proxy gives null.
+    # Windmill: worker_flow.rs get_transform_context gives `results` the finished modules only,
+    # so a step's own id, before it ran, reads as a missing step: null.
     assert problems(script("a", {"x": "results.a"})) == []
     assert "results.a refers to the step itself, which has no result yet" in warnings(script("a", {"x": "results.a"}))[0]
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from millrace.runtime.stepapi.tokens import Signer
 from millrace.triggers.server import HookTarget, TriggerServer
 from millrace.triggers.webhook import (HookPolicy, HookRequest, RateLimit, Refused, authorize, check_size,
                                        flow_input, signed_url_signature)
@@ -35,10 +36,11 @@ def test_a_bearer_token_or_the_signed_url_authorizes() -> None:
 
 
 def test_signed_urls_name_one_flow_of_one_namespace() -> None:
-    key = b"k" * 32
-    one = signed_url_signature(key, "flows", "greet")
-    assert one == signed_url_signature(key, "flows", "greet")
-    assert one != signed_url_signature(key, "flows", "greet2") != signed_url_signature(key, "other", "greet")
+    sign = Signer(b"k" * 32).sign
+    one = signed_url_signature(sign, "flows", "greet")
+    assert one == signed_url_signature(sign, "flows", "greet")
+    assert one != signed_url_signature(sign, "flows", "greet2") != signed_url_signature(sign, "other", "greet")
+    assert one != signed_url_signature(Signer(b"j" * 32).sign, "flows", "greet")
 
 
 def test_the_body_is_the_input_checked_against_the_schema_with_defaults() -> None:
@@ -93,3 +95,10 @@ def test_the_server_routes_and_refuses_in_order() -> None:
     assert call("POST", "/hooks/greet", b'{"name": "C"}', auth)[0] == 429
     assert started == [{"name": "Ada", "n": 1}, {"name": "Bo", "n": 1}]
     server.close()
+
+
+def test_the_credential_is_not_part_of_the_event() -> None:
+    policy = HookPolicy(flow="greet", schema=None, token="t", signature="s", preprocessor=True)
+    got = flow_input(request({}, headers={"authorization": "Bearer t", "cookie": "c", "x-b": "2"},
+                             query={"sig": "s", "page": "3"}), policy)
+    assert got["event"]["headers"] == {"x-b": "2"} and got["event"]["query"] == {"page": "3"}

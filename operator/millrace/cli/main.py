@@ -188,7 +188,7 @@ def _report(output: str, run_id: str, flow_name: str, state: RunStatus) -> None:
         runs.print_suspended(run_id, state)
         return
     if state.error:
-        where = f" in step '{state.error.step}'" if state.error.step else ""
+        where = f" in step '{state.error.step_id}'" if state.error.step_id else ""
         print(f"run {run_id} {state.phase.lower()}{where}: {state.error.name}: {state.error.message}", file=sys.stderr)
         if state.error.stack:
             print(state.error.stack.rstrip(), file=sys.stderr)

@@ -23,6 +23,10 @@ def register(sub: Any) -> None:
     parser.add_argument("--metrics-port", type=int, default=int(os.environ.get("MILLRACE_METRICS_PORT", "9090")),
                         help="Prometheus metrics on this port (0: off)")
     parser.add_argument("--webhook-port", type=int, default=int(os.environ.get("MILLRACE_WEBHOOK_PORT", "8443")))
+    parser.add_argument("--hooks-port", type=int, default=int(os.environ.get("MILLRACE_HOOKS_PORT", "0")),
+                        help="serve Flow webhooks (POST /hooks/<namespace>/<flow>) on this port; 0: not served")
+    parser.add_argument("--hooks-url", default=os.environ.get("MILLRACE_HOOKS_URL"),
+                        help="the address callers reach the webhooks at, shown in Flow status")
     parser.add_argument("--webhook-cert-dir", default=os.environ.get("MILLRACE_WEBHOOK_CERT_DIR"),
                         help="serve the validating webhook with tls.crt and tls.key from this folder")
 
@@ -47,4 +51,6 @@ def run(options: argparse.Namespace) -> int:
         webhook_port=options.webhook_port,
         webhook_cert_dir=options.webhook_cert_dir,
         metrics_port=options.metrics_port,
+        hooks_port=options.hooks_port,
+        hooks_url=options.hooks_url,
     )

@@ -32,7 +32,7 @@ def register(sub: Any) -> None:
     resume.add_argument("--output", choices=["text", "json"], default="text")
     resume.add_argument("-n", "--namespace", help="a FlowRun in this namespace of the cluster")
 
-    cancel = sub.add_parser("cancel", help="cancel (or disapprove) a run")
+    cancel = sub.add_parser("cancel", help="cancel a run (a resume link's cancel URL disapproves its step instead)")
     cancel.add_argument("run")
     cancel.add_argument("--reason", default="cancelled")
     cancel.add_argument("--by", default="cli")

@@ -46,8 +46,12 @@ def main(options: argparse.Namespace) -> int:
     policy = HookPolicy(flow=loaded.name, schema=loaded.flow.schema_, token=token, max_body=options.max_body,
                         preprocessor=loaded.flow.value.preprocessor_module is not None)
     with LocalExecutor() as executor:
-        runs = _SerialRuns(loaded.name, lambda run_id, args: LocalRun(loaded=loaded, executor=executor, library=library,
-                                                           run_id=run_id, approvals=executor.api.backend).execute(args))
+        def execute(run_id: str, args: dict[str, Any]) -> RunStatus:
+            run = LocalRun(loaded=loaded, executor=executor, library=library, run_id=run_id,
+                           approvals=executor.api.backend)
+            return run.execute(args, preprocess=policy.preprocessor)
+
+        runs = _SerialRuns(loaded.name, execute)
         hook = HookTarget(policy=policy, start=runs.submit, wait=runs.wait)
         server = TriggerServer(lambda flow: hook if flow == loaded.name else None, host="127.0.0.1",
                                port=options.port, limit=RateLimit(per_second=options.rate, burst=options.burst))

@@ -81,7 +81,7 @@ def step_objects(meta: RunMeta, action: RunStep, token: str) -> tuple[dict[str, 
     """The ConfigMap, Secret and Job of one attempt."""
     config_name = names.step_config_name(meta.run, action.path, action.attempt)
     request = StepRequest(key=action.key, language=action.language, code=action.code, args=action.args,
-                          workdir=WORKDIR, timeout_s=action.timeout_s)
+                          workdir=WORKDIR, timeout_s=action.timeout_s, entrypoint=action.entrypoint)
     launch = plan(request, LANGUAGES[action.language].program, wrappers=Path(STEP_ROOT) / "wrappers", sdk=Path(STEP_ROOT) / "sdk")
     files = {f"files/{name}": content for name, content in launch.files.items()}
     files.update(_bundle(WRAPPERS, "wrappers"))

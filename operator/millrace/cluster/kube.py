@@ -72,6 +72,9 @@ class KubeApi:
         found = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, FLOWRUNS, label_selector=selector)
         return list(found.get("items") or [])
 
+    def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._get(lambda: _sanitize(self.core.read_namespaced_secret(name, namespace)))
+
     def delete_flowrun(self, namespace: str, name: str) -> None:
         try:
             self.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, FLOWRUNS, name)

@@ -13,7 +13,9 @@ from ..expressions import Sandbox
 from ..runtime.stepapi.server import StepApiServer
 from ..runtime.stepapi.tokens import Signer
 from . import operator as handlers
-from . import schedule_handlers
+from . import schedule_handlers, trigger_handlers
+from ..triggers.server import TriggerServer
+from .triggers import resolver
 from .kube import KubeApi
 from .reconcile import OperatorConfig
 from .stepapi_backend import ClusterBackend
@@ -38,6 +40,8 @@ def run_operator(
     liveness: str,
     signer: Signer,
     webhook_port: int = 8443,
+    hooks_port: int = 0,
+    hooks_url: str | None = None,
     webhook_cert_dir: str | None = None,
     metrics_port: int = 0,
 ) -> int:
@@ -69,6 +73,12 @@ def run_operator(
                             claim_timeout_s=float(os.environ.get("MILLRACE_CLAIM_TIMEOUT_S", "120")),
                             resync_s=float(os.environ.get("MILLRACE_RESYNC_S", "30")))
     schedule_handlers.configure(kube)
+    hooks = None
+    if hooks_port:
+        hooks = TriggerServer(resolver(kube, signer.sign), host=api_host, port=hooks_port)
+        hooks.start()
+        trigger_handlers.configure(kube, hooks_url or hooks.url, signer.sign)
+        LOG.info("flow webhooks listening on %s", hooks.url)
     handlers.configure(config, kube,
                        webhooks=webhooks, fixed_namespaces=bool(namespaces) and not all_namespaces)
     try:
@@ -77,7 +87,11 @@ def run_operator(
             clusterwide=all_namespaces,
             namespaces=namespaces or ([] if all_namespaces else [os.environ.get("MILLRACE_NAMESPACE", "default")]),
             liveness_endpoint=liveness,
+            # kopf's default identity looks the uid up in /etc/passwd, where the image has no entry for 65532.
+            identity=os.environ.get("HOSTNAME") or "millrace-operator",
         )
     finally:
         server.close()
+        if hooks is not None:
+            hooks.close()
     return 0

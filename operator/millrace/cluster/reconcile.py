@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from ..engine.actions import Action, CancelStep, RunFlow, RunStep
 from ..engine.evaluate import Evaluator
-from ..engine.events import CancelRequested, Event, Resumed, Start, StepFinished, Tick
+from ..engine.events import CancelRequested, Disapproved, Event, Resumed, Start, StepFinished, Tick
 from ..engine.library import Library, ScriptSource
 from ..engine.planner import PlanContext, plan
 from ..errors import FlowError
@@ -108,7 +108,8 @@ class RunReconciler:
         variables, resources = data_mappings(self.kube, namespace) if definition.uses_data else ({}, {})
         ctx = PlanContext(flow_name=definition.loaded.name, flow=definition.loaded.flow,
                           evaluator=Evaluator(self.sandbox, variables, resources), library=definition.library,
-                          child_flows=True)
+                          child_flows=True, depth=int((obj.get("spec") or {}).get("depth") or 0),
+                          timeout_s=(obj.get("spec") or {}).get("timeoutS"))
         state = self._hydrate(namespace, status)
         actions: list[Action] = []
         wake_at: float | None = None
@@ -198,7 +199,8 @@ class RunReconciler:
     def _events(self, obj: dict[str, Any], status: FlowRunStatus, meta: RunMeta, definition: Definition) -> list[Event]:
         now = self.clock()
         if status.phase == "Pending":
-            return [Start(args=(obj.get("spec") or {}).get("args") or {}, now=now)]
+            spec = obj.get("spec") or {}
+            return [Start(args=spec.get("args") or {}, now=now, preprocess=bool(spec.get("preprocess")))]
         events: list[Event] = []
         selector = f"{names.LABEL_RUN}={names.label_value(meta.run)}"
         records = {cm["metadata"]["name"]: cm for cm in self.kube.list_config_maps(
@@ -249,8 +251,11 @@ class RunReconciler:
         for cm in pending:
             request = json.loads(cm["data"]["request"])
             status.applied_resumes.append(cm["metadata"]["name"])
-            if request.get("cancel"):
-                events.append(CancelRequested(reason=request.get("reason") or "disapproved", by=request.get("approver") or "anonymous", now=now))
+            if request.get("disapprove"):
+                # A resume link's cancel URL disapproves the suspended step: the run fails, it is not cancelled.
+                events.append(Disapproved(approver=request.get("approver") or "anonymous", now=now))
+            elif request.get("cancel"):
+                events.append(CancelRequested(reason=request.get("reason") or "cancelled", by=request.get("approver") or "anonymous", now=now))
             else:
                 events.append(Resumed(payload=request.get("payload"), approver=request.get("approver") or "anonymous", now=now))
         return events
@@ -327,7 +332,8 @@ class RunReconciler:
             module = module_at(definition.loaded.flow, path, definition.library)
             assert module is not None and isinstance(module.value, PathFlow)
             action = RunFlow(path=path, attempt=st.attempts, step_id=module.id, flow_path=module.value.path,
-                             args=st.input or {})
+                             args=st.input or {}, depth=int((obj.get("spec") or {}).get("depth") or 0) + 1,
+                             timeout_s=st.timeout_s)
             self.kube.create_flowrun(_child_run(obj, definition, action))
             return None
         status = child.get("status") or {}
@@ -366,7 +372,8 @@ def _child_run(parent: dict[str, Any], definition: Definition, action: RunFlow) 
             "annotations": {names.ANNOTATION_STEP_PATH: action.path, names.ANNOTATION_FLOW_PATH: action.flow_path},
             "ownerReferences": [_owner(parent)],
         },
-        "spec": {"flow": flow, "args": action.args},
+        "spec": {"flow": flow, "args": action.args, "depth": action.depth,
+                 **({"timeoutS": action.timeout_s} if action.timeout_s is not None else {})},
     }
 
 

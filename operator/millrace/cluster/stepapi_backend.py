@@ -159,6 +159,8 @@ class ClusterBackend:
 
     def resume(self, claims: Claims, request: ResumeRequest) -> None:
         namespace, name = _split(claims.run)
-        record = {"payload": request.payload, "approver": request.approver, "cancel": claims.use == "cancel"}
+        # A link's cancel disapproves the suspended step; `millrace cancel` writes a plain cancel.
+        record = {"payload": request.payload, "approver": request.approver, "cancel": claims.use == "cancel",
+                  "disapprove": claims.use == "cancel"}
         self._owned_record(claims, names.dns_name(name, "resume", uuid.uuid4().hex[:10]), KIND_RESUME,
                            {"request": json.dumps(record)})

@@ -14,6 +14,7 @@ from ..errors import FlowError, Problem
 from ..expressions import Sandbox
 from ..local.scripts import build_library, search_roots
 from ..model.loader import load_flow_file
+from .rules import render_rules
 
 
 # Corpus flows that tests/local/test_corpus.py runs, with bodies the test supplies.
@@ -125,9 +126,10 @@ def render_markdown(results: list[CorpusResult]) -> str:
         why = _why(r).replace("|", "\\|")
         ran = "run" if r.folder in RUN_IN_TESTS else ""
         lines.append(f"| {r.folder} | {r.outcome} | {len(r.missing)} | {why} | {len(r.warnings)} | {ran} |")
+    lines += ["", *render_rules()]
     lines += [
         "",
-        "## Windmill's rules",
+        "## Windmill's rules at run time",
         "",
         "Beyond loading, a flow must give Windmill's result. Each rule of Windmill's flow",
         "engine, the Windmill source it is read from and the conformance case that tests",

@@ -28,6 +28,8 @@ class RunStep(AttemptAction):
     code: str
     args: dict[str, Any] = Field(default_factory=dict)
     timeout_s: float | None = None
+    # The function the wrapper calls: `preprocessor` for a flow's preprocessor_module.
+    entrypoint: str = "main"
 
 
 class RunFlow(AttemptAction):
@@ -36,6 +38,10 @@ class RunFlow(AttemptAction):
     step_id: str
     flow_path: str
     args: dict[str, Any] = Field(default_factory=dict)
+    # How deep the child run is nested under the top run (1 for a flow's own inner flows).
+    depth: int = 1
+    # The tightest timeout of the flow step and the containers around it: bounds every step of the child.
+    timeout_s: float | None = None
 
 
 class CancelStep(AttemptAction):

@@ -25,14 +25,25 @@ class StepFailure(Exception):
         super().__init__(error.message)
 
 
+# What `resume`, `resumes` and `approvers` are for every step but the one right after
+# an approval (Windmill: worker_flow.rs transform_input always binds them).
+NO_APPROVAL: dict[str, Any] = {"resume": None, "resumes": [], "approvers": []}
+
+
 @dataclass
 class Frame:
-    """What expressions of one module instance can see."""
+    """What expressions of one module instance can see, and what its (sub-)flow
+    passes down: the nesting depth of inner flows, the tightest timeout of the
+    containers around it and the failure module of the flow it belongs to."""
 
     flow_input: dict[str, Any]
     results: dict[str, Any]
     previous_result: Any
     extra: dict[str, Any] = field(default_factory=dict)
+    approval: dict[str, Any] = field(default_factory=lambda: dict(NO_APPROVAL))
+    depth: int = 0
+    timeout_s: float | None = None
+    failure_module: Any = None
 
 
 @dataclass
@@ -42,13 +53,14 @@ class Evaluator:
     resources: Mapping[str, Any] = field(default_factory=dict)
 
     def transform(
-        self, transform: Any, frame: Frame, path: str, field_name: str, params: dict[str, Any] | None = None
+        self, transform: Any, frame: Frame, path: str, field_name: str,
+        params: dict[str, Any] | None = None, extra: dict[str, Any] | None = None,
     ) -> Any:
         if isinstance(transform, StaticTransform):
             return self._static(transform.value, path, field_name)
         if isinstance(transform, JavascriptTransform):
-            return self.expression(transform.expr, frame, path, field_name, params=params)
-        raise StepFailure(ErrorInfo(name="InputTransformError", message=f"{field_name}: unknown transform {transform!r}", step=path))
+            return self.expression(transform.expr, frame, path, field_name, params=params, extra=extra)
+        raise StepFailure(ErrorInfo(name="InputTransformError", message=f"{field_name}: unknown transform {transform!r}", step_id=path))
 
     def truthy(
         self, expr: str, frame: Frame, path: str, field_name: str, extra: dict[str, Any] | None = None
@@ -71,12 +83,12 @@ class Evaluator:
             params=params,
             variables=self.variables,
             resources=self.resources,
-            extra={**frame.extra, **(extra or {})},
+            extra={**frame.approval, **frame.extra, **(extra or {})},
         )
         try:
             return self.sandbox.evaluate(expr, ctx)
         except ExpressionError as exc:
-            raise StepFailure(ErrorInfo(name=type(exc).__name__, message=f"{field_name}: {exc}", step=path)) from None
+            raise StepFailure(ErrorInfo(name=type(exc).__name__, message=f"{field_name}: {exc}", step_id=path)) from None
 
     def _static(self, value: Any, path: str, field_name: str) -> Any:
         # Windmill writes references to variables and resources as static strings.
@@ -85,7 +97,7 @@ class Evaluator:
                 if value.startswith(prefix):
                     ref = value[len(prefix):]
                     if ref not in store:
-                        raise StepFailure(ErrorInfo(name="NotFound", message=f"{field_name}: {kind} '{ref}' not found", step=path))
+                        raise StepFailure(ErrorInfo(name="NotFound", message=f"{field_name}: {kind} '{ref}' not found", step_id=path))
                     return store[ref]
         return value
 

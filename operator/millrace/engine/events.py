@@ -13,6 +13,9 @@ class Start(BaseModel):
     kind: Literal["start"] = "start"
     args: dict[str, Any] = Field(default_factory=dict)
     now: float
+    # Started by a trigger (a webhook): a flow's preprocessor_module turns `args` (the
+    # trigger's event) into the flow input first; runs started by hand skip it, as in Windmill.
+    preprocess: bool = False
 
 
 class StepFinished(BaseModel):
@@ -34,8 +37,17 @@ class Resumed(BaseModel):
     now: float
 
 
+class Disapproved(BaseModel):
+    """An approver refused the suspended step: the run fails (or goes on, with
+    `continue_on_disapprove_timeout`), it is not cancelled."""
+
+    kind: Literal["disapproved"] = "disapproved"
+    approver: str = "anonymous"
+    now: float
+
+
 class CancelRequested(BaseModel):
-    """Cancel the run (also how an approver disapproves)."""
+    """Cancel the run."""
 
     kind: Literal["cancel"] = "cancel"
     reason: str = "cancelled"
@@ -50,4 +62,4 @@ class Tick(BaseModel):
     now: float
 
 
-Event = Annotated[Union[Start, StepFinished, Resumed, CancelRequested, Tick], Field(discriminator="kind")]
+Event = Annotated[Union[Start, StepFinished, Resumed, Disapproved, CancelRequested, Tick], Field(discriminator="kind")]

@@ -58,7 +58,7 @@ IGNORED_RAWSCRIPT_OPTIONS = ("concurrent_limit", "concurrency_time_window_s", "c
 # Options that change what a run does, and are not implemented.
 UNSUPPORTED_MODULE_OPTIONS = ("pass_flow_input_directly", "apply_preprocessor")
 UNSUPPORTED_SUSPEND_OPTIONS = ("user_auth_required", "user_groups_required", "self_approval_disabled")
-UNSUPPORTED_FLOW_OPTIONS = ("preprocessor_module", "skip_expr", "flow_env")
+UNSUPPORTED_FLOW_OPTIONS = ("skip_expr", "flow_env")
 # Known on the Flow object around the OpenFlow document, and not honoured.
 _IGNORED_TOP_LEVEL = ("timeout",)
 # Module options written one level too deep, inside `value`, where Windmill ignores them.

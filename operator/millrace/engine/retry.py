@@ -1,6 +1,9 @@
 """Retry delays: constant attempts first, then exponential ones.
 
-Jitter comes from a hash of the step path and attempt, not from a random
+Windmill (flows.rs Retry::interval) counts the failures so far, constant
+ones included: after failure n (n >= 1) a constant retry waits `seconds`
+while n <= constant.attempts, an exponential one `multiplier * seconds ^ n`.
+Jitter comes from a hash of the step path and the count, not from a random
 generator, so the planner stays a pure function.
 """
 
@@ -11,20 +14,19 @@ import hashlib
 from ..model.flow import Retry
 
 
-def next_delay(policy: Retry | None, attempts_done: int, seed: str) -> float | None:
-    """Seconds to wait before the next attempt, or None when retries are spent."""
+def next_delay(policy: Retry | None, failures: int, seed: str) -> float | None:
+    """Seconds to wait before the next run after `failures` failed runs, or None when retries are spent."""
     if policy is None:
         return None
     constant = policy.constant.attempts if policy.constant else 0
-    if attempts_done <= constant:
+    if failures <= constant:
         return float(policy.constant.seconds) if policy.constant else 0.0
     exp = policy.exponential
-    nth = attempts_done - constant  # 1 for the first exponential retry
-    if exp is None or nth > exp.attempts:
+    if exp is None or failures - constant > exp.attempts:
         return None
-    delay = exp.multiplier * exp.seconds ** nth
+    delay = exp.multiplier * exp.seconds ** failures
     if exp.random_factor:
-        delay *= 1 + (exp.random_factor / 100) * _unit(f"{seed}/{attempts_done}")
+        delay *= 1 + (exp.random_factor / 100) * _unit(f"{seed}/{failures}")
     return float(delay)
 
 

@@ -33,7 +33,10 @@ from .cycles import call_cycles
 from .fields import check_flow_fields, check_module_fields
 from .inputs import check_schema
 from .library import Library
-from .paths import FAILURE_MODULE_PATH
+from .paths import FAILURE_MODULE_PATH, PREPROCESSOR_PATH
+
+# Languages whose wrapper can call a function other than main.
+PREPROCESSOR_LANGUAGES = ("python3", "bun", "deno", "nativets")
 
 # Module paths join ids with '/' (`loop/3/inner`): an id holding one would name another step.
 _PATH_SEPARATOR = "/"
@@ -70,7 +73,24 @@ class _Checker:
         self._sequence(value.modules, "", set())
         if value.failure_module is not None:
             self._module(value.failure_module, FAILURE_MODULE_PATH, all_ids)
+        if value.preprocessor_module is not None:
+            self._preprocessor(value.preprocessor_module)
         self._cycles()
+
+    def _preprocessor(self, module: FlowModule) -> None:
+        """A script whose `preprocessor` function maps a trigger's event to the flow input."""
+        self._module(module, PREPROCESSOR_PATH, set())
+        language = module.value.language if isinstance(module.value, RawScript) else None
+        if isinstance(module.value, PathScript):
+            script = self.library.scripts.get(module.value.path)
+            language = script.language if script else None
+        elif not isinstance(module.value, RawScript):
+            self.error(f"a preprocessor is a script, not a '{module.value.type}' module",
+                       step=PREPROCESSOR_PATH, fld="value.type")
+            return
+        if language is not None and language not in PREPROCESSOR_LANGUAGES:
+            self.error(f"a preprocessor in '{language}' cannot be called (use {', '.join(PREPROCESSOR_LANGUAGES)})",
+                       step=PREPROCESSOR_PATH, fld="value.language")
 
     def _cycles(self) -> None:
         for module, cycle in call_cycles(self.flow, self.library):

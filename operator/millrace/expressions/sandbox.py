@@ -34,7 +34,7 @@ from millrace.expressions.errors import (
 )
 
 # Names an `EvalContext.extra` may bind, beyond the ones every expression sees.
-EXTRA_NAMES = frozenset({"result", "error", "resume", "resumes", "approvers", "iter"})
+EXTRA_NAMES = frozenset({"result", "error", "resume", "resumes", "approvers", "iter", "all_iters"})
 
 _ALL_NAMES = sorted(
     {"flow_input", "results", "previous_result", "params", "variable", "resource"} | EXTRA_NAMES

@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping, Protocol
 
 from ..engine.actions import Action, CancelStep, RunStep
 from ..engine.evaluate import Evaluator
-from ..engine.events import CancelRequested, Event, Resumed, Start, StepFinished, Tick
+from ..engine.events import Disapproved, Event, Resumed, Start, StepFinished, Tick
 from ..engine.library import Library
 from ..engine.planner import Plan, PlanContext, plan
 from ..expressions import Sandbox
@@ -84,10 +84,10 @@ class LocalRun:
         self.scratch = Path(tempfile.mkdtemp(prefix=f"millrace-{self.run_id}-"))
         self._saved_at = 0.0
 
-    def execute(self, args: dict[str, Any]) -> RunStatus:
-        """Start the run; return when it ends or suspends."""
+    def execute(self, args: dict[str, Any], preprocess: bool = False) -> RunStatus:
+        """Start the run; return when it ends or suspends. `preprocess`: `args` is a trigger's event."""
         self.store.save_definition(self.run_id, self.loaded, self.library)
-        return self.proceed(RunStatus(), Start(args=args, now=time.time()))
+        return self.proceed(RunStatus(), Start(args=args, now=time.time(), preprocess=preprocess))
 
     def proceed(self, state: RunStatus, event: Event) -> RunStatus:
         """Apply `event` to a saved state and run until the run ends or suspends.
@@ -140,7 +140,8 @@ class LocalRun:
             return Tick(now=time.time()) if self.wait_when_suspended else None
         request = approval.request
         if approval.cancel:
-            return CancelRequested(reason="disapproved", by=request.approver, now=time.time())
+            # A resume link's cancel URL disapproves the suspended step: the run fails, it is not cancelled.
+            return Disapproved(approver=request.approver, now=time.time())
         return Resumed(payload=request.payload, approver=request.approver, now=time.time())
 
     def _publish(self, state: RunStatus) -> None:
@@ -218,6 +219,7 @@ class LocalRun:
                 "WM_FLOW_STEP_ID": action.step_id,
             },
             timeout_s=action.timeout_s,
+            entrypoint=action.entrypoint,
         )
         return self.executor.run(request)
 

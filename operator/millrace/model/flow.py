@@ -159,7 +159,8 @@ class BranchAllBranch(OpenFlowModel):
 class BranchAll(OpenFlowModel):
     type: Literal["branchall"]
     branches: list[BranchAllBranch]
-    parallel: bool = False
+    # Windmill's default (flows.rs FlowModuleValue::BranchAll): parallel.
+    parallel: bool = True
 
 
 class Identity(OpenFlowModel):
@@ -258,7 +259,7 @@ def walk_modules(modules: list[FlowModule], extra: FlowModule | None = None) -> 
             yield from walk_modules(branch.modules)
 
 
-KUBERNETES_ONLY_FIELDS = ("runtime", "schedule")
+KUBERNETES_ONLY_FIELDS = ("runtime", "schedule", "webhook")
 
 
 def openflow_of(spec: dict[str, Any]) -> dict[str, Any]:

@@ -117,8 +117,10 @@ def load_flow_document(
         raise FlowError([Problem(name, "missing 'value' (the OpenFlow document has no value.modules)", field="value")])
     if "modules" not in raw["value"]:
         raise FlowError([Problem(name, "missing 'value.modules'", field="value.modules")])
-    raw = copy.deepcopy(raw)  # ids are given in place; the caller's document stays as it was
-    default_ids = assign_default_ids(raw["value"])
+    default_ids: list[str] = []
+    if _has_module_without_id(raw["value"]):
+        raw = copy.deepcopy(raw)  # ids are given in place; the caller's document stays as it was
+        default_ids = assign_default_ids(raw["value"])
     missing: list[MissingBody] = []
     resolved = _resolve_inline(raw, base_dir, [], missing)
     try:
@@ -157,6 +159,17 @@ def assign_default_ids(value: dict[str, Any]) -> list[str]:
 
     _each_module(value, "", give)
     return given
+
+
+def _has_module_without_id(value: dict[str, Any]) -> bool:
+    without: list[str] = []
+
+    def visit(module: dict[str, Any], position: str) -> None:
+        if "id" not in module:
+            without.append(position)
+
+    _each_module(value, "", visit)
+    return bool(without)
 
 
 def _each_module(value: Any, position: str, visit: Callable[[dict[str, Any], str], None]) -> None:

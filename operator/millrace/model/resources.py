@@ -66,11 +66,26 @@ class Schedule(KubeModel):
     suspend: bool = False
 
 
+class SecretKeyRef(KubeModel):
+    name: str
+    key: str = "token"
+
+
+class Webhook(KubeModel):
+    """Starting the flow by an HTTP POST to the operator (docs/triggers.md, Webhooks)."""
+
+    token_secret_ref: SecretKeyRef | None = Field(
+        default=None, description="A Secret labelled millrace.dev/kind=webhook-token holding the bearer token.")
+    signed_url: bool = Field(default=False, description="Also accept a signed URL, kept in the Secret <flow>-webhook-url.")
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1, le=16 * 1024 * 1024)
+
+
 class FlowSpec(OpenFlow):
     """OpenFlow, verbatim, plus Kubernetes-only settings."""
 
     runtime: Runtime | None = None
     schedule: Schedule | None = None
+    webhook: Webhook | None = None
 
 
 class Condition(KubeModel):
@@ -98,6 +113,7 @@ class FlowStatus(KubeModel):
     last_schedule_time: str | None = None
     next_schedule_time: str | None = None
     schedule: ScheduleRecord | None = None
+    webhook_url: str | None = Field(default=None, description="Where a POST starts a run (with the bearer token).")
 
 
 class FlowRef(KubeModel):
@@ -109,6 +125,11 @@ class FlowRunSpec(KubeModel):
     flow: FlowSpec | None = Field(default=None, description="An inline flow, instead of flowRef.")
     args: dict[str, Any] = Field(default_factory=dict)
     cancel: bool = False
+    preprocess: bool = Field(default=False, description="args hold a trigger's event for the flow's preprocessor_module "
+                                                        "(set by the operator for webhook runs).")
+    depth: int = Field(default=0, description="How deep an inner flow's child run is nested (set by the operator).")
+    timeout_s: float | None = Field(default=None, description="A bound on every step's timeout (set by the operator "
+                                                               "for an inner flow's child run).")
 
 
 class FlowRunStatus(RunStatus):

@@ -21,12 +21,17 @@ TERMINAL_RUN_PHASES: frozenset[str] = frozenset({"Succeeded", "Failed", "Cancell
 
 
 class ErrorInfo(KubeModel):
-    """A step or run error. `step` names the module path that failed."""
+    """A step or run error, with the keys of Windmill's error objects.
+
+    `step_id` names the module path that failed; `result` is the step's own
+    result when a `stop_after_if` with `error_include_result` raised it.
+    """
 
     name: str
     message: str
     stack: str = ""
-    step: str | None = None
+    step_id: str | None = Field(default=None, alias="step_id")
+    result: Any = None
 
 
 class StepState(KubeModel):
@@ -35,11 +40,17 @@ class StepState(KubeModel):
     Leaf steps use phase/attempts/result/error. Containers also keep the
     decisions taken once: the loop's items, the branch chosen, how many
     iterations were started, whether an early stop fired.
+
+    `attempts` counts every run of the module (script processes, child runs,
+    runs of a container's body) and never goes back: a container run again
+    leaves its inner steps `Pending` with `base_attempt` = their attempts so
+    far, so an attempt key `<path>/<attempt>` is never reused.
     """
 
     phase: StepPhase = "Pending"
     type: str = ""
     attempts: int = 0
+    base_attempt: int = 0
     started_at: float | None = None
     finished_at: float | None = None
     not_before: float | None = None
@@ -50,13 +61,19 @@ class StepState(KubeModel):
     input: dict[str, Any] | None = None
     branch: int | None = None
     started: int = 0
+    # Loop iterations whose `stop_after_if` already said "go on": not tested again.
+    tested: int = 0
     stopped: bool | None = None
     skip_stopped: bool = False
     final: bool = False
+    handled: bool = False
+    timeout_s: float | None = None
     sleep_until: float | None = None
     awaiting_since: float | None = None
     resumes: list[Any] | None = None
     approvers: list[str] | None = None
+    disapprover: str | None = None
+    resolved: bool = False
     result_ref: str | None = None
 
     @property
@@ -82,6 +99,8 @@ class RunStatus(KubeModel):
     early_result: Any = None
     early_returned: bool = False
     suspended_step: str | None = None
+    # A triggered run whose preprocessor_module has not given the flow input yet (args is the event).
+    preprocessing: bool = False
 
     @property
     def terminal(self) -> bool:

@@ -38,8 +38,19 @@ def typescript(code: str) -> str:
     return TS_CLIENT_SPELLINGS.sub(f'"{TS_CLIENT}"', code)
 
 
+ENTRYPOINT_FILE = "entrypoint"
+
+
 def plan(request: StepRequest, program: str, wrappers: Path = WRAPPERS, sdk: Path = SDK) -> Launch:
     """The files and command for `request`, run by `program` (the language's runtime binary)."""
+    launch = _plan(request, program, wrappers, sdk)
+    if request.entrypoint != "main":
+        # The wrappers call main() unless this file names another function.
+        launch.files[ENTRYPOINT_FILE] = request.entrypoint
+    return launch
+
+
+def _plan(request: StepRequest, program: str, wrappers: Path, sdk: Path) -> Launch:
     args = json.dumps(request.args)
     wrapper = str(wrappers / LANGUAGES[request.language].wrapper)
     match request.language:

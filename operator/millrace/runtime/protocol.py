@@ -47,6 +47,7 @@ class StepRequest(BaseModel):
     workdir: str = Field(description="Working directory; contains ./shared when the flow shares one.")
     env: dict[str, str] = Field(default_factory=dict)
     timeout_s: float | None = None
+    entrypoint: str = Field(default="main", description="The script's function to call.")
 
     def scope(self) -> StepScope:
         """The attempt's identity: run and flow from the environment, path and attempt from the key."""

@@ -58,7 +58,8 @@ class TriggerServer:
         self._thread.start()
 
     def close(self) -> None:
-        self._http.shutdown()
+        if self._thread.is_alive():  # shutdown() waits for a serve loop that must be running
+            self._http.shutdown()
         self._http.server_close()
 
     def handle(self, method: str, target: str, headers: dict[str, str], read_body: Callable[[int], bytes]) -> tuple[int, dict[str, Any]]:

@@ -9,15 +9,16 @@ flow's input: the JSON body itself, or, for a flow with a
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ..engine.inputs import InputError, validate_inputs
 
 DEFAULT_MAX_BODY = 1024 * 1024
+CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 
 
 class Refused(Exception):
@@ -45,9 +46,9 @@ class HookPolicy:
     max_body: int = DEFAULT_MAX_BODY
 
 
-def signed_url_signature(key: bytes, namespace: str, flow: str) -> str:
+def signed_url_signature(sign: Callable[[str], str], namespace: str, flow: str) -> str:
     """The `sig` of a Flow's signed webhook URL: it names one Flow of one namespace."""
-    return hmac.new(key, f"webhook\0{namespace}\0{flow}".encode(), hashlib.sha256).hexdigest()
+    return sign(f"webhook\0{namespace}\0{flow}")
 
 
 def check_size(declared_length: int | None, policy: HookPolicy) -> None:
@@ -79,8 +80,10 @@ def flow_input(request: HookRequest, policy: HookPolicy) -> dict[str, Any]:
             raise Refused(400, f"the body is not JSON: {exc.msg} at line {exc.lineno}") from None
         body = None
     if policy.preprocessor:
-        return {"event": {"kind": "webhook", "body": body, "raw_string": text or None,
-                          "query": dict(request.query), "headers": dict(request.headers)}}
+        # The credential that let the request in is not the preprocessor's to see (nor kept in the run).
+        headers = {k: v for k, v in request.headers.items() if k not in CREDENTIAL_HEADERS}
+        query = {k: v for k, v in request.query.items() if k != "sig"}
+        return {"event": {"kind": "webhook", "body": body, "raw_string": text or None, "query": query, "headers": headers}}
     if not isinstance(body, dict):
         raise Refused(400, f"the body must be a JSON object of flow '{policy.flow}' inputs")
     try:

@@ -51,15 +51,15 @@ def reads_default(node: ast.expr) -> bool:
         isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name))
 
 
-def signature(code: str) -> tuple[list[Parameter], bool]:
-    """The parameters of the top-level `def main` as Windmill's parser lists them, and whether it takes **kwargs.
+def signature(code: str, function: str = "main") -> tuple[list[Parameter], bool]:
+    """The parameters of the top-level `def main` (or `function`) as Windmill's parser lists them, and whether it takes **kwargs.
 
     Only positional-or-keyword parameters are listed; keyword-only ones and
     *args are not, so they get no argument. Without a `def main` (an async
     one, or a name bound otherwise) there are none.
     """
     main = next((node for node in ast.parse(code).body
-                 if isinstance(node, ast.FunctionDef) and node.name == "main"), None)
+                 if isinstance(node, ast.FunctionDef) and node.name == function), None)
     if main is None:
         return [], False
     arguments = main.args

@@ -45,6 +45,10 @@ class Signer:
     def _mac(self, payload: str) -> str:
         return _encode(hmac.new(self._secret, payload.encode("utf-8"), hashlib.sha256).digest())
 
+    def sign(self, text: str) -> str:
+        """A MAC of `text` with the shell's secret (signed webhook URLs)."""
+        return self._mac(text)
+
     def issue(self, claims: Claims) -> str:
         payload = _encode(claims.model_dump_json().encode("utf-8"))
         return f"{payload}.{self._mac(payload)}"

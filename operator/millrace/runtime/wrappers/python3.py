@@ -32,6 +32,7 @@ from millrace_step_api import StepApiError, send  # noqa: E402
 
 SCRIPT = "main.py"
 ARGS = "args.json"
+ENTRYPOINT = "entrypoint"
 # Windmill's name for the interpreter in an exit-code error, and how much of the log that error quotes.
 PROGRAM = "python run"
 LOG_TAIL = 600
@@ -143,6 +144,15 @@ def load(code: str) -> types.ModuleType:
     return module
 
 
+def entrypoint() -> str:
+    """main, or the function ./entrypoint names (a flow's preprocessor)."""
+    try:
+        with open(ENTRYPOINT, encoding="utf-8") as stream:
+            return stream.read().strip()
+    except FileNotFoundError:
+        return "main"
+
+
 def run_step() -> str:
     """Run the step in the current directory; return its outcome document."""
     sys.path[0] = os.getcwd()  # the script's siblings import, the wrapper's do not
@@ -153,12 +163,13 @@ def run_step() -> str:
         args = json.load(stream, strict=False)
     try:
         module = load(code)
-        parameters, open_ended = signature(code)
+        name = entrypoint()
+        parameters, open_ended = signature(code, name)
         args = convert(parameters, args)  # before Windmill's try: a bad date or base64 ends the process
     except BaseException as error:
         return load_failure(error)
     try:
-        function = module.main  # a missing main() is an AttributeError, as in Windmill
+        function = getattr(module, name)  # a missing main() is an AttributeError, as in Windmill
         if function is None or not callable(function):
             raise ValueError("main function is missing")
         result = function(**spread(parameters, open_ended, args))

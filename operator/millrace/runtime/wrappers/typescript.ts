@@ -10,7 +10,7 @@
 // them), a Date parameter a Date (its type read from the script's source); the
 // result is JSON.stringify(result ?? null) with undefined made null and BigInt its
 // decimal string; a thrown error is {name, message, stack}.
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -19,6 +19,8 @@ import { send, StepApiError } from "../sdk/windmill-client/api.ts";
 
 const SCRIPT = "main.ts";
 const ARGS = "args.json";
+// main, or the function this file names (a flow's preprocessor).
+const ENTRYPOINT = existsSync("entrypoint") ? readFileSync("entrypoint", "utf8").trim() : "main";
 const WRAPPER = fileURLToPath(import.meta.url);
 const DENO = "Deno" in globalThis;
 // Windmill's name for the runtime in an exit-code error, and how much of the log that error quotes.
@@ -148,7 +150,7 @@ function isDate(type: string): boolean {
 // Arguments of the parameters typed Date of `export function main` in the script's
 // source become a Date, or undefined when falsy, as Windmill's wrappers convert them.
 function convertDates(source: string, args: Record<string, unknown>): void {
-  const declared = /\bexport\s+(?:async\s+)?function\s+main\b/.exec(source);
+  const declared = new RegExp(`\\bexport\\s+(?:async\\s+)?function\\s+${ENTRYPOINT}\\b`).exec(source);
   for (const { name, type } of declared ? parameters(source.slice(declared.index)) : []) {
     if (name !== undefined && isDate(type)) args[name] = args[name] ? new Date(args[name] as string) : undefined;
   }
@@ -158,20 +160,20 @@ async function runStep(): Promise<string> {
   const args = JSON.parse(readFileSync(ARGS, "utf8"));
   let main: unknown;
   try {
-    main = (await import(pathToFileURL(join(process.cwd(), SCRIPT)).href)).main;
+    main = (await import(pathToFileURL(join(process.cwd(), SCRIPT)).href))[ENTRYPOINT];
   } catch (error) {
     return loadFailure(error);
   }
   if (DENO && main === undefined) {
     // Deno's wrapper imports main by name: a script without one fails to link.
-    return loadFailure(new SyntaxError(`The requested module './${SCRIPT}' does not provide an export named 'main'`));
+    return loadFailure(new SyntaxError(`The requested module './${SCRIPT}' does not provide an export named '${ENTRYPOINT}'`));
   }
   Object.defineProperty(BigInt.prototype, "toJSON", {
     value: function (this: bigint) { return this.toString(); }, configurable: true, writable: true,
   });
   try {
     convertDates(readFileSync(SCRIPT, "utf8"), args);
-    if (typeof main !== "function") throw new Error("main function is missing");
+    if (typeof main !== "function") throw new Error(`${ENTRYPOINT} function is missing`);
     const positional = parameterNames(main.toString()).map((name) => (name === undefined ? undefined : args[name]));
     return success(await main(...positional));
   } catch (error) {

@@ -1,0 +1,74 @@
+"""Branch-one and branch-all. Every branch is a sub-flow of the flow's input.
+
+Windmill (worker_flow.rs compute_next_flow_transform,
+update_flow_status_after_job_completion_internal):
+- branch-all runs its branches in parallel unless `parallel: false`; a
+  parallel one decides once every branch has ended;
+- a stop inside a parallel branch ends that branch only; inside a sequential
+  one it stops the flow, with the array of branch results so far;
+- a branch-one branch's result is its last step's result; an empty branch
+  passes the previous result on (push_next_flow_job, EmptyInnerFlows with a
+  chosen branch).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..model.flow import BranchAll, BranchOne
+from ..model.run import StepState
+from .evaluate import Frame
+from .outcomes import WAITING, Done, Failed, Status, Stopped, Waiting
+from .scope import body_frame, ordered, join
+from .subflows import run_body
+
+if TYPE_CHECKING:
+    from .walker import Walker
+
+
+def branchone(w: Walker, value: BranchOne, path: str, st: StepState, frame: Frame) -> Status:
+    if st.branch is None:
+        st.branch = -1
+        for i, branch in enumerate(value.branches):
+            if w.test(branch.expr, frame, path, f"branches[{i}].expr", frame.previous_result):
+                st.branch = i
+                break
+    modules = value.default if st.branch < 0 else value.branches[st.branch].modules
+    if not modules:
+        return Done(frame.previous_result)
+    prefix = join(path, "default" if st.branch < 0 else st.branch)
+    # The branch's results stay visible after it: they share the enclosing results.
+    inner = body_frame(frame, frame.flow_input, frame.results, st.timeout_s)
+    return run_body(w, modules, prefix, inner)
+
+
+def branchall(w: Walker, value: BranchAll, path: str, st: StepState, frame: Frame) -> Status:
+    results: dict[int, Any] = {}
+    inner_results: dict[str, Any] = {}
+    first_failure: Failed | None = None
+    waiting = False
+    for i, branch in enumerate(value.branches):
+        inner = body_frame(frame, frame.flow_input, dict(frame.results), st.timeout_s)
+        status = run_body(w, branch.modules, join(path, i), inner)
+        if isinstance(status, Waiting):
+            waiting = True
+            if not value.parallel:
+                return status
+            continue
+        results[i] = status.result
+        if isinstance(status, Failed):
+            if branch.skip_failure:
+                continue
+            if not value.parallel:
+                return Failed(status.error, ordered(results), handled=status.handled)
+            # Parallel branches all run to their end before the branch-all fails.
+            first_failure = first_failure or status
+        elif isinstance(status, Stopped) and not value.parallel:
+            return Stopped(ordered(results), skip=status.skip)
+        inner_results.update({k: v for k, v in inner.results.items() if k not in frame.results})
+    if waiting:
+        return WAITING
+    if first_failure is not None:
+        return Failed(first_failure.error, ordered(results), handled=first_failure.handled)
+    frame.results.update(inner_results)
+    return Done(ordered(results))

@@ -1,0 +1,74 @@
+"""Result scope: what a module's expressions see, in one place.
+
+Windmill runs every loop iteration and every branch as a sub-flow
+(worker_flow.rs push_next_flow_job): its input is the enclosing flow's
+input (plus `iter` in loops, insert_iter_arg), and the first step of a
+sub-flow gets that input as its previous result. Errors reach expressions
+as `{"error": {message, name, stack, step_id}}`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..model.run import ErrorInfo
+from .evaluate import Frame
+from .outcomes import Failed
+
+
+def error_object(error: ErrorInfo) -> dict[str, Any]:
+    """A Windmill error object: exactly message, name, stack and step_id (and the
+    step's result when a stop_after_if asked for it)."""
+    out: dict[str, Any] = {"message": error.message, "name": error.name, "stack": error.stack, "step_id": error.step_id}
+    if error.result is not None:
+        out["result"] = error.result
+    return out
+
+
+def error_value(error: ErrorInfo) -> dict[str, Any]:
+    """How a failed step's result looks to later expressions (continue_on_error, skip_failures)."""
+    return {"error": error_object(error)}
+
+
+def failed(error: ErrorInfo) -> Failed:
+    return Failed(error, error_value(error))
+
+
+def insert_iter_arg(args: dict[str, Any], key: str, value: Any) -> None:
+    """Windmill's insert_iter_arg: an outer `iter` moves to `iter_parent` (and so on up)."""
+    if key in args:
+        insert_iter_arg(args, f"{key}_parent", args[key])
+    args[key] = value
+
+
+def iteration_input(flow_input: dict[str, Any], index: int, value: Any) -> dict[str, Any]:
+    args = dict(flow_input)
+    insert_iter_arg(args, "iter", {"index": index, "value": value})
+    return args
+
+
+def body_frame(frame: Frame, flow_input: dict[str, Any], results: dict[str, Any], timeout_s: float | None) -> Frame:
+    """The frame of a sub-flow of `frame`: its input is also its first step's previous result."""
+    return Frame(
+        flow_input=flow_input,
+        results=results,
+        previous_result=flow_input,
+        depth=frame.depth,
+        timeout_s=tighter(frame.timeout_s, timeout_s),
+        failure_module=frame.failure_module,
+    )
+
+
+def tighter(a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    return a if b is None else min(a, b)
+
+
+def ordered(results: dict[int, Any]) -> list[Any]:
+    """Iteration or branch results in index order."""
+    return [results[i] for i in sorted(results)]
+
+
+def join(prefix: str, part: str | int) -> str:
+    return f"{prefix}/{part}" if prefix else str(part)
