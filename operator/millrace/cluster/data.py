@@ -13,7 +13,7 @@ import base64
 import json
 from typing import Any
 
-from ..engine.languages import runtime_language
+from ..runtime.languages import runtime_language
 from ..engine.library import Library, ScriptSource, collect_library
 from ..model.flow import OpenFlow, openflow_of
 from . import names

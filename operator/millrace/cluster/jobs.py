@@ -18,6 +18,7 @@ from typing import Any
 
 from ..engine.actions import RunStep
 from ..model.resources import Runtime
+from ..runtime.languages import DEFAULT_IMAGES, LANGUAGES
 from ..runtime.launch import SDK, WRAPPERS, plan
 from ..runtime.protocol import StepRequest
 from . import names
@@ -25,23 +26,6 @@ from .policy import POD_SECURITY, StepPolicy, container_security
 
 STEP_ROOT = "/millrace"
 WORKDIR = "/work"
-DEFAULT_IMAGES: dict[str, str] = {
-    "python3": "python:3.12-slim",
-    "bash": "bash:5.2",
-    "bun": "oven/bun:1",
-    "deno": "denoland/deno:2",
-    # SQL steps run the SQL wrapper on Python: the image must have the dialect's driver (docs/architecture.md).
-    "postgresql": "python:3.12-slim",
-    "mysql": "python:3.12-slim",
-    "duckdb": "python:3.12-slim",
-}
-PROGRAMS = {"python3": "python3", "bash": "bash", "bun": "bun", "deno": "deno",
-            "postgresql": "python3", "mysql": "python3", "duckdb": "python3"}
-# Restricted Pod Security Standard, by default.
-POD_SECURITY: dict[str, Any] = {"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532,
-                                "seccompProfile": {"type": "RuntimeDefault"}}
-CONTAINER_SECURITY: dict[str, Any] = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
-                                      "readOnlyRootFilesystem": True}
 # Files of the step that may hold secret values: they go in its Secret.
 SECRET_FILES = frozenset({"args.json"})
 # Bash takes its arguments by position: NUL-separated in this file, read into "$@" before the wrapper runs.
@@ -104,8 +88,8 @@ def step_objects(meta: RunMeta, action: RunStep, token: str) -> tuple[dict[str, 
     config_name = names.step_config_name(meta.run, action.path, action.attempt)
     request = StepRequest(key=action.key, language=action.language, code=action.code, args=action.args,
                           workdir=WORKDIR, timeout_s=action.timeout_s, entrypoint=action.entrypoint)
-    runtime_language = "bun" if action.language == "nativets" else action.language
-    launch = plan(request, PROGRAMS[runtime_language], wrappers=Path(STEP_ROOT) / "wrappers", sdk=Path(STEP_ROOT) / "sdk")
+    runtime_language = action.language
+    launch = plan(request, LANGUAGES[runtime_language].program, wrappers=Path(STEP_ROOT) / "wrappers", sdk=Path(STEP_ROOT) / "sdk")
     argv = launch.argv
     secret_files = {f"files/{name}": content for name, content in launch.files.items() if name in SECRET_FILES}
     if runtime_language == "bash":
