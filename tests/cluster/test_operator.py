@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 import yaml
+from millrace.cluster.names import child_run_name, job_name, report_name, shared_claim_name
+
 from .conftest import Operator, installed_operator, millrace_cli
 
 pytestmark = pytest.mark.cluster
@@ -66,7 +68,7 @@ def test_a_flow_applied_with_kubectl_runs_its_steps_as_jobs(kube: Any, namespace
     assert status["result"] == "value 42"
     assert status["steps"]["double"]["result"] == {"v": 42}
     jobs = kube.list("jobs", namespace, "millrace.dev/run=wired-1")
-    assert sorted(j["metadata"]["name"] for j in jobs) == ["wired-1-double-1", "wired-1-shout-1"]
+    assert sorted(j["metadata"]["name"] for j in jobs) == sorted([job_name("wired-1", "double", 1), job_name("wired-1", "shout", 1)])
     assert all(j["metadata"]["ownerReferences"][0]["kind"] == "FlowRun" for j in jobs)
     columns = kube.kubectl("get", "flowruns", "-n", namespace).stdout
     assert "wired-1" in columns and "Succeeded" in columns
@@ -162,7 +164,7 @@ def test_killing_the_operator_during_a_step_loses_nothing(kube: Any, namespace: 
     assert status["phase"] == "Succeeded", status
     assert status["result"] == 2
     jobs = kube.list("jobs", namespace, "millrace.dev/run=crash-1")
-    assert sorted(j["metadata"]["name"] for j in jobs) == ["crash-1-one-1", "crash-1-two-1"]
+    assert sorted(j["metadata"]["name"] for j in jobs) == sorted([job_name("crash-1", "one", 1), job_name("crash-1", "two", 1)])
 
 
 def test_deleting_a_run_deletes_its_objects(kube: Any, namespace: str, operator: Operator) -> None:
@@ -281,11 +283,12 @@ def test_variables_resources_scripts_and_inner_flows_come_from_the_namespace(kub
     kube.apply(run_manifest("data-1", "data"), namespace)
     status = wait_phase(kube, namespace, "data-1")
     assert status["phase"] == "Succeeded", status
-    assert status["steps"]["use"]["result"] == {"g": "hello", "api": "hello", "port": 5432, "hidden": "StepApiError"}
+    # The secret variable's value is masked in the status; the next step still got it ("HELLO").
+    assert status["steps"]["use"]["result"] == {"g": "********", "api": "********", "port": 5432, "hidden": "StepApiError"}
     assert status["steps"]["shout"]["result"] == "HELLO"
     assert status["result"] == 10864
     # The inner flow ran as a FlowRun of its own, owned by its parent.
-    child = kube.get("flowrun", "data-1-sub-1", namespace)
+    child = kube.get("flowrun", child_run_name("data-1", "sub", 1), namespace)
     assert child["metadata"]["ownerReferences"][0]["name"] == "data-1"
     assert child["status"]["phase"] == "Succeeded" and child["status"]["result"] == 10864
     assert child["status"]["steps"]["twice"]["result"] == 10864
@@ -301,7 +304,7 @@ def test_same_worker_steps_share_a_volume_that_ends_with_the_run(kube: Any, name
     assert status["phase"] == "Succeeded", status
     assert status["result"] == 11 * 1024 * 1024
     # Deleted when the run ends; Kubernetes' claim protection frees it once the run's pods are gone.
-    kube.wait_for(lambda: (kube.get("persistentvolumeclaim", "etl-1-shared", namespace) or {})
+    kube.wait_for(lambda: (kube.get("persistentvolumeclaim", shared_claim_name("etl-1"), namespace) or {})
                   .get("metadata", {}).get("deletionTimestamp"), what="the claim deleted")
 
 
@@ -343,7 +346,7 @@ def test_a_large_result_is_kept_beside_the_status(kube: Any, namespace: str, ope
     assert status["phase"] == "Succeeded", status
     assert status["result"] == 2000
     step = status["steps"]["big"]
-    assert "result" not in step and step["resultRef"] == "large-1-big-1-report"
+    assert "result" not in step and step["resultRef"] == report_name("large-1", "big", 1)
     assert len(json.dumps(status)) < 20_000
 
 
@@ -357,7 +360,7 @@ def test_a_shared_volume_that_cannot_be_bound_fails_the_run_clearly(kube: Any, n
     status = wait_phase(kube, namespace, "nowhere-1")
     assert status["phase"] == "Failed"
     assert status["error"]["name"] == "VolumeNotBound"
-    assert "nowhere-1-shared (no-such-class) is not bound" in status["error"]["message"]
+    assert f"{shared_claim_name('nowhere-1')} (no-such-class) is not bound" in status["error"]["message"]
 
 
 @pytest.mark.parametrize("example", ["hello-flow", "failure-handler-flow", "flow-user-state", "retry-flow", "shared-etl"])
@@ -403,7 +406,7 @@ def test_a_crash_at_any_moment_loses_no_result_and_starts_no_step_twice(
     assert status["phase"] == "Succeeded", (moment, status)
     assert status["result"] == 2
     jobs = kube.list("jobs", namespace, f"millrace.dev/run={name}-1")
-    assert sorted(j["metadata"]["name"] for j in jobs) == [f"{name}-1-one-1", f"{name}-1-two-1"], moment
+    assert sorted(j["metadata"]["name"] for j in jobs) == sorted([job_name(f"{name}-1", "one", 1), job_name(f"{name}-1", "two", 1)]), moment
     # Each step ran once: one pod per Job.
     assert [len(kube.list("pods", namespace, f"job-name={j['metadata']['name']}")) for j in jobs] == [1, 1], moment
 
@@ -412,7 +415,7 @@ def test_a_job_deleted_by_hand_fails_its_step_clearly(kube: Any, namespace: str,
     kube.apply(flow_manifest("manual", [python_step("wait", "import time\n\ndef main():\n    time.sleep(30)\n")]), namespace)
     kube.apply(run_manifest("manual-1", "manual"), namespace)
     kube.wait_for(lambda: kube.list("jobs", namespace, "millrace.dev/run=manual-1"), what="the Job")
-    kube.kubectl("delete", "job", "manual-1-wait-1", "-n", namespace, "--wait=false")
+    kube.kubectl("delete", "job", job_name("manual-1", "wait", 1), "-n", namespace, "--wait=false")
     status = wait_phase(kube, namespace, "manual-1")
     assert status["phase"] == "Failed" and status["error"]["name"] == "JobDeleted", status
     assert len(kube.list("jobs", namespace, "millrace.dev/run=manual-1")) == 0
@@ -482,11 +485,11 @@ def test_cancelling_a_parent_cancels_its_inner_flow_run(kube: Any, namespace: st
     kube.apply(flow_manifest("outer", [{"id": "sub", "value": {"type": "flow", "path": "f/slow-inner", "input_transforms": {}}}]),
                namespace)
     kube.apply(run_manifest("outer-1", "outer"), namespace)
-    kube.wait_for(lambda: [p for p in kube.list("pods", namespace, "millrace.dev/run=outer-1-sub-1")
+    kube.wait_for(lambda: [p for p in kube.list("pods", namespace, f"millrace.dev/run={child_run_name('outer-1', 'sub', 1)}")
                            if p["status"].get("phase") == "Running"], what="the inner flow's step running")
     kube.kubectl("patch", "flowrun", "outer-1", "-n", namespace, "--type=merge", "-p", '{"spec": {"cancel": true}}')
     assert wait_phase(kube, namespace, "outer-1")["phase"] == "Cancelled"
-    assert wait_phase(kube, namespace, "outer-1-sub-1")["phase"] == "Cancelled"
+    assert wait_phase(kube, namespace, child_run_name("outer-1", "sub", 1))["phase"] == "Cancelled"
 
 
 def held_flow(name: str) -> dict[str, Any]:
@@ -520,7 +523,8 @@ def test_an_unreadable_resume_record_fails_the_run_clearly(kube: Any, namespace:
                 "metadata": {"name": "held-1-resume-by-hand",
                              "labels": {"millrace.dev/run": "held-1", "millrace.dev/kind": "resume"},
                              "ownerReferences": [{"apiVersion": "millrace.dev/v1alpha1", "kind": "FlowRun",
-                                                  "name": "held-1", "uid": run["metadata"]["uid"]}]},
+                                                  "name": "held-1", "uid": run["metadata"]["uid"],
+                                                  "controller": True}]},
                 "data": {"request": "{not json"}}, namespace)
     status = wait_phase(kube, namespace, "held-1")
     assert status["phase"] == "Failed" and status["error"]["name"] == "InvalidResume", status
@@ -587,7 +591,7 @@ def test_an_inner_flows_large_result_reaches_the_parent_whole(kube: Any, namespa
     status = wait_phase(kube, namespace, "bigouter-1", timeout=180)
     assert status["phase"] == "Succeeded", status
     assert status["result"] == [2000, "row 1999"]
-    child = kube.get("flowrun", "bigouter-1-sub-1", namespace)["status"]
+    child = kube.get("flowrun", child_run_name("bigouter-1", "sub", 1), namespace)["status"]
     assert "result" not in child and child["resultRef"]
     kept = kube.get("configmap", child["resultRef"], namespace)
     assert json.loads(kept["data"]["report"])["result"][-1] == "row 1999"

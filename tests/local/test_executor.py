@@ -16,6 +16,7 @@ import pytest
 from millrace.local.executor import LocalExecutor
 from millrace.local.stepapi import LocalStepApi
 from millrace.runtime import toolchain
+from millrace.runtime.languages import runtime_language
 from millrace.runtime.protocol import StepOutcome, StepRequest
 
 pytestmark = pytest.mark.local
@@ -265,7 +266,7 @@ def test_typescript_that_does_not_build(forking: LocalExecutor, tmp_path: Path, 
 
 def test_nativets_runs_on_bun(forking: LocalExecutor, tmp_path: Path):
     toolchain.find("bun")
-    assert forking.run(step("nativets", "export async function main(x: number) { return x + 1 }", tmp_path, {"x": 1})).result == 2
+    assert forking.run(step(runtime_language("nativets"), "export async function main(x: number) { return x + 1 }", tmp_path, {"x": 1})).result == 2
 
 
 def test_missing_typescript_runtime_is_an_error_not_a_crash(tmp_path: Path):

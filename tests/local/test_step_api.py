@@ -15,6 +15,7 @@ import pytest
 from millrace.local.datastore import DataStore
 from millrace.runtime.stepapi.models import Variable
 from millrace.local.stepapi import LocalStepApi
+from millrace.model.run import RunStatus, StepState
 from millrace.runtime.protocol import StepScope
 from millrace.runtime.stepapi.tokens import Claims, Signer
 
@@ -108,7 +109,66 @@ def test_resume_links_are_signed_for_their_use_only(small_api: LocalStepApi, tmp
     assert status == 200 and set(urls) == {"approvalPage", "resume", "cancel"}
     resume_token = urls["resume"].rsplit("/", 1)[1]
     assert http(env, "GET", "state", token=resume_token)[0] == 403  # a link is not a step token
-    with urllib.request.urlopen(urls["approvalPage"]) as page:
-        assert json.load(page)["approver"] == "ann"
     status, error = http({"MILLRACE_API_URL": env["MILLRACE_API_URL"]}, "POST", f"resume/{resume_token}", {})
+    assert status == 409 and "millrace resume run-1" in error["message"]  # no run of this process waits for it
+    status, error = http({"MILLRACE_API_URL": env["MILLRACE_API_URL"]}, "GET", f"approval/{resume_token}")
     assert status == 409 and "millrace resume run-1" in error["message"]
+
+
+def suspended_at(path: str, attempt: int, phase: str = "Suspended") -> RunStatus:
+    step = StepState(phase="Succeeded", attempts=attempt, awaiting_since=1.0)
+    return RunStatus(phase=phase, steps={path: step}, suspended_step=path if phase == "Suspended" else None)
+
+
+def links_of(api: LocalStepApi, tmp_path: Path, run: str) -> tuple[StepScope, dict[str, str]]:
+    env, _ = attempt(api, tmp_path, run=run)
+    scope = api.server.signer.verify(env["MILLRACE_TOKEN"])
+    api.backend.listen(run)
+    api.backend.observe(run, RunStatus(phase="Running", steps={"a": StepState(phase="Running", attempts=scope.attempt)}))
+    return scope, http(env, "GET", "resume_urls?approver=ann")[1]
+
+
+def post(url: str, body: Any = None) -> tuple[int, Any]:
+    base, _, endpoint = url.partition("/v1/")
+    return http({"MILLRACE_API_URL": base}, "POST", endpoint, body if body is not None else {})
+
+
+def test_a_resume_link_approves_by_post_only_and_counts_once(small_api: LocalStepApi, tmp_path: Path):
+    scope, urls = links_of(small_api, tmp_path, "run-once")
+    with urllib.request.urlopen(urls["resume"]) as page:  # what a mail scanner's preview fetches
+        shown = json.load(page)
+    assert (shown["step"], shown["attempt"], shown["action"], shown["approver"]) == ("a", scope.attempt, "resume", "ann")
+    with urllib.request.urlopen(urls["approvalPage"]) as page:
+        assert json.load(page)["resume"] == urls["resume"]
+    assert post(urls["resume"], {"payload": 1}) == (200, {"ok": True})  # early: it waits for the suspension
+    assert post(urls["resume"], {"payload": 2}) == (200, {"ok": True})
+    assert post(urls["cancel"]) == (200, {"ok": True})  # the same link's twin: still one decision
+    small_api.backend.observe("run-once", suspended_at("a", scope.attempt))
+    approval = small_api.backend.take_approval("run-once", None)
+    assert approval is not None and approval.request.payload == 1 and not approval.cancel
+    assert small_api.backend.take_approval("run-once", None) is None
+
+
+def test_a_link_of_a_finished_run_or_of_an_attempt_retried_since_is_gone(small_api: LocalStepApi, tmp_path: Path):
+    scope, urls = links_of(small_api, tmp_path, "run-gone")
+    small_api.backend.observe("run-gone", suspended_at("a", scope.attempt + 1))
+    status, error = post(urls["resume"])
+    assert status == 410 and f"attempt {scope.attempt} of step a" in error["message"]
+    small_api.backend.observe("run-gone", suspended_at("a", scope.attempt, phase="Succeeded"))
+    status, error = post(urls["cancel"])
+    assert status == 410 and "finished" in error["message"]
+
+
+def test_an_early_approval_for_a_suspension_that_never_came_is_dropped(small_api: LocalStepApi, tmp_path: Path):
+    scope, urls = links_of(small_api, tmp_path, "run-retried")
+    assert post(urls["resume"])[0] == 200
+    small_api.backend.observe("run-retried", suspended_at("a", scope.attempt + 1))  # failed, retried, suspended again
+    assert small_api.backend.take_approval("run-retried", None) is None
+
+
+def test_an_expired_link_is_gone(tmp_path: Path):
+    with LocalStepApi(DataStore(tmp_path / "home")) as api:
+        api.server.link_lifetime_s = -1.0
+        _, urls = links_of(api, tmp_path, "run-late")
+        status, error = post(urls["resume"])
+        assert status == 410 and "expired" in error["message"]

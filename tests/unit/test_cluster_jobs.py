@@ -17,28 +17,40 @@ def action(path: str = "loop/3/inner", attempt: int = 2, language: str = "python
                    code="def main(x): return x", args={"x": 1}, timeout_s=timeout)
 
 
-def test_names_are_deterministic_and_valid() -> None:
-    a = names.job_name("hello-run", "loop/3/inner", 2)
-    assert a == names.job_name("hello-run", "loop/3/inner", 2) == "hello-run-loop-3-inner-2"
-    long = names.job_name("r" * 60, "Some_Step/Χ", 1)
-    assert len(long) <= 63 and long == long.lower() and long.replace("-", "").isalnum()
-    assert names.job_name("r" * 60, "a", 1) != names.job_name("r" * 60, "b", 1)
-
-
 def test_step_objects_carry_code_wrapper_sdk_and_token() -> None:
     config_map, secret, job = step_objects(meta(), action(), "s3cr3t-token")
     assert config_map["metadata"]["name"] == secret["metadata"]["name"]
     data = config_map["data"]
     assert data["files..main.py"] == "def main(x): return x"
-    assert data["files..args.json"] == '{"x": 1}'
     assert "wrappers..python3.py" in data and "wrappers..launch.sh" in data and "sdk..wmill.py" in data
-    assert secret["stringData"] == {"token": "s3cr3t-token"}
+    # The arguments may hold secret variables' values: they are in the Secret, never the ConfigMap.
+    assert "files..args.json" not in data
+    assert secret["stringData"] == {"token": "s3cr3t-token", "files..args.json": '{"x": 1}'}
     assert "s3cr3t-token" not in str(job) and "s3cr3t-token" not in str(config_map)
+
+
+def test_the_step_volume_projects_the_args_from_the_secret_but_not_the_token() -> None:
+    config_map, secret, job = step_objects(meta(), action(), "tok")
+    volume = next(v for v in job["spec"]["template"]["spec"]["volumes"] if v["name"] == "step")
+    from_config, from_secret = volume["projected"]["sources"]
+    assert from_config["configMap"]["name"] == from_secret["secret"]["name"] == secret["metadata"]["name"]
+    assert from_secret["secret"]["items"] == [{"key": "files..args.json", "path": "files/args.json"}]
+    assert sorted(i["key"] for i in from_config["configMap"]["items"]) == sorted(config_map["data"])
+
+
+def test_bash_arguments_come_from_a_file_of_the_secret_not_the_command() -> None:
+    step = RunStep(path="greet", attempt=1, step_id="greet", language="bash", code='name="$1"\npw="$2"\necho "$name"',
+                   args={"name": "a b", "pw": "hunter2"})
+    config_map, secret, job = step_objects(meta(), step, "tok")
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert "hunter2" not in str(job) and "hunter2" not in str(config_map)
+    assert secret["stringData"]["files...millrace-args"] == "a b\0hunter2\0"
+    assert container["command"][-4:] == ["bash", "-c", container["command"][-2], "/millrace/wrappers/bash.sh"]
 
 
 def test_job_is_owned_labelled_restricted_and_never_retried_by_kubernetes() -> None:
     _, _, job = step_objects(meta(), action(timeout=2.5), "tok")
-    assert job["metadata"]["name"] == "hello-run-loop-3-inner-2"
+    assert job["metadata"]["name"] == names.job_name("hello-run", "loop/3/inner", 2)
     assert job["metadata"]["ownerReferences"][0]["kind"] == "FlowRun"
     assert job["metadata"]["labels"][names.LABEL_RUN] == "hello-run"
     assert job["metadata"]["annotations"][names.ANNOTATION_STEP_PATH] == "loop/3/inner"
@@ -46,8 +58,15 @@ def test_job_is_owned_labelled_restricted_and_never_retried_by_kubernetes() -> N
     assert spec["backoffLimit"] == 0 and spec["activeDeadlineSeconds"] == 3
     pod = spec["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     container = pod["containers"][0]
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    # The root filesystem is read-only: /tmp is a writable emptyDir, and TMPDIR says so.
+    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+    assert {"name": "tmp", "emptyDir": {}} in pod["volumes"]
+    assert {"name": "TMPDIR", "value": "/tmp"} in container["env"]
     assert container["image"] == "python:3.12-slim"
     assert container["command"][:3] == ["sh", "/millrace/wrappers/launch.sh", "/millrace"]
     assert "python3" in container["command"] and "/millrace/wrappers/python3.py" in container["command"]
@@ -67,13 +86,21 @@ def test_runtime_settings_reach_the_pod() -> None:
     assert pod["containers"][0]["resources"] == {"limits": {"memory": "256Mi"}}
     assert {"name": "shared", "mountPath": "/work/shared"} in pod["containers"][0]["volumeMounts"]
     claim = shared_claim(meta(runtime=runtime, same_worker=True))
-    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"] and claim["metadata"]["name"] == "hello-run-shared"
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"] and claim["metadata"]["name"] == names.shared_claim_name("hello-run")
 
 
 def test_typescript_steps_link_the_client() -> None:
     _, _, job = step_objects(meta(), action(language="bun"), "tok")
     command = job["spec"]["template"]["spec"]["containers"][0]["command"]
     assert command[command.index("--link") + 1] == "node_modules/windmill-client"
+
+
+def test_a_flow_security_context_is_laid_over_the_restricted_one() -> None:
+    runtime = Runtime.model_validate({"securityContext": {"runAsUser": 1000, "capabilities": {"add": ["NET_BIND_SERVICE"]}}})
+    _, _, job = step_objects(meta(runtime=runtime), action(), "tok")
+    security = job["spec"]["template"]["spec"]["containers"][0]["securityContext"]
+    assert security["runAsUser"] == 1000 and security["readOnlyRootFilesystem"] is True
+    assert security["capabilities"] == {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}
 
 
 def test_same_worker_pods_share_the_node_of_their_read_write_once_claim() -> None:

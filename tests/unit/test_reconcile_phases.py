@@ -4,6 +4,7 @@ read without side effects, plan, write the status, then act."""
 from __future__ import annotations
 
 import copy
+import types
 import json
 from typing import Any
 
@@ -29,6 +30,8 @@ class FakeKube:
         self.calls: list[tuple[str, str]] = []
         self.conflicts = 0
         self.version = 1
+        # No secret variables in the namespace: statuses are written as they are.
+        self.core = types.SimpleNamespace(list_namespaced_secret=lambda *_, **__: types.SimpleNamespace(items=[]))
 
     def put(self, obj: dict[str, Any]) -> None:
         self.objects[(obj["kind"], obj["metadata"]["name"])] = copy.deepcopy(obj)
@@ -86,6 +89,14 @@ class FakeKube:
             return obj["kind"] == "Event"
         self.put(obj)
         return True
+
+    def create_owned(self, obj: dict[str, Any], what: str, owner_uid: str, path: str | None = None,
+                     attempt: int | None = None) -> str | None:
+        if self.create(obj):
+            return None
+        existing = self._get(obj["kind"], obj["metadata"]["name"])
+        assert existing is not None
+        return None if names.owned(existing, owner_uid, path, attempt) else names.foreign(obj["kind"], existing, what)
 
     def create_flowrun(self, obj: dict[str, Any]) -> bool:
         self.calls.append(("create_flowrun", obj["metadata"]["name"]))
@@ -199,7 +210,7 @@ def test_reading_a_run_changes_nothing(reconciler) -> None:
     status = FlowRunStatus.model_validate(obj["status"])
     definition = rec._definition(obj)
     kube.calls.clear()
-    reading = rec._read(obj, status, rec._meta(obj, definition), definition)
+    reading = rec._read(obj, status, rec._meta(obj, definition), definition, {})
     assert kube.writes() == []
     assert [type(e).__name__ for e in reading.events] == ["StepFinished"]
     assert [type(r).__name__ for r in reading.repairs] == ["StopJob"] and reading.unreadable is None
@@ -275,7 +286,8 @@ def test_an_unreadable_resume_record_fails_the_run_clearly(reconciler) -> None:
     kube.put(run)
     rec.reconcile(NS, "r")
     assert kube.objects[("FlowRun", "r")]["status"]["phase"] == "Suspended"
-    kube.put({"kind": "ConfigMap", "metadata": {"name": "r-resume-bad", "labels": {names.LABEL_KIND: "resume"}},
+    kube.put({"kind": "ConfigMap", "metadata": {"name": "r-resume-bad", "labels": {names.LABEL_KIND: "resume"},
+                                                   "ownerReferences": [{"uid": "uid-r", "controller": True}]},
               "data": {"request": "{not json"}})
     finished, _ = rec.reconcile(NS, "r")
     assert finished
@@ -311,7 +323,8 @@ def test_a_resume_payload_that_does_not_fit_the_form_is_refused_and_the_run_keep
 
     def resume(name: str, payload: Any) -> None:
         kube.put({"kind": "ConfigMap", "metadata": {"name": name, "labels": {names.LABEL_KIND: "resume"},
-                                                    "creationTimestamp": name},
+                                                    "creationTimestamp": name,
+                                                    "ownerReferences": [{"uid": "uid-r", "controller": True}]},
                   "data": {"request": json.dumps({"payload": payload, "approver": "ann"})}})
 
     resume("r-resume-1", {"ok": "yes"})

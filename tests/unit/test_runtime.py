@@ -10,6 +10,7 @@ import pytest
 
 from millrace.runtime import bash_signature, toolchain
 from millrace.runtime.launch import WRAPPERS, plan
+from millrace.runtime.languages import runtime_language
 from millrace.runtime.outcome import interpret
 from millrace.runtime.protocol import StepRequest
 
@@ -46,7 +47,7 @@ def test_plan_for_each_language():
     # Windmill: bash_executor.rs handle_bash_job writes main.sh as `set -e` + the script.
     assert bash.files == {"main.sh": 'set -e\nn="$1"'} and bash.argv == ["/bin/bash", str(WRAPPERS / "bash.sh"), "1"]
     assert plan(request("bun"), "bun").argv == ["bun", "run", str(WRAPPERS / "typescript.ts")]
-    assert plan(request("nativets"), "bun").files["main.ts"] == "x"
+    assert plan(request(runtime_language("nativets")), "bun").files["main.ts"] == "x"
     assert plan(request("deno"), "deno").argv[:2] == ["deno", "run"]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from millrace.runtime.stepapi.tokens import Claims, Signer, TokenError, _decode, _encode
+from millrace.runtime.stepapi.tokens import Claims, Signer, TokenError, TokenExpired, _decode, _encode
 
 CLAIMS = Claims(run="run-1", flow="f", path="loop/2/a", step_id="a", attempt=1)
 
@@ -37,3 +37,17 @@ def test_a_token_for_another_step_names_that_step_only():
 def test_malformed_tokens_are_refused(token: str):
     with pytest.raises(TokenError):
         Signer().verify(token)
+
+
+def test_a_token_past_its_expiry_is_refused_whatever_it_claims():
+    signer = Signer()
+    token = signer.issue(CLAIMS.model_copy(update={"expires_at": 1000.0, "run_uid": "uid-1"}))
+    assert signer.verify(token, now=999.0).run_uid == "uid-1"
+    with pytest.raises(TokenExpired, match="expired"):
+        signer.verify(token, now=1000.0)
+
+
+def test_a_link_carries_its_own_id_and_use():
+    signer = Signer()
+    link = CLAIMS.model_copy(update={"use": "resume", "link": "abc", "approver": "ann"})
+    assert signer.verify(signer.issue(link)) == link

@@ -47,7 +47,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{/*
 The operator's permissions in a namespace it serves: one list, used by the
-Role of each namespace or by the ClusterRole (docs/operations.md says why).
+Role of each namespace or by the ClusterRole. Exactly what the code calls;
+docs/operations.md and tests/cluster/test_chart.py say which call needs each.
 */}}
 {{- define "millrace.rules" -}}
 - apiGroups: [millrace.dev]
@@ -55,19 +56,19 @@ Role of each namespace or by the ClusterRole (docs/operations.md says why).
   verbs: [get, list, watch, patch]
 - apiGroups: [millrace.dev]
   resources: [flowruns]
-  verbs: [get, list, watch, create, patch, update, delete]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [millrace.dev]
-  resources: [flows/status, flowruns/status]
-  verbs: [get, patch, update]
+  resources: [flows/status]
+  verbs: [patch]
+- apiGroups: [millrace.dev]
+  resources: [flowruns/status]
+  verbs: [patch, update]
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [get, list, watch, create, delete]
+  verbs: [list, watch, create, delete]
 - apiGroups: [""]
   resources: [pods]
-  verbs: [get, list, watch]
-- apiGroups: [""]
-  resources: [pods/log]
-  verbs: [get]
+  verbs: [list]
 - apiGroups: [""]
   resources: [configmaps]
   verbs: [get, list, watch, create, update, patch]
@@ -76,8 +77,8 @@ Role of each namespace or by the ClusterRole (docs/operations.md says why).
   verbs: [get, list, create, update]
 - apiGroups: [""]
   resources: [persistentvolumeclaims]
-  verbs: [get, list, watch, create, delete]
-- apiGroups: ["", events.k8s.io]
+  verbs: [get, create, delete]
+- apiGroups: [""]
   resources: [events]
-  verbs: [create, patch]
+  verbs: [create]
 {{- end -}}

@@ -25,6 +25,7 @@ from ..expressions import Sandbox
 from ..schedule.policy import schedule_problems
 from ..model.loader import API_VERSION, load_flow_document
 from ..model.resources import Condition
+from .policy import StepPolicy, runtime_problems
 
 READY = "Ready"
 # validate.py reports an unresolved `script`/`flow` path on this field.
@@ -47,53 +48,60 @@ class Review:
 
 
 def flow_problems(name: str, spec: Mapping[str, Any], sandbox: Sandbox,
-                  library: Library | None = None) -> list[Problem]:
-    """Every problem `millrace validate` would report for a Flow with this spec.
+                  library: Library | None = None, policy: StepPolicy | None = None) -> list[Problem]:
+    """Every problem `millrace validate` would report for a Flow with this spec,
+    and every `spec.runtime` setting the operator's step policy refuses.
 
     Without a `library`, references to scripts and flows by path are not
     checked (they may be applied later).
     """
+    refused = runtime_problems(name, spec.get("runtime"), policy or StepPolicy())
     manifest = {"apiVersion": API_VERSION, "kind": "Flow", "metadata": {"name": name}, "spec": dict(spec)}
     try:
         loaded = load_flow_document(manifest, name)
     except FlowError as exc:
-        return exc.problems
+        return refused + exc.problems
     problems = validate_flow(loaded, library or Library(), sandbox) + schedule_problems(name, spec)
     if library is None:
         problems = [p for p in problems if p.field != _PATH_FIELD]
-    return problems
+    return refused + problems
 
 
-def review_flow(name: str, spec: Mapping[str, Any], sandbox: Sandbox) -> Review:
-    return _review(flow_problems(name, spec, sandbox))
+def review_flow(name: str, spec: Mapping[str, Any], sandbox: Sandbox, policy: StepPolicy | None = None) -> Review:
+    return _review(flow_problems(name, spec, sandbox, policy=policy))
 
 
-def review_flowrun(name: str, spec: Mapping[str, Any], sandbox: Sandbox, lookup: FlowLookup) -> Review:
+def review_flowrun(name: str, spec: Mapping[str, Any], sandbox: Sandbox, lookup: FlowLookup,
+                   policy: StepPolicy | None = None) -> Review:
     ref, inline = spec.get("flowRef"), spec.get("flow")
     if (ref is None) == (inline is None):
         return Review(errors=[f"flowrun '{name}': set exactly one of spec.flowRef (a Flow of this namespace) "
                               "and spec.flow (an inline flow)"])
     args = spec.get("args") or {}
     if inline is not None:
-        review = review_flow(name, inline, sandbox)
-        if not review.allowed:
+        review = review_flow(name, inline, sandbox, policy)
+        if not review.allowed or spec.get("argsSecret"):
+            # Args from a Secret are checked by the reconciler, which may read it.
             return review
         return _merge(review, _check_args(name, name, inline, args))
     flow_name = str(ref.get("name", ""))
     flow = lookup(flow_name)
     if flow is None:
         return Review(warnings=[f"flowrun '{name}': flow '{flow_name}' does not exist (yet) in this namespace"])
+    if spec.get("argsSecret"):
+        return Review()
     return _check_args(name, flow_name, flow.get("spec") or {}, args)
 
 
 def flow_ready_condition(name: str, spec: Mapping[str, Any], generation: int | None, sandbox: Sandbox,
-                         library: Library | None = None, now: str | None = None) -> Condition:
+                         library: Library | None = None, now: str | None = None,
+                         policy: StepPolicy | None = None) -> Condition:
     """The Flow's Ready condition: False with every error when it cannot run.
 
     `now` (RFC 3339) becomes lastTransitionTime; the caller keeps the old
     time when the status did not change.
     """
-    problems = flow_problems(name, spec, sandbox, library)
+    problems = flow_problems(name, spec, sandbox, library, policy)
     errors = [str(p) for p in problems if not p.warning]
     if errors:
         return Condition(type=READY, status="False", reason="Invalid", message="\n".join(errors),
@@ -126,7 +134,7 @@ def _merge(a: Review, b: Review) -> Review:
 
 
 def review_flowrun_update(name: str, old: Mapping[str, Any], new: Mapping[str, Any], sandbox: Sandbox,
-                          lookup: FlowLookup) -> Review:
+                          lookup: FlowLookup, policy: StepPolicy | None = None) -> Review:
     """A FlowRun update: its spec is checked only when it changes in a way that matters.
 
     Metadata (finalizers, labels, annotations) and `spec.cancel` always
@@ -144,4 +152,4 @@ def review_flowrun_update(name: str, old: Mapping[str, Any], new: Mapping[str, A
         changed = sorted(f"spec.{k}" for k in before.keys() | after.keys() if before.get(k) != after.get(k))
         return Review(errors=[f"flowrun '{name}': the spec of a run that started is immutable except spec.cancel "
                               f"(changed: {', '.join(changed)}); create a new FlowRun instead"])
-    return review_flowrun(name, new.get("spec") or {}, sandbox, lookup)
+    return review_flowrun(name, new.get("spec") or {}, sandbox, lookup, policy)

@@ -19,6 +19,7 @@ import kopf
 from ..expressions import Sandbox
 from ..model.resources import GROUP, VERSION
 from .admission import Review, review_flow, review_flowrun, review_flowrun_update
+from .policy import StepPolicy
 
 FLOW_WEBHOOK = "validate-flow"
 FLOWRUN_WEBHOOK = "validate-flowrun"
@@ -30,10 +31,11 @@ _INVALID = 422
 _REVIEWERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="millrace-webhook")
 # A V8 isolate must stay on one thread: one sandbox per reviewer thread.
 _local = threading.local()
+_POLICY: dict[str, StepPolicy] = {"policy": StepPolicy()}
 
 
 def configure_webhooks(settings: kopf.OperatorSettings, *, host: str, port: int,
-                       certfile: str, pkeyfile: str) -> None:
+                       certfile: str, pkeyfile: str, policy: StepPolicy | None = None) -> None:
     """Serve the admission handlers over HTTPS on host:port with the given certificate.
 
     The ValidatingWebhookConfiguration (and its caBundle) belongs to the Helm
@@ -41,6 +43,7 @@ def configure_webhooks(settings: kopf.OperatorSettings, *, host: str, port: int,
     """
     settings.admission.server = kopf.WebhookServer(addr=host, port=port, certfile=certfile, pkeyfile=pkeyfile)
     settings.admission.managed = None
+    _POLICY["policy"] = policy or StepPolicy()
 
 
 @kopf.index(GROUP, VERSION, "flows")
@@ -51,7 +54,7 @@ def flow_schemas(namespace: str, name: str, spec: Mapping[str, Any], **_: Any) -
 
 @kopf.on.validate(GROUP, VERSION, "flows", id=FLOW_WEBHOOK, operations=["CREATE", "UPDATE"])
 async def validate_flow(name: str | None, spec: Mapping[str, Any], warnings: list[str], **_: Any) -> None:
-    _answer(await _off_loop(lambda: review_flow(name or "", spec, _sandbox())), warnings)
+    _answer(await _off_loop(lambda: review_flow(name or "", spec, _sandbox(), _POLICY["policy"])), warnings)
 
 
 @kopf.on.validate(GROUP, VERSION, "flowruns", id=FLOWRUN_WEBHOOK, operations=["CREATE", "UPDATE"])
@@ -64,9 +67,9 @@ async def validate_flowrun(name: str | None, namespace: str, spec: Mapping[str, 
         return None
 
     if operation == "UPDATE" and old is not None and new is not None:
-        _answer(await _off_loop(lambda: review_flowrun_update(name or "", old, new, _sandbox(), lookup)), warnings)
+        _answer(await _off_loop(lambda: review_flowrun_update(name or "", old, new, _sandbox(), lookup, _POLICY["policy"])), warnings)
     else:
-        _answer(await _off_loop(lambda: review_flowrun(name or "", spec, _sandbox(), lookup)), warnings)
+        _answer(await _off_loop(lambda: review_flowrun(name or "", spec, _sandbox(), lookup, _POLICY["policy"])), warnings)
 
 
 async def _off_loop(review: Callable[[], Review]) -> Review:

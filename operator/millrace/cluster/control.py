@@ -28,7 +28,7 @@ def request_resume(kube: KubeApi, namespace: str, run: str, *, payload: Any, app
     if not cancel and phase != "Suspended":
         raise FlowError.single(run, f"run '{run}' is not suspended ({phase.lower()})")
     meta = obj["metadata"]
-    name = names.dns_name(run, "resume", uuid.uuid4().hex[:10])
+    name = names.identity_name(run, "resume", uuid.uuid4().hex)
     # A disapproval is a cancel of the suspended step only, as a resume link's cancel URL is.
     record = {"payload": payload, "approver": approver, "cancel": cancel or disapprove, "reason": reason,
               "disapprove": disapprove}

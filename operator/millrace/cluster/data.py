@@ -13,7 +13,7 @@ import base64
 import json
 from typing import Any
 
-from ..engine.languages import runtime_language
+from ..runtime.languages import runtime_language
 from ..engine.library import Library, ScriptSource, collect_library
 from ..model.flow import OpenFlow, openflow_of
 from . import names
@@ -28,27 +28,36 @@ class UnreadableData(ValueError):
     """A labelled object that cannot be what its label says (a Secret holding bytes that are not text)."""
 
 
-def labelled(kube: KubeApi, namespace: str, kind: str) -> dict[str, dict[str, str]]:
-    """Path -> data of every Secret and ConfigMap labelled with `kind` (Secrets decoded)."""
+def labelled_objects(kube: KubeApi, namespace: str, kind: str) -> list[tuple[str, dict[str, Any]]]:
+    """Every ConfigMap and Secret labelled with `kind`, as ("ConfigMap"|"Secret", object): Secrets last."""
     selector = f"{names.LABEL_KIND}={kind}"
+    sanitize = kube.api_client.sanitize_for_serialization
+    return ([("ConfigMap", sanitize(item)) for item in kube.core.list_namespaced_config_map(namespace, label_selector=selector).items]
+            + [("Secret", sanitize(item)) for item in kube.core.list_namespaced_secret(namespace, label_selector=selector).items])
+
+
+def labelled(kube: KubeApi, namespace: str, kind: str) -> dict[str, dict[str, str]]:
+    """Path -> data of every Secret and ConfigMap labelled with `kind` (Secrets decoded; a Secret wins)."""
     found: dict[str, dict[str, str]] = {}
-    for item in kube.core.list_namespaced_config_map(namespace, label_selector=selector).items:
-        found[_path(item)] = dict(item.data or {})
-    for item in kube.core.list_namespaced_secret(namespace, label_selector=selector).items:
-        found[_path(item)] = {k: _text(item, k, v) for k, v in (item.data or {}).items()}
+    for type_, obj in labelled_objects(kube, namespace, kind):
+        data = obj.get("data") or {}
+        found[path_of(obj)] = ({k: _text(obj, k, v) for k, v in data.items()} if type_ == "Secret" else dict(data))
     return found
 
 
-def _text(item: Any, key: str, value: str) -> str:
+def _text(obj: dict[str, Any], key: str, value: str) -> str:
     try:
         return base64.b64decode(value).decode("utf-8")
     except UnicodeDecodeError:
-        raise UnreadableData(f"Secret {item.metadata.name} (labelled {names.LABEL_KIND}={item.metadata.labels.get(names.LABEL_KIND)}): "
+        meta = obj["metadata"]
+        raise UnreadableData(f"Secret {meta['name']} (labelled {names.LABEL_KIND}={(meta.get('labels') or {}).get(names.LABEL_KIND)}): "
                              f"key '{key}' is binary, not UTF-8 text") from None
 
 
-def _path(item: Any) -> str:
-    return (item.metadata.annotations or {}).get(ANNOTATION_PATH) or item.metadata.name
+def path_of(obj: dict[str, Any]) -> str:
+    """The Windmill path of a labelled object: its annotation, or else its name."""
+    meta = obj["metadata"]
+    return (meta.get("annotations") or {}).get(ANNOTATION_PATH) or meta["name"]
 
 
 def uses_data(document: Any) -> bool:

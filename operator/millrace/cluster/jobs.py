@@ -1,9 +1,12 @@
 """Build the Kubernetes objects of one step attempt: pure functions, no I/O.
 
-A step pod gets a ConfigMap (its code, arguments, the language wrapper and
-the client SDK, copied in as the design asks: nothing is installed) and a
-Secret (its step API token), runs `launch.sh` to lay out its working
-directory, and reports to the step API over HTTP.
+A step pod gets a ConfigMap (its code, the language wrapper and the client
+SDK, copied in as the design asks: nothing is installed) and a Secret (its
+step API token and its arguments, which may hold secret variables' values),
+both projected into one volume; it runs `launch.sh` to lay out its working
+directory, and reports to the step API over HTTP. Nothing of the arguments
+is in the ConfigMap or the Job: bash's positional arguments come from a
+file of the Secret too.
 """
 
 from __future__ import annotations
@@ -15,29 +18,20 @@ from typing import Any
 
 from ..engine.actions import RunStep
 from ..model.resources import Runtime
+from ..runtime.languages import DEFAULT_IMAGES, LANGUAGES
 from ..runtime.launch import SDK, WRAPPERS, plan
 from ..runtime.protocol import StepRequest
 from . import names
+from .policy import POD_SECURITY, StepPolicy, container_security
 
 STEP_ROOT = "/millrace"
 WORKDIR = "/work"
-DEFAULT_IMAGES: dict[str, str] = {
-    "python3": "python:3.12-slim",
-    "bash": "bash:5.2",
-    "bun": "oven/bun:1",
-    "deno": "denoland/deno:2",
-    # SQL steps run the SQL wrapper on Python: the image must have the dialect's driver (docs/architecture.md).
-    "postgresql": "python:3.12-slim",
-    "mysql": "python:3.12-slim",
-    "duckdb": "python:3.12-slim",
-}
-PROGRAMS = {"python3": "python3", "bash": "bash", "bun": "bun", "deno": "deno",
-            "postgresql": "python3", "mysql": "python3", "duckdb": "python3"}
-# Restricted Pod Security Standard, by default.
-POD_SECURITY: dict[str, Any] = {"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532,
-                                "seccompProfile": {"type": "RuntimeDefault"}}
-CONTAINER_SECURITY: dict[str, Any] = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
-                                      "readOnlyRootFilesystem": True}
+# Files of the step that may hold secret values: they go in its Secret.
+SECRET_FILES = frozenset({"args.json"})
+# Bash takes its arguments by position: NUL-separated in this file, read into "$@" before the wrapper runs.
+BASH_ARGS = ".millrace-args"
+BASH_READ_ARGS = f'mapfile -d "" -t args < {BASH_ARGS} && rm -f {BASH_ARGS} && exec bash "$0" "${{args[@]}}"'
+TMP = "/tmp"
 
 
 @dataclass(frozen=True)
@@ -53,6 +47,7 @@ class RunMeta:
     node: str | None = None  # where the run's shared claim is in use, once known
     runtime: Runtime = field(default_factory=Runtime)
     default_images: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_IMAGES))
+    policy: StepPolicy = field(default_factory=StepPolicy)
 
 
 def owner_reference(meta: RunMeta) -> dict[str, Any]:
@@ -93,9 +88,15 @@ def step_objects(meta: RunMeta, action: RunStep, token: str) -> tuple[dict[str, 
     config_name = names.step_config_name(meta.run, action.path, action.attempt)
     request = StepRequest(key=action.key, language=action.language, code=action.code, args=action.args,
                           workdir=WORKDIR, timeout_s=action.timeout_s, entrypoint=action.entrypoint)
-    runtime_language = "bun" if action.language == "nativets" else action.language
-    launch = plan(request, PROGRAMS[runtime_language], wrappers=Path(STEP_ROOT) / "wrappers", sdk=Path(STEP_ROOT) / "sdk")
-    files = {f"files/{name}": content for name, content in launch.files.items()}
+    runtime_language = action.language
+    launch = plan(request, LANGUAGES[runtime_language].program, wrappers=Path(STEP_ROOT) / "wrappers", sdk=Path(STEP_ROOT) / "sdk")
+    argv = launch.argv
+    secret_files = {f"files/{name}": content for name, content in launch.files.items() if name in SECRET_FILES}
+    if runtime_language == "bash":
+        program, wrapper, *positional = argv
+        secret_files[f"files/{BASH_ARGS}"] = "".join(f"{arg}\0" for arg in positional)
+        argv = [program, "-c", BASH_READ_ARGS, wrapper]
+    files = {f"files/{name}": content for name, content in launch.files.items() if name not in SECRET_FILES}
     files.update(_bundle(WRAPPERS, "wrappers"))
     files.update(_bundle(SDK, "sdk"))
     config_map = {
@@ -109,17 +110,18 @@ def step_objects(meta: RunMeta, action: RunStep, token: str) -> tuple[dict[str, 
         "kind": "Secret",
         "metadata": _metadata(meta, config_name, action, "step-token"),
         "type": "Opaque",
-        "stringData": {"token": token},
+        "stringData": {"token": token, **{_key(path): content for path, content in secret_files.items()}},
     }
     links = [arg for name, target in launch.links.items() for arg in ("--link", name, target)]
-    command = ["sh", f"{STEP_ROOT}/wrappers/launch.sh", STEP_ROOT, *links, "--", *launch.argv]
-    job = _job(meta, action, config_name, sorted(files), command, runtime_language)
+    command = ["sh", f"{STEP_ROOT}/wrappers/launch.sh", STEP_ROOT, *links, "--", *argv]
+    job = _job(meta, action, config_name, (sorted(files), sorted(secret_files)), command, runtime_language)
     return config_map, secret, job
 
 
-def _job(meta: RunMeta, action: RunStep, config_name: str, paths: list[str], command: list[str], language: str) -> dict[str, Any]:
+def _job(meta: RunMeta, action: RunStep, config_name: str, paths: tuple[list[str], list[str]], command: list[str],
+         language: str) -> dict[str, Any]:
     runtime = meta.runtime
-    deadline = _deadline(action.timeout_s, runtime.active_deadline_seconds)
+    deadline = attempt_deadline(action.timeout_s, runtime.active_deadline_seconds)
     env = [
         # A step keeps trying to reach the step API (to report) as long as its attempt may run.
         {"name": "MILLRACE_API_RETRY_S", "value": str(deadline or REPORT_RETRY_FOREVER_S)},
@@ -130,11 +132,20 @@ def _job(meta: RunMeta, action: RunStep, config_name: str, paths: list[str], com
         {"name": "MILLRACE_STEP_PATH", "value": action.path},
         {"name": "WM_FLOW_STEP_ID", "value": action.step_id},
         {"name": "HOME", "value": WORKDIR},
+        {"name": "TMPDIR", "value": TMP},
     ]
-    mounts = [{"name": "step", "mountPath": STEP_ROOT, "readOnly": True}, {"name": "work", "mountPath": WORKDIR}]
+    mounts = [{"name": "step", "mountPath": STEP_ROOT, "readOnly": True}, {"name": "work", "mountPath": WORKDIR},
+              {"name": "tmp", "mountPath": TMP}]
+    plain, secret = paths
+    sources = [{"configMap": {"name": config_name, "items": [{"key": _key(p), "path": p} for p in plain]}}]
+    if secret:
+        # Only the listed files: the token stays out of the step's directory.
+        sources.append({"secret": {"name": config_name, "items": [{"key": _key(p), "path": p} for p in secret]}})
     volumes: list[dict[str, Any]] = [
-        {"name": "step", "configMap": {"name": config_name, "items": [{"key": _key(p), "path": p} for p in paths]}},
+        {"name": "step", "projected": {"sources": sources}},
         {"name": "work", "emptyDir": {}},
+        # The root filesystem is read-only: temporary files go here.
+        {"name": "tmp", "emptyDir": {}},
     ]
     if meta.same_worker:
         mounts.append({"name": "shared", "mountPath": f"{WORKDIR}/shared"})
@@ -146,14 +157,14 @@ def _job(meta: RunMeta, action: RunStep, config_name: str, paths: list[str], com
         "workingDir": WORKDIR,
         "env": env,
         "volumeMounts": mounts,
-        "securityContext": runtime.security_context or CONTAINER_SECURITY,
+        "securityContext": container_security(runtime),
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     if runtime.resources:
         container["resources"] = runtime.resources
     pod: dict[str, Any] = {
         "restartPolicy": "Never",
-        "automountServiceAccountToken": False,
+        "automountServiceAccountToken": meta.policy.mount_service_account_token,
         "securityContext": POD_SECURITY,
         "containers": [container],
         "volumes": volumes,
@@ -190,7 +201,8 @@ def same_node_affinity(meta: RunMeta) -> dict[str, Any]:
     return affinity
 
 
-def _deadline(timeout_s: float | None, limit: int | None) -> int | None:
+def attempt_deadline(timeout_s: float | None, limit: int | None) -> int | None:
+    """Seconds an attempt may run (its Job's activeDeadlineSeconds; the step token lives a little longer)."""
     values = [v for v in (math.ceil(timeout_s) if timeout_s else None, limit) if v]
     return min(values) if values else None
 

@@ -12,6 +12,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from ..model.resources import GROUP, VERSION
+from . import names
 
 FLOWS = "flows"
 FLOWRUNS = "flowruns"
@@ -105,6 +106,30 @@ class KubeApi:
                 return False
             raise
         return True
+
+    def create_owned(self, obj: dict[str, Any], what: str, owner_uid: str, path: str | None = None,
+                     attempt: int | None = None) -> str | None:
+        """Create `obj`, or adopt the object of its name if that one is owned by `owner_uid` (and
+        annotated for `path` and `attempt` when given). Returns None, or why the existing object
+        is not `what`'s: then it is left as it is."""
+        if self.create(obj):
+            return None
+        meta = obj["metadata"]
+        existing = self.read(obj["kind"], meta["namespace"], meta["name"])
+        if existing is None and self.create(obj):  # deleted since: ours now
+            return None
+        if existing is None:
+            return f"{obj['kind']} {meta['namespace']}/{meta['name']} keeps being made and deleted by someone else"
+        return None if names.owned(existing, owner_uid, path, attempt) else names.foreign(obj["kind"], existing, what)
+
+    def read(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        read = {
+            "ConfigMap": self.core.read_namespaced_config_map,
+            "Secret": self.core.read_namespaced_secret,
+            "PersistentVolumeClaim": self.core.read_namespaced_persistent_volume_claim,
+            "Job": self.batch.read_namespaced_job,
+        }[kind]
+        return self._get(lambda: _sanitize(read(name, namespace)))
 
     def get_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self._get(lambda: _sanitize(self.core.read_namespaced_config_map(name, namespace)))

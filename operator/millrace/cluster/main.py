@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 
 import kopf
 import prometheus_client
 from kubernetes import config as kube_config
 
 from ..expressions import Sandbox
-from ..runtime.stepapi.server import StepApiServer
+from ..runtime.stepapi.server import DEFAULT_LINK_LIFETIME_S, StepApiServer
 from ..runtime.stepapi.tokens import Signer
 from . import operator as handlers
 from . import schedule_handlers, trigger_handlers
 from ..triggers.server import TriggerServer
 from .triggers import resolver
 from .kube import KubeApi
+from .policy import policy_from_environment
 from .reconcile import OperatorConfig
+from .secrecy import Secrecy
 from .stepapi_backend import ClusterBackend
 
 LOG = logging.getLogger("millrace.operator")
@@ -58,8 +61,11 @@ def run_operator(
     if metrics_port:
         prometheus_client.start_http_server(metrics_port, addr=api_host)
     kube = KubeApi()
-    backend = ClusterBackend(kube, handlers.notify)
-    server = StepApiServer(backend, signer=signer, host=api_host, port=api_port)
+    policy = policy_from_environment()
+    secrecy = Secrecy(kube)
+    backend = ClusterBackend(kube, handlers.notify, secrecy)
+    server = StepApiServer(backend, signer=signer, host=api_host, port=api_port,
+                           link_lifetime_s=float(os.environ.get("MILLRACE_LINK_LIFETIME_S", DEFAULT_LINK_LIFETIME_S)))
     listening = server.url
     # Resume links and step pods use the address steps reach, not the one bound.
     server.url = api_url or listening
@@ -72,13 +78,15 @@ def run_operator(
 
         def webhooks(settings: kopf.OperatorSettings) -> None:
             admission_handlers.configure_webhooks(settings, host=webhook_host, port=webhook_port,
-                                                  certfile=f"{webhook_cert_dir}/tls.crt", pkeyfile=f"{webhook_cert_dir}/tls.key")
+                                                  certfile=f"{webhook_cert_dir}/tls.crt", pkeyfile=f"{webhook_cert_dir}/tls.key",
+                                                  policy=policy)
     config = OperatorConfig(api_url=server.url, signer=signer,
                             claim_timeout_s=float(os.environ.get("MILLRACE_CLAIM_TIMEOUT_S", "120")),
                             resync_s=float(os.environ.get("MILLRACE_RESYNC_S", "30")),
                             workers=int(os.environ.get("MILLRACE_WORKERS", "4")),
                             job_ttl_s=int(os.environ.get("MILLRACE_JOB_TTL_S", "3600")),
-                            retention_s=float(os.environ["MILLRACE_RETENTION_S"]) if os.environ.get("MILLRACE_RETENTION_S") else None)
+                            retention_s=float(os.environ["MILLRACE_RETENTION_S"]) if os.environ.get("MILLRACE_RETENTION_S") else None,
+                            policy=policy, secrecy=secrecy)
     schedule_handlers.configure(kube)
     hooks = None
     if hooks_port:
@@ -86,11 +94,12 @@ def run_operator(
         hooks.start()
         trigger_handlers.configure(kube, hooks_url or hooks.url, signer.sign)
         LOG.info("flow webhooks listening on %s", hooks.url)
-    handlers.configure(config, kube,
-                       webhooks=webhooks, fixed_namespaces=bool(namespaces) and not all_namespaces)
+    handlers.configure(config, kube, webhooks=webhooks)
     try:
         kopf.run(
             standalone=True,
+            # Named here: kopf would ask getpass, which fails for a uid that /etc/passwd does not list (the chart's 65532).
+            identity=f"millrace@{socket.gethostname()}",
             clusterwide=all_namespaces,
             namespaces=namespaces or ([] if all_namespaces else [os.environ.get("MILLRACE_NAMESPACE", "default")]),
             liveness_endpoint=liveness,

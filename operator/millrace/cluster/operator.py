@@ -44,12 +44,11 @@ def notify(namespace: str, name: str) -> None:
 
 
 def configure(config: OperatorConfig, kube: KubeApi | None = None, *,
-              webhooks: Callable[[kopf.OperatorSettings], None] | None = None, fixed_namespaces: bool = False) -> None:
+              webhooks: Callable[[kopf.OperatorSettings], None] | None = None) -> None:
     """Set what the handlers use; the CLI calls this before kopf runs."""
     _STATE["config"] = config
     _STATE["kube"] = kube or KubeApi()
     _STATE["webhooks"] = webhooks
-    _STATE["fixed_namespaces"] = fixed_namespaces
 
 
 @kopf.on.startup()
@@ -57,8 +56,9 @@ def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.WARNING
     settings.persistence.finalizer = "millrace.dev/operator"
     settings.watching.server_timeout = 300
-    # With exact namespaces there is nothing to scan, and the chart's RBAC does not allow listing them.
-    settings.scanning.disabled = _STATE.get("fixed_namespaces", False)
+    # No watching of namespaces or CRDs: the resources are found once at start-up (API
+    # discovery), so the chart grants no cluster-wide read (a CRD installed later needs a restart).
+    settings.scanning.disabled = True
     if _STATE.get("webhooks"):
         _STATE["webhooks"](settings)
     config: OperatorConfig = _STATE["config"]
@@ -99,7 +99,8 @@ def _reconcile(reconciler: RunReconciler, key: RunKey) -> float | None:
 def flow_changed(name: str, namespace: str, spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, **_: Any) -> None:
     """Report in the Flow's Ready condition what the webhook would have said."""
     with Sandbox() as sandbox:
-        condition = flow_ready_condition(name, dict(spec), meta.get("generation"), sandbox, now=timestamp(time.time()))
+        condition = flow_ready_condition(name, dict(spec), meta.get("generation"), sandbox, now=timestamp(time.time()),
+                                         policy=_STATE["config"].policy)
     previous = next((c for c in (status.get("conditions") or []) if c.get("type") == condition.type), None)
     if previous and previous.get("status") == condition.status and previous.get("reason") == condition.reason:
         condition.last_transition_time = previous.get("lastTransitionTime")

@@ -42,16 +42,19 @@ from ..model.loader import LoadedFlow, load_flow_document
 from ..model.resources import FlowRunStatus, Runtime
 from ..model.run import ErrorInfo
 from ..runtime.protocol import StepError, StepOutcome, StepReport
+from ..runtime.stepapi.links import APPLY, WAIT, link_state
 from ..runtime.stepapi.tokens import Claims, Signer
 from . import names, observe
 from .admission import flow_problems
 from .crashpoints import crash_point
 from .data import UnreadableData, data_mappings, resolve_library, uses_data
 from .faults import refusal
-from .jobs import RunMeta, shared_claim, step_objects
+from .jobs import RunMeta, attempt_deadline, shared_claim, step_objects
 from .kube import Conflict, KubeApi
 from .outcomes import job_outcome
 from .placement import claim_node
+from .policy import StepPolicy, check_runtime
+from .secrecy import Secrecy, args_secret, args_secret_name, read_args_secret
 from .status import decorate
 
 KIND_REPORT = "report"
@@ -61,6 +64,9 @@ KIND_RESULT = "result"
 JOB_KEY = "job.json"
 RESULT_INLINE_LIMIT = 4096  # bytes of JSON kept in status; larger results stay in their report ConfigMap
 RESULT_MAX = 900 * 1024  # a ConfigMap holds at most 1 MiB
+# A step token outlives its attempt's deadline by this much (the pod's start is not counted in it).
+TOKEN_GRACE_S = 300.0
+ANNOTATION_REFUSED = "millrace.dev/refused"
 
 
 @dataclass
@@ -79,6 +85,10 @@ class OperatorConfig:
     # A finished top-level FlowRun (and with it everything it owns) is deleted this long
     # after it ended; None keeps it until someone deletes it.
     retention_s: float | None = None
+    # What flows may ask of their step pods (the chart's stepPolicy).
+    policy: StepPolicy = field(default_factory=StepPolicy)
+    # Shared with the step API backend: the real values behind masked records.
+    secrecy: Secrecy | None = None
 
 
 @dataclass
@@ -108,6 +118,8 @@ class RunReconciler:
         cache = cache or ReconcileCache()
         self._definitions = cache.definitions
         self._large_results = cache.large_results
+        self.secrecy = config.secrecy or Secrecy(kube)
+        self._secrets: list[str] = []
 
     def reconcile(self, namespace: str, name: str) -> tuple[bool, float | None]:
         """One pass. Returns (finished, wake_at): a finished run needs no resync, only its
@@ -124,16 +136,22 @@ class RunReconciler:
         obj = self.kube.get_flowrun(namespace, name)
         if obj is None:
             return True, None
-        status = FlowRunStatus.model_validate(obj.get("status") or {})
+        uid = obj["metadata"]["uid"]
+        self._secrets = self.secrecy.secrets(namespace)
+        recorded = FlowRunStatus.model_validate(obj.get("status") or {})
+        status = FlowRunStatus.model_validate(self.secrecy.restore(uid, "status", obj.get("status") or {}, self._secrets))
         if status.terminal:
             self._release(obj, status)
             return True, self._expire(obj, status)
         try:
             definition = self._definition(obj)
+            start_args = self._start_args(obj) if status.phase == "Pending" else {}
         except FlowError as exc:
             return self._fail(obj, status, ErrorInfo(name="InvalidFlow", message=str(exc)))
+        if start_args is None:
+            return False, self.clock() + 1.0  # the inner flow's args Secret is not there yet
         meta = self._meta(obj, definition)
-        reading = self._read(obj, status, meta, definition)
+        reading = self._read(obj, status, meta, definition, start_args)
         try:
             variables, resources = data_mappings(self.kube, namespace) if definition.uses_data else ({}, {})
         except UnreadableData as exc:
@@ -142,7 +160,7 @@ class RunReconciler:
                           evaluator=Evaluator(self.sandbox, variables, resources), library=definition.library,
                           child_flows=True, depth=int((obj.get("spec") or {}).get("depth") or 0),
                           timeout_s=(obj.get("spec") or {}).get("timeoutS"))
-        state = self._hydrate(namespace, status)
+        state = self._hydrate(obj, status)
         actions: list[Action] = []
         jobs: dict[str, dict[str, Any]] = {}
         wake_at: float | None = None
@@ -161,9 +179,12 @@ class RunReconciler:
         if reading.unreadable is not None and state.terminal:
             # Stopped as a cancel would stop it, but it is the record's fault, not a person's choice.
             state = state.model_copy(update={"phase": "Failed", "error": reading.unreadable})
+        if any(link_state(path, attempt, state) == APPLY for path, attempt in reading.held):
+            wake_at = self.clock()  # approvals that came early wait for this suspension: apply them now
         self._keep_result(obj, state)
         new_status = decorate(self._dehydrate(state, meta.run), obj, self.clock())
-        document = new_status.model_dump(mode="json", by_alias=True, exclude_none=True)
+        document = self.secrecy.record(uid, "status", new_status.model_dump(mode="json", by_alias=True, exclude_none=True),
+                                       self._secrets)
         if actions or _changed(obj.get("status") or {}, document):
             try:
                 self.kube.replace_flowrun_status(obj, document)
@@ -175,7 +196,8 @@ class RunReconciler:
         crash_point("after-status")
         self._repair(obj, meta, definition, reading.repairs)
         self._launch(obj, meta, definition, actions, jobs)
-        observe.record(self.kube, obj, reading.notices + observe.transitions(status, new_status), self.clock())
+        observe.record(self.kube, obj, reading.notices + observe.transitions(recorded, FlowRunStatus.model_validate(document)),
+                       self.clock())
         if new_status.terminal:
             self._release(obj, new_status)
             return True, self._expire(obj, new_status)
@@ -196,7 +218,8 @@ class RunReconciler:
         """End the run as Failed on the last status the API accepted, with nothing else changed."""
         failed = status.model_copy(update={"phase": "Failed", "finished_at": self.clock(), "error": error})
         new_status = decorate(failed, obj, self.clock())
-        self.kube.replace_flowrun_status(obj, new_status.model_dump(mode="json", by_alias=True, exclude_none=True))
+        self.kube.replace_flowrun_status(obj, self.secrecy.record(obj["metadata"]["uid"], "status", new_status.model_dump(
+            mode="json", by_alias=True, exclude_none=True), self._secrets))
         observe.record(self.kube, obj, observe.transitions(status, new_status), self.clock())
         self._release(obj, new_status)
         return True, self._expire(obj, new_status)
@@ -227,7 +250,11 @@ class RunReconciler:
             # Another pass may have pinned it meanwhile: then its copy is the one that counts.
             stored = body if self.kube.create(body) else self.kube.get_config_map(meta["namespace"], cm_name)
             assert stored is not None
+        if not names.owned(stored, meta["uid"]):
+            raise FlowError.single(meta["name"], names.foreign("ConfigMap", stored, f"run {meta['name']}"))
         document = json.loads(stored["data"]["definition"])
+        # The same policy as the webhook's: a cluster without the webhook runs no pod the policy refuses.
+        check_runtime(document["name"], document["spec"].get("runtime"), self.config.policy)
         runtime = Runtime.model_validate(document["spec"].get("runtime") or {})
         loaded = load_flow_document(openflow_of(document["spec"]), document["name"])
         library = Library(
@@ -267,17 +294,28 @@ class RunReconciler:
             same_worker=bool(definition.loaded.flow.value.same_worker),
             runtime=definition.runtime,
             default_images={**self.config.default_images},
+            policy=self.config.policy,
         )
 
     # --- events ------------------------------------------------------------------------
 
+    def _start_args(self, obj: dict[str, Any]) -> dict[str, Any] | None:
+        """spec.args, with those of spec.argsSecret over them; None while that Secret does not exist yet."""
+        spec = obj.get("spec") or {}
+        args = dict(spec.get("args") or {})
+        if spec.get("argsSecret"):
+            hidden = read_args_secret(self.kube, obj, spec["argsSecret"])
+            if hidden is None:
+                return None
+            args.update(hidden)
+        return args
+
     def _read(self, obj: dict[str, Any], status: FlowRunStatus, meta: RunMeta,
-              definition: Definition) -> Reading:
+              definition: Definition, start_args: dict[str, Any]) -> Reading:
         """What happened since the status was written, and what to repair once it is: reads only."""
         now = self.clock()
         if status.phase == "Pending":
-            spec = obj.get("spec") or {}
-            return Reading([Start(args=spec.get("args") or {}, now=now, preprocess=bool(spec.get("preprocess")))])
+            return Reading([Start(args=start_args, now=now, preprocess=bool((obj.get("spec") or {}).get("preprocess")))])
         events: list[Event] = []
         repairs: list[Repair] = []
         selector = f"{names.LABEL_RUN}={names.label_value(meta.run)}"
@@ -288,19 +326,31 @@ class RunReconciler:
             report = records.get(names.report_name(meta.run, path, st.attempts))
             if st.phase == "Running" and st.type == "flow" and st.attempts:
                 if report is not None:  # the child run could not be created: the operator recorded why
-                    events.append(StepFinished(path=path, attempt=st.attempts, outcome=_report_outcome(report), now=now))
+                    events.append(StepFinished(path=path, attempt=st.attempts, now=now,
+                                               outcome=_trusted_report(report, meta.run_uid, path, st.attempts)))
                     continue
                 child = self.kube.get_flowrun(meta.namespace, names.child_run_name(meta.run, path, st.attempts))
+                if child is not None and not names.owned(child, meta.run_uid, path, st.attempts):
+                    events.append(StepFinished(path=path, attempt=st.attempts, now=now, outcome=_foreign(
+                        names.foreign("FlowRun", child, f"attempt {path}/{st.attempts} of run {meta.run}"))))
+                    continue
                 if child is None:
                     # The operator stopped between naming the child run and creating it.
                     repairs.append(RecreateChild(path, st.attempts))
                     continue
-                outcome = _child_outcome(child)
-                ref = (child.get("status") or {}).get("resultRef")
+                child_status = self.secrecy.restore(child["metadata"]["uid"], "status", child.get("status") or {},
+                                                    self._secrets)
+                if not child_status.get("phase") or child_status["phase"] == "Pending":
+                    # The operator may have stopped between creating the child run and its args Secret.
+                    repairs.append(RecreateChildArgs(child, st.input or {}))
+                if child_status.get("phase") in ("Succeeded", "Failed", "Cancelled"):
+                    self.secrecy.forget(child["metadata"]["uid"])
+                outcome = _child_outcome({**child, "status": child_status})
+                ref = child_status.get("resultRef")
                 if outcome is not None and outcome.ok and ref:
                     # Too large for the child's status: it is whole in the child's result ConfigMap.
                     kept = self.kube.get_config_map(meta.namespace, ref)
-                    outcome = _report_outcome(kept) if kept is not None else StepOutcome(ok=False, error=StepError(
+                    outcome = _trusted_report(kept, child["metadata"]["uid"]) if kept is not None else StepOutcome(ok=False, error=StepError(
                         name="ResultMissing", message=f"inner flow run {child['metadata']['name']}: ConfigMap {ref} is gone"))
                 if outcome is not None:
                     events.append(StepFinished(path=path, attempt=st.attempts, outcome=outcome, now=now))
@@ -308,14 +358,23 @@ class RunReconciler:
             if st.phase != "Running" or not st.runs_script or st.not_before is not None:
                 continue
             if report is not None:
-                events.append(StepFinished(path=path, attempt=st.attempts, outcome=_report_outcome(report), now=now))
+                events.append(StepFinished(path=path, attempt=st.attempts, now=now,
+                                           outcome=self._report_outcome(obj, report, path, st.attempts)))
                 continue
             if jobs is None:
                 jobs = {j["metadata"]["name"]: j for j in self.kube.list_jobs(meta.namespace, selector)}
             job = jobs.get(names.job_name(meta.run, path, st.attempts))
+            if job is not None and not names.owned(job, meta.run_uid, path, st.attempts):
+                events.append(StepFinished(path=path, attempt=st.attempts, now=now, outcome=_foreign(
+                    names.foreign("Job", job, f"attempt {path}/{st.attempts} of run {meta.run}"))))
+                continue
             if job is None:
                 config_name = names.step_config_name(meta.run, path, st.attempts)
                 config_map = self.kube.get_config_map(meta.namespace, config_name)
+                refused = ((config_map or {}).get("metadata", {}).get("annotations") or {}).get(ANNOTATION_REFUSED)
+                if refused:
+                    events.append(StepFinished(path=path, attempt=st.attempts, now=now, outcome=_foreign(refused)))
+                    continue
                 if config_map is not None and not _job_created(config_map):
                     # The operator stopped between naming the attempt and creating its Job.
                     repairs.append(RecreateJob(path, st.attempts, config_name, json.loads(config_map["data"][JOB_KEY])))
@@ -325,38 +384,54 @@ class RunReconciler:
                 # The step may have reported after the records were listed, then ended:
                 # its report, read again now, says more than its Job.
                 late = self.kube.get_config_map(meta.namespace, names.report_name(meta.run, path, st.attempts))
-                outcome = _report_outcome(late) if late is not None else verdict.outcome
+                outcome = self._report_outcome(obj, late, path, st.attempts) if late is not None else verdict.outcome
                 events.append(StepFinished(path=path, attempt=st.attempts, outcome=outcome, now=now))
                 if verdict.stop and job is not None:
                     repairs.append(StopJob(job["metadata"]["name"]))
-        reading = self._resumes(records, status, definition, now)
+        reading = self._resumes(records, status, definition, meta.run_uid, now)
         events.extend(reading.events)
         if (obj.get("spec") or {}).get("cancel"):
             events.append(CancelRequested(reason="spec.cancel is true", by="kubernetes", now=now))
-        return Reading(events or [Tick(now=now)], repairs, reading.unreadable, reading.notices)
+        return Reading(events or [Tick(now=now)], repairs, reading.unreadable, reading.notices, reading.held)
 
     def _resumes(self, records: dict[str, dict[str, Any]], status: FlowRunStatus, definition: Definition,
-                 now: float) -> Reading:
-        """Resume and cancel requests not applied yet, in the order they came."""
+                 run_uid: str, now: float) -> Reading:
+        """Resume and cancel requests not applied yet, in the order they came, and the
+        attempts whose coming suspension some of them wait for.
+
+        A record made through a link names the attempt whose suspension it is
+        for (runtime/stepapi/links.py): it waits while that attempt runs, and is
+        dropped once that suspension is over. One made by `millrace resume` acts
+        on whatever the run waits for."""
         pending = sorted(
             (cm for cm in records.values()
              if cm["metadata"].get("labels", {}).get(names.LABEL_KIND) == KIND_RESUME
-             and cm["metadata"]["name"] not in status.applied_resumes),
+             and cm["metadata"]["name"] not in status.applied_resumes and names.owned(cm, run_uid)),
             key=lambda cm: cm["metadata"].get("creationTimestamp") or "",
         )
         reading = Reading([])
         for cm in pending:
             record = cm["metadata"]["name"]
-            status.applied_resumes.append(record)
             try:
                 request = json.loads((cm.get("data") or {})["request"])
                 if not isinstance(request, dict):
                     raise ValueError("it is not a JSON object")
             except (KeyError, ValueError) as exc:
+                status.applied_resumes.append(record)
                 problem = f"resume record {record} is unreadable: {exc if not isinstance(exc, KeyError) else 'it has no request'}"
                 reading.events.append(CancelRequested(reason=problem, by="millrace", now=now))
                 reading.unreadable = ErrorInfo(name="InvalidResume", message=problem)
                 return reading
+            if request.get("path") is not None:
+                bound_to = (request["path"], int(request.get("attempt") or 0))
+                bound = link_state(*bound_to, status)
+                if bound == WAIT:
+                    reading.held.add(bound_to)
+                    continue
+                if bound != APPLY:
+                    status.applied_resumes.append(record)
+                    continue
+            status.applied_resumes.append(record)
             if request.get("disapprove"):
                 # A resume link's cancel URL disapproves the suspended step: the run fails, it is not cancelled.
                 reading.events.append(Disapproved(approver=request.get("approver") or "anonymous", now=now))
@@ -379,17 +454,25 @@ class RunReconciler:
 
     # --- large results -------------------------------------------------------------------
 
-    def _hydrate(self, namespace: str, status: FlowRunStatus) -> FlowRunStatus:
+    def _hydrate(self, obj: dict[str, Any], status: FlowRunStatus) -> FlowRunStatus:
         """Bring results kept in report ConfigMaps back, for expressions to read.
 
         A recorded result never changes: each is read once per operator process."""
-        for st in status.steps.values():
+        meta = obj["metadata"]
+        for path, st in status.steps.items():
             if st.result_ref:
                 if st.result_ref not in self._large_results:
-                    cm = self.kube.get_config_map(namespace, st.result_ref)
+                    cm = self.kube.get_config_map(meta["namespace"], st.result_ref)
                     if cm is None:
                         continue
-                    self._large_results[st.result_ref] = _report_outcome(cm).result
+                    owner = obj
+                    if st.type == "flow":
+                        # An inner flow's large result is kept by its child run, which this run owns.
+                        child = self.kube.get_flowrun(meta["namespace"], names.child_run_name(meta["name"], path, st.attempts))
+                        if child is None or not names.owned(child, meta["uid"], path, st.attempts):
+                            continue
+                        owner = child
+                    self._large_results[st.result_ref] = self._report_outcome(owner, cm).result
                 st.result = self._large_results[st.result_ref]
         return status
 
@@ -426,25 +509,34 @@ class RunReconciler:
 
     def _prepare(self, meta: RunMeta, action: RunStep, jobs: dict[str, dict[str, Any]]) -> StepError | None:
         """Before the status names a new attempt: its ConfigMap (which also keeps its Job
-        manifest, for recovery) and its Secret, both idempotent; the Job manifest goes in
-        `jobs` by ConfigMap name. Returns why the API refused them for good, if it did."""
+        manifest, for recovery) and its Secret. Both are idempotent: an existing one is
+        adopted only if it is this attempt's. The Job manifest goes in `jobs` by ConfigMap
+        name. Returns why the attempt cannot start: the API refused its objects for good,
+        or objects of its names are not this attempt's (ForeignObject)."""
         if meta.same_worker:
             meta = replace(meta, node=claim_node(self.kube, meta.namespace, meta.run))
-        token = self.config.signer.issue(Claims(run=f"{meta.namespace}/{meta.run}", flow=meta.flow,
-                                                path=action.path, step_id=action.step_id, attempt=action.attempt))
+        deadline = attempt_deadline(action.timeout_s, meta.runtime.active_deadline_seconds)
+        token = self.config.signer.issue(Claims(
+            run=f"{meta.namespace}/{meta.run}", run_uid=meta.run_uid, flow=meta.flow, path=action.path,
+            step_id=action.step_id, attempt=action.attempt,
+            expires_at=self.clock() + deadline + TOKEN_GRACE_S if deadline else None))
         config_map, secret, job = step_objects(meta, action, token)
         job["spec"]["ttlSecondsAfterFinished"] = self.config.job_ttl_s
         config_map["data"][JOB_KEY] = json.dumps(job)
+        what = f"attempt {action.key} of run {meta.run}"
         try:
-            if meta.same_worker:
-                self.kube.create(shared_claim(meta))
-            self.kube.create(config_map)
-            self.kube.create(secret)
+            problems = [self.kube.create_owned(shared_claim(meta), f"run {meta.run}", meta.run_uid)] if meta.same_worker else []
+            problems.append(self.kube.create_owned(config_map, what, meta.run_uid, action.path, action.attempt))
+            problems.append(self.kube.create_owned(secret, what, meta.run_uid, action.path, action.attempt))
         except ApiException as exc:
             refused = refusal(exc, f"the inputs of step {action.path} attempt {action.attempt}")
             if refused is None:
                 raise
             return refused
+        problem = next((p for p in problems if p), None)
+        if problem:
+            # An object of the attempt's name that is not the attempt's: nothing is adopted.
+            return StepError(name="ForeignObject", message=problem)
         jobs[config_map["metadata"]["name"]] = job
         return None
 
@@ -468,6 +560,8 @@ class RunReconciler:
                 self._create_job(obj, repair.path, repair.attempt, repair.config_name, repair.job)
             elif isinstance(repair, StopJob):
                 self.kube.delete_job(meta.namespace, repair.job)
+            elif isinstance(repair, RecreateChildArgs):
+                self.kube.create(args_secret(repair.child, repair.args))
             else:
                 module = module_at(definition.loaded.flow, repair.path, definition.library)
                 assert module is not None and isinstance(module.value, PathFlow)
@@ -478,19 +572,29 @@ class RunReconciler:
                 self._create_child(obj, definition, action)
 
     def _create_job(self, obj: dict[str, Any], path: str, attempt: int, config_name: str, job: dict[str, Any]) -> None:
+        """Create the attempt's Job; a Job of its name that is not the attempt's is noted on the
+        attempt's ConfigMap, which fails the attempt on the next pass."""
+        meta = obj["metadata"]
         try:
-            self.kube.create(job)
+            problem = self.kube.create_owned(job, f"attempt {path}/{attempt} of run {meta['name']}", meta["uid"], path, attempt)
         except ApiException as exc:
             self._record_refusal(obj, path, attempt, exc, f"the Job of step {path} attempt {attempt}")
             return
-        self.kube.annotate_config_map(obj["metadata"]["namespace"], config_name, {names.ANNOTATION_JOB_CREATED: "true"})
+        annotation = {ANNOTATION_REFUSED: problem} if problem else {names.ANNOTATION_JOB_CREATED: "true"}
+        self.kube.annotate_config_map(meta["namespace"], config_name, annotation)
 
     def _create_child(self, obj: dict[str, Any], definition: Definition, action: RunFlow) -> None:
+        """The child run, then the Secret of its args, owned by it: args never sit in a plain spec."""
+        body = _child_run(obj, definition, action)
         try:
-            self.kube.create_flowrun(_child_run(obj, definition, action))
+            self.kube.create_flowrun(body)
         except ApiException as exc:
             self._record_refusal(obj, action.path, action.attempt, exc,
                                  f"the FlowRun of inner flow {action.path} attempt {action.attempt}")
+            return
+        child = self.kube.get_flowrun(body["metadata"]["namespace"], body["metadata"]["name"])
+        if child is not None:
+            self.kube.create(args_secret(child, action.args))
 
     def _record_refusal(self, obj: dict[str, Any], path: str, attempt: int, exc: ApiException, what: str) -> None:
         """An attempt the status names cannot start: its report says so, as a step's would."""
@@ -502,9 +606,24 @@ class RunReconciler:
             "apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": names.report_name(meta["name"], path, attempt), "namespace": meta["namespace"],
                          "labels": {names.LABEL_RUN: names.label_value(meta["name"]), names.LABEL_KIND: KIND_REPORT},
+                         "annotations": {names.ANNOTATION_STEP_PATH: path, names.ANNOTATION_ATTEMPT: str(attempt)},
                          "ownerReferences": [_owner(obj)]},
             "data": {"report": StepReport(ok=False, error=refused).model_dump_json()},
         })
+
+    def _report_outcome(self, run: dict[str, Any], cm: dict[str, Any], path: str | None = None,
+                        attempt: int | None = None) -> StepOutcome:
+        """A report's outcome if the report is this run's (and this attempt's): anyone may make a
+        ConfigMap. With the real values behind its masks when this process has them."""
+        trusted = _trusted_report(cm, run["metadata"]["uid"], path, attempt)
+        if trusted.error is not None and trusted.error.name == "ForeignObject":
+            return trusted
+        try:
+            recorded = json.loads(cm["data"]["report"])
+        except (KeyError, ValueError):
+            return trusted
+        real = self.secrecy.restore(run["metadata"]["uid"], cm["metadata"]["name"], recorded, self._secrets)
+        return _report_outcome({**cm, "data": {**cm["data"], "report": json.dumps(real)}})
 
     def _release(self, obj: dict[str, Any], status: FlowRunStatus) -> None:
         """A finished run keeps its Jobs (for logs) but not its shared volume."""
@@ -514,6 +633,9 @@ class RunReconciler:
         for st in status.steps.values():
             if st.result_ref:
                 self._large_results.pop(st.result_ref, None)
+        if names.LABEL_PARENT not in (meta.get("labels") or {}):
+            # A child run's real values are forgotten once its parent has read its outcome.
+            self.secrecy.forget(meta["uid"])
 
 
 @dataclass
@@ -525,6 +647,7 @@ class Reading:
     repairs: list[Repair] = field(default_factory=list)
     unreadable: ErrorInfo | None = None
     notices: list[observe.Transition] = field(default_factory=list)
+    held: set[tuple[str, int]] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -545,6 +668,14 @@ class StopJob:
 
 
 @dataclass(frozen=True)
+class RecreateChildArgs:
+    """A child run whose args Secret was never created (the operator stopped in between)."""
+
+    child: dict[str, Any]
+    args: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class RecreateChild:
     """An inner flow's attempt the status names whose child FlowRun was never created."""
 
@@ -552,7 +683,7 @@ class RecreateChild:
     attempt: int
 
 
-Repair = RecreateJob | StopJob | RecreateChild
+Repair = RecreateJob | StopJob | RecreateChild | RecreateChildArgs
 
 
 def _child_outcome(child: dict[str, Any]) -> StepOutcome | None:
@@ -580,11 +711,13 @@ def _child_run(parent: dict[str, Any], definition: Definition, action: RunFlow) 
             "name": names.child_run_name(meta["name"], action.path, action.attempt),
             "namespace": meta["namespace"],
             "labels": {names.LABEL_PARENT: names.label_value(meta["name"]), names.LABEL_FLOW: names.label_value(action.flow_path)},
-            "annotations": {names.ANNOTATION_STEP_PATH: action.path, names.ANNOTATION_FLOW_PATH: action.flow_path},
+            "annotations": {names.ANNOTATION_STEP_PATH: action.path, names.ANNOTATION_ATTEMPT: str(action.attempt),
+                            names.ANNOTATION_FLOW_PATH: action.flow_path},
             "ownerReferences": [_owner(parent)],
         },
-        "spec": {"flow": flow, "args": action.args, "depth": action.depth,
-                 **({"timeoutS": action.timeout_s} if action.timeout_s is not None else {})},
+        # The args follow in a Secret owned by the child (argsSecret): they may hold secret values.
+        "spec": {"flow": flow, "argsSecret": args_secret_name(names.child_run_name(meta["name"], action.path, action.attempt)),
+                 "depth": action.depth, **({"timeoutS": action.timeout_s} if action.timeout_s is not None else {})},
     }
 
 
@@ -611,6 +744,16 @@ def _owner(obj: dict[str, Any]) -> dict[str, Any]:
     meta = obj["metadata"]
     return {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": meta["name"], "uid": meta["uid"],
             "controller": True, "blockOwnerDeletion": True}
+
+
+def _foreign(message: str) -> StepOutcome:
+    return StepOutcome(ok=False, error=StepError(name="ForeignObject", message=message))
+
+
+def _trusted_report(cm: dict[str, Any], run_uid: str, path: str | None = None, attempt: int | None = None) -> StepOutcome:
+    """A report's outcome, if the report is this run's (and this attempt's): anyone may make a ConfigMap."""
+    what = f"attempt {path}/{attempt} of the run" if path is not None else "the run"
+    return _report_outcome(cm) if names.owned(cm, run_uid, path, attempt) else _foreign(names.foreign("ConfigMap", cm, what))
 
 
 def _report_outcome(cm: dict[str, Any]) -> StepOutcome:

@@ -1,19 +1,27 @@
 """The step API's backend in a cluster: Kubernetes objects instead of files.
 
-- a report is a ConfigMap owned by the run, created once (a second report
-  for the same attempt finds it and is refused): the outcome is durable
-  before the step hears back, so an operator restart loses no result;
+- every step call is checked against the run: the token's run must still
+  exist with the token's uid, and its status must say the token's attempt is
+  running, so a token is worth nothing once its attempt has ended;
+- a report is a ConfigMap owned by the run and annotated with its attempt,
+  created once (a second report for the same attempt finds it and is
+  refused): the outcome is durable before the step hears back, so an
+  operator restart loses no result;
 - variables and resources are Secrets (secret variables) or ConfigMaps
   labelled `millrace.dev/kind: variable|resource`, their Windmill path in the
-  `millrace.dev/path` annotation. Nothing unlabelled is ever read;
+  `millrace.dev/path` annotation. Nothing unlabelled is ever read or written:
+  a step replaces only the labelled object of its path, and creates a new
+  one, labelled, under a name hashed from kind and path;
 - a step's state is a ConfigMap labelled `millrace.dev/kind: state`;
 - the flow user state is `FlowRun.status.userState`;
 - a resume or cancel is a ConfigMap labelled `millrace.dev/kind: resume`,
-  applied by the run's reconciler.
+  named after its link (so a link used twice makes one record), applied by
+  the run's reconciler.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from collections.abc import Callable
@@ -21,16 +29,19 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from ..model.resources import GROUP, VERSION
+from ..model.resources import GROUP, VERSION, FlowRunStatus
+from ..runtime.datapaths import DataPathError, checked
 from ..runtime.protocol import StepReport
-from ..runtime.stepapi.backend import Conflict, Forbidden, NotFound
+from ..runtime.stepapi.backend import Conflict, Forbidden, Gone, NotFound, Refusal
+from ..runtime.stepapi.links import APPLY, WAIT, link_state
 from ..runtime.stepapi.models import Resource, ResumeRequest, Variable
 from ..runtime.stepapi.tokens import Claims
 from . import names
 from .crashpoints import crash_point
-from .data import ANNOTATION_PATH, KIND_RESOURCE, KIND_VARIABLE, labelled
+from .data import ANNOTATION_PATH, KIND_RESOURCE, KIND_VARIABLE, labelled, labelled_objects, path_of
 from .kube import FLOWRUNS, KubeApi
 from .reconcile import KIND_REPORT, KIND_RESUME
+from .secrecy import Secrecy
 
 KIND_STATE = "state"
 
@@ -42,22 +53,41 @@ def _split(run: str) -> tuple[str, str]:
     return namespace, name
 
 
+def _path(path: str) -> str:
+    try:
+        return checked(path)
+    except DataPathError as problem:
+        raise Refusal(str(problem), path=path) from None
+
+
 class ClusterBackend:
-    def __init__(self, kube: KubeApi, notify: Notify) -> None:
+    def __init__(self, kube: KubeApi, notify: Notify, secrecy: Secrecy | None = None) -> None:
         self.kube = kube
         self.notify = notify
+        self.secrecy = secrecy or Secrecy(kube)
 
     # --- helpers -------------------------------------------------------------------------
 
-    def _run(self, claims: Claims) -> dict[str, Any]:
+    def _run(self, claims: Claims, refusal: type[Refusal] = Forbidden) -> dict[str, Any]:
+        """The token's run: it must exist and be the very run the token was issued for."""
         namespace, name = _split(claims.run)
         obj = self.kube.get_flowrun(namespace, name)
-        if obj is None:
-            raise Forbidden(f"run {claims.run} does not exist any more", run=claims.run)
+        if obj is None or (claims.run_uid is not None and obj["metadata"]["uid"] != claims.run_uid):
+            raise refusal(f"run {claims.run} does not exist any more", run=claims.run)
         return obj
 
-    def _owned_record(self, claims: Claims, name: str, kind: str, data: dict[str, str]) -> None:
-        run = self._run(claims)
+    def authorize(self, claims: Claims) -> None:
+        status = self._run(claims).get("status") or {}
+        step = (status.get("steps") or {}).get(claims.path) or {}
+        running = (status.get("phase") in ("Running", "Suspended") and step.get("phase") == "Running"
+                   and step.get("attempts") == claims.attempt and step.get("notBefore") is None)
+        if not running:
+            raise Forbidden(f"attempt {claims.key} of run {claims.run} is not running: its token is void",
+                            run=claims.run, step=claims.key)
+
+    def _owned_record(self, claims: Claims, run: dict[str, Any], name: str, kind: str,
+                      data: dict[str, str]) -> bool:
+        """Create a record owned by the run for the claims' attempt; False if this attempt's record exists."""
         meta = run["metadata"]
         body = {
             "apiVersion": "v1",
@@ -66,50 +96,98 @@ class ClusterBackend:
                 "name": name,
                 "namespace": meta["namespace"],
                 "labels": {names.LABEL_RUN: names.label_value(meta["name"]), names.LABEL_KIND: kind},
+                "annotations": {names.ANNOTATION_STEP_PATH: claims.path, names.ANNOTATION_ATTEMPT: str(claims.attempt)},
                 "ownerReferences": [{"apiVersion": f"{GROUP}/{VERSION}", "kind": "FlowRun", "name": meta["name"],
                                      "uid": meta["uid"], "controller": True, "blockOwnerDeletion": True}],
             },
             "data": data,
         }
-        if not self.kube.create(body):
-            raise Conflict(f"attempt {claims.key} of run {claims.run} has reported its outcome already",
+        if self.kube.create(body):
+            self.notify(meta["namespace"], meta["name"])
+            return True
+        existing = self.kube.get_config_map(meta["namespace"], name)
+        if existing is not None and not names.owned(existing, meta["uid"], claims.path, claims.attempt):
+            raise Conflict(names.foreign("ConfigMap", existing, f"attempt {claims.key} of run {claims.run}"),
                            run=claims.run, step=claims.key)
-        self.notify(meta["namespace"], meta["name"])
+        return False
+
+    def _find(self, namespace: str, kind: str, path: str) -> tuple[str, dict[str, Any]] | None:
+        """The labelled object of `kind` for `path` that steps read (a Secret before a ConfigMap)."""
+        found = [entry for entry in labelled_objects(self.kube, namespace, kind) if path_of(entry[1]) == path]
+        return found[-1] if found else None
 
     def _write_labelled(self, namespace: str, kind: str, path: str, data: dict[str, str], secret: bool) -> None:
-        body = {
-            "metadata": {"name": names.path_name(path), "namespace": namespace,
+        """Replace the labelled object of `kind` at `path`, or create one; never touch anything else."""
+        found = self._find(namespace, kind, path)
+        if found is not None:
+            type_, obj = found
+            if secret and type_ == "ConfigMap":
+                raise Conflict(f"the {kind} at path '{path}' is the ConfigMap {obj['metadata']['name']}, which is not "
+                               "secret: a secret value is never written to a ConfigMap", path=path)
+            self._replace(namespace, type_, obj, data)
+            return
+        body: dict[str, Any] = {
+            "metadata": {"name": names.data_name(kind, path), "namespace": namespace,
                          "labels": {names.LABEL_KIND: kind}, "annotations": {ANNOTATION_PATH: path}},
         }
         if secret:
             body.update(apiVersion="v1", kind="Secret", type="Opaque", stringData=data)
-            create, replace = self.kube.core.create_namespaced_secret, self.kube.core.replace_namespaced_secret
         else:
             body.update(apiVersion="v1", kind="ConfigMap", data=data)
-            create, replace = self.kube.core.create_namespaced_config_map, self.kube.core.replace_namespaced_config_map
+        if not self.kube.create(body):
+            raise Conflict(f"{body['kind']} {namespace}/{body['metadata']['name']} exists but is not the {kind} "
+                           f"of path '{path}': it is left alone", path=path)
+
+    def _replace(self, namespace: str, type_: str, obj: dict[str, Any], data: dict[str, str]) -> None:
+        """New data in an object found by its labels: its name, labels and owners stay as they are."""
+        name = obj["metadata"]["name"]
         try:
-            create(namespace, body)
+            if type_ == "Secret":
+                encoded = {k: base64.b64encode(v.encode("utf-8")).decode("ascii") for k, v in data.items()}
+                self.kube.core.replace_namespaced_secret(name, namespace, {**obj, "data": {**(obj.get("data") or {}), **encoded}})
+            else:
+                self.kube.core.replace_namespaced_config_map(name, namespace, {**obj, "data": {**(obj.get("data") or {}), **data}})
         except ApiException as exc:
-            if exc.status != 409:
-                raise
-            replace(body["metadata"]["name"], namespace, body)
+            if exc.status == 409:
+                raise Conflict(f"{type_} {namespace}/{name} changed while it was written: try again") from None
+            raise
 
     # --- Backend -----------------------------------------------------------------------------
 
     def report(self, claims: Claims, report: StepReport) -> None:
         namespace, name = _split(claims.run)
-        self._owned_record(claims, names.report_name(name, claims.path, claims.attempt), KIND_REPORT,
-                           {"report": report.model_dump_json()})
+        run = self._run(claims)
+        record = names.report_name(name, claims.path, claims.attempt)
+        # Masked as the local shell masks its run records; the run goes on with the real outcome.
+        document = self.secrecy.record(run["metadata"]["uid"], record, report.model_dump(mode="json"),
+                                       self.secrecy.secrets(namespace))
+        if not self._owned_record(claims, run, record, KIND_REPORT, {"report": json.dumps(document)}):
+            raise Conflict(f"attempt {claims.key} of run {claims.run} has reported its outcome already",
+                           run=claims.run, step=claims.key)
         crash_point("after-report")
 
-    def get_state(self, claims: Claims) -> Any:
+    def _state(self, claims: Claims) -> tuple[str, str, dict[str, Any] | None]:
+        """Namespace, name and object of the step's state; Conflict if that name holds anything else."""
         namespace, _ = _split(claims.run)
-        cm = self.kube.get_config_map(namespace, names.dns_name("state", claims.flow, claims.step_id))
+        name = names.state_name(claims.flow, claims.step_id)
+        cm = self.kube.get_config_map(namespace, name)
+        if cm is not None:
+            meta = cm["metadata"]
+            if ((meta.get("labels") or {}).get(names.LABEL_KIND) != KIND_STATE
+                    or (meta.get("annotations") or {}).get(ANNOTATION_PATH) != f"{claims.flow}/{claims.step_id}"):
+                raise Conflict(f"ConfigMap {namespace}/{name} exists but is not the state of step {claims.step_id} "
+                               f"of flow {claims.flow}: it is left alone", step=claims.step_id)
+        return namespace, name, cm
+
+    def get_state(self, claims: Claims) -> Any:
+        _, _, cm = self._state(claims)
         return json.loads(cm["data"]["state"]) if cm and "state" in (cm.get("data") or {}) else None
 
     def set_state(self, claims: Claims, value: Any) -> None:
-        namespace, _ = _split(claims.run)
-        name = names.dns_name("state", claims.flow, claims.step_id)
+        namespace, name, cm = self._state(claims)
+        if cm is not None:
+            self._replace(namespace, "ConfigMap", cm, {"state": json.dumps(value)})
+            return
         body: dict[str, Any] = {
             "apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": name, "namespace": namespace,
@@ -122,30 +200,31 @@ class ClusterBackend:
             body["metadata"]["ownerReferences"] = [{"apiVersion": f"{GROUP}/{VERSION}", "kind": "Flow",
                                                     "name": claims.flow, "uid": flow["metadata"]["uid"]}]
         if not self.kube.create(body):
-            self.kube.core.replace_namespaced_config_map(name, namespace, body)
+            raise Conflict(f"the state of step {claims.step_id} of flow {claims.flow} was written meanwhile: try again",
+                           step=claims.step_id)
 
     def get_variable(self, claims: Claims, path: str) -> str:
         namespace, _ = _split(claims.run)
-        found = labelled(self.kube, namespace, KIND_VARIABLE).get(path)
+        found = labelled(self.kube, namespace, KIND_VARIABLE).get(_path(path))
         if found is None or "value" not in found:
             raise NotFound(f"no variable at path '{path}' (a Secret or ConfigMap labelled millrace.dev/kind=variable)", path=path)
         return found["value"]
 
     def set_variable(self, claims: Claims, path: str, variable: Variable) -> None:
         namespace, _ = _split(claims.run)
-        self._write_labelled(namespace, KIND_VARIABLE, path, {"value": variable.value, "description": variable.description},
-                             secret=variable.is_secret)
+        self._write_labelled(namespace, KIND_VARIABLE, _path(path),
+                             {"value": variable.value, "description": variable.description}, secret=variable.is_secret)
 
     def get_resource(self, claims: Claims, path: str) -> Any:
         namespace, _ = _split(claims.run)
-        found = labelled(self.kube, namespace, KIND_RESOURCE).get(path)
+        found = labelled(self.kube, namespace, KIND_RESOURCE).get(_path(path))
         if found is None or "value" not in found:
             raise NotFound(f"no resource at path '{path}' (a Secret or ConfigMap labelled millrace.dev/kind=resource)", path=path)
         return json.loads(found["value"])
 
     def set_resource(self, claims: Claims, path: str, resource: Resource) -> None:
         namespace, _ = _split(claims.run)
-        self._write_labelled(namespace, KIND_RESOURCE, path,
+        self._write_labelled(namespace, KIND_RESOURCE, _path(path),
                              {"value": json.dumps(resource.value), "resource_type": resource.resource_type,
                               "description": resource.description}, secret=True)
 
@@ -157,10 +236,22 @@ class ClusterBackend:
         self.kube.custom.patch_namespaced_custom_object_status(
             GROUP, VERSION, namespace, FLOWRUNS, name, {"status": {"userState": {key: value}}})
 
+    def check_link(self, claims: Claims) -> None:
+        self._linked_run(claims)
+
+    def _linked_run(self, claims: Claims) -> dict[str, Any]:
+        run = self._run(claims, refusal=Gone)
+        state = link_state(claims.path, claims.attempt, FlowRunStatus.model_validate(run.get("status") or {}))
+        if state not in (WAIT, APPLY):
+            raise Gone(state, run=claims.run, step=claims.path)
+        return run
+
     def resume(self, claims: Claims, request: ResumeRequest) -> None:
-        namespace, name = _split(claims.run)
+        run = self._linked_run(claims)
+        name = run["metadata"]["name"]
         # A link's cancel disapproves the suspended step; `millrace cancel` writes a plain cancel.
         record = {"payload": request.payload, "approver": request.approver, "cancel": claims.use == "cancel",
-                  "disapprove": claims.use == "cancel"}
-        self._owned_record(claims, names.dns_name(name, "resume", uuid.uuid4().hex[:10]), KIND_RESUME,
-                           {"request": json.dumps(record)})
+                  "disapprove": claims.use == "cancel", "path": claims.path, "attempt": claims.attempt}
+        # Named after the link: a link used again finds its record, and counts once.
+        self._owned_record(claims, run, names.identity_name(name, "resume", claims.link or uuid.uuid4().hex),
+                           KIND_RESUME, {"request": json.dumps(record)})

@@ -27,10 +27,11 @@ from ..model.flow import (
     WhileloopFlow,
 )
 from ..model.loader import LoadedFlow
+from ..runtime import go_signature
+from ..runtime.languages import SUPPORTED
 from .cycles import call_cycles
 from .fields import check_flow_fields, check_module_fields
 from .inputs import check_schema
-from .languages import SUPPORTED
 from .library import Library
 from .paths import FAILURE_MODULE_PATH, PREPROCESSOR_PATH
 
@@ -173,6 +174,11 @@ class _Checker:
                 )
             if value.content is None and module.id not in self.missing_steps:
                 self.error("the script body is not available", step=path, fld="value.content")
+            elif value.content is not None and value.language == "go":
+                try:
+                    go_signature.parameter_names(value.content)
+                except go_signature.GoSignatureError as problem:
+                    self.error(str(problem), step=path, fld="value.content")
         elif isinstance(value, PathScript):
             if value.path not in self.library.scripts:
                 self.error(f"script '{value.path}' was not found", step=path, fld="value.path")

@@ -36,7 +36,7 @@ from .context import Plan, PlanContext
 from .evaluate import Frame, StepFailure
 from .events import CancelRequested, Disapproved, Event, Resumed, Start, StepFinished, Tick
 from .inputs import InputError, validate_inputs
-from .languages import runtime_language
+from ..runtime.languages import runtime_language
 from .outcomes import WAITING, Done, Failed, Status, Stopped, Waiting
 from .paths import PREPROCESSOR_PATH
 from .scope import error_value, failed, join, tighter

@@ -7,41 +7,26 @@
     runs/<run id>/user_state.json the run's custom flow state, kept with the run's record
 
 Folders are 0700 and files 0600: a secret is readable by its owner only.
-Paths are Windmill's (`u/alice/token`, `f/team/db`): segments of letters,
-digits, `_`, `-` and `.`, none starting with a dot, so no path leaves its folder.
+Paths are checked as in a cluster (runtime/datapaths.py), so no path leaves its folder.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from ..runtime.datapaths import SEGMENT, DataPathError, checked
 from ..runtime.stepapi.models import Resource, Variable
 from .store import home, write_json_atomic
 
-SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
-
-
-class DataPathError(ValueError):
-    """A variable, resource or state path that could name a file outside its folder."""
+__all__ = ["DataFileError", "DataPathError", "DataStore", "Live"]
 
 
 class DataFileError(ValueError):
     """A stored file that is not JSON, e.g. edited by hand."""
-
-
-def checked(path: str) -> str:
-    segments = path.split("/")
-    if not path or not all(SEGMENT.fullmatch(segment) for segment in segments):
-        raise DataPathError(
-            f"invalid path {path!r}: use segments of letters, digits, '_', '-' and '.', "
-            "separated by '/', none empty or starting with '.' (e.g. u/alice/api_key)"
-        )
-    return path
 
 
 class DataStore:

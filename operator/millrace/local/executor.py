@@ -28,8 +28,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
-from ..runtime import toolchain
-from ..runtime.launch import RUNTIME, WRAPPERS, Launch, plan
+from ..runtime import go_signature, toolchain
+from ..runtime.languages import LANGUAGES
+from ..runtime.launch import WRAPPERS, Launch, plan
 from ..runtime.outcome import cancelled, failed, interpret, timed_out
 from ..runtime.protocol import StepError, StepOutcome, StepRequest
 from ..runtime.redact import redact_outcome
@@ -37,7 +38,7 @@ from .forkserver import ForkServer
 from .stepapi import LocalStepApi
 
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
-PASSED_THROUGH = ("TZ", "TMPDIR")  # harmless settings a step should share with its user
+PASSED_THROUGH = ("TZ", "TMPDIR", "MILLRACE_CACHE", "MILLRACE_GO_CACHE")  # settings a step shares with its user: time zone, scratch and build caches
 
 
 class StepProcess(Protocol):
@@ -105,7 +106,7 @@ class LocalExecutor:
         self.python = python
         self.environ = dict(environ)
         self.base_env = base_environment(environ)
-        self.forks = ForkServer(python, WRAPPERS / "python3.py", self.base_env) if fork_server else None
+        self.forks = ForkServer(python, WRAPPERS / LANGUAGES["python3"].wrapper, self.base_env) if fork_server else None
         # Reports and logs of running steps; one directory for all, as directories are slow to make.
         self.scratch = Path(tempfile.mkdtemp(prefix="millrace-steps-"))
         self._serial = count()
@@ -143,6 +144,8 @@ class LocalExecutor:
             return redact_outcome(self._run(request, started), self.api.secrets())
         except toolchain.RuntimeMissing as missing:
             return failed(StepError(name="RuntimeMissing", message=str(missing)))
+        except go_signature.GoSignatureError as problem:
+            return failed(StepError(name="SignatureError", message=str(problem)))
         except Exception as error:  # a broken step or executor fails the step, never the engine
             message = f"the step could not be run: {type(error).__name__}: {error}"
             return failed(StepError(name="ExecutorError", message=message, stack=traceback.format_exc()),
@@ -186,11 +189,12 @@ class LocalExecutor:
             log.unlink(missing_ok=True)
 
     def _program(self, request: StepRequest) -> str:
-        runtime = RUNTIME[request.language]
-        return self.python if runtime == "python3" else toolchain.find(runtime, self.environ)
+        row = LANGUAGES[request.language]
+        # Python steps (and the SQL wrapper, a Python program) run on the operator's own Python.
+        return self.python if row.program == "python3" else toolchain.find(row.program, self.environ, row.install_dirs)
 
     def _start(self, request: StepRequest, launch: Launch, env: dict[str, str], log: Path) -> StepProcess:
-        if self.forks is not None and request.language == "python3":
+        if self.forks is not None and LANGUAGES[request.language].fork_server:
             return self.forks.spawn(request.workdir, env, str(log))
         with log.open("wb") as output:
             process = subprocess.Popen(

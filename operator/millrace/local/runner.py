@@ -38,6 +38,8 @@ SAVE_INTERVAL_S = 0.1
 class Approvals(Protocol):
     def listen(self, run: str) -> None: ...
 
+    def observe(self, run: str, status: RunStatus) -> None: ...
+
     def take_approval(self, run: str, timeout: float | None) -> Approval | None: ...
 
 
@@ -113,6 +115,8 @@ class LocalRun:
             while True:
                 result = plan(ctx, state, event)
                 state = result.state
+                if self.approvals is not None:
+                    self.approvals.observe(self.run_id, state)
                 self._publish(state)
                 self._dispatch(result, pool, running)
                 if state.terminal:

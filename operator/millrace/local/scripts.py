@@ -14,15 +14,7 @@ from typing import Iterable
 from ..engine.library import Library, ScriptSource, collect_library
 from ..model.flow import OpenFlow
 from ..model.loader import load_flow_file
-from ..runtime.protocol import Language
-
-SCRIPT_SUFFIXES: tuple[tuple[str, Language], ...] = (
-    (".py", "python3"),
-    (".deno.ts", "deno"),
-    (".bun.ts", "bun"),
-    (".ts", "bun"),
-    (".sh", "bash"),
-)
+from ..runtime.languages import SCRIPT_SUFFIXES
 FLOW_LAYOUTS = ("{}.flow/flow.yaml", "{}__flow/flow.yaml", "{}.flow/flow.json", "{}.yaml", "{}.flow.json")
 _PARENT_LEVELS = 5
 

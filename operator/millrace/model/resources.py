@@ -44,10 +44,11 @@ class Runtime(KubeModel):
 
     images: dict[str, str] = Field(default_factory=dict, description="Image per step language (python3, bash, bun, deno).")
     resources: dict[str, Any] | None = Field(default=None, description="Container resources of every step pod.")
-    service_account_name: str | None = None
+    service_account_name: str | None = Field(default=None, description="A ServiceAccount the operator's step policy allows.")
     node_selector: dict[str, str] | None = None
     tolerations: list[Toleration] | None = None
-    security_context: dict[str, Any] | None = Field(default=None, description="Container securityContext; restricted by default.")
+    security_context: dict[str, Any] | None = Field(
+        default=None, description="Container securityContext over the restricted one, within the operator's step policy.")
     shared: SharedStorage = Field(default_factory=SharedStorage)
     active_deadline_seconds: int | None = Field(default=None, description="Upper bound for any one step pod.")
 
@@ -124,6 +125,9 @@ class FlowRunSpec(KubeModel):
     flow_ref: FlowRef | None = None
     flow: FlowSpec | None = Field(default=None, description="An inline flow, instead of flowRef.")
     args: dict[str, Any] = Field(default_factory=dict)
+    args_secret: str | None = Field(
+        default=None, description="A Secret owned by this FlowRun whose `args` key holds more args (JSON): "
+                                  "how an inner flow gets args that may hold secret values.")
     cancel: bool = False
     preprocess: bool = Field(default=False, description="args hold a trigger's event for the flow's preprocessor_module "
                                                         "(set by the operator for webhook runs).")

@@ -16,8 +16,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import bash_signature
-from .protocol import Language, StepRequest
+from . import bash_signature, go_signature
+from .languages import LANGUAGES
+from .protocol import StepRequest
 
 WRAPPERS = Path(__file__).parent / "wrappers"
 SDK = Path(__file__).parent / "sdk"
@@ -25,11 +26,8 @@ TS_CLIENT = "windmill-client"
 # npm:windmill-client@1.2.3 and https://deno.land/x/windmill@v1.2.3/mod.ts, quoted.
 TS_CLIENT_SPELLINGS = re.compile(r"""(["'])(?:npm:windmill-client(?:@[^"'/]*)?|https://deno\.land/x/windmill(?:@[^"'/]*)?/mod\.ts)\1""")
 
-# The binary each language runs on. Windmill's native TypeScript is plain
-# fetch-style code: bun runs it.
-RUNTIME: dict[Language, str] = {"python3": "python3", "bash": "bash", "bun": "bun", "deno": "deno", "nativets": "bun",
-                                "postgresql": "python3", "mysql": "python3", "duckdb": "python3"}
-SQL: frozenset[Language] = frozenset({"postgresql", "mysql", "duckdb"})
+# SQL dialects all run the one SQL wrapper, told the dialect.
+SQL = frozenset(name for name, row in LANGUAGES.items() if row.wrapper == "sql.py")
 
 
 @dataclass(frozen=True)
@@ -58,20 +56,24 @@ def plan(request: StepRequest, program: str, wrappers: Path = WRAPPERS, sdk: Pat
 
 def _plan(request: StepRequest, program: str, wrappers: Path, sdk: Path) -> Launch:
     args = json.dumps(request.args)
+    wrapper = str(wrappers / LANGUAGES[request.language].wrapper)
     if request.language in SQL:
-        return Launch({"main.sql": request.code, "args.json": args}, [program, str(wrappers / "sql.py"), request.language])
-    match RUNTIME[request.language]:
+        return Launch({"main.sql": request.code, "args.json": args}, [program, wrapper, request.language])
+    match request.language:
         case "python3":
-            return Launch({"main.py": request.code, "args.json": args}, [program, str(wrappers / "python3.py")])
+            return Launch({"main.py": request.code, "args.json": args}, [program, wrapper])
         case "bash":
             arguments = bash_signature.positional(request.code, request.args)
-            return Launch({"main.sh": f"set -e\n{request.code}"}, [program, str(wrappers / "bash.sh"), *arguments])
+            return Launch({"main.sh": f"set -e\n{request.code}"}, [program, wrapper, *arguments])
         case "bun":
             files = {"main.ts": typescript(request.code), "args.json": args}
             links = {f"node_modules/{TS_CLIENT}": str(sdk / TS_CLIENT)}
-            return Launch(files, [program, "run", str(wrappers / "typescript.ts")], links)
+            return Launch(files, [program, "run", wrapper], links)
         case "deno":
             import_map = f"--import-map={sdk / 'import_map.json'}"
-            command = [program, "run", "--allow-all", "--no-prompt", import_map, str(wrappers / "typescript.ts")]
+            command = [program, "run", "--allow-all", "--no-prompt", import_map, wrapper]
             return Launch({"main.ts": typescript(request.code), "args.json": args}, command)
+        case "go":
+            params = json.dumps(go_signature.parameter_names(request.code))
+            return Launch({"inner.go": request.code, "args.json": args, "params.json": params}, ["bash", wrapper, program])
     raise ValueError(f"no launch plan for {request.language}")

@@ -7,11 +7,12 @@ step (a local process or a Kubernetes Job), so they are pydantic models.
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field
 
-Language = Literal["python3", "bash", "bun", "deno", "nativets", "postgresql", "mysql", "duckdb"]
+from .languages import Language
+
 
 # The step's identity as the shell puts it in its environment (Windmill's name for the step id).
 RUN_ID_ENV, FLOW_ENV, STEP_ID_ENV = "MILLRACE_RUN_ID", "MILLRACE_FLOW", "WM_FLOW_STEP_ID"

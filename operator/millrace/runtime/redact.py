@@ -49,3 +49,29 @@ def redact_outcome(outcome: StepOutcome, secrets: Iterable[str]) -> StepOutcome:
         return outcome
     error = outcome.error and StepError.model_validate(redact_json(outcome.error.model_dump(), spellings))
     return outcome.model_copy(update={"logs": redact(outcome.logs, spellings), "error": error})
+
+
+def unmask(recorded: Any, real: Any, secrets: Iterable[str]) -> Any:
+    """`recorded` (a masked copy, maybe changed since) with each masked string put back from `real`.
+
+    A string is put back only where `real` holds, at the same place, the string
+    that masks into it: whatever changed since stays as recorded. The shells keep
+    real values in memory and record masked ones; this joins the two again.
+    """
+    spellings = _spellings(secrets)
+    return _unmasked(recorded, real, spellings) if spellings and real is not None else recorded
+
+
+def _unmasked(recorded: Any, real: Any, spellings: list[str]) -> Any:
+    if isinstance(recorded, str):
+        return real if isinstance(real, str) and MASK in recorded and redact(real, spellings) == recorded else recorded
+    if isinstance(recorded, dict) and isinstance(real, dict):
+        keys = {redact(str(key), spellings): key for key in real}
+        out = {}
+        for key, item in recorded.items():
+            original = keys.get(key, key)
+            out[original] = _unmasked(item, real.get(original), spellings)
+        return out
+    if isinstance(recorded, list) and isinstance(real, (list, tuple)) and len(recorded) == len(real):
+        return [_unmasked(item, before, spellings) for item, before in zip(recorded, real)]
+    return recorded

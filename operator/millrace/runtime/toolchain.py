@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 
@@ -36,12 +36,12 @@ def node_tools_dir(environ: Mapping[str, str] = os.environ) -> Path:
     return cache_dir(environ) / "node-tools"
 
 
-def find(name: str, environ: Mapping[str, str] = os.environ) -> str:
-    """The binary for `name`: MILLRACE_<NAME>, then PATH, then the tools cache."""
+def find(name: str, environ: Mapping[str, str] = os.environ, install_dirs: Iterable[str] = ()) -> str:
+    """The binary for `name`: MILLRACE_<NAME>, then PATH, then the tools cache, then `install_dirs`."""
     chosen = environ.get(variable(name)) or shutil.which(name, path=environ.get("PATH"))
     if chosen:
         return chosen
-    cached = node_tools_dir(environ) / "bin" / name
-    if os.access(cached, os.X_OK):
-        return str(cached)
+    for candidate in (node_tools_dir(environ) / "bin" / name, *(Path(d) / name for d in install_dirs)):
+        if os.access(candidate, os.X_OK):
+            return str(candidate)
     raise RuntimeMissing(name)

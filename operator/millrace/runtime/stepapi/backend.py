@@ -35,7 +35,16 @@ class Conflict(Refusal):
     status, error = 409, "Conflict"
 
 
+class Gone(Refusal):
+    """What a link or token was for has ended: the run finished, or the suspension it was issued for is over."""
+
+    status, error = 410, "Gone"
+
+
 class Backend(Protocol):
+    def authorize(self, claims: Claims) -> None:
+        """Forbidden unless the claims' attempt is running now: checked before every step call."""
+
     def report(self, claims: Claims, report: StepReport) -> None:
         """Record the attempt's outcome; Conflict when one is recorded already."""
 
@@ -55,5 +64,12 @@ class Backend(Protocol):
 
     def set_flow_user_state(self, claims: Claims, key: str, value: Any) -> None: ...
 
+    def check_link(self, claims: Claims) -> None:
+        """Gone unless the link's suspension is still to come or under way (see links.py)."""
+
     def resume(self, claims: Claims, request: ResumeRequest) -> None:
-        """An approval (claims.use == "resume") or a disapproval ("cancel") of the step's run."""
+        """An approval (claims.use == "resume") or a disapproval ("cancel") of the step's run.
+
+        Bound to the suspension of the attempt in the claims: Gone once that
+        suspension or the run has ended; a link (claims.link) used again
+        counts once."""

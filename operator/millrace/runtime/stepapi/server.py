@@ -8,17 +8,21 @@ Routes (all JSON; step calls carry `Authorization: Bearer <step token>`):
     GET|PUT /v1/resources/<path>      a resource ({value, resource_type, description} to PUT)
     GET|PUT /v1/flow_user_state/<key> the run's custom flow state
     GET /v1/resume_urls[?approver=]   signed links that resume or cancel the run
-    GET|POST /v1/resume/<token>       the links themselves: the token is in the path
-    GET|POST /v1/cancel/<token>
+    POST /v1/resume/<token>           the links themselves: the token is in the path;
+    POST /v1/cancel/<token>           GET on them only shows what a POST would do
     GET /v1/approval/<token>          what an approver is asked, and the two links
 
 The run and step a call acts on come from the token's claims, never from the URL.
+A link is bound to the suspension of the attempt that asked for it, expires
+after `link_lifetime_s`, and counts once however often it is used.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -27,13 +31,14 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from pydantic import BaseModel, ValidationError
 
 from ..protocol import StepReport
-from .backend import Backend, Forbidden, NotFound, Refusal
+from .backend import Backend, Forbidden, Gone, NotFound, Refusal
 from .models import ApiError, Recorded, Resource, ResumeRequest, ResumeUrls, Value, Variable
-from .tokens import Claims, Signer, TokenError
+from .tokens import Claims, Signer, TokenError, TokenExpired
 
 LOG = logging.getLogger("millrace.stepapi")
 
 DEFAULT_MAX_BODY = 16 * 1024 * 1024
+DEFAULT_LINK_LIFETIME_S = 30 * 24 * 3600.0
 PREFIX = "/v1/"
 POLL_S = 0.02
 
@@ -76,10 +81,14 @@ class Call:
                 raise Unauthorized("no step token: send `Authorization: Bearer $MILLRACE_TOKEN`")
         try:
             claims = self.api.signer.verify(token.strip())
+        except TokenExpired as problem:
+            raise (Forbidden if use == "step" else Gone)(str(problem)) from None
         except TokenError as problem:
             raise Forbidden(str(problem)) from None
         if claims.use != use:
             raise Forbidden(f"this token is for {claims.use}, not for {use}")
+        if use == "step":
+            self.api.backend.authorize(claims)
         return claims
 
     def named(self, what: str) -> str:
@@ -124,9 +133,16 @@ def _resume_urls(call: Call) -> Reply:
 
 
 def _resume(use: str) -> Route:
+    """POST approves (or disapproves); GET only shows what a POST would do: a link
+    fetched by a mail scanner or a browser's preview approves nothing."""
+
     def route(call: Call) -> Reply:
-        claims = call.claims(use, token=call.named("resume token"))
-        request = call.body(ResumeRequest) if call.method == "POST" else ResumeRequest()
+        token = call.named("resume token")
+        claims = call.claims(use, token=token)
+        if call.method == "GET":
+            call.api.backend.check_link(claims)
+            return Reply(body=_described(claims, action=use))
+        request = call.body(ResumeRequest)
         if claims.approver:
             request.approver = claims.approver
         call.api.backend.resume(claims, request)
@@ -136,20 +152,33 @@ def _resume(use: str) -> Route:
 
 
 class Approval(BaseModel):
+    """What an approver is asked: which suspension of which run, and what each link does (by POST)."""
+
     run: str
     flow: str
     step: str
+    attempt: int
     approver: str | None
-    resume: str
-    cancel: str
+    expires_at: float | None
+    action: str | None = None
+    resume: str | None = None
+    cancel: str | None = None
+
+
+def _described(claims: Claims, action: str | None = None, resume: str | None = None,
+               cancel: str | None = None) -> Approval:
+    return Approval(run=claims.run, flow=claims.flow, step=claims.path, attempt=claims.attempt, approver=claims.approver,
+                    expires_at=claims.expires_at, action=action, resume=resume, cancel=cancel)
 
 
 def _approval(call: Call) -> Reply:
-    claims = call.claims("resume", token=call.named("resume token"))
-    urls = call.api.resume_urls(claims.model_copy(update={"use": "step"}))
-    body = Approval(run=claims.run, flow=claims.flow, step=claims.path, approver=claims.approver,
-                    resume=urls.resume, cancel=urls.cancel)
-    return Reply(body=body)
+    token = call.named("resume token")
+    claims = call.claims("resume", token=token)
+    call.api.backend.check_link(claims)
+    # The page's links are this very link and its cancel twin: one suspension, one expiry, one count.
+    cancel = call.api.signer.issue(claims.model_copy(update={"use": "cancel"}))
+    return Reply(body=_described(claims, resume=f"{call.api.url}{PREFIX}resume/{token}",
+                                 cancel=f"{call.api.url}{PREFIX}cancel/{cancel}"))
 
 
 # route prefix -> (methods, handler); a prefix ending in "/" takes the rest of the path.
@@ -161,7 +190,7 @@ ROUTES: dict[str, tuple[frozenset[str], Route]] = {
     "flow_user_state/": (frozenset({"GET", "PUT"}),
                          _keyed("flow user state key", "get_flow_user_state", "set_flow_user_state", Value)),
     "resume_urls": (frozenset({"GET"}), _resume_urls),
-    "resume/": (frozenset({"GET", "POST"}), _resume("resume")),
+    "resume/": (frozenset({"GET", "POST"}), _resume("resume")),  # GET: a description only
     "cancel/": (frozenset({"GET", "POST"}), _resume("cancel")),
     "approval/": (frozenset({"GET"}), _approval),
 }
@@ -248,10 +277,12 @@ class StepApiServer:
     """Serves one Backend on host:port (port 0: any free one) from a background thread."""
 
     def __init__(self, backend: Backend, *, signer: Signer | None = None, host: str = "127.0.0.1",
-                 port: int = 0, max_body: int = DEFAULT_MAX_BODY) -> None:
+                 port: int = 0, max_body: int = DEFAULT_MAX_BODY,
+                 link_lifetime_s: float = DEFAULT_LINK_LIFETIME_S) -> None:
         self.backend = backend
         self.signer = signer or Signer()
         self.max_body = max_body
+        self.link_lifetime_s = link_lifetime_s
         self._server = _Server((host, port), Handler)
         self._server.api = self
         bound_host, bound_port = self._server.server_address[:2]
@@ -272,8 +303,12 @@ class StepApiServer:
         return self.signer.issue(claims)
 
     def resume_urls(self, claims: Claims) -> ResumeUrls:
+        """Links for the suspension of the calling attempt: one id (so each counts once), one expiry."""
+        bound = claims.model_copy(update={"link": secrets.token_hex(8),
+                                          "expires_at": time.time() + self.link_lifetime_s})
+
         def link(use: str, endpoint: str) -> str:
-            return f"{self.url}{PREFIX}{endpoint}/{self.signer.issue(claims.model_copy(update={'use': use}))}"
+            return f"{self.url}{PREFIX}{endpoint}/{self.signer.issue(bound.model_copy(update={'use': use}))}"
 
         return ResumeUrls(approvalPage=link("resume", "approval"), resume=link("resume", "resume"),
                           cancel=link("cancel", "cancel"))

@@ -1,0 +1,112 @@
+"""Secret values out of every record of a run, as the local shell keeps them out of its run records.
+
+The secrets of a namespace are the values of its secret variables (Secrets
+labelled `millrace.dev/kind: variable`). What the operator records in plain
+objects -- step reports, `FlowRun.status`, and so the Events and conditions
+made from it -- is masked with `runtime.redact`. The real values stay in this
+process, by run, so a running flow goes on with them as it does locally; an
+operator that restarts reads the records and sees the masks, as a local run
+resumed from its record does. Values that must survive as they are travel in
+Secrets only: a step's arguments, an inner flow's arguments.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from ..errors import FlowError
+from ..runtime.redact import redact_json, unmask
+from . import names
+from .data import KIND_VARIABLE
+from .kube import KubeApi
+
+
+class Secrecy:
+    def __init__(self, kube: KubeApi) -> None:
+        self.kube = kube
+        self._lock = threading.Lock()
+        self._real: dict[tuple[str, str], Any] = {}  # (run uid, record) -> the real document
+
+    def secrets(self, namespace: str) -> list[str]:
+        """The values of the namespace's secret variables, read now: a secret set a moment ago counts."""
+        found = self.kube.core.list_namespaced_secret(namespace, label_selector=f"{names.LABEL_KIND}={KIND_VARIABLE}")
+        values = []
+        for item in found.items:
+            value = (item.data or {}).get("value")
+            if value:
+                values.append(base64.b64decode(value).decode("utf-8", errors="replace"))
+        return values
+
+    def record(self, run_uid: str, name: str, document: Any, secrets: list[str]) -> Any:
+        """The masked `document` to write; the real one is kept for `restore`."""
+        masked = redact_json(document, secrets)
+        with self._lock:
+            if masked != document:
+                self._real[(run_uid, name)] = document
+            else:
+                self._real.pop((run_uid, name), None)
+        return masked
+
+    def restore(self, run_uid: str, name: str, recorded: Any, secrets: list[str]) -> Any:
+        """`recorded` with the real values this process knows put back."""
+        with self._lock:
+            real = self._real.get((run_uid, name))
+        return recorded if real is None else unmask(recorded, real, secrets)
+
+    def forget(self, run_uid: str) -> None:
+        with self._lock:
+            for key in [k for k in self._real if k[0] == run_uid]:
+                del self._real[key]
+
+
+KIND_ARGS = "args"
+ARGS_KEY = "args"
+
+
+def args_secret_name(run: str) -> str:
+    return names.dns_name(run, "args")
+
+
+def args_secret(run: dict[str, Any], args: dict[str, Any]) -> dict[str, Any]:
+    """The Secret that hands `args` to the FlowRun `run` (an inner flow's child run), owned by it."""
+    meta = run["metadata"]
+    return {
+        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": {"name": args_secret_name(meta["name"]), "namespace": meta["namespace"],
+                     "labels": {names.LABEL_RUN: names.label_value(meta["name"]), names.LABEL_KIND: KIND_ARGS},
+                     "ownerReferences": [{"apiVersion": run["apiVersion"], "kind": run["kind"], "name": meta["name"],
+                                          "uid": meta["uid"], "controller": True, "blockOwnerDeletion": True}]},
+        "stringData": {ARGS_KEY: json.dumps(args)},
+    }
+
+
+def read_args_secret(kube: KubeApi, run: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """The args of `spec.argsSecret`, None while the Secret does not exist yet.
+
+    Only a Secret this very FlowRun owns counts: its uid exists once the run
+    does, so naming another run's (or application's) Secret reads nothing.
+    """
+    meta = run["metadata"]
+    try:
+        secret = kube.core.read_namespaced_secret(name, meta["namespace"])
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    owners = [o.uid for o in secret.metadata.owner_references or []]
+    if meta["uid"] not in owners or ARGS_KEY not in (secret.data or {}):
+        raise FlowError.single(meta["name"], f"Secret '{name}' is not owned by this FlowRun or has no '{ARGS_KEY}' key",
+                               field="spec.argsSecret")
+    try:
+        args = json.loads(base64.b64decode(secret.data[ARGS_KEY]))
+    except ValueError as exc:
+        raise FlowError.single(meta["name"], f"Secret '{name}': '{ARGS_KEY}' is not JSON: {exc}",
+                               field="spec.argsSecret") from None
+    if not isinstance(args, dict):
+        raise FlowError.single(meta["name"], f"Secret '{name}': '{ARGS_KEY}' must be a JSON object", field="spec.argsSecret")
+    return args
