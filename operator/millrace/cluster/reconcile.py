@@ -723,7 +723,7 @@ def _child_run(parent: dict[str, Any], definition: Definition, action: RunFlow) 
 
 def result_name(run: str) -> str:
     """The ConfigMap holding a run's result when the status cannot."""
-    return names.dns_name(run, "result")
+    return names.identity_name(run, "result")
 
 
 def _large(value: Any) -> bool:

@@ -69,7 +69,7 @@ ARGS_KEY = "args"
 
 
 def args_secret_name(run: str) -> str:
-    return names.dns_name(run, "args")
+    return names.identity_name(run, "args")
 
 
 def args_secret(run: dict[str, Any], args: dict[str, Any]) -> dict[str, Any]:

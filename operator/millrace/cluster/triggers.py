@@ -46,7 +46,8 @@ def hook_path(namespace: str, flow: str) -> str:
 
 
 def url_secret_name(flow: str) -> str:
-    return names.dns_name(flow, "webhook-url")
+    # Named for people to find (Secret names take 253 characters), owned by the Flow.
+    return f"{flow}-webhook-url"
 
 
 def resolver(kube: TriggerKube, sign: Callable[[str], str], *, clock: Callable[[], float] = time.monotonic,
@@ -69,7 +70,7 @@ def resolver(kube: TriggerKube, sign: Callable[[str], str], *, clock: Callable[[
             preprocessor=spec.value.preprocessor_module is not None, max_body=spec.webhook.max_body_bytes)
 
         def start(args: dict[str, Any]) -> str:
-            run = f"{names.dns_name(name, limit=50)}-hook-{secrets.token_hex(4)}"
+            run = f"{names.identity_name(name, limit=48)}-hook-{secrets.token_hex(4)}"
             kube.create_flowrun({
                 "apiVersion": API_VERSION, "kind": "FlowRun",
                 "metadata": {"name": run, "namespace": namespace,
