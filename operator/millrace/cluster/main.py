@@ -103,8 +103,6 @@ def run_operator(
             clusterwide=all_namespaces,
             namespaces=namespaces or ([] if all_namespaces else [os.environ.get("MILLRACE_NAMESPACE", "default")]),
             liveness_endpoint=liveness,
-            # kopf's default identity looks the uid up in /etc/passwd, where the image has no entry for 65532.
-            identity=os.environ.get("HOSTNAME") or "millrace-operator",
         )
     finally:
         server.close()
