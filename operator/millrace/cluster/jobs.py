@@ -158,7 +158,8 @@ def _job(meta: RunMeta, action: RunStep, config_name: str, paths: tuple[list[str
         "env": env,
         "volumeMounts": mounts,
         "securityContext": container_security(runtime),
-        "terminationMessagePolicy": "FallbackToLogsOnError",
+        # Not FallbackToLogsOnError: the log tail (a traceback may quote a secret) would be copied into the Pod's status.
+        "terminationMessagePolicy": "File",
     }
     if runtime.resources:
         container["resources"] = runtime.resources
