@@ -18,11 +18,7 @@ import pytest
 
 pytestmark = pytest.mark.local
 
-FLOW = """\
-summary: greet
-schema: {type: object, properties: {name: {type: string}}, required: [name]}
-value:
-  modules:
+HELLO = """\
     - id: hello
       value:
         type: rawscript
@@ -33,6 +29,12 @@ value:
         input_transforms:
           name: {type: javascript, expr: flow_input.name}
 """
+FLOW = """\
+summary: greet
+schema: {type: object, properties: {name: {type: string}}, required: [name]}
+value:
+  modules:
+""" + HELLO
 
 
 def free_port() -> int:
@@ -96,16 +98,7 @@ BODY
       input_transforms:
         event: {type: static}
   modules:
-    - id: hello
-      value:
-        type: rawscript
-        language: python3
-        content: |
-          def main(name: str):
-              return f"hello {name}"
-        input_transforms:
-          name: {type: javascript, expr: flow_input.name}
-"""
+""" + HELLO
 PREPROCESSORS = {
     "python3": "def preprocessor(event):\n    return {'name': event['body']['user'] + ' via ' + event['query']['via']}",
     "bun": "export async function preprocessor(event: any) {\n  return { name: `${event.body.user} via ${event.query.via}` };\n}",
