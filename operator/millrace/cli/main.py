@@ -98,6 +98,16 @@ def _load_checked(path: Path, scripts: list[Path], sandbox: Sandbox) -> tuple[Lo
     return loaded, library, problems
 
 
+def load_runnable(path: Path, scripts: list[Path]) -> tuple[LoadedFlow, Any, list[Problem]]:
+    """A flow to run: FlowError on any error; the warnings are returned."""
+    with Sandbox() as sandbox:
+        loaded, library, problems = _load_checked(path, scripts, sandbox)
+    errors = [p for p in problems if not p.warning]
+    if errors:
+        raise FlowError(errors)
+    return loaded, library, problems
+
+
 def _validate(options: argparse.Namespace) -> int:
     status = EXIT_OK
     with Sandbox() as sandbox:

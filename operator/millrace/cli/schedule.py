@@ -12,7 +12,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import FlowError, Problem
-from ..expressions import Sandbox
 from ..local.executor import LocalExecutor
 from ..local.progress import Progress
 from ..local.runner import LocalRun
@@ -42,13 +41,9 @@ def register(sub: Any) -> None:
 
 
 def main(options: argparse.Namespace) -> int:
-    from .main import EXIT_FAILED, EXIT_OK, _load_checked
+    from .main import EXIT_FAILED, EXIT_OK, load_runnable
 
-    with Sandbox() as sandbox:
-        loaded, library, problems = _load_checked(options.file, options.scripts, sandbox)
-    errors = [p for p in problems if not p.warning]
-    if errors:
-        raise FlowError(errors)
+    loaded, library, problems = load_runnable(options.file, options.scripts)
     spec = _schedule(loaded, options)
     try:
         policy = schedule_policy(spec)

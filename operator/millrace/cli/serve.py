@@ -11,8 +11,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ..errors import FlowError
-from ..expressions import Sandbox
 from ..local.executor import LocalExecutor
 from ..local.runner import LocalRun
 from ..local.store import new_run_id
@@ -33,13 +31,9 @@ def register(sub: Any) -> None:
 
 
 def main(options: argparse.Namespace) -> int:
-    from .main import _load_checked
+    from .main import load_runnable
 
-    with Sandbox() as sandbox:
-        loaded, library, problems = _load_checked(options.file, options.scripts, sandbox)
-    errors = [p for p in problems if not p.warning]
-    if errors:
-        raise FlowError(errors)
+    loaded, library, problems = load_runnable(options.file, options.scripts)
     for problem in problems:
         print(str(problem), file=sys.stderr)
     token = options.token or secrets.token_urlsafe(24)
