@@ -83,7 +83,7 @@ RULE_USES: dict[tuple[str, str, str], tuple[str, str]] = {
     ("millrace.dev", "flows", "watch"): (r'@kopf\.on\.update\(GROUP, VERSION, "flows"', "test_operator.py::test_flows_report_ready_and_runs_show_their_start"),
     ("millrace.dev", "flows", "patch"): (r'@kopf\.on\.resume\(GROUP, VERSION, "flows"\)', "test_operator.py::test_flows_report_ready_and_runs_show_their_start"),
     ("millrace.dev", "flowruns", "get"): (r"def get_flowrun\(", "test_operator.py::test_a_flow_applied_with_kubectl_runs_its_steps_as_jobs"),
-    ("millrace.dev", "flowruns", "list"): (r'@kopf\.daemon\(GROUP, VERSION, "flowruns"', "test_operator.py::test_a_flow_applied_with_kubectl_runs_its_steps_as_jobs"),
+    ("millrace.dev", "flowruns", "list"): (r'@kopf\.on\.event\(GROUP, VERSION, "flowruns"', "test_operator.py::test_a_flow_applied_with_kubectl_runs_its_steps_as_jobs"),
     ("millrace.dev", "flowruns", "watch"): (r'@kopf\.on\.event\(GROUP, VERSION, "flowruns"', "test_operator.py::test_variables_resources_scripts_and_inner_flows_come_from_the_namespace"),
     ("millrace.dev", "flowruns", "create"): (r"create_namespaced_custom_object\(", "test_operator.py::test_variables_resources_scripts_and_inner_flows_come_from_the_namespace"),
     ("millrace.dev", "flowruns", "delete"): (r"delete_namespaced_custom_object\(GROUP, VERSION, namespace, FLOWRUNS", "test_schedules.py::test_a_schedule_starts_runs_named_by_fire_time_and_keeps_its_history"),

@@ -90,7 +90,7 @@ def test_printer_columns_and_category(kube, crds, namespace) -> None:
     assert row[4].endswith("d") or row[4].endswith("y"), out  # a date column shows an age
 
     flows = kube.kubectl("get", "fl", "-n", namespace).stdout
-    assert flows.splitlines()[0].split()[:5] == ["NAME", "READY", "LAST", "RUN", "SCHEDULE"], flows
+    assert flows.splitlines()[0].split()[:8] == ["NAME", "READY", "SCHEDULE", "LAST", "RUN", "OUTCOME", "NEXT", "RUN"], flows
 
     listed = kube.kubectl("get", "millrace", "-n", namespace, "-o", "name").stdout.split()
     assert sorted(listed) == ["flow.millrace.dev/hello-flow", "flowrun.millrace.dev/hello-1"]

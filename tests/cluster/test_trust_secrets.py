@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from millrace.cluster.names import data_name
+from millrace.cluster.names import child_run_name, data_name
 
 from millrace.runtime.redact import MASK
 
@@ -91,7 +91,7 @@ def test_an_inner_flow_gets_secret_args_from_a_secret_it_owns(kube: Any, namespa
     kube.apply(run_manifest("outer-1", "outer"), namespace)
     status = wait_phase(kube, namespace, "outer-1")
     assert status["phase"] == "Succeeded" and status["result"] == len(password), status
-    child = kube.get("flowrun", "outer-1-sub-1", namespace)
+    child = kube.get("flowrun", child_run_name("outer-1", "sub", 1), namespace)
     assert child["spec"].get("args") in (None, {}) and child["spec"]["argsSecret"]
     secret = kube.get("secret", child["spec"]["argsSecret"], namespace)
     assert secret["metadata"]["ownerReferences"][0]["uid"] == child["metadata"]["uid"]
