@@ -414,6 +414,20 @@ def test_a_disapproval_fails_the_run_it_does_not_cancel_it() -> None:
     assert (state.error.name, state.error.message, state.error.step_id) == ("SuspendedDisapproved", "Disapproved by ann", "ask")
 
 
+def test_the_failure_module_sees_a_disapproval_as_message_and_name_only() -> None:
+    """push_next_flow_job: a refused suspension completes the flow with
+    {"error": {"message": "Disapproved by ...", "name": "SuspendedDisapproved"}}, no stack, no step_id."""
+    f = flow(script("ask", suspend={"required_events": 1}), script("next"),
+             failure_module=script("failure", {"e": "error", "p": "previous_result"}))
+    h = Harness(f, echo_args)
+    state, _ = drive(h, RunStatus(), Start(now=0))
+    state, _ = drive(h, state, finish("ask", 1, 1))
+    state, actions = drive(h, state, Disapproved(approver="ann", now=2))
+    refusal = {"message": "Disapproved by ann", "name": "SuspendedDisapproved"}
+    assert [a.step_id for a in actions] == ["failure"]
+    assert actions[0].args == {"e": refusal, "p": {"error": refusal}}
+
+
 def test_continue_on_disapprove_timeout_goes_on_after_a_disapproval_with_the_error_as_resume() -> None:
     f = flow(script("ask", suspend={"required_events": 1, "continue_on_disapprove_timeout": True}),
              script("next", {"r": "resume", "who": "approvers"}))
