@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from .test_operator import Operator, flow_manifest, operator, python_step  # noqa: F401  (fixture)
+from .test_operator import Operator, flow_manifest, operator, python_step, run_manifest, wait_phase  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.cluster
 
@@ -90,3 +90,45 @@ def test_after_an_operator_outage_only_the_latest_missed_time_is_started(kube: A
     missed = [f for f in fires if down_at < f < up_at - 2]
     # CronJob's rule: at most one catch-up run for the times missed, never a burst.
     assert len(missed) <= 1, fires
+
+
+COUNTER = '''
+import wmill
+
+def main():
+    n = wmill.get_state() or 0
+    wmill.set_state(n + 1)
+    return [n]
+'''
+
+
+def test_a_scheduled_watcher_takes_each_item_once_and_keeps_its_state_apart_from_runs_by_hand(
+        kube: Any, namespace: str, operator: Operator) -> None:
+    """Windmill keeps a trigger script's state per schedule: the schedule's runs share one, a run by hand has its own."""
+    trigger = python_step("watch", COUNTER)
+    trigger["value"]["is_trigger"] = True
+    flow = flow_manifest("watcher", [trigger, python_step("take", "def main(items):\n    return items\n",
+                                                          items="results.watch")])
+    flow["spec"]["schedule"] = {"cron": "*/2 * * * * *", "concurrencyPolicy": "Forbid"}
+    kube.apply(flow, namespace)
+
+    def three_done() -> list[dict[str, Any]] | None:
+        done = [r for r in scheduled_runs(kube, namespace) if (r.get("status") or {}).get("phase") == "Succeeded"]
+        return done if len(done) >= 3 else None
+
+    kube.wait_for(three_done, timeout=150, what="three scheduled runs")
+    kube.kubectl("patch", "flow", "watcher", "-n", namespace, "--type", "merge", "-p", '{"spec":{"schedule":{"suspend":true}}}')
+    kube.apply(run_manifest("watcher-by-hand", "watcher"), namespace)
+    assert wait_phase(kube, namespace, "watcher-by-hand")["result"] == [0]
+
+    def all_settled() -> list[dict[str, Any]] | None:
+        runs = scheduled_runs(kube, namespace)
+        return runs if all((r.get("status") or {}).get("phase") == "Succeeded" for r in runs) else None
+
+    runs = sorted(kube.wait_for(all_settled, timeout=90, what="the scheduled runs settled"),
+                  key=lambda r: int(r["metadata"]["annotations"]["millrace.dev/scheduled-time"]))
+    taken = [item for r in runs for item in r["status"]["result"]]
+    assert taken == list(range(len(runs))), taken
+    states = kube.list("configmaps", namespace, "millrace.dev/kind=state")
+    paths = sorted(s["metadata"]["annotations"]["millrace.dev/path"] for s in states)
+    assert paths == ["watcher/schedule/watch", "watcher/watch"], paths
