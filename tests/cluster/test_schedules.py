@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -132,3 +133,26 @@ def test_a_scheduled_watcher_takes_each_item_once_and_keeps_its_state_apart_from
     states = kube.list("configmaps", namespace, "millrace.dev/kind=state")
     paths = sorted(s["metadata"]["annotations"]["millrace.dev/path"] for s in states)
     assert paths == ["watcher/schedule/watch", "watcher/watch"], paths
+
+
+def test_replace_cancels_the_active_run_for_the_new_one(kube: Any, namespace: str, operator: Operator) -> None:
+    slow = python_step("slow", "import time\n\ndef main():\n    time.sleep(30)\n    return 'done'\n")
+    flow = flow_manifest("replaced", [slow])
+    flow["spec"]["schedule"] = {"cron": "*/3 * * * * *", "concurrencyPolicy": "Replace"}
+    kube.apply(flow, namespace)
+
+    def two_cancelled() -> list[dict[str, Any]] | None:
+        runs = scheduled_runs(kube, namespace)
+        cancelled = [r for r in runs if (r.get("status") or {}).get("phase") == "Cancelled"]
+        return runs if len(cancelled) >= 2 else None
+
+    runs = kube.wait_for(two_cancelled, timeout=120, what="two runs replaced by newer ones")
+    kube.kubectl("patch", "flow", "replaced", "-n", namespace, "--type", "merge", "-p", '{"spec":{"schedule":{"suspend":true}}}')
+    by_fire = sorted(runs, key=lambda r: int(r["metadata"]["annotations"]["millrace.dev/scheduled-time"]))
+    newest = by_fire[-1]
+    assert (newest.get("status") or {}).get("phase") != "Cancelled", [r["metadata"]["name"] for r in by_fire]
+    for older in by_fire[:-1]:
+        assert (older.get("status") or {}).get("phase") in ("Cancelled", None), older.get("status")
+    # A replaced run is cancelled by the schedule, and says so.
+    cancelled = next(r for r in by_fire if (r.get("status") or {}).get("phase") == "Cancelled")
+    assert "replaced by run replaced-" in json.dumps(cancelled["status"]), cancelled["status"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,11 +27,14 @@ class FakeKube:
         self.calls.append(("create", name))
         if name in self.runs:
             return False
-        self.runs[name] = {**obj, "status": {"phase": "Running"}}
+        self.runs[name] = {**obj, "metadata": {**obj["metadata"], "uid": f"uid-{name}"}, "status": {"phase": "Running"}}
         return True
 
-    def patch_flowrun_spec(self, namespace: str, name: str, spec: dict[str, Any]) -> None:
-        self.calls.append(("cancel", name))
+    def create(self, obj: dict[str, Any]) -> bool:
+        request = json.loads(obj["data"]["request"])
+        assert request["cancel"] and request["approver"] == "schedule" and "replaced by run" in request["reason"]
+        self.calls.append(("cancel", obj["metadata"]["ownerReferences"][0]["name"]))
+        return True
 
     def delete_flowrun(self, namespace: str, name: str) -> None:
         self.calls.append(("delete", name))
