@@ -156,3 +156,36 @@ def test_replace_cancels_the_active_run_for_the_new_one(kube: Any, namespace: st
     # A replaced run is cancelled by the schedule, and says so.
     cancelled = next(r for r in by_fire if (r.get("status") or {}).get("phase") == "Cancelled")
     assert "replaced by run replaced-" in json.dumps(cancelled["status"]), cancelled["status"]
+
+
+def test_schedules_follow_their_timezone_across_a_dst_change(kube: Any, namespace: str, operator: Operator) -> None:
+    """Europe/Berlin springs from 02:00 CET to 03:00 CEST on 2027-03-28, at 01:00 UTC. A daily
+    03:00 fires at 01:00 UTC that day (02:00 UTC the day before), and 02:30, a time the change
+    skips, fires at the first instant after the gap, the same 01:00 UTC (schedule/cron.py)."""
+    operator.stop()
+    # The operator's schedule clock starts a few seconds before the change (the controllable clock).
+    operator.start(MILLRACE_SCHEDULE_CLOCK_START="2027-03-28T00:59:50Z")
+    change = 1806195600  # 2027-03-28T01:00:00Z
+    for name, cron in (("at-three", "0 0 3 * * *"), ("in-the-gap", "0 30 2 * * *")):
+        flow = flow_manifest(name, [python_step("a", "def main():\n    return 1\n")])
+        flow["spec"]["schedule"] = {"cron": cron, "timezone": "Europe/Berlin"}
+        kube.apply(flow, namespace)
+
+    def next_times() -> dict[str, str] | None:
+        found = {n: (kube.get("flow", n, namespace).get("status") or {}).get("nextScheduleTime")
+                 for n in ("at-three", "in-the-gap")}
+        return found if all(found.values()) else None
+
+    assert kube.wait_for(next_times, timeout=60, what="the next fire times") == {
+        "at-three": "2027-03-28T01:00:00Z", "in-the-gap": "2027-03-28T01:00:00Z"}
+
+    def fired() -> list[str] | None:
+        names_ = sorted(r["metadata"]["name"] for r in scheduled_runs(kube, namespace))
+        return names_ if len(names_) == 2 else None
+
+    assert kube.wait_for(fired, timeout=60, what="one run of each schedule") == [
+        f"at-three-{change}", f"in-the-gap-{change}"]
+    for name in ("at-three", "in-the-gap"):
+        kube.kubectl("patch", "flow", name, "-n", namespace, "--type", "merge", "-p", '{"spec":{"schedule":{"suspend":true}}}')
+    status = kube.get("flow", "at-three", namespace)["status"]
+    assert status["lastScheduleTime"] == "2027-03-28T01:00:00Z"

@@ -87,7 +87,7 @@ def run_operator(
                             job_ttl_s=int(os.environ.get("MILLRACE_JOB_TTL_S", "3600")),
                             retention_s=float(os.environ["MILLRACE_RETENTION_S"]) if os.environ.get("MILLRACE_RETENTION_S") else None,
                             policy=policy, secrecy=secrecy)
-    schedule_handlers.configure(kube)
+    schedule_handlers.configure(kube, schedule_handlers.clock_starting_at(os.environ.get("MILLRACE_SCHEDULE_CLOCK_START")))
     hooks = None
     if hooks_port:
         hooks = TriggerServer(resolver(kube, signer.sign), host=api_host, port=hooks_port)
