@@ -110,7 +110,7 @@ def test_a_scheduled_watcher_takes_each_item_once_and_keeps_its_state_apart_from
     trigger["value"]["is_trigger"] = True
     flow = flow_manifest("watcher", [trigger, python_step("take", "def main(items):\n    return items\n",
                                                           items="results.watch")])
-    flow["spec"]["schedule"] = {"cron": "*/2 * * * * *", "concurrencyPolicy": "Forbid"}
+    flow["spec"]["schedule"] = {"cron": "*/2 * * * * *", "concurrencyPolicy": "Forbid", "successfulRunsHistoryLimit": 100}
     kube.apply(flow, namespace)
 
     def three_done() -> list[dict[str, Any]] | None:
