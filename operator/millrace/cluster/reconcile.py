@@ -56,6 +56,7 @@ from .placement import claim_node
 from .policy import StepPolicy, check_runtime
 from .secrecy import Secrecy, args_secret, args_secret_name, read_args_secret
 from .status import decorate
+from .watched import Watched
 
 KIND_REPORT = "report"
 KIND_RESUME = "resume"
@@ -106,6 +107,8 @@ class ReconcileCache:
 
     definitions: dict[str, Definition] = field(default_factory=dict)
     large_results: dict[str, Any] = field(default_factory=dict)
+    # What the watches show; None: read everything from the apiserver.
+    watched: Watched | None = None
 
 
 class RunReconciler:
@@ -118,6 +121,7 @@ class RunReconciler:
         cache = cache or ReconcileCache()
         self._definitions = cache.definitions
         self._large_results = cache.large_results
+        self.watched = cache.watched
         self.secrecy = config.secrecy or Secrecy(kube)
         self._secrets: list[str] = []
 
@@ -128,12 +132,14 @@ class RunReconciler:
             try:
                 return self._pass(namespace, name)
             except Conflict:
+                if self.watched is not None:
+                    self.watched.drop_run(namespace, name)  # what the watch showed was stale: read it anew
                 continue
 
     # --- one pass ------------------------------------------------------------------
 
     def _pass(self, namespace: str, name: str) -> tuple[bool, float | None]:
-        obj = self.kube.get_flowrun(namespace, name)
+        obj = self._flowrun(namespace, name)
         if obj is None:
             return True, None
         uid = obj["metadata"]["uid"]
@@ -187,7 +193,7 @@ class RunReconciler:
                                        self._secrets)
         if actions or _changed(obj.get("status") or {}, document):
             try:
-                self.kube.replace_flowrun_status(obj, document)
+                self._written(self.kube.replace_flowrun_status(obj, document))
             except ApiException as exc:
                 refused = refusal(exc, f"the status of FlowRun {name}")
                 if refused is None:
@@ -202,6 +208,22 @@ class RunReconciler:
             self._release(obj, new_status)
             return True, self._expire(obj, new_status)
         return False, wake_at
+
+    def _flowrun(self, namespace: str, name: str) -> dict[str, Any] | None:
+        found = self.watched.run(namespace, name) if self.watched is not None else None
+        return found if found is not None else self.kube.get_flowrun(namespace, name)
+
+    def _written(self, obj: dict[str, Any]) -> None:
+        """The run as the status write left it: the next pass starts from it, not from an older watch event."""
+        if self.watched is not None:
+            self.watched.put_run(obj)
+
+    def _records(self, namespace: str, run: str) -> dict[str, dict[str, Any]]:
+        """The run's report and resume records."""
+        if self.watched is not None:
+            return self.watched.records(namespace, run)
+        selector = f"{names.LABEL_RUN}={names.label_value(run)},{names.LABEL_KIND} in ({KIND_REPORT},{KIND_RESUME})"
+        return {cm["metadata"]["name"]: cm for cm in self.kube.list_config_maps(namespace, selector)}
 
     def _expire(self, obj: dict[str, Any], status: FlowRunStatus) -> float | None:
         """Delete a finished run past its retention; else when to look again (None: never).
@@ -218,8 +240,8 @@ class RunReconciler:
         """End the run as Failed on the last status the API accepted, with nothing else changed."""
         failed = status.model_copy(update={"phase": "Failed", "finished_at": self.clock(), "error": error})
         new_status = decorate(failed, obj, self.clock())
-        self.kube.replace_flowrun_status(obj, self.secrecy.record(obj["metadata"]["uid"], "status", new_status.model_dump(
-            mode="json", by_alias=True, exclude_none=True), self._secrets))
+        self._written(self.kube.replace_flowrun_status(obj, self.secrecy.record(obj["metadata"]["uid"], "status", new_status.model_dump(
+            mode="json", by_alias=True, exclude_none=True), self._secrets)))
         observe.record(self.kube, obj, observe.transitions(status, new_status), self.clock())
         self._release(obj, new_status)
         return True, self._expire(obj, new_status)
@@ -319,8 +341,7 @@ class RunReconciler:
         events: list[Event] = []
         repairs: list[Repair] = []
         selector = f"{names.LABEL_RUN}={names.label_value(meta.run)}"
-        records = {cm["metadata"]["name"]: cm for cm in self.kube.list_config_maps(
-            meta.namespace, f"{selector},{names.LABEL_KIND} in ({KIND_REPORT},{KIND_RESUME})")}
+        records = self._records(meta.namespace, meta.run)
         jobs: dict[str, dict[str, Any]] | None = None
         for path, st in status.steps.items():
             report = records.get(names.report_name(meta.run, path, st.attempts))
@@ -630,6 +651,8 @@ class RunReconciler:
         meta = obj["metadata"]
         self.kube.delete_claim(meta["namespace"], names.shared_claim_name(meta["name"]))
         self._definitions.pop(meta["uid"], None)
+        if self.watched is not None:
+            self.watched.forget_run(meta["namespace"], meta["name"])
         for st in status.steps.values():
             if st.result_ref:
                 self._large_results.pop(st.result_ref, None)
