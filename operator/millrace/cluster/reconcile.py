@@ -49,7 +49,7 @@ from .admission import flow_problems
 from .crashpoints import crash_point
 from .data import UnreadableData, data_mappings, resolve_library, uses_data
 from .faults import refusal
-from .jobs import RunMeta, attempt_deadline, shared_claim, step_objects
+from .jobs import RunMeta, attempt_deadline, runtime_config_map, shared_claim, step_objects
 from .kube import Conflict, KubeApi
 from .outcomes import job_outcome
 from .placement import claim_node
@@ -109,6 +109,8 @@ class ReconcileCache:
     large_results: dict[str, Any] = field(default_factory=dict)
     # What the watches show; None: read everything from the apiserver.
     watched: Watched | None = None
+    # Namespaces whose runtime ConfigMap (wrappers and SDK) this process has made or checked.
+    runtimes: set[str] = field(default_factory=set)
 
 
 class RunReconciler:
@@ -122,6 +124,7 @@ class RunReconciler:
         self._definitions = cache.definitions
         self._large_results = cache.large_results
         self.watched = cache.watched
+        self._runtimes = cache.runtimes
         self.secrecy = config.secrecy or Secrecy(kube)
         self._secrets: list[str] = []
 
@@ -546,7 +549,9 @@ class RunReconciler:
         config_map["data"][JOB_KEY] = json.dumps(job)
         what = f"attempt {action.key} of run {meta.run}"
         try:
-            problems = [self.kube.create_owned(shared_claim(meta), f"run {meta.run}", meta.run_uid)] if meta.same_worker else []
+            problems = [self._runtime(meta.namespace)]
+            if meta.same_worker:
+                problems.append(self.kube.create_owned(shared_claim(meta), f"run {meta.run}", meta.run_uid))
             problems.append(self.kube.create_owned(config_map, what, meta.run_uid, action.path, action.attempt))
             problems.append(self.kube.create_owned(secret, what, meta.run_uid, action.path, action.attempt))
         except ApiException as exc:
@@ -559,6 +564,20 @@ class RunReconciler:
             # An object of the attempt's name that is not the attempt's: nothing is adopted.
             return StepError(name="ForeignObject", message=problem)
         jobs[config_map["metadata"]["name"]] = job
+        return None
+
+    def _runtime(self, namespace: str) -> str | None:
+        """Make the namespace's runtime ConfigMap, once per process; why it cannot be used, if so."""
+        if namespace in self._runtimes:
+            return None
+        body = runtime_config_map(namespace)
+        if not self.kube.create(body):
+            found = self.kube.read("ConfigMap", namespace, body["metadata"]["name"])
+            if found is not None and ((found.get("metadata") or {}).get("labels") != body["metadata"]["labels"]
+                                      or found.get("data") != body["data"]):
+                return (f"ConfigMap {namespace}/{body['metadata']['name']} exists but does not hold this version's "
+                        "wrappers and SDK as millrace made them: it is left alone, remove it")
+        self._runtimes.add(namespace)
         return None
 
     def _launch(self, obj: dict[str, Any], meta: RunMeta, definition: Definition, actions: list[Action],
