@@ -109,7 +109,7 @@ class ReconcileCache:
     large_results: dict[str, Any] = field(default_factory=dict)
     # What the watches show; None: read everything from the apiserver.
     watched: Watched | None = None
-    # Namespaces whose runtime ConfigMap (wrappers and SDK) this process has made or checked.
+    # Runs (by uid) for which this process has made or checked the namespace's runtime ConfigMap.
     runtimes: set[str] = field(default_factory=set)
 
 
@@ -549,7 +549,7 @@ class RunReconciler:
         config_map["data"][JOB_KEY] = json.dumps(job)
         what = f"attempt {action.key} of run {meta.run}"
         try:
-            problems = [self._runtime(meta.namespace)]
+            problems = [self._runtime(meta.namespace, meta.run_uid)]
             if meta.same_worker:
                 problems.append(self.kube.create_owned(shared_claim(meta), f"run {meta.run}", meta.run_uid))
             problems.append(self.kube.create_owned(config_map, what, meta.run_uid, action.path, action.attempt))
@@ -566,9 +566,10 @@ class RunReconciler:
         jobs[config_map["metadata"]["name"]] = job
         return None
 
-    def _runtime(self, namespace: str) -> str | None:
-        """Make the namespace's runtime ConfigMap, once per process; why it cannot be used, if so."""
-        if namespace in self._runtimes:
+    def _runtime(self, namespace: str, run_uid: str) -> str | None:
+        """Make the namespace's runtime ConfigMap, or check it, once per run (so one deleted meanwhile
+        is made again by the next run); why it cannot be used, if so."""
+        if run_uid in self._runtimes:
             return None
         body = runtime_config_map(namespace)
         if not self.kube.create(body):
@@ -577,7 +578,7 @@ class RunReconciler:
                                       or found.get("data") != body["data"]):
                 return (f"ConfigMap {namespace}/{body['metadata']['name']} exists but does not hold this version's "
                         "wrappers and SDK as millrace made them: it is left alone, remove it")
-        self._runtimes.add(namespace)
+        self._runtimes.add(run_uid)
         return None
 
     def _launch(self, obj: dict[str, Any], meta: RunMeta, definition: Definition, actions: list[Action],
@@ -670,6 +671,7 @@ class RunReconciler:
         meta = obj["metadata"]
         self.kube.delete_claim(meta["namespace"], names.shared_claim_name(meta["name"]))
         self._definitions.pop(meta["uid"], None)
+        self._runtimes.discard(meta["uid"])
         if self.watched is not None:
             self.watched.forget_run(meta["namespace"], meta["name"])
         for st in status.steps.values():
