@@ -12,10 +12,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import FlowError, Problem
-from ..local.executor import LocalExecutor
-from ..local.progress import Progress
-from ..local.runner import LocalRun
-from ..local.scheduler import ForegroundSchedule
 from ..model.loader import LoadedFlow
 from ..model.resources import Schedule
 from ..model.run import RunStatus
@@ -54,6 +50,11 @@ def main(options: argparse.Namespace) -> int:
             print(str(problem), file=sys.stderr)
         limits = "history limits and concurrencyPolicy apply in the cluster; here runs never overlap"
         print(f"{loaded.name}: '{spec.cron}' in {spec.timezone} ({limits}); Ctrl-C stops", file=sys.stderr)
+
+    from ..local.executor import LocalExecutor
+    from ..local.progress import Progress
+    from ..local.runner import LocalRun
+    from ..local.scheduler import ForegroundSchedule
 
     with LocalExecutor() as executor:
         def run_flow(fire_time: float) -> tuple[str, RunStatus]:

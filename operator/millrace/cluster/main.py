@@ -63,7 +63,7 @@ def run_operator(
     kube = KubeApi()
     policy = policy_from_environment()
     secrecy = Secrecy(kube)
-    backend = ClusterBackend(kube, handlers.notify, secrecy)
+    backend = ClusterBackend(kube, handlers.notify, secrecy, handlers.WATCHED)
     server = StepApiServer(backend, signer=signer, host=api_host, port=api_port,
                            link_lifetime_s=float(os.environ.get("MILLRACE_LINK_LIFETIME_S", DEFAULT_LINK_LIFETIME_S)))
     listening = server.url
