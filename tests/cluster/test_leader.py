@@ -70,9 +70,10 @@ def test_a_stopped_leader_frees_the_lease_for_the_other_at_once(
     kube.wait_for(lambda: _holder(kube, namespace) == first.pod_name, what="the first replica to lead")
     second.start(**SHORT)
     kube.wait_for(lambda: "waiting to lead" in second.log.read_text(errors="replace"), what="the second to wait")
+    kube.apply(flow_manifest("seven", [python_step("a", "def main():\n    return 7\n")]), namespace)
+    kube.apply(run_manifest("before-1", "seven"), namespace)
+    assert wait_phase(kube, namespace, "before-1")["result"] == 7
     first.stop()
-    assert _holder(kube, namespace) is None
-    kube.wait_for(lambda: _holder(kube, namespace) == second.pod_name, timeout=3, what="the second replica to lead")
-    kube.apply(flow_manifest("after", [python_step("a", "def main():\n    return 7\n")]), namespace)
-    kube.apply(run_manifest("after-1", "after"), namespace)
+    kube.wait_for(lambda: _holder(kube, namespace) == second.pod_name, timeout=3, what="the second to lead before the Lease expires")
+    kube.apply(run_manifest("after-1", "seven"), namespace)
     assert wait_phase(kube, namespace, "after-1")["result"] == 7
