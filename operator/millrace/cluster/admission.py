@@ -84,6 +84,7 @@ def review_flowrun(name: str, spec: Mapping[str, Any], sandbox: Sandbox, lookup:
             # Args from a Secret are checked by the reconciler, which may read it.
             return review
         return _merge(review, _check_args(name, name, inline, args))
+    assert ref is not None  # exactly one of the two is set, checked above
     flow_name = str(ref.get("name", ""))
     flow = lookup(flow_name)
     if flow is None:

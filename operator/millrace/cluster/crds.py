@@ -133,7 +133,7 @@ def _convert(node: Schema, defs: dict[str, Schema], stack: tuple[str, ...]) -> S
         if union in node:
             return _with_description(_union(node[union], defs, stack), node)
     kind = node.get("type")
-    out: Schema = {}
+    out = {}
     if kind == "object":
         out = _object(node, defs, stack)
     elif kind == "array":

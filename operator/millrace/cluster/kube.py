@@ -6,7 +6,7 @@ of the cluster shell never handles client model classes.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, cast
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -24,6 +24,11 @@ class Conflict(Exception):
 
 def _sanitize(obj: Any) -> Any:
     return client.ApiClient().sanitize_for_serialization(obj)
+
+
+def _json(obj: object) -> dict[str, Any]:
+    """A custom objects API answer: the decoded JSON object, which the client types as `object`."""
+    return cast("dict[str, Any]", obj)
 
 
 class KubeApi:
@@ -46,7 +51,7 @@ class KubeApi:
         body = {**obj, "status": status}
         meta = obj["metadata"]
         try:
-            return self.custom.replace_namespaced_custom_object_status(GROUP, VERSION, meta["namespace"], FLOWRUNS, meta["name"], body)
+            return _json(self.custom.replace_namespaced_custom_object_status(GROUP, VERSION, meta["namespace"], FLOWRUNS, meta["name"], body))
         except ApiException as exc:
             if exc.status == 409:
                 raise Conflict(meta["name"]) from None
@@ -70,7 +75,7 @@ class KubeApi:
                 raise
 
     def list_flowruns(self, namespace: str, selector: str) -> list[dict[str, Any]]:
-        found = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, FLOWRUNS, label_selector=selector)
+        found = _json(self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, FLOWRUNS, label_selector=selector))
         return list(found.get("items") or [])
 
     def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -92,13 +97,15 @@ class KubeApi:
         """Create `obj`; False when it exists already (creation is idempotent by name)."""
         namespace = obj["metadata"]["namespace"]
         kind = obj["kind"]
-        create = {
+        # The client serialises a plain dict as it does its model objects, though it types only the models.
+        creators: dict[str, Callable[[str, Any], object]] = {
             "ConfigMap": self.core.create_namespaced_config_map,
             "Secret": self.core.create_namespaced_secret,
             "PersistentVolumeClaim": self.core.create_namespaced_persistent_volume_claim,
             "Event": self.core.create_namespaced_event,
             "Job": self.batch.create_namespaced_job,
-        }[kind]
+        }
+        create = creators[kind]
         try:
             create(namespace, obj)
         except ApiException as exc:
@@ -167,7 +174,7 @@ class KubeApi:
                 raise
 
     @staticmethod
-    def _get(call: Any) -> dict[str, Any] | None:
+    def _get(call: Callable[[], Any]) -> dict[str, Any] | None:
         try:
             return call()
         except ApiException as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from typing import TYPE_CHECKING, cast
 
 import kopf
 import prometheus_client
@@ -24,6 +25,10 @@ from .policy import policy_from_environment
 from .reconcile import OperatorConfig
 from .secrecy import Secrecy
 from .stepapi_backend import ClusterBackend
+
+if TYPE_CHECKING:
+    # kopf.run() types its identity as this NewType of str, which kopf does not export.
+    from kopf._core.engines.peering import Identity
 
 LOG = logging.getLogger("millrace.operator")
 
@@ -121,7 +126,7 @@ def run_operator(
         kopf.run(
             standalone=True,
             # Named here: kopf would ask getpass, which fails for a uid that /etc/passwd does not list (the chart's 65532).
-            identity=f"millrace@{socket.gethostname()}",
+            identity=cast("Identity", f"millrace@{socket.gethostname()}"),
             clusterwide=all_namespaces,
             namespaces=namespaces or ([] if all_namespaces else [own_namespace]),
             liveness_endpoint=liveness,

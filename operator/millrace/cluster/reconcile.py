@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 from kubernetes.client.exceptions import ApiException
 
@@ -177,7 +177,8 @@ class RunReconciler:
         pending = list(reading.events)
         while pending:
             result = plan(ctx, state, pending.pop(0))
-            state, wake_at = result.state, result.wake_at
+            # plan() copies the state it is given, so the copy is a FlowRunStatus too.
+            state, wake_at = cast(FlowRunStatus, result.state), result.wake_at
             for action in result.actions:
                 refused = self._prepare(meta, action, jobs) if isinstance(action, RunStep) else None
                 if refused is None:
@@ -265,7 +266,7 @@ class RunReconciler:
             library = resolve_library(self.kube, meta["namespace"], flow)
             document["scripts"] = {p: {"language": s.language, "content": s.content} for p, s in library.scripts.items()}
             document["flows"] = {p: f.model_dump(mode="json", by_alias=True, exclude_none=True) for p, f in library.flows.items()}
-            body = {
+            body: dict[str, Any] = {
                 "apiVersion": "v1",
                 "kind": "ConfigMap",
                 "metadata": {"name": cm_name, "namespace": meta["namespace"],
@@ -467,11 +468,11 @@ class RunReconciler:
                                                       by=request.get("approver") or "anonymous", now=now))
                 continue
             if status.suspended_step:
-                problem = resume_form_problem(definition.loaded.name, definition.loaded.flow, definition.library,
-                                              status.suspended_step, request.get("payload"))
-                if problem is not None:
+                misfit = resume_form_problem(definition.loaded.name, definition.loaded.flow, definition.library,
+                                             status.suspended_step, request.get("payload"))
+                if misfit is not None:
                     # Refused as `millrace resume` refuses it locally: the run keeps waiting.
-                    reading.notices.append(observe.Transition("ResumeRefused", f"resume record {record}: {problem}"[:1024],
+                    reading.notices.append(observe.Transition("ResumeRefused", f"resume record {record}: {misfit}"[:1024],
                                                               warning=True, step=status.suspended_step))
                     continue
             reading.events.append(Resumed(payload=request.get("payload"), approver=request.get("approver") or "anonymous",

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from ..model.resources import API_VERSION, Schedule
 from ..model.run import TERMINAL_RUN_PHASES
-from ..schedule.plan import ScheduledRun, decide
+from ..schedule.plan import RunOutcome, ScheduledRun, decide
 from ..schedule.policy import schedule_policy
 from . import names
 from .control import resume_record
@@ -92,7 +92,7 @@ def reconcile_schedule(kube: ScheduleKube, flow: dict[str, Any], now: float) -> 
 def _scheduled_run(item: dict[str, Any]) -> ScheduledRun:
     annotations = item["metadata"].get("annotations") or {}
     phase = (item.get("status") or {}).get("phase")
-    outcome = "Active" if phase not in TERMINAL_RUN_PHASES else ("Succeeded" if phase == "Succeeded" else "Failed")
+    outcome: RunOutcome = "Active" if phase not in TERMINAL_RUN_PHASES else ("Succeeded" if phase == "Succeeded" else "Failed")
     return ScheduledRun(item["metadata"]["name"], float(annotations.get(ANNOTATION_SCHEDULED_TIME, 0)), outcome)
 
 

@@ -98,12 +98,13 @@ def read_args_secret(kube: KubeApi, run: dict[str, Any], name: str) -> dict[str,
         if exc.status == 404:
             return None
         raise
-    owners = [o.uid for o in secret.metadata.owner_references or []]
-    if meta["uid"] not in owners or ARGS_KEY not in (secret.data or {}):
+    data = secret.data or {}
+    owners = [o.uid for o in (secret.metadata and secret.metadata.owner_references) or []]
+    if meta["uid"] not in owners or ARGS_KEY not in data:
         raise FlowError.single(meta["name"], f"Secret '{name}' is not owned by this FlowRun or has no '{ARGS_KEY}' key",
                                field="spec.argsSecret")
     try:
-        args = json.loads(base64.b64decode(secret.data[ARGS_KEY]))
+        args = json.loads(base64.b64decode(data[ARGS_KEY]))
     except ValueError as exc:
         raise FlowError.single(meta["name"], f"Secret '{name}': '{ARGS_KEY}' is not JSON: {exc}",
                                field="spec.argsSecret") from None

@@ -160,11 +160,15 @@ class ClusterBackend:
         """New data in an object found by its labels: its name, labels and owners stay as they are."""
         name = obj["metadata"]["name"]
         try:
+            # Typed `Any`: the client serialises a plain dict as it does its model objects, though it types only the models.
+            body: Any
             if type_ == "Secret":
                 encoded = {k: base64.b64encode(v.encode("utf-8")).decode("ascii") for k, v in data.items()}
-                self.kube.core.replace_namespaced_secret(name, namespace, {**obj, "data": {**(obj.get("data") or {}), **encoded}})
+                body = {**obj, "data": {**(obj.get("data") or {}), **encoded}}
+                self.kube.core.replace_namespaced_secret(name, namespace, body)
             else:
-                self.kube.core.replace_namespaced_config_map(name, namespace, {**obj, "data": {**(obj.get("data") or {}), **data}})
+                body = {**obj, "data": {**(obj.get("data") or {}), **data}}
+                self.kube.core.replace_namespaced_config_map(name, namespace, body)
         except ApiException as exc:
             if exc.status == 409:
                 raise Conflict(f"{type_} {namespace}/{name} changed while it was written: try again") from None

@@ -142,8 +142,8 @@ class _Checker:
                 made_visible |= self._sequence(branch.modules, f"{path}/{i}", visible)
             made_visible |= self._sequence(value.default, f"{path}/default", visible)
         elif isinstance(value, BranchAll):
-            for i, branch in enumerate(value.branches):
-                made_visible |= self._sequence(branch.modules, f"{path}/{i}", visible)
+            for i, arm in enumerate(value.branches):
+                made_visible |= self._sequence(arm.modules, f"{path}/{i}", visible)
         return made_visible
 
     def _id(self, module: FlowModule, path: str) -> None:

@@ -170,6 +170,7 @@ class Isolate:
         on mini-racer internals, checked by `_fast_path_available`.
         """
         ctx = self._racer._ctx
+        assert ctx is not None  # None only once the racer is closed
         code_handle = ctx._python_to_value_handle(code)
         task = ctx._dll.mr_eval(ctx._ctx, code_handle.raw, 0)
         results = ctx._non_cancelable_mr_task_results_queue

@@ -87,6 +87,7 @@ def _prepare(expr: str) -> _Prepared:
     block = f"{{\n{source}\n}}"  # a block, so that `let result` may shadow a name
     # The second candidate's SyntaxError is the one reported: it points into
     # the user's text rather than at the parenthesis the first one adds.
+    candidates: tuple[str, ...]
     if analysis.has_return(expr):
         candidates = (f"return (\n{source}\n);", block)
     else:

@@ -116,7 +116,7 @@ def drain(fd: int) -> None:
 
 
 def reap() -> list[tuple[int, int]]:
-    ended = []
+    ended: list[tuple[int, int]] = []
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
@@ -222,17 +222,18 @@ class ForkServer:
         self._lock = threading.Lock()
 
     def spawn(self, workdir: str, env: dict[str, str], log: str) -> ForkedChild:
-        request = {"id": next(self._ids), "workdir": workdir, "env": env, "log": log}
+        child = next(self._ids)
+        request = {"id": child, "workdir": workdir, "env": env, "log": log}
         forked = ForkedChild(args=f"python3 step in {workdir}")
         with self._lock:
             connection = self._connected()
-            connection.children[request["id"]] = forked
+            connection.children[child] = forked
             try:
                 assert connection.process.stdin is not None
                 connection.process.stdin.write(json.dumps(request).encode() + b"\n")
                 connection.process.stdin.flush()
             except OSError as error:
-                del connection.children[request["id"]]
+                del connection.children[child]
                 raise ForkServerError(f"the fork server is gone: {error}") from error
         forked.started.wait()
         if not forked.pid:

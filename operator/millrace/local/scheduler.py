@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..model.run import RunStatus
-from ..schedule.plan import ScheduledRun, SchedulePolicy, decide
+from ..schedule.plan import RunOutcome, ScheduledRun, SchedulePolicy, decide
 
 # Runs the flow for a fire time; returns the run's id and final state.
 RunFlow = Callable[[float], tuple[str, RunStatus]]
@@ -46,7 +46,7 @@ class ForegroundSchedule:
             last = decision.last_schedule_time
             started += 1
             run_id, state = self.run_flow(decision.start)
-            outcome = "Failed" if state.phase in ("Failed", "Cancelled") else "Succeeded"
+            outcome: RunOutcome = "Failed" if state.phase in ("Failed", "Cancelled") else "Succeeded"
             failed += outcome == "Failed"
             self.runs = [*self.runs, ScheduledRun(decision.run_name or "", decision.start, outcome)]
             self.report(decision.start, state, run_id)

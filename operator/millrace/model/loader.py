@@ -228,7 +228,7 @@ def _unwrap_manifest(raw: dict[str, Any], default_name: str) -> tuple[str, dict[
     spec = raw.get("spec")
     if not isinstance(spec, dict):
         problems.append(Problem(name, "a Flow manifest needs a 'spec' mapping holding the OpenFlow document", field="spec"))
-    if problems:
+    if problems or not isinstance(spec, dict):
         raise FlowError(problems)
     return name, openflow_of(spec)
 

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .webhook import HookPolicy, HookRequest, RateLimit, Refused, authorize, check_size, flow_input
@@ -51,7 +51,7 @@ class TriggerServer:
 
     @property
     def url(self) -> str:
-        host, port = self._http.server_address[:2]
+        host, port = cast("tuple[str, int]", self._http.server_address[:2])  # an IP socket's: (host, port, ...)
         return f"http://{host}:{port}"
 
     def start(self) -> None:

@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import BaseModel, ValidationError
@@ -128,7 +128,7 @@ def _keyed(what: str, getter: str, setter: str, model: type[BaseModel]) -> Route
 
 def _resume_urls(call: Call) -> Reply:
     claims = call.claims()
-    approver = (call.query.get("approver") or [None])[0]
+    approver = next(iter(call.query.get("approver") or []), None)
     return Reply(body=call.api.resume_urls(claims.model_copy(update={"approver": approver})))
 
 
@@ -285,7 +285,7 @@ class StepApiServer:
         self.link_lifetime_s = link_lifetime_s
         self._server = _Server((host, port), Handler)
         self._server.api = self
-        bound_host, bound_port = self._server.server_address[:2]
+        bound_host, bound_port = cast("tuple[str, int]", self._server.server_address[:2])  # an IP socket's: (host, port, ...)
         self.url = f"http://{bound_host}:{bound_port}"
         # serve_forever notices shutdown() once per poll: keep that short, the shell's exit waits for it.
         self._thread = threading.Thread(target=self._server.serve_forever, args=(POLL_S,), name="step-api", daemon=True)

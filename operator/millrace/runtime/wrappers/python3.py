@@ -20,12 +20,14 @@ str(), NaN and infinities to null); a raised exception is {name, message, stack}
 """
 
 import base64
+import io
 import json
 import os
 import re
 import sys
 import traceback
 import types
+from typing import cast
 
 SDK = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sdk")
 sys.path.insert(1, SDK)  # after the script's folder, before site-packages: our wmill, not an installed one
@@ -186,7 +188,7 @@ def run_step() -> str:
 
 def main() -> None:
     # Line buffering keeps print() and tracebacks in order in the captured log.
-    sys.stdout.reconfigure(line_buffering=True)
+    cast(io.TextIOWrapper, sys.stdout).reconfigure(line_buffering=True)
     document = run_step()
     report(document)
     if os.environ.get("MILLRACE_EXIT_ON_FAILURE") and not json.loads(document)["ok"]:
