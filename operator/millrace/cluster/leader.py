@@ -99,7 +99,8 @@ class Elector:
         except ApiException as exc:
             if exc.status != 404:
                 raise
-            body = {"metadata": {"name": self.name}, "spec": self._spec(None, None)}
+            # The client serialises plain dicts; its signatures name only its model classes.
+            body: Any = {"metadata": {"name": self.name}, "spec": self._spec(None, None)}
             try:
                 self.api.create_namespaced_lease(self.namespace, body)
             except ApiException as created:
@@ -113,9 +114,10 @@ class Elector:
             self._seen = (record.version, started)
         if not may_take(record, self.identity, started - self._seen[1]):
             return False
-        body = {"metadata": {"name": self.name, "resourceVersion": record.version}, "spec": self._spec(record, lease)}
+        replacement: Any = {"metadata": {"name": self.name, "resourceVersion": record.version},
+                            "spec": self._spec(record, lease)}
         try:
-            self.api.replace_namespaced_lease(self.name, self.namespace, body)
+            self.api.replace_namespaced_lease(self.name, self.namespace, replacement)
         except ApiException as exc:
             if exc.status == 409:
                 return False
@@ -162,7 +164,8 @@ class Elector:
             if record_of(lease).holder != self.identity:
                 return
             spec = {**lease["spec"], "holderIdentity": None, "renewTime": _micro_time()}
-            self.api.replace_namespaced_lease(self.name, self.namespace, {**lease, "spec": spec})
+            freed: Any = {**lease, "spec": spec}
+            self.api.replace_namespaced_lease(self.name, self.namespace, freed)
         except ApiException as exc:  # another replica took it, or it is gone: nothing to free
             LOG.warning("Lease %s/%s not released: %s", self.namespace, self.name, exc.reason)
 

@@ -25,7 +25,7 @@ import base64
 import json
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from kubernetes.client.exceptions import ApiException
 
@@ -258,7 +258,7 @@ class ClusterBackend:
         patched = self.kube.custom.patch_namespaced_custom_object_status(
             GROUP, VERSION, namespace, FLOWRUNS, name, {"status": {"userState": {key: value}}})
         if self.watched is not None:
-            self.watched.put_run(patched)  # a read of the state right after sees it
+            self.watched.put_run(cast(dict[str, Any], patched))  # a read of the state right after sees it
 
     def check_link(self, claims: Claims) -> None:
         self._linked_run(claims)
