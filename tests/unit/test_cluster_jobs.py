@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from millrace.cluster import names
-from millrace.cluster.jobs import RunMeta, shared_claim, step_objects
+from millrace.cluster.jobs import RunMeta, runtime_config_map, runtime_name, shared_claim, step_objects
 from millrace.engine.actions import RunStep
 from millrace.model.resources import Runtime
 
@@ -22,7 +22,10 @@ def test_step_objects_carry_code_wrapper_sdk_and_token() -> None:
     assert config_map["metadata"]["name"] == secret["metadata"]["name"]
     data = config_map["data"]
     assert data["files..main.py"] == "def main(x): return x"
-    assert "wrappers..python3.py" in data and "wrappers..launch.sh" in data and "sdk..wmill.py" in data
+    # The wrappers and the SDK are in the namespace's runtime ConfigMap, not copied into every step's.
+    assert not any(key.startswith(("wrappers..", "sdk..")) for key in data)
+    runtime = runtime_config_map("ns")["data"]
+    assert "wrappers..python3.py" in runtime and "wrappers..launch.sh" in runtime and "sdk..wmill.py" in runtime
     # The arguments may hold secret variables' values: they are in the Secret, never the ConfigMap.
     assert "files..args.json" not in data
     assert secret["stringData"] == {"token": "s3cr3t-token", "files..args.json": '{"x": 1}'}
@@ -32,10 +35,19 @@ def test_step_objects_carry_code_wrapper_sdk_and_token() -> None:
 def test_the_step_volume_projects_the_args_from_the_secret_but_not_the_token() -> None:
     config_map, secret, job = step_objects(meta(), action(), "tok")
     volume = next(v for v in job["spec"]["template"]["spec"]["volumes"] if v["name"] == "step")
-    from_config, from_secret = volume["projected"]["sources"]
+    from_config, from_runtime, from_secret = volume["projected"]["sources"]
     assert from_config["configMap"]["name"] == from_secret["secret"]["name"] == secret["metadata"]["name"]
     assert from_secret["secret"]["items"] == [{"key": "files..args.json", "path": "files/args.json"}]
     assert sorted(i["key"] for i in from_config["configMap"]["items"]) == sorted(config_map["data"])
+    assert from_runtime["configMap"]["name"] == runtime_name()
+    assert sorted(i["key"] for i in from_runtime["configMap"]["items"]) == sorted(runtime_config_map("ns")["data"])
+
+
+def test_the_runtime_config_map_is_named_by_version_and_content_and_owned_by_no_run() -> None:
+    runtime = runtime_config_map("ns")
+    assert runtime["metadata"]["name"] == runtime_name() and runtime_name().startswith("millrace-runtime-")
+    assert "ownerReferences" not in runtime["metadata"]
+    assert runtime["metadata"]["labels"][names.LABEL_KIND] == "runtime"
 
 
 def test_bash_arguments_come_from_a_file_of_the_secret_not_the_command() -> None:

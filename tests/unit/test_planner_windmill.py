@@ -276,11 +276,42 @@ def test_inside_a_loop_the_failure_module_runs_in_the_failing_iteration() -> Non
     assert [a.path for a in h.started] == ["l/0/x", "l/1/x", "l/1/failure"]
 
 
-def test_recover_inside_a_loop_still_fails_the_run() -> None:
-    """The parent sees its sub-flow as failed whatever its failure module returned."""
-    f = flow(loop("l", "[1]", [script("x")]), failure_module=script("failure"))
+def test_recover_inside_a_sequential_loop_still_fails_the_run() -> None:
+    """update_flow_status_after_job_completion_internal: a finished sub-flow reports
+    `success && !is_failure_step` to its parent, so a sequential loop sees the
+    recovered iteration as failed, and skip_error_handler keeps the flow's own
+    failure module from running again."""
+    f = flow(loop("l", "[1]", [script("x")], parallel=False), failure_module=script("failure"))
     state = Harness(f, lambda act: {"recover": True} if act.step_id == "failure" else fail("bad")).run()
     assert state.phase == "Failed" and state.result == [{"recover": True}]
+
+
+def _recovering(act: RunStep) -> Any:
+    if act.step_id == "failure":
+        return {"recover": True, "at": act.args["v"]}
+    if act.args.get("v") == 2:
+        raise StepFailed("two")
+    return act.args.get("v", act.step_id)
+
+
+def test_recover_inside_a_parallel_loop_succeeds_that_iteration() -> None:
+    """update_flow_status_after_job_completion_internal: a parallel loop decides once every
+    iteration has completed, from the completed jobs' statuses, and a sub-flow whose failure
+    module returned `recover: true` completed as a success (result_has_recover_true)."""
+    f = flow(loop("l", "[1, 2, 3]", [script("x", {"v": "flow_input.iter.value"})], parallel=True),
+             script("after", {"p": "results.l"}),
+             failure_module=script("failure", {"v": "flow_input.iter.value"}))
+    state = Harness(f, _recovering).run()
+    assert state.phase == "Succeeded" and state.result == "after"
+    assert state.steps["l"].result == [1, {"recover": True, "at": 2}, 3]
+
+
+def test_recover_inside_a_parallel_branchall_succeeds_that_branch() -> None:
+    """The same rule for a parallel branch-all: its branches are sub-flow jobs too."""
+    f = flow(branchall("b", [[script("x", {"v": "1"})], [script("y", {"v": "2"})]], parallel=True),
+             failure_module=script("failure", {"v": "2"}))
+    state = Harness(f, _recovering).run()
+    assert state.phase == "Succeeded" and state.result == [1, {"recover": True, "at": 2}]
 
 
 # --- retries ------------------------------------------------------------------------------
@@ -381,6 +412,20 @@ def test_a_disapproval_fails_the_run_it_does_not_cancel_it() -> None:
     state, _ = drive(h, state, Disapproved(approver="ann", now=2))
     assert state.phase == "Failed" and state.error is not None
     assert (state.error.name, state.error.message, state.error.step_id) == ("SuspendedDisapproved", "Disapproved by ann", "ask")
+
+
+def test_the_failure_module_sees_a_disapproval_as_message_and_name_only() -> None:
+    """push_next_flow_job: a refused suspension completes the flow with
+    {"error": {"message": "Disapproved by ...", "name": "SuspendedDisapproved"}}, no stack, no step_id."""
+    f = flow(script("ask", suspend={"required_events": 1}), script("next"),
+             failure_module=script("failure", {"e": "error", "p": "previous_result"}))
+    h = Harness(f, echo_args)
+    state, _ = drive(h, RunStatus(), Start(now=0))
+    state, _ = drive(h, state, finish("ask", 1, 1))
+    state, actions = drive(h, state, Disapproved(approver="ann", now=2))
+    refusal = {"message": "Disapproved by ann", "name": "SuspendedDisapproved"}
+    assert [a.step_id for a in actions] == ["failure"]
+    assert actions[0].args == {"e": refusal, "p": {"error": refusal}}
 
 
 def test_continue_on_disapprove_timeout_goes_on_after_a_disapproval_with_the_error_as_resume() -> None:

@@ -127,7 +127,7 @@ def test_launch_runs_the_sql_wrapper_with_the_dialect(tmp_path: Path):
 
 def test_a_sql_step_pod_runs_the_sql_wrapper_on_the_python_image():
     """In the cluster the SQL wrapper runs on the python image (or runtime.images[<dialect>])."""
-    from millrace.cluster.jobs import RunMeta, step_objects
+    from millrace.cluster.jobs import RunMeta, runtime_config_map, step_objects
     from millrace.engine.actions import RunStep
     from millrace.model.resources import Runtime
 
@@ -138,7 +138,8 @@ def test_a_sql_step_pod_runs_the_sql_wrapper_on_the_python_image():
     assert container["image"] == "python:3.12-slim"
     assert container["command"][-3:] == ["python3", "/millrace/wrappers/sql.py", "postgresql"]
     assert config_map["data"]["files..main.sql"] == "SELECT 1"
-    assert "wrappers..sql.py" in config_map["data"] and "sdk..millrace_sql.py" in config_map["data"]
+    runtime = runtime_config_map("ns")["data"]
+    assert "wrappers..sql.py" in runtime and "sdk..millrace_sql.py" in runtime
     custom = RunMeta(namespace="ns", run="r", run_uid="u", flow="f", api_url="http://127.0.0.1:1",
                      runtime=Runtime(images={"postgresql": "registry.local/python-psycopg:3.12"}))
     assert step_objects(custom, step, "t")[2]["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.local/python-psycopg:3.12"

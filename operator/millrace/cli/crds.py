@@ -6,9 +6,6 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from ..cluster.crds import all_crds
 
 HEADER = "# Generated from the pydantic models by `millrace crds` (make crds): do not edit.\n"
 DEFAULT_OUT = (Path("crds"), Path("charts/millrace/crds"))
@@ -22,10 +19,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def render(document: dict[str, Any]) -> str:
+    import yaml
+
     return HEADER + yaml.safe_dump(document, sort_keys=False, width=120)
 
 
 def write(options: argparse.Namespace) -> int:
+    from ..cluster.crds import all_crds
+
     for folder in options.out or DEFAULT_OUT:
         folder.mkdir(parents=True, exist_ok=True)
         for name, document in all_crds().items():

@@ -12,15 +12,15 @@ from typing import Any, Sequence
 from ..errors import FlowError, Problem
 from ..expressions import Sandbox
 from ..engine.validate import validate_flow
-from ..local.executor import LocalExecutor
-from ..local.progress import Progress
-from ..local.runner import LocalRun
 from ..local.scripts import build_library, search_roots
 from ..model.loader import LoadedFlow, load_flow_file
 from ..model.run import RunStatus
 from ..schedule.policy import schedule_problems
 from . import crds, data, operator, runs, schedule, serve
 from .args import parse_args
+
+# Running a flow needs the executor, the runner and their fork server; checking one does not,
+# so they are imported by `_run` (tests/unit/test_cli_imports.py keeps it so).
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
@@ -149,6 +149,10 @@ def _run(options: argparse.Namespace) -> int:
     if options.output == "text":
         for warning in problems:
             print(str(warning), file=sys.stderr)
+    from ..local.executor import LocalExecutor
+    from ..local.progress import Progress
+    from ..local.runner import LocalRun
+
     progress = Progress(loaded.name, loaded.flow) if options.output == "text" else None
     with LocalExecutor() as executor:
         run = LocalRun(

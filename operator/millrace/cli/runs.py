@@ -11,16 +11,16 @@ import argparse
 import json
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..engine.events import CancelRequested, Disapproved, Event, Resumed
 from ..engine.resume_form import resume_form_problem
 from ..errors import FlowError, Problem
-from ..local.executor import LocalExecutor
-from ..local.progress import Progress
-from ..local.runner import LocalRun
 from ..local.store import RunStore
-from ..model.run import RunStatus
+
+if TYPE_CHECKING:
+    from ..local.runner import LocalRun
+    from ..model.run import RunStatus
 
 
 def register(sub: Any) -> None:
@@ -48,6 +48,10 @@ def register(sub: Any) -> None:
 
 
 def _load(run_id: str) -> tuple[LocalRun, RunStatus]:
+    # Imported when a run goes on: the commands that only read records stay quick.
+    from ..local.executor import LocalExecutor
+    from ..local.runner import LocalRun
+
     store = RunStore()
     try:
         loaded, library, state = store.load(run_id)
@@ -64,6 +68,8 @@ def _continue(options: argparse.Namespace, event_for: Any) -> tuple[str, str, Ru
         raise FlowError([Problem(run.loaded.name, f"run '{options.run}' already ended ({state.phase.lower()})")])
     event: Event = event_for(run, state)
     if options.output == "text":
+        from ..local.progress import Progress
+
         run.observer = Progress(run.loaded.name, run.loaded.flow).update
     with run.executor:  # type: ignore[attr-defined]
         final = run.proceed(state, event)

@@ -9,14 +9,13 @@ import secrets
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..local.executor import LocalExecutor
-from ..local.runner import LocalRun
 from ..local.store import new_run_id
-from ..model.run import RunStatus
-from ..triggers.server import HookTarget, TriggerServer
 from ..triggers.webhook import DEFAULT_MAX_BODY, HookPolicy, RateLimit
+
+if TYPE_CHECKING:
+    from ..model.run import RunStatus
 
 
 def register(sub: Any) -> None:
@@ -39,6 +38,10 @@ def main(options: argparse.Namespace) -> int:
     token = options.token or secrets.token_urlsafe(24)
     policy = HookPolicy(flow=loaded.name, schema=loaded.flow.schema_, token=token, max_body=options.max_body,
                         preprocessor=loaded.flow.value.preprocessor_module is not None)
+    from ..local.executor import LocalExecutor
+    from ..local.runner import LocalRun
+    from ..triggers.server import HookTarget, TriggerServer
+
     with LocalExecutor() as executor:
         def execute(run_id: str, args: dict[str, Any]) -> RunStatus:
             run = LocalRun(loaded=loaded, executor=executor, library=library, run_id=run_id,

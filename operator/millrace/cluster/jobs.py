@@ -1,9 +1,10 @@
 """Build the Kubernetes objects of one step attempt: pure functions, no I/O.
 
-A step pod gets a ConfigMap (its code, the language wrapper and the client
-SDK, copied in as the design asks: nothing is installed) and a Secret (its
-step API token and its arguments, which may hold secret variables' values),
-both projected into one volume; it runs `launch.sh` to lay out its working
+A step pod gets a ConfigMap (its code), the namespace's runtime ConfigMap
+(the language wrappers and the client SDK, copied in as the design asks:
+nothing is installed; one per millrace version and content, shared by every
+step) and a Secret (its step API token and its arguments, which may hold
+secret variables' values), all projected into one read-only volume; it runs `launch.sh` to lay out its working
 directory, and reports to the step API over HTTP. Nothing of the arguments
 is in the ConfigMap or the Job: bash's positional arguments come from a
 file of the Secret too.
@@ -11,11 +12,15 @@ file of the Secret too.
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import __version__
 from ..engine.actions import RunStep
 from ..model.resources import Runtime
 from ..runtime.languages import DEFAULT_IMAGES, LANGUAGES
@@ -32,6 +37,7 @@ SECRET_FILES = frozenset({"args.json"})
 BASH_ARGS = ".millrace-args"
 BASH_READ_ARGS = f'mapfile -d "" -t args < {BASH_ARGS} && rm -f {BASH_ARGS} && exec bash "$0" "${{args[@]}}"'
 TMP = "/tmp"
+KIND_RUNTIME = "runtime"
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,7 @@ class RunMeta:
     runtime: Runtime = field(default_factory=Runtime)
     default_images: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_IMAGES))
     policy: StepPolicy = field(default_factory=StepPolicy)
+    state_scope: str = ""  # where its steps keep their state (runs/protocol.py StepScope)
 
 
 def owner_reference(meta: RunMeta) -> dict[str, Any]:
@@ -83,6 +90,34 @@ def _key(path: str) -> str:
     return path.replace("/", "..")
 
 
+@functools.cache
+def runtime_files() -> dict[str, str]:
+    """The wrappers and the SDK, keyed by their path in the pod."""
+    return {**_bundle(WRAPPERS, "wrappers"), **_bundle(SDK, "sdk")}
+
+
+@functools.cache
+def runtime_name() -> str:
+    """The runtime ConfigMap's name: injective over the version and the exact files, so a
+    step never mounts another version's wrappers, and an upgrade never changes a mounted one."""
+    digest = hashlib.sha256(json.dumps(runtime_files(), sort_keys=True).encode("utf-8")).hexdigest()
+    return names.identity_name("millrace-runtime", __version__, digest)
+
+
+def runtime_config_map(namespace: str) -> dict[str, Any]:
+    """Shared by every run of the namespace, so owned by none: deleting a run must not take it
+    from the others. Steps cannot write it: the step API writes only variables, resources and
+    states, and the pod mounts it read-only."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": runtime_name(), "namespace": namespace,
+                     "labels": {names.LABEL_KIND: KIND_RUNTIME, "app.kubernetes.io/managed-by": "millrace",
+                                "app.kubernetes.io/version": __version__}},
+        "data": {_key(path): content for path, content in runtime_files().items()},
+    }
+
+
 def step_objects(meta: RunMeta, action: RunStep, token: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """The ConfigMap, Secret and Job of one attempt."""
     config_name = names.step_config_name(meta.run, action.path, action.attempt)
@@ -97,8 +132,6 @@ def step_objects(meta: RunMeta, action: RunStep, token: str) -> tuple[dict[str, 
         secret_files[f"files/{BASH_ARGS}"] = "".join(f"{arg}\0" for arg in positional)
         argv = [program, "-c", BASH_READ_ARGS, wrapper]
     files = {f"files/{name}": content for name, content in launch.files.items() if name not in SECRET_FILES}
-    files.update(_bundle(WRAPPERS, "wrappers"))
-    files.update(_bundle(SDK, "sdk"))
     config_map = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -137,7 +170,8 @@ def _job(meta: RunMeta, action: RunStep, config_name: str, paths: tuple[list[str
     mounts = [{"name": "step", "mountPath": STEP_ROOT, "readOnly": True}, {"name": "work", "mountPath": WORKDIR},
               {"name": "tmp", "mountPath": TMP}]
     plain, secret = paths
-    sources = [{"configMap": {"name": config_name, "items": [{"key": _key(p), "path": p} for p in plain]}}]
+    sources = [{"configMap": {"name": config_name, "items": [{"key": _key(p), "path": p} for p in plain]}},
+               {"configMap": {"name": runtime_name(), "items": [{"key": _key(p), "path": p} for p in sorted(runtime_files())]}}]
     if secret:
         # Only the listed files: the token stays out of the step's directory.
         sources.append({"secret": {"name": config_name, "items": [{"key": _key(p), "path": p} for p in secret]}})

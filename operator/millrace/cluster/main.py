@@ -85,7 +85,7 @@ def run_operator(
     kube = KubeApi()
     policy = policy_from_environment()
     secrecy = Secrecy(kube)
-    backend = ClusterBackend(kube, handlers.notify, secrecy)
+    backend = ClusterBackend(kube, handlers.notify, secrecy, handlers.WATCHED)
     server = StepApiServer(backend, signer=signer, host=api_host, port=api_port,
                            link_lifetime_s=float(os.environ.get("MILLRACE_LINK_LIFETIME_S", DEFAULT_LINK_LIFETIME_S)))
     listening = server.url
@@ -109,7 +109,7 @@ def run_operator(
                             job_ttl_s=int(os.environ.get("MILLRACE_JOB_TTL_S", "3600")),
                             retention_s=float(os.environ["MILLRACE_RETENTION_S"]) if os.environ.get("MILLRACE_RETENTION_S") else None,
                             policy=policy, secrecy=secrecy)
-    schedule_handlers.configure(kube)
+    schedule_handlers.configure(kube, schedule_handlers.clock_starting_at(os.environ.get("MILLRACE_SCHEDULE_CLOCK_START")))
     hooks = None
     if hooks_port:
         hooks = TriggerServer(resolver(kube, signer.sign), host=api_host, port=hooks_port)

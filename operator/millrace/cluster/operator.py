@@ -11,6 +11,7 @@ how a restarted operator adopts the Jobs it finds.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import time
@@ -27,6 +28,7 @@ from .kube import KubeApi
 from .observe import ACTIVE_RUNS
 from .reconcile import KIND_REPORT, KIND_RESUME, OperatorConfig, ReconcileCache, RunReconciler
 from .status import timestamp
+from .watched import Watched
 from .workqueue import KeyedQueue, WorkerPool
 
 LOG = logging.getLogger("millrace.operator")
@@ -34,6 +36,7 @@ LOG = logging.getLogger("millrace.operator")
 RunKey = tuple[str, str]  # (namespace, name)
 QUEUE: KeyedQueue[RunKey] = KeyedQueue()
 _STATE: dict[str, Any] = {}
+WATCHED = Watched()
 # The generation of each FlowRun last seen, to tell a spec change from our own status writes.
 _GENERATIONS: dict[RunKey, int | None] = {}
 
@@ -64,7 +67,7 @@ def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     if _STATE.get("webhooks"):
         _STATE["webhooks"](settings)
     config: OperatorConfig = _STATE["config"]
-    cache = ReconcileCache()
+    cache = ReconcileCache(watched=WATCHED)
 
     def make() -> RunReconciler:
         # One expression sandbox per worker: a V8 isolate must stay on the thread that made it.
@@ -121,8 +124,10 @@ async def flowrun_event(type: str | None, body: kopf.Body, namespace: str, name:
     key = (namespace, name)
     if type == "DELETED":
         _GENERATIONS.pop(key, None)
+        WATCHED.forget_run(namespace, name)
         QUEUE.forget(key)
     else:
+        WATCHED.put_run(copy.deepcopy(dict(body)))
         generation = body.get("metadata", {}).get("generation")
         if key not in _GENERATIONS or _GENERATIONS[key] != generation:
             _GENERATIONS[key] = generation
@@ -136,8 +141,22 @@ async def child_run_event(body: kopf.Body, namespace: str, **_: Any) -> None:
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={names.LABEL_RUN: kopf.PRESENT})
-async def job_event(body: kopf.Body, namespace: str, **_: Any) -> None:
-    _notify_owner(body, namespace)
+async def job_event(type: str | None, body: kopf.Body, namespace: str, **_: Any) -> None:
+    """A step's Job matters to its run once it has ended or gone, and only if its step did not
+    report (a report queues the run itself); a stuck pod is found by the run's resync."""
+    meta = body.get("metadata", {})
+    annotations = meta.get("annotations") or {}
+    conditions = {c.get("type") for c in (body.get("status") or {}).get("conditions") or [] if c.get("status") == "True"}
+    ended = type == "DELETED" or meta.get("deletionTimestamp") or conditions & {"Complete", "Failed", "SuccessCriteriaMet", "FailureTarget"}
+    for owner in meta.get("ownerReferences") or []:
+        if owner.get("kind") != "FlowRun" or not ended:
+            continue
+        try:
+            report = names.report_name(owner["name"], annotations[names.ANNOTATION_STEP_PATH], int(annotations[names.ANNOTATION_ATTEMPT]))
+        except (KeyError, ValueError):
+            report = None
+        if report is None or not WATCHED.has_record(namespace, owner["name"], report):
+            notify(namespace, owner["name"])
 
 
 def _notify_owner(body: kopf.Body, namespace: str) -> None:
@@ -147,7 +166,11 @@ def _notify_owner(body: kopf.Body, namespace: str) -> None:
 
 
 @kopf.on.event("", "v1", "configmaps", labels={names.LABEL_KIND: kopf.PRESENT, names.LABEL_RUN: kopf.PRESENT})
-async def record_event(body: kopf.Body, namespace: str, **_: Any) -> None:
+async def record_event(type: str | None, body: kopf.Body, namespace: str, **_: Any) -> None:
     labels = body.get("metadata", {}).get("labels") or {}
-    if labels.get(names.LABEL_KIND) in (KIND_REPORT, KIND_RESUME):
+    if labels.get(names.LABEL_KIND) not in (KIND_REPORT, KIND_RESUME):
+        return
+    if type == "DELETED":
+        WATCHED.drop_record(dict(body))
+    elif WATCHED.put_record(copy.deepcopy(dict(body))):  # not news when the step API kept it already
         _notify_owner(body, namespace)

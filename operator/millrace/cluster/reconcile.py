@@ -43,19 +43,21 @@ from ..model.resources import FlowRunStatus, Runtime
 from ..model.run import ErrorInfo
 from ..runtime.protocol import StepError, StepOutcome, StepReport
 from ..runtime.stepapi.links import APPLY, WAIT, link_state
+from ..schedule.policy import SCHEDULE_STATE_SCOPE
 from ..runtime.stepapi.tokens import Claims, Signer
 from . import names, observe
 from .admission import flow_problems
 from .crashpoints import crash_point
 from .data import UnreadableData, data_mappings, resolve_library, uses_data
 from .faults import refusal
-from .jobs import RunMeta, attempt_deadline, shared_claim, step_objects
+from .jobs import RunMeta, attempt_deadline, runtime_config_map, shared_claim, step_objects
 from .kube import Conflict, KubeApi
 from .outcomes import job_outcome
 from .placement import claim_node
 from .policy import StepPolicy, check_runtime
 from .secrecy import Secrecy, args_secret, args_secret_name, read_args_secret
 from .status import decorate
+from .watched import Watched
 
 KIND_REPORT = "report"
 KIND_RESUME = "resume"
@@ -106,6 +108,10 @@ class ReconcileCache:
 
     definitions: dict[str, Definition] = field(default_factory=dict)
     large_results: dict[str, Any] = field(default_factory=dict)
+    # What the watches show; None: read everything from the apiserver.
+    watched: Watched | None = None
+    # Runs (by uid) for which this process has made or checked the namespace's runtime ConfigMap.
+    runtimes: set[str] = field(default_factory=set)
 
 
 class RunReconciler:
@@ -118,6 +124,8 @@ class RunReconciler:
         cache = cache or ReconcileCache()
         self._definitions = cache.definitions
         self._large_results = cache.large_results
+        self.watched = cache.watched
+        self._runtimes = cache.runtimes
         self.secrecy = config.secrecy or Secrecy(kube)
         self._secrets: list[str] = []
 
@@ -128,12 +136,14 @@ class RunReconciler:
             try:
                 return self._pass(namespace, name)
             except Conflict:
+                if self.watched is not None:
+                    self.watched.drop_run(namespace, name)  # what the watch showed was stale: read it anew
                 continue
 
     # --- one pass ------------------------------------------------------------------
 
     def _pass(self, namespace: str, name: str) -> tuple[bool, float | None]:
-        obj = self.kube.get_flowrun(namespace, name)
+        obj = self._flowrun(namespace, name)
         if obj is None:
             return True, None
         uid = obj["metadata"]["uid"]
@@ -187,7 +197,7 @@ class RunReconciler:
                                        self._secrets)
         if actions or _changed(obj.get("status") or {}, document):
             try:
-                self.kube.replace_flowrun_status(obj, document)
+                self._written(self.kube.replace_flowrun_status(obj, document))
             except ApiException as exc:
                 refused = refusal(exc, f"the status of FlowRun {name}")
                 if refused is None:
@@ -202,6 +212,22 @@ class RunReconciler:
             self._release(obj, new_status)
             return True, self._expire(obj, new_status)
         return False, wake_at
+
+    def _flowrun(self, namespace: str, name: str) -> dict[str, Any] | None:
+        found = self.watched.run(namespace, name) if self.watched is not None else None
+        return found if found is not None else self.kube.get_flowrun(namespace, name)
+
+    def _written(self, obj: dict[str, Any]) -> None:
+        """The run as the status write left it: the next pass starts from it, not from an older watch event."""
+        if self.watched is not None:
+            self.watched.put_run(obj)
+
+    def _records(self, namespace: str, run: str) -> dict[str, dict[str, Any]]:
+        """The run's report and resume records."""
+        if self.watched is not None:
+            return self.watched.records(namespace, run)
+        selector = f"{names.LABEL_RUN}={names.label_value(run)},{names.LABEL_KIND} in ({KIND_REPORT},{KIND_RESUME})"
+        return {cm["metadata"]["name"]: cm for cm in self.kube.list_config_maps(namespace, selector)}
 
     def _expire(self, obj: dict[str, Any], status: FlowRunStatus) -> float | None:
         """Delete a finished run past its retention; else when to look again (None: never).
@@ -218,8 +244,8 @@ class RunReconciler:
         """End the run as Failed on the last status the API accepted, with nothing else changed."""
         failed = status.model_copy(update={"phase": "Failed", "finished_at": self.clock(), "error": error})
         new_status = decorate(failed, obj, self.clock())
-        self.kube.replace_flowrun_status(obj, self.secrecy.record(obj["metadata"]["uid"], "status", new_status.model_dump(
-            mode="json", by_alias=True, exclude_none=True), self._secrets))
+        self._written(self.kube.replace_flowrun_status(obj, self.secrecy.record(obj["metadata"]["uid"], "status", new_status.model_dump(
+            mode="json", by_alias=True, exclude_none=True), self._secrets)))
         observe.record(self.kube, obj, observe.transitions(status, new_status), self.clock())
         self._release(obj, new_status)
         return True, self._expire(obj, new_status)
@@ -295,6 +321,7 @@ class RunReconciler:
             runtime=definition.runtime,
             default_images={**self.config.default_images},
             policy=self.config.policy,
+            state_scope=SCHEDULE_STATE_SCOPE if (meta.get("labels") or {}).get(names.LABEL_SCHEDULED) == "true" else "",
         )
 
     # --- events ------------------------------------------------------------------------
@@ -319,8 +346,7 @@ class RunReconciler:
         events: list[Event] = []
         repairs: list[Repair] = []
         selector = f"{names.LABEL_RUN}={names.label_value(meta.run)}"
-        records = {cm["metadata"]["name"]: cm for cm in self.kube.list_config_maps(
-            meta.namespace, f"{selector},{names.LABEL_KIND} in ({KIND_REPORT},{KIND_RESUME})")}
+        records = self._records(meta.namespace, meta.run)
         jobs: dict[str, dict[str, Any]] | None = None
         for path, st in status.steps.items():
             report = records.get(names.report_name(meta.run, path, st.attempts))
@@ -518,14 +544,16 @@ class RunReconciler:
         deadline = attempt_deadline(action.timeout_s, meta.runtime.active_deadline_seconds)
         token = self.config.signer.issue(Claims(
             run=f"{meta.namespace}/{meta.run}", run_uid=meta.run_uid, flow=meta.flow, path=action.path,
-            step_id=action.step_id, attempt=action.attempt,
+            step_id=action.step_id, attempt=action.attempt, state_scope=meta.state_scope,
             expires_at=self.clock() + deadline + TOKEN_GRACE_S if deadline else None))
         config_map, secret, job = step_objects(meta, action, token)
         job["spec"]["ttlSecondsAfterFinished"] = self.config.job_ttl_s
         config_map["data"][JOB_KEY] = json.dumps(job)
         what = f"attempt {action.key} of run {meta.run}"
         try:
-            problems = [self.kube.create_owned(shared_claim(meta), f"run {meta.run}", meta.run_uid)] if meta.same_worker else []
+            problems = [self._runtime(meta.namespace, meta.run_uid)]
+            if meta.same_worker:
+                problems.append(self.kube.create_owned(shared_claim(meta), f"run {meta.run}", meta.run_uid))
             problems.append(self.kube.create_owned(config_map, what, meta.run_uid, action.path, action.attempt))
             problems.append(self.kube.create_owned(secret, what, meta.run_uid, action.path, action.attempt))
         except ApiException as exc:
@@ -538,6 +566,21 @@ class RunReconciler:
             # An object of the attempt's name that is not the attempt's: nothing is adopted.
             return StepError(name="ForeignObject", message=problem)
         jobs[config_map["metadata"]["name"]] = job
+        return None
+
+    def _runtime(self, namespace: str, run_uid: str) -> str | None:
+        """Make the namespace's runtime ConfigMap, or check it, once per run (so one deleted meanwhile
+        is made again by the next run); why it cannot be used, if so."""
+        if run_uid in self._runtimes:
+            return None
+        body = runtime_config_map(namespace)
+        if not self.kube.create(body):
+            found = self.kube.read("ConfigMap", namespace, body["metadata"]["name"])
+            if found is not None and ((found.get("metadata") or {}).get("labels") != body["metadata"]["labels"]
+                                      or found.get("data") != body["data"]):
+                return (f"ConfigMap {namespace}/{body['metadata']['name']} exists but does not hold this version's "
+                        "wrappers and SDK as millrace made them: it is left alone, remove it")
+        self._runtimes.add(run_uid)
         return None
 
     def _launch(self, obj: dict[str, Any], meta: RunMeta, definition: Definition, actions: list[Action],
@@ -630,6 +673,9 @@ class RunReconciler:
         meta = obj["metadata"]
         self.kube.delete_claim(meta["namespace"], names.shared_claim_name(meta["name"]))
         self._definitions.pop(meta["uid"], None)
+        self._runtimes.discard(meta["uid"])
+        if self.watched is not None:
+            self.watched.forget_run(meta["namespace"], meta["name"])
         for st in status.steps.values():
             if st.result_ref:
                 self._large_results.pop(st.result_ref, None)

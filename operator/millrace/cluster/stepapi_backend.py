@@ -42,10 +42,22 @@ from .data import ANNOTATION_PATH, KIND_RESOURCE, KIND_VARIABLE, labelled, label
 from .kube import FLOWRUNS, KubeApi
 from .reconcile import KIND_REPORT, KIND_RESUME
 from .secrecy import Secrecy
+from .watched import Watched
 
 KIND_STATE = "state"
 
 Notify = Callable[[str, str], None]
+
+
+def _issued_for(claims: Claims, run: dict[str, Any]) -> bool:
+    return claims.run_uid is None or run["metadata"]["uid"] == claims.run_uid
+
+
+def _attempt_running(claims: Claims, run: dict[str, Any]) -> bool:
+    status = run.get("status") or {}
+    step = (status.get("steps") or {}).get(claims.path) or {}
+    return (status.get("phase") in ("Running", "Suspended") and step.get("phase") == "Running"
+            and step.get("attempts") == claims.attempt and step.get("notBefore") is None)
 
 
 def _split(run: str) -> tuple[str, str]:
@@ -61,27 +73,31 @@ def _path(path: str) -> str:
 
 
 class ClusterBackend:
-    def __init__(self, kube: KubeApi, notify: Notify, secrecy: Secrecy | None = None) -> None:
+    def __init__(self, kube: KubeApi, notify: Notify, secrecy: Secrecy | None = None,
+                 watched: Watched | None = None) -> None:
         self.kube = kube
         self.notify = notify
         self.secrecy = secrecy or Secrecy(kube)
+        self.watched = watched
 
     # --- helpers -------------------------------------------------------------------------
 
-    def _run(self, claims: Claims, refusal: type[Refusal] = Forbidden) -> dict[str, Any]:
-        """The token's run: it must exist and be the very run the token was issued for."""
+    def _run(self, claims: Claims, refusal: type[Refusal] = Forbidden,
+             usable: Callable[[dict[str, Any]], bool] = lambda _: True) -> dict[str, Any]:
+        """The token's run: it must exist and be the very run the token was issued for. As the
+        watch shows it when that is `usable` (the operator's own status writes are in it at
+        once), else as the apiserver has it now."""
         namespace, name = _split(claims.run)
+        seen = self.watched.run(namespace, name) if self.watched is not None else None
+        if seen is not None and _issued_for(claims, seen) and usable(seen):
+            return seen
         obj = self.kube.get_flowrun(namespace, name)
-        if obj is None or (claims.run_uid is not None and obj["metadata"]["uid"] != claims.run_uid):
+        if obj is None or not _issued_for(claims, obj):
             raise refusal(f"run {claims.run} does not exist any more", run=claims.run)
         return obj
 
     def authorize(self, claims: Claims) -> None:
-        status = self._run(claims).get("status") or {}
-        step = (status.get("steps") or {}).get(claims.path) or {}
-        running = (status.get("phase") in ("Running", "Suspended") and step.get("phase") == "Running"
-                   and step.get("attempts") == claims.attempt and step.get("notBefore") is None)
-        if not running:
+        if not _attempt_running(claims, self._run(claims, usable=lambda run: _attempt_running(claims, run))):
             raise Forbidden(f"attempt {claims.key} of run {claims.run} is not running: its token is void",
                             run=claims.run, step=claims.key)
 
@@ -103,6 +119,8 @@ class ClusterBackend:
             "data": data,
         }
         if self.kube.create(body):
+            if self.watched is not None:
+                self.watched.put_record(body)  # the run's next pass sees it without waiting for the watch
             self.notify(meta["namespace"], meta["name"])
             return True
         existing = self.kube.get_config_map(meta["namespace"], name)
@@ -169,12 +187,12 @@ class ClusterBackend:
     def _state(self, claims: Claims) -> tuple[str, str, dict[str, Any] | None]:
         """Namespace, name and object of the step's state; Conflict if that name holds anything else."""
         namespace, _ = _split(claims.run)
-        name = names.state_name(claims.flow, claims.step_id)
+        name = names.state_name(claims.flow, claims.step_id, claims.state_scope)
         cm = self.kube.get_config_map(namespace, name)
         if cm is not None:
             meta = cm["metadata"]
             if ((meta.get("labels") or {}).get(names.LABEL_KIND) != KIND_STATE
-                    or (meta.get("annotations") or {}).get(ANNOTATION_PATH) != f"{claims.flow}/{claims.step_id}"):
+                    or (meta.get("annotations") or {}).get(ANNOTATION_PATH) != claims.state_path):
                 raise Conflict(f"ConfigMap {namespace}/{name} exists but is not the state of step {claims.step_id} "
                                f"of flow {claims.flow}: it is left alone", step=claims.step_id)
         return namespace, name, cm
@@ -192,7 +210,7 @@ class ClusterBackend:
             "apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": name, "namespace": namespace,
                          "labels": {names.LABEL_KIND: KIND_STATE, names.LABEL_FLOW: names.label_value(claims.flow)},
-                         "annotations": {ANNOTATION_PATH: f"{claims.flow}/{claims.step_id}"}},
+                         "annotations": {ANNOTATION_PATH: claims.state_path}},
             "data": {"state": json.dumps(value)}}
         flow = self.kube.get_flow(namespace, claims.flow)
         if flow is not None:
@@ -233,15 +251,20 @@ class ClusterBackend:
 
     def set_flow_user_state(self, claims: Claims, key: str, value: Any) -> None:
         namespace, name = _split(claims.run)
-        self.kube.custom.patch_namespaced_custom_object_status(
+        patched = self.kube.custom.patch_namespaced_custom_object_status(
             GROUP, VERSION, namespace, FLOWRUNS, name, {"status": {"userState": {key: value}}})
+        if self.watched is not None:
+            self.watched.put_run(patched)  # a read of the state right after sees it
 
     def check_link(self, claims: Claims) -> None:
         self._linked_run(claims)
 
     def _linked_run(self, claims: Claims) -> dict[str, Any]:
-        run = self._run(claims, refusal=Gone)
-        state = link_state(claims.path, claims.attempt, FlowRunStatus.model_validate(run.get("status") or {}))
+        def state_of(run: dict[str, Any]) -> str:
+            return link_state(claims.path, claims.attempt, FlowRunStatus.model_validate(run.get("status") or {}))
+
+        run = self._run(claims, refusal=Gone, usable=lambda seen: state_of(seen) in (WAIT, APPLY))
+        state = state_of(run)
         if state not in (WAIT, APPLY):
             raise Gone(state, run=claims.run, step=claims.path)
         return run

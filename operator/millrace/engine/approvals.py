@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from .walker import Walker
 
 DEFAULT_TIMEOUT_S = 30 * 60
+# Errors the engine makes when a suspension is refused; Windmill's objects for them hold only
+# message and name (push_next_flow_job builds {"error": {"message", "name"}}).
+REFUSALS: frozenset[str] = frozenset({"SuspendedDisapproved", "SuspendedTimedOut"})
 
 
 def required(module: FlowModule) -> int:

@@ -56,7 +56,8 @@ def branchall(w: Walker, value: BranchAll, path: str, st: StepState, frame: Fram
                 return status
             continue
         results[i] = status.result
-        if isinstance(status, Failed):
+        # A parallel branch is its own job, which a recovering failure module completes as a success.
+        if isinstance(status, Failed) and not (value.parallel and status.recovered):
             if branch.skip_failure:
                 continue
             if not value.parallel:

@@ -58,7 +58,8 @@ def forloop(w: Walker, module: FlowModule, loop: ForloopFlow, path: str, st: Ste
             active += 1
             continue
         results[index] = status.result
-        if isinstance(status, Failed):
+        # A parallel iteration is its own job, which a recovering failure module completes as a success.
+        if isinstance(status, Failed) and not (loop.parallel and status.recovered):
             if loop.skip_failures:
                 continue
             if not loop.parallel:

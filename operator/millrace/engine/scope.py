@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..model.run import ErrorInfo
+from .approvals import REFUSALS
 from .evaluate import Frame
 from .outcomes import Failed
 
@@ -21,7 +22,10 @@ def error_object(error: ErrorInfo) -> dict[str, Any]:
     step's result when a stop_after_if asked for it). `step_id` is the bare module
     id, as Windmill's WM_FLOW_STEP_ID is, not our module path. A process that exited
     non-zero gives message, name, step_id and exit_code instead, no stack
-    (Windmill: common.rs extract_error_value, SerializedError)."""
+    (Windmill: common.rs extract_error_value, SerializedError). A refused suspension
+    gives only message and name, as push_next_flow_job writes it."""
+    if error.name in REFUSALS:
+        return {"message": error.message, "name": error.name}
     step_id = error.step_id.rsplit("/", 1)[-1] if error.step_id else error.step_id
     if error.exit_code is not None:
         return {"message": error.message, "name": error.name, "step_id": step_id, "exit_code": error.exit_code}

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from millrace.expressions import analysis
-from millrace.expressions._isolate import Isolate, IsolateOutOfMemory, IsolateTimeout
 from millrace.expressions.errors import (
     ExpressionMemoryError,
     ExpressionRuntimeError,
@@ -33,12 +33,18 @@ from millrace.expressions.errors import (
     ExpressionTimeout,
 )
 
+if TYPE_CHECKING:
+    from millrace.expressions._isolate import Isolate
+
 # Names an `EvalContext.extra` may bind, beyond the ones every expression sees.
 EXTRA_NAMES = frozenset({"result", "error", "resume", "resumes", "approvers", "iter", "all_iters"})
 
 _ALL_NAMES = sorted(
     {"flow_input", "results", "previous_result", "params", "variable", "resource"} | EXTRA_NAMES
 )
+# `flow_input.n`, `results.a.b`: a bound name and member names, which always parse as JavaScript,
+# so checking one needs no isolate (most expressions are such paths).
+_MEMBER_PATH = re.compile(r"\s*([A-Za-z_]\w*)(?:\s*\.\s*[A-Za-z_$][\w$]*)*\s*")
 
 
 @dataclass(frozen=True)
@@ -150,6 +156,9 @@ class Sandbox:
 
     def check(self, expr: str) -> None:
         """Compile `expr`; raise ExpressionSyntaxError if it does not parse."""
+        path = _MEMBER_PATH.fullmatch(expr)
+        if path is not None and path[1] in _ALL_NAMES:
+            return
         self._function(expr, self._prepare(expr), tuple(_ALL_NAMES))
 
     def evaluate(self, expr: str, ctx: EvalContext) -> Any:
@@ -193,6 +202,9 @@ class Sandbox:
         return index
 
     def _call(self, expr: str, action: Callable[[Isolate], str]) -> str:
+        # V8 is loaded with the first expression that needs it: a command that needs none never starts it.
+        from millrace.expressions._isolate import Isolate, IsolateOutOfMemory, IsolateTimeout
+
         if self._isolate is None:
             self._isolate = Isolate(self.max_memory_bytes, self._fast_path)
         isolate = self._isolate

@@ -12,17 +12,20 @@ random one, `default_id` in windmill-types), recorded so validation can warn.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
 from pydantic import ValidationError
 
 from ..errors import FlowError, Problem
 from .flow import OpenFlow, openflow_of
+
+if TYPE_CHECKING:
+    import yaml
 
 API_VERSION = "millrace.dev/v1alpha1"
 INLINE_PREFIX = "!inline "
@@ -63,7 +66,10 @@ class _InlineTag(str):
     """Marks an unquoted `!inline file` YAML tag."""
 
 
+@functools.cache
 def _yaml_loader() -> type[yaml.SafeLoader]:
+    import yaml
+
     class Loader(yaml.SafeLoader):
         pass
 
@@ -74,13 +80,18 @@ def _yaml_loader() -> type[yaml.SafeLoader]:
     return Loader
 
 
-_LOADER = _yaml_loader()
-
-
 def parse_document(text: str, name: str) -> Any:
     """Parse YAML or JSON text, turning syntax errors into a located Problem."""
+    if text.lstrip().startswith(("{", "[")):
+        # JSON by the fast parser; YAML's (pure Python) reads what it refuses and locates errors.
+        try:
+            return json.loads(text)
+        except ValueError:
+            pass
+    import yaml
+
     try:
-        return yaml.load(text, Loader=_LOADER)  # noqa: S506 - SafeLoader subclass
+        return yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

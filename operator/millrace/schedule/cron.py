@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import CroniterError, croniter
+if TYPE_CHECKING:
+    from croniter import croniter
 
 SHORTHANDS = {
     "@yearly": "0 0 1 1 *",
@@ -71,6 +73,8 @@ class Cron:
 
     def _iter(self, epoch: float) -> croniter:
         start = dt.datetime.fromtimestamp(epoch, tz=self.zone)
+        from croniter import croniter  # imported with the first schedule: most commands read none
+
         return croniter(self.expression, start, second_at_beginning=self.with_seconds)
 
 
@@ -85,6 +89,8 @@ def parse_cron(expression: str, timezone: str = "UTC") -> Cron:
         raise CronError("cron", f"'{expression}' has {len(fields)} fields: use 5 (minute hour day month weekday) "
                                 "or 6 with seconds first, as Windmill writes them")
     with_seconds = len(fields) == 6
+    from croniter import CroniterError, croniter
+
     try:
         valid = croniter.is_valid(text, second_at_beginning=with_seconds)
     except CroniterError:

@@ -1,0 +1,31 @@
+"""`millrace validate` imports only what checking a flow needs: the cluster client, the
+operator framework, the executor and its fork server, and V8 (for a flow whose expressions
+are plain member paths) stay out of the process. Checked in a fresh interpreter."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+NOT_IMPORTED = ["kubernetes", "kopf", "py_mini_racer", "croniter", "yaml", "millrace.local.executor",
+                "millrace.local.forkserver", "millrace.local.runner", "millrace.cluster.kube", "millrace.expressions._isolate"]
+
+PROBE = """
+import json, sys
+from millrace.cli.main import main
+code = main(["validate", sys.argv[1]])
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+"""
+
+
+def test_validate_imports_neither_the_cluster_client_nor_the_executor_nor_v8(tmp_path: Path) -> None:
+    flow = tmp_path / "flow.json"
+    step = {"id": "a", "value": {"type": "rawscript", "language": "python3", "content": "def main(n):\n    return n\n",
+                                 "input_transforms": {"n": {"type": "javascript", "expr": "flow_input.n"}}}}
+    flow.write_text(json.dumps({"summary": "probe", "value": {"modules": [step]}}))
+    proc = subprocess.run([sys.executable, "-c", PROBE, str(flow)], capture_output=True, text=True, check=True)
+    outcome = json.loads(proc.stdout.splitlines()[-1])
+    assert outcome["code"] == 0, proc.stdout
+    assert [name for name in NOT_IMPORTED if name in outcome["modules"]] == []
