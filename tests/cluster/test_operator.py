@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 import yaml
 from millrace.cluster.names import child_run_name, job_name, report_name, shared_claim_name
 
-from .conftest import Operator, installed_operator, millrace_cli
+from .conftest import Operator, installed_operator, millrace_cli, service_account_kubeconfig
 
 pytestmark = pytest.mark.cluster
 
@@ -621,3 +622,46 @@ def test_uninstalling_leaves_no_run_that_cannot_be_deleted(kube: Any, helm: Any,
     # Nobody runs the operator any more: deleting the run must not wait for it.
     kube.kubectl("delete", "flowrun", "left-1", "-n", namespace, "--timeout=30s")
     kube.kubectl("delete", "flow", "left", "-n", namespace, "--timeout=30s")
+
+
+def test_a_reinstall_keeps_the_signing_key_so_running_steps_and_sent_links_still_work(
+        kube: Any, helm: Any, namespace: str, operator: Operator, tmp_path: Path) -> None:
+    def key() -> str:
+        return kube.get("secret", "millrace-signing-key", namespace)["data"]["key"]
+
+    before = key()
+    operator.stop()
+    operator.start(MILLRACE_SIGNING_KEY=before)  # the key the chart's Deployment would pass
+    ask = python_step("ask", "import wmill\n\ndef main():\n    return wmill.get_resume_urls(approver='dee')\n")
+    ask["suspend"] = {"required_events": 1, "timeout": 600}
+    after = python_step("after", "def main(r):\n    return r\n", r="resume")
+    kube.apply(flow_manifest("kept", [ask, after]), namespace)
+    kube.apply(run_manifest("kept-1", "kept"), namespace)
+    links = wait_phase(kube, namespace, "kept-1", phases=("Suspended",))["steps"]["ask"]["result"]
+    kube.apply(flow_manifest("slow", [python_step("s", "import time\n\ndef main():\n    time.sleep(4)\n    return 5\n")]), namespace)
+    kube.apply(run_manifest("slow-1", "slow"), namespace)
+    kube.wait_for(lambda: any(p["status"].get("phase") == "Running"
+                              for p in kube.list("pods", namespace, "millrace.dev/run=slow-1")), what="the slow step's pod")
+    operator.stop()
+    helm("uninstall", "millrace", "--namespace", namespace, "--wait")
+    values = tmp_path / "values.json"  # as installed_operator installed it
+    helm("install", "millrace", str(REPO / "charts" / "millrace"), "--namespace", namespace, "--values", str(values))
+    assert key() == before
+    # A new ServiceAccount: the new operator pod would get a new token.
+    operator.kubeconfig = service_account_kubeconfig(kube, namespace, "millrace", operator.kubeconfig)
+    operator.start(MILLRACE_SIGNING_KEY=key())
+    body = json.dumps({"payload": {"after": "reinstall"}}).encode()
+
+    def resumed() -> bool:
+        try:
+            urllib.request.urlopen(urllib.request.Request(links["resume"], data=body, method="POST")).read()
+        except urllib.error.URLError as exc:
+            if isinstance(exc, urllib.error.HTTPError):
+                raise  # refused: the link no longer verifies
+            return False  # the operator is still starting
+        return True
+
+    kube.wait_for(resumed, what="the step API to take the link")
+    assert wait_phase(kube, namespace, "kept-1")["result"] == {"after": "reinstall"}
+    slow = wait_phase(kube, namespace, "slow-1")
+    assert (slow["phase"], slow["result"]) == ("Succeeded", 5), slow
