@@ -15,7 +15,7 @@ from millrace.engine.library import Library
 from millrace.engine.planner import PlanContext, plan
 from millrace.expressions import Sandbox
 from millrace.model.flow import OpenFlow
-from millrace.model.run import RunStatus
+from millrace.model.run import RunStatus, StepState
 from millrace.runtime.protocol import StepError, StepOutcome
 
 StepFn = Callable[[RunStep], Any]
@@ -63,6 +63,8 @@ class Harness:
     max_steps: int = 0
     # Save and load the state as JSON between events, as a restarted shell would.
     reload: bool = False
+    # The last state of every step compacted out of the run state, by path.
+    compacted: dict[str, StepState] = field(default_factory=dict)
 
     def context(self) -> PlanContext:
         return PlanContext(
@@ -86,6 +88,7 @@ class Harness:
             result = plan(ctx, state, event)
             assert state.model_dump() == before, "plan() changed the state it was given"
             state = result.state
+            self.compacted.update(result.compacted)
             if self.reload:
                 state = RunStatus.model_validate_json(state.model_dump_json(by_alias=True))
             self.max_steps = max(self.max_steps, len(state.steps))

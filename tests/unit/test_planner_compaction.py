@@ -49,6 +49,8 @@ def test_a_parallel_loop_in_any_order_gives_its_results_in_index_order(seed: int
     state = h.run(max_events=3 * N)
     assert state.result == {"n": N, "l": [{"i": i} for i in range(N)]}
     assert h.max_in_flight == 7 and h.max_steps <= 7 + 2
+    # Every step left the state with its outcome handed to the shell.
+    assert {p for p, st in h.compacted.items() if st.phase == "Succeeded"} == {f"l/{i}/x" for i in range(N)}
 
 
 def test_stop_after_if_sees_all_iters_and_breaks_a_compacted_loop() -> None:

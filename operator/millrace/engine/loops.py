@@ -159,7 +159,8 @@ def _compact(w: Walker, p: LoopProgress, prefix: str, body: list[FlowModule], in
     if isinstance(status, (Done, Stopped)) and index > p.carried_index:
         p.carried, p.carried_index = body_results, index
     for inner in [q for q in steps if q.startswith(prefix + "/")]:
-        p.inner_attempts = max(p.inner_attempts, attempts_within(steps.pop(inner)))
+        gone = w.compacted[inner] = steps.pop(inner)
+        p.inner_attempts = max(p.inner_attempts, attempts_within(gone))
     p.pending[index] = status.result
     p.finished += 1
     chunk = index // RESULT_CHUNK

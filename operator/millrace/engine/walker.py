@@ -60,6 +60,7 @@ class Walker:
         self.now = now
         self.actions: list[Action] = []
         self.wake_at: float | None = None
+        self.compacted: dict[str, StepState] = {}
         self._owned: set[str] = set()
 
     def own(self, path: str) -> StepState | None:
@@ -95,7 +96,7 @@ class Walker:
         elif not isinstance(event, Tick):
             raise TypeError(f"unknown event {event!r}")
         self._walk_flow()
-        return Plan(self.state, self.actions, self.wake_at)
+        return Plan(self.state, self.actions, self.wake_at, self.compacted)
 
     def _start(self, event: Start) -> bool:
         self.state.phase = "Running"
