@@ -65,17 +65,17 @@ def forloop(w: Walker, module: FlowModule, loop: ForloopFlow, path: str, st: Ste
             if loop.skip_failures:
                 continue
             if not loop.parallel:
-                return _end(p, Failed(status.error, results(p), handled=status.handled))
+                return _end(st, p, Failed(status.error, results(p), handled=status.handled))
             # Parallel iterations all run to their end before the loop fails: the first by index fails it.
             if p.failure is None or index < p.failure_index:
                 p.failure, p.failure_index, p.failure_handled = status.error, index, status.handled
         elif not loop.parallel and (isinstance(status, Stopped) or _breaks(w, module, path, p, status.result, frame)):
-            return _end(p, Done(results(p)))
+            return _end(st, p, Done(results(p)))
     if p.active or p.finished < total:
         return WAITING
     if p.failure is not None:
-        return _end(p, Failed(p.failure, results(p), handled=p.failure_handled))
-    return _end(p, Done(results(p)))
+        return _end(st, p, Failed(p.failure, results(p), handled=p.failure_handled))
+    return _end(st, p, Done(results(p)))
 
 
 def _indices(walking: list[int], st: StepState, p: LoopProgress, total: int, width: int) -> Iterator[int]:
@@ -109,9 +109,9 @@ def whileloop(w: Walker, module: FlowModule, loop: WhileloopFlow, path: str, st:
             return status
         if isinstance(status, Failed):
             if not loop.skip_failures:
-                return _end(p, Failed(status.error, results(p), handled=status.handled))
+                return _end(st, p, Failed(status.error, results(p), handled=status.handled))
         elif isinstance(status, Stopped) or _breaks(w, module, path, p, status.result, frame):
-            return _end(p, Done(results(p)))
+            return _end(st, p, Done(results(p)))
         index += 1
 
 
@@ -192,9 +192,11 @@ def _writable(p: LoopProgress | None) -> LoopProgress:
     return p.model_copy(update={"active": list(p.active), "pending": dict(p.pending), "chunks": dict(p.chunks)})
 
 
-def _end(p: LoopProgress, status: Status) -> Status:
-    """The loop ended: its results live in the loop's own result from now on, and no iteration follows."""
+def _end(st: StepState, p: LoopProgress, status: Status) -> Status:
+    """The loop ended: its results live in the loop's own result from now on, and no iteration
+    follows (a loop run again evaluates its iterator again)."""
     p.pending, p.chunks, p.carried = {}, {}, {}
+    st.items = None
     return status
 
 
