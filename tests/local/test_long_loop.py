@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from cli_shell import Shell
 
 ITEMS = 10_000
@@ -43,6 +44,8 @@ value:
 """
 
 
+# 10,000 step processes on a small shared machine: a guard against a hang, not a measure of speed.
+@pytest.mark.timeout(1200)
 def test_a_ten_thousand_item_parallel_loop_completes_with_a_compact_record(shell: Shell) -> None:
     outcome = shell("run", shell.flow("long-loop", FLOW), "--output", "json")
     assert outcome.code == 0, outcome.err
