@@ -4,7 +4,8 @@
     python bench/run.py --only local --rounds 2  a subset, fewer rounds
     python bench/run.py --print                  print, leave the document alone
 
---only takes local (the flow in process and through the CLI), expressions,
+--only takes local (the flow in process and through the CLI), planner (a long
+loop, the planner alone), expressions,
 executor, cluster (the 40-step chain and the concurrent runs); repeatable.
 A subset replaces only its own tables in docs/benchmarks.md: each table sits
 between markers, and the others are kept as they were from their last run.
@@ -22,8 +23,8 @@ from pathlib import Path
 from common import REPO, ROUNDS, Section, machine_facts
 
 DOC = REPO / "docs" / "benchmarks.md"
-GROUPS = ("local", "expressions", "executor", "cluster")
-ORDER = ("local", "cli", "expressions", "executor", "cluster-chain", "cluster-fanout")  # tables in the document
+GROUPS = ("local", "planner", "expressions", "executor", "cluster")
+ORDER = ("local", "cli", "planner", "expressions", "executor", "cluster-chain", "cluster-fanout")  # tables in the document
 
 
 def _local(args: argparse.Namespace) -> list[Section]:
@@ -31,6 +32,12 @@ def _local(args: argparse.Namespace) -> list[Section]:
     import flow_bench
 
     return [flow_bench.section(args.rounds), cli_bench.section(args.rounds)]
+
+
+def _planner(args: argparse.Namespace) -> list[Section]:
+    import planner_bench
+
+    return [planner_bench.section(min(args.rounds, 3))]
 
 
 def _expressions(args: argparse.Namespace) -> list[Section]:
@@ -52,7 +59,7 @@ def _cluster(args: argparse.Namespace) -> list[Section]:
 
 
 RUNNERS: dict[str, Callable[[argparse.Namespace], list[Section]]] = {
-    "local": _local, "expressions": _expressions, "executor": _executor, "cluster": _cluster,
+    "local": _local, "planner": _planner, "expressions": _expressions, "executor": _executor, "cluster": _cluster,
 }
 
 INTRO = """# Benchmarks
@@ -63,7 +70,7 @@ read as the ratio between them, never as an absolute time in a test. The
 machine is small and shared (other builds and tests may run beside the
 benchmarks), so each row is the best of several rounds with the median
 beside it: the best is the least disturbed, the median shows the noise.
-Run a subset with `.venv/bin/python bench/run.py --only local|expressions|executor|cluster`
+Run a subset with `.venv/bin/python bench/run.py --only local|planner|expressions|executor|cluster`
 (repeatable) and fewer rounds with `--rounds N`; a subset rewrites only its
 own tables below.
 """

@@ -15,7 +15,7 @@ from millrace.engine.library import Library
 from millrace.engine.planner import PlanContext, plan
 from millrace.expressions import Sandbox
 from millrace.model.flow import OpenFlow
-from millrace.model.run import RunStatus
+from millrace.model.run import RunStatus, StepState
 from millrace.runtime.protocol import StepError, StepOutcome
 
 StepFn = Callable[[RunStep], Any]
@@ -59,6 +59,12 @@ class Harness:
     events: int = 0
     # When set, the running steps finish in a random order drawn from it (else first started, first done).
     order: random.Random | None = None
+    # The most step states the run state held at once.
+    max_steps: int = 0
+    # Save and load the state as JSON between events, as a restarted shell would.
+    reload: bool = False
+    # The last state of every step compacted out of the run state, by path.
+    compacted: dict[str, StepState] = field(default_factory=dict)
 
     def context(self) -> PlanContext:
         return PlanContext(
@@ -82,6 +88,10 @@ class Harness:
             result = plan(ctx, state, event)
             assert state.model_dump() == before, "plan() changed the state it was given"
             state = result.state
+            self.compacted.update(result.compacted)
+            if self.reload:
+                state = RunStatus.model_validate_json(state.model_dump_json(by_alias=True))
+            self.max_steps = max(self.max_steps, len(state.steps))
             wake = result.wake_at
             for action in result.actions:
                 if isinstance(action, RunStep):

@@ -33,3 +33,11 @@ def test_containers_and_unchanged_steps_are_quiet() -> None:
 
 def test_suspension_is_announced() -> None:
     assert [t.reason for t in transitions(state(), state("Suspended"))] == ["RunSuspended"]
+
+
+def test_a_step_of_an_iteration_compacted_as_it_ends_still_reports_its_outcome() -> None:
+    loop = StepState(type="forloopflow", phase="Running")
+    running = StepState(type="rawscript", phase="Running", attempts=1, started_at=1)
+    done = running.model_copy(update={"phase": "Succeeded", "finished_at": 4})
+    found = transitions(state(**{"l": loop, "l/0/x": running}), state(l=loop), {"l/0/x": done})
+    assert [(t.reason, t.step) for t in found] == [("StepSucceeded", "l/0/x")]

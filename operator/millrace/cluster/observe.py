@@ -9,11 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from ..model.run import RunStatus
+from ..model.run import RunStatus, StepState
 from . import names
 from .kube import KubeApi
 
@@ -36,10 +36,11 @@ class Transition:
     duration: float | None = None
 
 
-def transitions(old: RunStatus, new: RunStatus) -> list[Transition]:
-    """Every change worth an Event between two states of one run."""
+def transitions(old: RunStatus, new: RunStatus, compacted: Mapping[str, StepState] | None = None) -> list[Transition]:
+    """Every change worth an Event between two states of one run; `compacted`: the last states
+    of steps of finished loop iterations, which `new` no longer holds."""
     out: list[Transition] = []
-    for path, st in new.steps.items():
+    for path, st in {**(compacted or {}), **new.steps}.items():
         if not st.runs_script:
             continue
         before = old.steps.get(path)

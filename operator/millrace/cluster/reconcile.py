@@ -40,7 +40,7 @@ from ..engine.paths import module_at
 from ..model.flow import OpenFlow, PathFlow, openflow_of
 from ..model.loader import LoadedFlow, load_flow_document
 from ..model.resources import FlowRunStatus, Runtime
-from ..model.run import ErrorInfo
+from ..model.run import ErrorInfo, StepState
 from ..runtime.protocol import StepError, StepOutcome, StepReport
 from ..runtime.stepapi.links import APPLY, WAIT, link_state
 from ..schedule.policy import SCHEDULE_STATE_SCOPE
@@ -175,10 +175,12 @@ class RunReconciler:
         jobs: dict[str, dict[str, Any]] = {}
         wake_at: float | None = None
         pending = list(reading.events)
+        compacted: dict[str, StepState] = {}
         while pending:
             result = plan(ctx, state, pending.pop(0))
             # plan() copies the state it is given, so the copy is a FlowRunStatus too.
             state, wake_at = cast(FlowRunStatus, result.state), result.wake_at
+            compacted.update(result.compacted)
             for action in result.actions:
                 refused = self._prepare(meta, action, jobs) if isinstance(action, RunStep) else None
                 if refused is None:
@@ -207,7 +209,7 @@ class RunReconciler:
         crash_point("after-status")
         self._repair(obj, meta, definition, reading.repairs)
         self._launch(obj, meta, definition, actions, jobs)
-        observe.record(self.kube, obj, reading.notices + observe.transitions(recorded, FlowRunStatus.model_validate(document)),
+        observe.record(self.kube, obj, reading.notices + observe.transitions(recorded, FlowRunStatus.model_validate(document), compacted),
                        self.clock())
         if new_status.terminal:
             self._release(obj, new_status)

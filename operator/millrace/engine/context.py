@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..model.flow import OpenFlow
-from ..model.run import RunStatus
+from ..model.run import RunStatus, StepState
 from .actions import Action
 from .evaluate import Evaluator
 from .library import Library
@@ -38,3 +38,6 @@ class Plan:
     state: RunStatus
     actions: list[Action]
     wake_at: float | None = None
+    # The last states of the steps of iterations compacted by this plan (gone from `state.steps`),
+    # for a shell that reports step outcomes.
+    compacted: dict[str, StepState] = field(default_factory=dict)

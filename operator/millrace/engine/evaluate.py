@@ -44,6 +44,8 @@ class Frame:
     depth: int = 0
     timeout_s: float | None = None
     failure_module: Any = None
+    # The attempt count a step first begun here starts from (above every attempt of a loop run before).
+    base_attempt: int = 0
 
 
 @dataclass

@@ -2,7 +2,12 @@
 
 A loop's per-iteration bookkeeping is here alone: which iterations started
 (`StepState.started`), each iteration's status from its inner steps, and the
-body results carried from one iteration to the next.
+body results carried from one iteration to the next. An iteration that ends
+is compacted at once (model.run.LoopProgress): its result joins the loop's
+results, its inner step states leave the run state, and later walks visit
+only the iterations still active, so a walk costs the same whatever the
+number of finished iterations. The results so far are built only when an
+expression reads them (expressions.Deferred) or the loop ends.
 
 Windmill (worker_flow.rs update_flow_status_after_job_completion_internal):
 - a stop inside the body of a sequential loop breaks the loop and the flow
@@ -18,13 +23,15 @@ Windmill (worker_flow.rs update_flow_status_after_job_completion_internal):
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from ..expressions import Deferred
 from ..model.flow import FlowModule, ForloopFlow, WhileloopFlow
-from ..model.run import ErrorInfo, StepState
+from ..model.run import RESULT_CHUNK, ErrorInfo, LoopProgress, StepState
 from .evaluate import Frame, StepFailure
 from .outcomes import WAITING, Done, Failed, Status, Stopped, Waiting
-from .scope import body_frame, iteration_input, join, ordered
+from .scope import body_frame, iteration_input, join
 from .subflows import run_body
 
 if TYPE_CHECKING:
@@ -45,40 +52,48 @@ def forloop(w: Walker, module: FlowModule, loop: ForloopFlow, path: str, st: Ste
         st.parallelism = _parallelism(w, loop, frame, path)
     total = len(st.items)
     width = (st.parallelism or total or 1) if loop.parallel else 1
-    results: dict[int, Any] = {}
-    first_failure: Failed | None = None
-    active = 0
-    for index in range(total):
-        if index >= st.started:
-            if active >= width:
-                break
-            st.started += 1
-        status = _iteration(w, loop.modules, path, st, index, st.items[index], frame, ordered(results))
+    p = st.loop = _writable(st.loop)
+    walking = p.active
+    p.active = []
+    for index in _indices(walking, st, p, total, width):
+        status = _iteration(w, loop.modules, path, st, p, index, st.items[index], frame)
         if isinstance(status, Waiting):
-            active += 1
+            p.active.append(index)
             continue
-        results[index] = status.result
         # A parallel iteration is its own job, which a recovering failure module completes as a success.
         if isinstance(status, Failed) and not (loop.parallel and status.recovered):
             if loop.skip_failures:
                 continue
             if not loop.parallel:
-                return Failed(status.error, ordered(results), handled=status.handled)
-            # Parallel iterations all run to their end before the loop fails.
-            first_failure = first_failure or status
-        elif not loop.parallel and (isinstance(status, Stopped)
-                                    or _breaks(w, module, path, st, index, ordered(results), frame)):
-            return Done(ordered(results))
-    if active or len(results) < total:
+                return _end(st, p, Failed(status.error, results(p), handled=status.handled))
+            # Parallel iterations all run to their end before the loop fails: the first by index fails it.
+            if p.failure is None or index < p.failure_index:
+                p.failure, p.failure_index, p.failure_handled = status.error, index, status.handled
+        elif not loop.parallel and (isinstance(status, Stopped) or _breaks(w, module, path, p, status.result, frame)):
+            return _end(st, p, Done(results(p)))
+    if p.active or p.finished < total:
         return WAITING
-    if first_failure is not None:
-        return Failed(first_failure.error, ordered(results), handled=first_failure.handled)
-    return Done(ordered(results))
+    if p.failure is not None:
+        return _end(st, p, Failed(p.failure, results(p), handled=p.failure_handled))
+    return _end(st, p, Done(results(p)))
+
+
+def _indices(walking: list[int], st: StepState, p: LoopProgress, total: int, width: int) -> Iterator[int]:
+    """The active iterations in index order, then new ones while fewer than `width` are waiting.
+
+    `st.started` counts a new iteration as it is handed out; the caller appends the
+    ones still waiting to the loop's active list, which bounds how many more start.
+    """
+    yield from walking
+    while st.started < total and len(p.active) < width:
+        st.started += 1
+        yield st.started - 1
 
 
 def whileloop(w: Walker, module: FlowModule, loop: WhileloopFlow, path: str, st: StepState, frame: Frame) -> Status:
-    results: list[Any] = []
-    index = 0
+    p = st.loop = _writable(st.loop)
+    index = p.active[0] if p.active else st.started
+    p.active = []
     while True:
         if index >= st.started:
             if index >= w.ctx.max_while_iterations:
@@ -88,15 +103,15 @@ def whileloop(w: Walker, module: FlowModule, loop: WhileloopFlow, path: str, st:
                     step_id=path,
                 ))
             st.started += 1
-        status = _iteration(w, loop.modules, path, st, index, index, frame, list(results))
+        status = _iteration(w, loop.modules, path, st, p, index, index, frame)
         if isinstance(status, Waiting):
+            p.active = [index]
             return status
-        results.append(status.result)
         if isinstance(status, Failed):
             if not loop.skip_failures:
-                return Failed(status.error, results, handled=status.handled)
-        elif isinstance(status, Stopped) or _breaks(w, module, path, st, index, results, frame):
-            return Done(results)
+                return _end(st, p, Failed(status.error, results(p), handled=status.handled))
+        elif isinstance(status, Stopped) or _breaks(w, module, path, p, status.result, frame):
+            return _end(st, p, Done(results(p)))
         index += 1
 
 
@@ -107,40 +122,95 @@ def _parallelism(w: Walker, loop: ForloopFlow, frame: Frame, path: str) -> int |
     return max(1, int(value)) if value else None
 
 
-def _breaks(w: Walker, module: FlowModule, path: str, st: StepState, index: int, all_iters: list[Any],
-            frame: Frame) -> bool:
-    """A loop's own stop_after_if, tested once after each iteration with that iteration's
-    result (and, as Windmill names it, `all_iters`: every result so far)."""
-    result = all_iters[-1]
-    if module.stop_after_if is None or index < st.tested:
+def _breaks(w: Walker, module: FlowModule, path: str, p: LoopProgress, result: Any, frame: Frame) -> bool:
+    """A loop's own stop_after_if, tested once after each iteration (as it is compacted) with
+    that iteration's result and, as Windmill names it, `all_iters`: every result so far."""
+    if module.stop_after_if is None:
         return False
-    if w.test(module.stop_after_if.expr, frame, path, "stop_after_if.expr", result, {"all_iters": all_iters}):
-        return True
-    st.tested = index + 1
-    return False
+    return w.test(module.stop_after_if.expr, frame, path, "stop_after_if.expr", result,
+                  {"all_iters": Deferred(lambda: results(p))})
 
 
-def _iteration(w: Walker, body: list[FlowModule], path: str, st: StepState, index: int, value: Any,
-               frame: Frame, so_far: list[Any]) -> Status:
+def _iteration(w: Walker, body: list[FlowModule], path: str, st: StepState, p: LoopProgress, index: int,
+               value: Any, frame: Frame) -> Status:
     """One iteration sees the outer results, the loop's results so far under the
-    loop's id and, as Windmill does, the body's results of the iteration before it."""
-    carried = w.carried.get(path, {})
+    loop's id and, as Windmill does, the body's results of the iteration before it
+    (the latest finished one below it)."""
+    carried = p.carried if p.carried_index < index else {}
     loop_id = path.rsplit("/", 1)[-1]
-    results = {**frame.results, **carried, loop_id: so_far}
-    inner = body_frame(frame, iteration_input(frame.flow_input, index, value), results, st.timeout_s)
-    status = run_body(w, body, join(path, index), inner)
-    if isinstance(status, (Done, Stopped)):
-        w.carried[path] = {k: v for k, v in inner.results.items() if k not in frame.results and k != loop_id}
+    results_ = {**frame.results, **carried, loop_id: Deferred(lambda: results(p, below=index))}
+    inner = body_frame(frame, iteration_input(frame.flow_input, index, value), results_, st.timeout_s, p.floor)
+    prefix = join(path, index)
+    status = run_body(w, body, prefix, inner)
+    if not isinstance(status, Waiting):
+        body_results = {k: v for k, v in inner.results.items() if k not in frame.results and k != loop_id}
+        _compact(w, p, prefix, body, index, status, body_results)
     return status
 
 
-def last_iteration(w: Walker, body: list[FlowModule], path: str) -> dict[str, Any]:
+def _compact(w: Walker, p: LoopProgress, prefix: str, body: list[FlowModule], index: int,
+             status: Done | Stopped | Failed, body_results: dict[str, Any]) -> None:
+    """Move a finished iteration into the loop's results and drop its inner step states."""
+    steps = w.state.steps
+    found = {m.id: steps[q].result for m in body
+             if (q := join(prefix, m.id)) in steps and steps[q].phase == "Succeeded"}
+    if found and index > p.last_body_index:
+        p.last_body, p.last_body_index = found, index
+    if isinstance(status, (Done, Stopped)) and index > p.carried_index:
+        p.carried, p.carried_index = body_results, index
+    for inner in [q for q in steps if q.startswith(prefix + "/")]:
+        gone = w.compacted[inner] = steps.pop(inner)
+        p.inner_attempts = max(p.inner_attempts, attempts_within(gone))
+    p.pending[index] = status.result
+    p.finished += 1
+    chunk = index // RESULT_CHUNK
+    first = chunk * RESULT_CHUNK
+    if all(i in p.pending for i in range(first, first + RESULT_CHUNK)):
+        p.chunks[chunk] = [p.pending.pop(i) for i in range(first, first + RESULT_CHUNK)]
+
+
+def results(p: LoopProgress, below: int | None = None) -> list[Any]:
+    """The finished iterations' results in index order (only those below `below` if given)."""
+    by_chunk: dict[int, list[Any]] = {}
+    for i in sorted(p.pending):
+        if below is None or i < below:
+            by_chunk.setdefault(i // RESULT_CHUNK, []).append(p.pending[i])
+    out: list[Any] = []
+    for chunk in sorted(set(p.chunks) | set(by_chunk)):
+        if chunk in p.chunks:
+            sealed = p.chunks[chunk]
+            out.extend(sealed if below is None else sealed[:max(0, below - chunk * RESULT_CHUNK)])
+        else:
+            out.extend(by_chunk[chunk])
+    return out
+
+
+def _writable(p: LoopProgress | None) -> LoopProgress:
+    """The loop's progress, copied for this walk: the state before it is left as it was."""
+    if p is None:
+        return LoopProgress()
+    return p.model_copy(update={"active": list(p.active), "pending": dict(p.pending), "chunks": dict(p.chunks)})
+
+
+def _end(st: StepState, p: LoopProgress, status: Status) -> Status:
+    """The loop ended: its results live in the loop's own result from now on, and no iteration
+    follows (a loop run again evaluates its iterator again)."""
+    p.pending, p.chunks, p.carried = {}, {}, {}
+    st.items = None
+    return status
+
+
+def attempts_within(st: StepState) -> int:
+    """The highest attempt count of a step and of every inner step compacted under it."""
+    return max(st.attempts, st.loop.inner_attempts if st.loop else 0)
+
+
+def restarted(p: LoopProgress | None, deeper: int) -> LoopProgress | None:
+    """A loop run again: nothing of its last run but an attempt floor above every attempt it made."""
+    floor = max(deeper, p.floor, p.inner_attempts) if p else deeper
+    return LoopProgress(floor=floor, inner_attempts=floor) if floor else None
+
+
+def last_iteration(st: StepState) -> dict[str, Any]:
     """The body's results in the loop's last iteration that has any: they stay visible after the loop."""
-    st = w.state.steps[path]
-    for index in range(st.started - 1, -1, -1):
-        prefix = join(path, index)
-        found = {m.id: w.state.steps[p].result for m in body
-                 if (p := join(prefix, m.id)) in w.state.steps and w.state.steps[p].phase == "Succeeded"}
-        if found:
-            return found
-    return {}
+    return dict(st.loop.last_body) if st.loop else {}

@@ -57,7 +57,8 @@ def iteration_input(flow_input: dict[str, Any], index: int, value: Any) -> dict[
     return args
 
 
-def body_frame(frame: Frame, flow_input: dict[str, Any], results: dict[str, Any], timeout_s: float | None) -> Frame:
+def body_frame(frame: Frame, flow_input: dict[str, Any], results: dict[str, Any], timeout_s: float | None,
+               base_attempt: int = 0) -> Frame:
     """The frame of a sub-flow of `frame`: its input is also its first step's previous result."""
     return Frame(
         flow_input=flow_input,
@@ -66,6 +67,7 @@ def body_frame(frame: Frame, flow_input: dict[str, Any], results: dict[str, Any]
         depth=frame.depth,
         timeout_s=tighter(frame.timeout_s, timeout_s),
         failure_module=frame.failure_module,
+        base_attempt=max(frame.base_attempt, base_attempt),
     )
 
 

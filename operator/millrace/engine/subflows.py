@@ -42,6 +42,7 @@ def _handle_failure(w: Walker, module: FlowModule, failure: Failed, prefix: str,
         extra={"error": error},
         depth=frame.depth,
         timeout_s=frame.timeout_s,
+        base_attempt=frame.base_attempt,
     )
     status = w.module(module, join(prefix, FAILURE_MODULE_PATH), handler)
     if isinstance(status, Waiting):
@@ -86,7 +87,7 @@ def pathflow(w: Walker, value: PathFlow, path: str, st: StepState, frame: Frame,
                                      flow_path=value.path, args=st.input, depth=depth, timeout_s=st.timeout_s))
         return WAITING
     inner = Frame(flow_input=st.input, results={}, previous_result=st.input, depth=depth,
-                  timeout_s=st.timeout_s, failure_module=flow.value.failure_module)
+                  timeout_s=st.timeout_s, failure_module=flow.value.failure_module, base_attempt=frame.base_attempt)
     status = run_body(w, flow.value.modules, path, inner)
     if isinstance(status, Stopped):
         # Windmill: an early stop inside an inner flow ends that flow only.

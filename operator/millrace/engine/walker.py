@@ -60,8 +60,7 @@ class Walker:
         self.now = now
         self.actions: list[Action] = []
         self.wake_at: float | None = None
-        # Per loop path: the body's results of the latest finished iteration of this walk.
-        self.carried: dict[str, dict[str, Any]] = {}
+        self.compacted: dict[str, StepState] = {}
         self._owned: set[str] = set()
 
     def own(self, path: str) -> StepState | None:
@@ -97,7 +96,7 @@ class Walker:
         elif not isinstance(event, Tick):
             raise TypeError(f"unknown event {event!r}")
         self._walk_flow()
-        return Plan(self.state, self.actions, self.wake_at)
+        return Plan(self.state, self.actions, self.wake_at, self.compacted)
 
     def _start(self, event: Start) -> bool:
         self.state.phase = "Running"
@@ -235,7 +234,7 @@ class Walker:
             if not isinstance(status, Done):
                 return status
             if isinstance(module.value, (ForloopFlow, WhileloopFlow)):
-                frame.results.update(loops.last_iteration(self, module.value.modules, path))
+                frame.results.update(loops.last_iteration(self.state.steps[path]))
             frame.results[module.id] = status.result
             last = status.result
             approval = approvals.seen_by_next(module, self.state.steps[path])
@@ -270,7 +269,7 @@ class Walker:
         return self._after_success(module, path, st, frame)
 
     def _begin(self, module: FlowModule, path: str, old: StepState | None, frame: Frame) -> StepState:
-        base = old.attempts if old is not None else 0
+        base = old.attempts if old is not None else frame.base_attempt
         st = self.state.steps[path] = StepState(type=module.value.type, started_at=self.now, attempts=base, base_attempt=base)
         self._owned.add(path)
         try:
@@ -379,16 +378,16 @@ class Walker:
         for name in _CONTAINER_DECISIONS:
             setattr(st, name, None)
         st.started = 0
-        st.tested = 0
         st.skip_stopped = False
-        for key in [k for k in self.carried if k == path or k.startswith(path + "/")]:
-            del self.carried[key]
         st.handled = False
+        deeper = 0
         for inner, old in list(self.state.steps.items()):
             if inner.startswith(path + "/"):
+                deeper = max(deeper, loops.attempts_within(old))
                 self.state.steps[inner] = StepState(phase="Pending", type=old.type, attempts=old.attempts,
                                                     base_attempt=old.attempts)
                 self._owned.add(inner)
+        st.loop = loops.restarted(st.loop, deeper)
 
     # --- after a module succeeded -------------------------------------------------
 

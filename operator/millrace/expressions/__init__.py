@@ -17,10 +17,11 @@ from millrace.expressions.errors import (
     ExpressionSyntaxError,
     ExpressionTimeout,
 )
-from millrace.expressions.sandbox import EXTRA_NAMES, EvalContext, Sandbox
+from millrace.expressions.sandbox import EXTRA_NAMES, Deferred, EvalContext, Sandbox
 
 __all__ = [
     "EXTRA_NAMES",
+    "Deferred",
     "EvalContext",
     "ExpressionError",
     "ExpressionMemoryError",

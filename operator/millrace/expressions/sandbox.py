@@ -106,7 +106,19 @@ def _pick(table: Mapping[str, Any], keys: frozenset[str] | None) -> dict[str, An
     return {key: table[key] for key in keys if key in table}
 
 
-def _json_default(value: object) -> str:
+class Deferred:
+    """A context value built only when an expression reads it (a long loop's results so far)."""
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build = build
+
+    def resolve(self) -> Any:
+        return self._build()
+
+
+def _json_default(value: object) -> Any:
+    if isinstance(value, Deferred):
+        return value.resolve()
     # YAML loads unquoted dates in flow arguments as date objects.
     if isinstance(value, datetime.date | datetime.time):
         return value.isoformat()

@@ -24,20 +24,10 @@ def _duration(st: StepState, now: float) -> str:
     return f"{end - st.started_at:.2f}s"
 
 
-def _finished_iterations(path: str, state: RunStatus) -> int:
-    """Iterations none of whose steps is still pending or running."""
-    busy: dict[str, bool] = {}
-    prefix = f"{path}/"
-    for key, st in state.steps.items():
-        if key.startswith(prefix):
-            index = key[len(prefix):].split("/", 1)[0]
-            busy[index] = busy.get(index, False) or st.phase in ("Pending", "Running")
-    return sum(1 for running in busy.values() if not running)
-
-
-def _loop_progress(module: FlowModule, st: StepState, state: RunStatus) -> str:
+def _loop_progress(module: FlowModule, st: StepState) -> str:
     if isinstance(module.value, ForloopFlow) and st.items is not None:
-        return f"{_finished_iterations(module.id, state)}/{len(st.items)} iterations"
+        # Finished iterations are compacted into the loop's progress as they end.
+        return f"{st.loop.finished if st.loop else 0}/{len(st.items)} iterations"
     if isinstance(module.value, WhileloopFlow):
         return f"iteration {st.started}"
     return ""
@@ -64,7 +54,7 @@ class Progress:
         st = state.steps.get(module.id)
         if st is None:
             return f"  {SYMBOLS['Pending']} {module.id:<24} pending"
-        detail = _loop_progress(module, st, state)
+        detail = _loop_progress(module, st)
         if st.phase == "Running" and not detail:
             inner = [p for p, s in state.steps.items() if p.startswith(module.id + "/") and s.phase == "Running"]
             detail = ", ".join(inner[:3])

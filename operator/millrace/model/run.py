@@ -37,6 +37,37 @@ class ErrorInfo(KubeModel):
     exit_code: int | None = None
 
 
+# Finished iterations' results are sealed in chunks of this many, each written once.
+RESULT_CHUNK = 100
+
+
+class LoopProgress(KubeModel):
+    """A loop's finished iterations, compacted: their inner step states are gone.
+
+    The walker visits only `active` iterations. Results sit in `pending` (by
+    index) until all of a chunk's iterations have finished, then move to a
+    sealed chunk of `chunks` that is never rewritten. The body's results of
+    the latest finished iteration (`carried`, what the next iteration sees)
+    and of the last one with any (`last_body`, visible after the loop) are
+    kept; `inner_attempts` is the highest attempt count of a compacted inner
+    step, so that a loop run again never reuses an attempt key (`floor`).
+    """
+
+    active: list[int] = Field(default_factory=list)
+    pending: dict[int, Any] = Field(default_factory=dict)
+    chunks: dict[int, list[Any]] = Field(default_factory=dict)
+    finished: int = 0
+    carried: dict[str, Any] = Field(default_factory=dict)
+    carried_index: int = -1
+    last_body: dict[str, Any] = Field(default_factory=dict)
+    last_body_index: int = -1
+    failure: ErrorInfo | None = None
+    failure_index: int = -1
+    failure_handled: bool = False
+    inner_attempts: int = 0
+    floor: int = 0
+
+
 class StepState(KubeModel):
     """State of one module instance, keyed by its module path.
 
@@ -64,8 +95,6 @@ class StepState(KubeModel):
     input: dict[str, Any] | None = None
     branch: int | None = None
     started: int = 0
-    # Loop iterations whose `stop_after_if` already said "go on": not tested again.
-    tested: int = 0
     stopped: bool | None = None
     skip_stopped: bool = False
     final: bool = False
@@ -78,6 +107,7 @@ class StepState(KubeModel):
     disapprover: str | None = None
     resolved: bool = False
     result_ref: str | None = None
+    loop: LoopProgress | None = None
 
     @property
     def runs_script(self) -> bool:
