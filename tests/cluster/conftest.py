@@ -290,7 +290,8 @@ def service_account_kubeconfig(kube: Any, namespace: str, account: str, path: Pa
 
 class Operator:
     """`millrace operator` as a process watching one namespace, with exactly the
-    ServiceAccount and RBAC that the Helm chart grants (installed with 0 replicas)."""
+    ServiceAccount and RBAC that the Helm chart grants (installed with 0 replicas).
+    It plays one pod: started again, it has the same name, so it takes its Lease back at once."""
 
     def __init__(self, kube: Any, namespace: str, log: Path, kubeconfig: Path) -> None:
         self.kube = kube
@@ -298,12 +299,14 @@ class Operator:
         self.log = log
         self.kubeconfig = kubeconfig
         self.port = free_port()
+        self.pod_name = f"operator-{uuid.uuid4().hex[:6]}"
         self.process: subprocess.Popen[bytes] | None = None
         self.args: list[str] = []  # more `millrace operator` options
 
     def start(self, **settings: str) -> None:
-        env = {**os.environ, **settings, "KUBECONFIG": str(self.kubeconfig), "MILLRACE_NAMESPACE": self.namespace,
-               "MILLRACE_SIGNING_KEY": "dGVzdC1zaWduaW5nLWtleS1mb3ItdGhlLW9wZXJhdG9y"}
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "MILLRACE_NAMESPACE": self.namespace,
+               "MILLRACE_POD_NAME": self.pod_name, "MILLRACE_SIGNING_KEY": "dGVzdC1zaWduaW5nLWtleS1mb3ItdGhlLW9wZXJhdG9y",
+               **settings}
         self.metrics_port = free_port()
         command = [sys.executable, "-m", "millrace.cli.main", "operator", "--namespace", self.namespace,
                    "--api-host", "127.0.0.1", "--api-port", str(self.port), "--metrics-port", str(self.metrics_port),

@@ -53,7 +53,8 @@ def test_chart_crds_are_the_generated_crds() -> None:
 
 def test_namespaced_install_renders_roles_only_for_its_namespaces(helm) -> None:
     kinds = _kinds(_render(helm, "--set", "watch.namespaces={team-a}"))
-    assert sorted(r["metadata"]["namespace"] for r in kinds["Role"]) == ["ns1", "team-a"]
+    assert sorted((r["metadata"]["namespace"], r["metadata"]["name"]) for r in kinds["Role"]) == [
+        ("ns1", "millrace"), ("ns1", LEASE), ("team-a", "millrace")]
     # Nothing cluster-wide: kopf does not scan namespaces or CRDs.
     assert "ClusterRole" not in kinds and "ClusterRoleBinding" not in kinds
     webhook = kinds["ValidatingWebhookConfiguration"][0]["webhooks"]
@@ -67,7 +68,7 @@ def test_namespaced_install_renders_roles_only_for_its_namespaces(helm) -> None:
 
 def test_cluster_wide_install_uses_one_cluster_role(helm) -> None:
     kinds = _kinds(_render(helm, "--set", "watch.allNamespaces=true"))
-    assert "Role" not in kinds
+    assert [r["metadata"]["name"] for r in kinds["Role"]] == [LEASE]  # leader election, in its namespace only
     assert len(kinds["ClusterRole"]) == 1 and len(kinds["ClusterRoleBinding"]) == 1
     assert "namespaceSelector" not in kinds["ValidatingWebhookConfiguration"][0]["webhooks"][0]
     assert "--all-namespaces" in kinds["Deployment"][0]["spec"]["template"]["spec"]["containers"][0]["args"]
@@ -110,7 +111,14 @@ RULE_USES: dict[tuple[str, str, str], tuple[str, str]] = {
     ("", "persistentvolumeclaims", "create"): (r"create_namespaced_persistent_volume_claim\b", "test_operator.py::test_same_worker_steps_share_a_volume_that_ends_with_the_run"),
     ("", "persistentvolumeclaims", "delete"): (r"delete_namespaced_persistent_volume_claim\(", "test_operator.py::test_same_worker_steps_share_a_volume_that_ends_with_the_run"),
     ("", "events", "create"): (r"create_namespaced_event\b", "test_trust_secrets.py::test_no_object_of_the_run_and_no_operator_log_holds_a_secret_value"),
+    # Leader election, in the release namespace only (the `<release>-leader` Role), get and update
+    # limited to the one Lease.
+    ("coordination.k8s.io", "leases", "get"): (r"read_namespaced_lease\(", "test_leader.py::test_killing_the_leader_mid_step_hands_over_and_the_step_runs_once"),
+    ("coordination.k8s.io", "leases", "create"): (r"create_namespaced_lease\(", "test_leader.py::test_killing_the_leader_mid_step_hands_over_and_the_step_runs_once"),
+    ("coordination.k8s.io", "leases", "update"): (r"replace_namespaced_lease\(", "test_leader.py::test_a_stopped_leader_frees_the_lease_for_the_other_at_once"),
 }
+ELECTION = {rule for rule in RULE_USES if rule[:2] == ("coordination.k8s.io", "leases")}
+LEASE = "millrace-leader"
 
 
 def _granted(role: dict) -> set[tuple[str, str, str]]:
@@ -120,8 +128,15 @@ def _granted(role: dict) -> set[tuple[str, str, str]]:
 
 def test_each_granted_rule_is_used_by_the_code_and_exercised_by_a_test(helm) -> None:
     code = "\n".join(p.read_text() for p in (REPO / "operator" / "millrace").rglob("*.py"))
-    for role in _kinds(_render(helm))["Role"] + _kinds(_render(helm, "--set", "watch.allNamespaces=true"))["ClusterRole"]:
-        assert _granted(role) == set(RULE_USES), role["metadata"]["name"]
+    for install in (_kinds(_render(helm, "--set", "watch.namespaces={team-a}")), _kinds(_render(helm, "--set", "watch.allNamespaces=true"))):
+        roles = install["Role"] + install.get("ClusterRole", [])
+        election = [r for r in roles if r["metadata"]["name"] == LEASE]
+        assert [r["metadata"].get("namespace") for r in election] == ["ns1"]
+        assert _granted(election[0]) == ELECTION
+        assert {rule.get("resourceNames") is None for rule in election[0]["rules"] if rule["verbs"] != ["create"]} == {False}
+        for role in roles:
+            if role is not election[0]:
+                assert _granted(role) == set(RULE_USES) - ELECTION, role["metadata"]["name"]
     for rule, (call, test) in RULE_USES.items():
         assert re.search(call, code), f"{rule}: nothing in operator/millrace matches {call!r}"
         file, _, name = test.partition("::")
@@ -195,10 +210,13 @@ DENIED_HERE = [
     ("create", "deployments.apps"), ("create", "roles.rbac.authorization.k8s.io"),
     ("create", "rolebindings.rbac.authorization.k8s.io"), ("create", "serviceaccounts/token"),
     ("update", "flows"), ("delete", "flows"), ("patch", "jobs.batch"),
+    ("update", "leases.coordination.k8s.io/another"), ("get", "leases.coordination.k8s.io/another"),
+    ("delete", "leases.coordination.k8s.io/millrace-leader"), ("list", "leases.coordination.k8s.io"),
 ]
 DENIED_CLUSTER = [
     ("get", "secrets", "-n", "kube-system"), ("list", "secrets", "--all-namespaces"),
     ("create", "jobs.batch", "-n", "default"), ("list", "flows", "--all-namespaces"),
+    ("create", "leases.coordination.k8s.io", "-n", "default"),
     ("delete", "namespaces"), ("create", "namespaces"), ("list", "nodes"), ("list", "namespaces"),
     ("create", "clusterrolebindings.rbac.authorization.k8s.io"),
     ("update", "validatingwebhookconfigurations.admissionregistration.k8s.io"),
@@ -217,7 +235,13 @@ def _resource(group: str, resource: str) -> str:
 
 def _can(kube, namespace: str, verb: str, resource: str, *scope: str) -> bool:
     what = resource.split("/")
-    args = [verb, what[0]] + ([f"--subresource={what[1]}"] if len(what) > 1 else [])
+    if what[0] == "leases.coordination.k8s.io":
+        # Leases have no subresources: after the slash comes a name (kubectl's TYPE/NAME). The
+        # operator's Lease when none is given, as get and update are granted for it only.
+        named = resource if len(what) > 1 or verb in ("create", "list") else f"{resource}/{LEASE}"
+        args = [verb, named]
+    else:
+        args = [verb, what[0]] + ([f"--subresource={what[1]}"] if len(what) > 1 else [])
     proc = kube.kubectl("auth", "can-i", *args, *(scope or ("-n", namespace)),
                         f"--as=system:serviceaccount:{namespace}:{SA}", check=False)
     assert proc.stdout.strip() in ("yes", "no"), proc.stderr

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,11 +28,14 @@ class FakeKube:
         self.calls.append(("create", name))
         if name in self.runs:
             return False
-        self.runs[name] = {**obj, "status": {"phase": "Running"}}
+        self.runs[name] = {**obj, "metadata": {**obj["metadata"], "uid": f"uid-{name}"}, "status": {"phase": "Running"}}
         return True
 
-    def patch_flowrun_spec(self, namespace: str, name: str, spec: dict[str, Any]) -> None:
-        self.calls.append(("cancel", name))
+    def create(self, obj: dict[str, Any]) -> bool:
+        request = json.loads(obj["data"]["request"])
+        assert request["cancel"] and request["approver"] == "schedule" and "replaced by run" in request["reason"]
+        self.calls.append(("cancel", obj["metadata"]["ownerReferences"][0]["name"]))
+        return True
 
     def delete_flowrun(self, namespace: str, name: str) -> None:
         self.calls.append(("delete", name))
@@ -110,3 +115,12 @@ def test_a_pass_is_needed_only_when_the_next_time_has_come() -> None:
     assert due_soon(flow({"cron": "0 * * * *"}, status), now=T0 + HOUR)
     assert due_soon(flow({"cron": "5 * * * *"}, status), now=T0 + 60)
     assert due_soon(flow({"cron": "0 * * * *"}), now=T0)
+
+
+def test_the_schedule_clock_can_start_at_a_given_time_and_runs_at_real_speed() -> None:
+    from millrace.cluster.schedule_handlers import clock_starting_at
+
+    assert clock_starting_at(None) is time.time
+    clock = clock_starting_at("2027-03-28T00:59:50Z")
+    first = clock()
+    assert 1806195590 <= first < 1806195595 and clock() >= first

@@ -42,6 +42,9 @@ def test_the_kinds_of_one_attempt_get_different_names() -> None:
 
 def test_states_and_data_paths_spelled_alike_get_different_names() -> None:
     assert names.state_name("a-b", "c") != names.state_name("a", "b-c")
+    # A schedule's runs keep their state apart from runs by hand, and no scope meets a flow or step name.
+    assert names.state_name("f", "watch", "schedule") != names.state_name("f", "watch")
+    assert names.state_name("f", "watch", "schedule") != names.state_name("f-schedule", "watch")
     assert names.data_name("variable", "f/a-b") != names.data_name("variable", "f/a/b")
     assert names.data_name("variable", "f/x") != names.data_name("resource", "f/x")
     # A step cannot aim its variable at a name the operator uses.

@@ -41,6 +41,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- printf "%s-webhook-tls" (include "millrace.fullname" .) -}}
 {{- end -}}
 
+{{- define "millrace.leaseName" -}}
+{{- printf "%s-leader" (include "millrace.fullname" .) -}}
+{{- end -}}
+
 {{- define "millrace.signingSecret" -}}
 {{- default (printf "%s-signing-key" (include "millrace.fullname" .)) .Values.signingKey.existingSecret -}}
 {{- end -}}

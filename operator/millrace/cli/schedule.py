@@ -16,12 +16,11 @@ from ..model.loader import LoadedFlow
 from ..model.resources import Schedule
 from ..model.run import RunStatus
 from ..schedule.cron import CronError, parse_timezone
-from ..schedule.policy import schedule_policy
+from ..schedule.policy import SCHEDULE_STATE_SCOPE, schedule_policy
 from .args import parse_args
 
 # Step states of scheduled runs live apart from those of runs started by hand, as Windmill keeps
 # a trigger script's state per schedule.
-STATE_SCOPE = "schedule"
 
 
 def register(sub: Any) -> None:
@@ -61,7 +60,7 @@ def main(options: argparse.Namespace) -> int:
         def run_flow(fire_time: float) -> tuple[str, RunStatus]:
             progress = Progress(loaded.name, loaded.flow) if options.output == "text" else None
             run = LocalRun(loaded=loaded, executor=executor, library=library, approvals=executor.api.backend,
-                           observer=progress.update if progress else None, state_scope=STATE_SCOPE)
+                           observer=progress.update if progress else None, state_scope=SCHEDULE_STATE_SCOPE)
             return run.run_id, run.execute(dict(args))
 
         failed = ForegroundSchedule(loaded.name, policy, run_flow, _reporter(options.output, spec.timezone)).serve(

@@ -27,18 +27,25 @@ def request_resume(kube: KubeApi, namespace: str, run: str, *, payload: Any, app
         raise FlowError.single(run, f"run '{run}' already ended ({phase.lower()})")
     if not cancel and phase != "Suspended":
         raise FlowError.single(run, f"run '{run}' is not suspended ({phase.lower()})")
+    record = resume_record(obj, payload=payload, approver=approver, cancel=cancel, reason=reason, disapprove=disapprove)
+    kube.create(record)
+    return str(record["metadata"]["name"])
+
+
+def resume_record(obj: dict[str, Any], *, payload: Any, approver: str, cancel: bool = False, reason: str = "",
+                  disapprove: bool = False) -> dict[str, Any]:
+    """The request ConfigMap for the FlowRun `obj`, owned by it."""
     meta = obj["metadata"]
-    name = names.identity_name(run, "resume", uuid.uuid4().hex)
+    run, namespace = meta["name"], meta["namespace"]
     # A disapproval is a cancel of the suspended step only, as a resume link's cancel URL is.
     record = {"payload": payload, "approver": approver, "cancel": cancel or disapprove, "reason": reason,
               "disapprove": disapprove}
-    kube.create({
+    return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {"name": name, "namespace": namespace,
+        "metadata": {"name": names.identity_name(run, "resume", uuid.uuid4().hex), "namespace": namespace,
                      "labels": {names.LABEL_RUN: names.label_value(run), names.LABEL_KIND: KIND_RESUME},
                      "ownerReferences": [{"apiVersion": obj["apiVersion"], "kind": "FlowRun", "name": run,
                                           "uid": meta["uid"], "controller": True, "blockOwnerDeletion": True}]},
         "data": {"request": json.dumps(record)},
-    })
-    return name
+    }

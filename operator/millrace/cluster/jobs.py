@@ -54,6 +54,7 @@ class RunMeta:
     runtime: Runtime = field(default_factory=Runtime)
     default_images: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_IMAGES))
     policy: StepPolicy = field(default_factory=StepPolicy)
+    state_scope: str = ""  # where its steps keep their state (runs/protocol.py StepScope)
 
 
 def owner_reference(meta: RunMeta) -> dict[str, Any]:

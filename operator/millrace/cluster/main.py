@@ -8,11 +8,13 @@ import socket
 
 import kopf
 import prometheus_client
+from kubernetes import client as kube_client
 from kubernetes import config as kube_config
 
 from ..expressions import Sandbox
 from ..runtime.stepapi.server import DEFAULT_LINK_LIFETIME_S, StepApiServer
 from ..runtime.stepapi.tokens import Signer
+from . import leader
 from . import operator as handlers
 from . import schedule_handlers, trigger_handlers
 from ..triggers.server import TriggerServer
@@ -31,6 +33,21 @@ def _load_kube_config() -> None:
         kube_config.load_incluster_config()
     except kube_config.ConfigException:
         kube_config.load_kube_config()
+
+
+def _elector(namespace: str) -> leader.Elector:
+    # A pod's name: its restarted container takes over at once (the old one has exited).
+    # Elsewhere the process id keeps two operators on one host apart.
+    identity = os.environ.get("MILLRACE_POD_NAME") or f"{socket.gethostname()}/{os.getpid()}"
+    timing = leader.Timing.from_duration(float(os.environ.get("MILLRACE_LEASE_S", "15")))
+    return leader.Elector(kube_client.CoordinationV1Api(), namespace,
+                          os.environ.get("MILLRACE_LEASE_NAME", "millrace-leader"), identity, timing)
+
+
+def _lost_lead() -> None:
+    LOG.error("the Lease was not renewed in time: stopping before another replica takes over")
+    logging.shutdown()
+    os._exit(1)
 
 
 def run_operator(
@@ -58,6 +75,11 @@ def run_operator(
     # V8 initialises its process-wide state with the first isolate; doing that here, once,
     # keeps handler threads from racing to do it (which aborts the process).
     Sandbox().close()
+    own_namespace = os.environ.get("MILLRACE_NAMESPACE", "default")
+    elector = _elector(own_namespace)
+    with leader.standby_liveness(liveness):
+        elector.acquire()
+    elector.keep(_lost_lead)
     if metrics_port:
         prometheus_client.start_http_server(metrics_port, addr=api_host)
     kube = KubeApi()
@@ -87,25 +109,26 @@ def run_operator(
                             job_ttl_s=int(os.environ.get("MILLRACE_JOB_TTL_S", "3600")),
                             retention_s=float(os.environ["MILLRACE_RETENTION_S"]) if os.environ.get("MILLRACE_RETENTION_S") else None,
                             policy=policy, secrecy=secrecy)
-    schedule_handlers.configure(kube)
+    schedule_handlers.configure(kube, schedule_handlers.clock_starting_at(os.environ.get("MILLRACE_SCHEDULE_CLOCK_START")))
     hooks = None
     if hooks_port:
         hooks = TriggerServer(resolver(kube, signer.sign), host=api_host, port=hooks_port)
         hooks.start()
         trigger_handlers.configure(kube, hooks_url or hooks.url, signer.sign)
         LOG.info("flow webhooks listening on %s", hooks.url)
-    handlers.configure(config, kube, webhooks=webhooks)
+    handlers.configure(config, kube, webhooks=webhooks, leading=elector.leading)
     try:
         kopf.run(
             standalone=True,
             # Named here: kopf would ask getpass, which fails for a uid that /etc/passwd does not list (the chart's 65532).
             identity=f"millrace@{socket.gethostname()}",
             clusterwide=all_namespaces,
-            namespaces=namespaces or ([] if all_namespaces else [os.environ.get("MILLRACE_NAMESPACE", "default")]),
+            namespaces=namespaces or ([] if all_namespaces else [own_namespace]),
             liveness_endpoint=liveness,
         )
     finally:
         server.close()
         if hooks is not None:
             hooks.close()
+        elector.release()
     return 0

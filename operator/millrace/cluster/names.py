@@ -74,8 +74,8 @@ def shared_claim_name(run: str) -> str:
     return identity_name(run, "shared")
 
 
-def state_name(flow: str, step_id: str) -> str:
-    return identity_name("state", flow, step_id)
+def state_name(flow: str, step_id: str, scope: str = "") -> str:
+    return identity_name("state", flow, scope, step_id) if scope else identity_name("state", flow, step_id)
 
 
 def data_name(kind: str, path: str) -> str:

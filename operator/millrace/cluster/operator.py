@@ -47,11 +47,13 @@ def notify(namespace: str, name: str) -> None:
 
 
 def configure(config: OperatorConfig, kube: KubeApi | None = None, *,
-              webhooks: Callable[[kopf.OperatorSettings], None] | None = None) -> None:
+              webhooks: Callable[[kopf.OperatorSettings], None] | None = None,
+              leading: Callable[[], bool] = lambda: True) -> None:
     """Set what the handlers use; the CLI calls this before kopf runs."""
     _STATE["config"] = config
     _STATE["kube"] = kube or KubeApi()
     _STATE["webhooks"] = webhooks
+    _STATE["leading"] = leading
 
 
 @kopf.on.startup()
@@ -86,6 +88,9 @@ def cleanup(**_: Any) -> None:
 
 def _reconcile(reconciler: RunReconciler, key: RunKey) -> float | None:
     """One pass over a run; when to look again (the queue's clock), or None once it ended."""
+    if not _STATE["leading"]():
+        # The Lease is overdue for renewal: act on nothing until it is renewed (or the process ends).
+        return QUEUE.clock() + 1.0
     finished, wake_at = reconciler.reconcile(*key)
     if finished:
         # No resync: only its own wake-up (its retention), if it has one.

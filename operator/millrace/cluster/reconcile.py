@@ -43,6 +43,7 @@ from ..model.resources import FlowRunStatus, Runtime
 from ..model.run import ErrorInfo
 from ..runtime.protocol import StepError, StepOutcome, StepReport
 from ..runtime.stepapi.links import APPLY, WAIT, link_state
+from ..schedule.policy import SCHEDULE_STATE_SCOPE
 from ..runtime.stepapi.tokens import Claims, Signer
 from . import names, observe
 from .admission import flow_problems
@@ -320,6 +321,7 @@ class RunReconciler:
             runtime=definition.runtime,
             default_images={**self.config.default_images},
             policy=self.config.policy,
+            state_scope=SCHEDULE_STATE_SCOPE if (meta.get("labels") or {}).get(names.LABEL_SCHEDULED) == "true" else "",
         )
 
     # --- events ------------------------------------------------------------------------
@@ -542,7 +544,7 @@ class RunReconciler:
         deadline = attempt_deadline(action.timeout_s, meta.runtime.active_deadline_seconds)
         token = self.config.signer.issue(Claims(
             run=f"{meta.namespace}/{meta.run}", run_uid=meta.run_uid, flow=meta.flow, path=action.path,
-            step_id=action.step_id, attempt=action.attempt,
+            step_id=action.step_id, attempt=action.attempt, state_scope=meta.state_scope,
             expires_at=self.clock() + deadline + TOKEN_GRACE_S if deadline else None))
         config_map, secret, job = step_objects(meta, action, token)
         job["spec"]["ttlSecondsAfterFinished"] = self.config.job_ttl_s

@@ -23,7 +23,7 @@ from ..model.run import TERMINAL_RUN_PHASES
 from ..schedule.cron import CronError
 from . import names
 from .kube import KubeApi
-from .schedules import due_soon, reconcile_schedule
+from .schedules import due_soon, epoch_of, reconcile_schedule
 
 LOG = logging.getLogger("millrace.schedules")
 TICK_S = 1.0
@@ -31,6 +31,17 @@ _STATE: dict[str, Any] = {"clock": time.time}
 # The latest body of every Flow with a schedule, by (namespace, name).
 _SCHEDULED: dict[tuple[str, str], dict[str, Any]] = {}
 _LOCK = threading.Lock()
+
+
+def clock_starting_at(start: str | None) -> Callable[[], float]:
+    """The clock schedules read: the real one, or, given an RFC 3339 `start`, one that starts
+    there and runs at real speed (MILLRACE_SCHEDULE_CLOCK_START: how the tests reach a DST
+    change without waiting for it). Only fire times follow it; runs keep real timestamps."""
+    begin = epoch_of(start)
+    if begin is None:
+        return time.time
+    offset = begin - time.time()
+    return lambda: time.time() + offset
 
 
 def configure(kube: KubeApi, clock: Callable[[], float] = time.time) -> None:

@@ -18,6 +18,7 @@ from ..model.run import TERMINAL_RUN_PHASES
 from ..schedule.plan import ScheduledRun, decide
 from ..schedule.policy import schedule_policy
 from . import names
+from .control import resume_record
 
 ANNOTATION_SCHEDULED_TIME = "millrace.dev/scheduled-time"
 
@@ -27,7 +28,7 @@ class ScheduleKube(Protocol):
 
     def create_flowrun(self, obj: dict[str, Any]) -> bool: ...
 
-    def patch_flowrun_spec(self, namespace: str, name: str, spec: dict[str, Any]) -> None: ...
+    def create(self, obj: dict[str, Any]) -> bool: ...
 
     def delete_flowrun(self, namespace: str, name: str) -> None: ...
 
@@ -63,8 +64,11 @@ def reconcile_schedule(kube: ScheduleKube, flow: dict[str, Any], now: float) -> 
     items = kube.list_flowruns(namespace, f"{names.LABEL_FLOW}={names.label_value(name)},{names.LABEL_SCHEDULED}=true")
     runs = [_scheduled_run(item) for item in items]
     decision = decide(name, schedule_policy(spec), since, last, now, runs)
+    by_name = {item["metadata"]["name"]: item for item in items}
     for run in decision.cancel:
-        kube.patch_flowrun_spec(namespace, run, {"cancel": True})
+        # The record `millrace cancel -n` makes, so the run says who cancelled it and why.
+        kube.create(resume_record(by_name[run], payload=None, approver="schedule", cancel=True,
+                                  reason=f"replaced by run {decision.run_name} (concurrencyPolicy: Replace)"))
     kept = [item for item in items if item["metadata"]["name"] not in decision.delete]
     if decision.start is not None and decision.run_name:
         manifest = _run_manifest(flow, spec, decision.run_name, decision.start)

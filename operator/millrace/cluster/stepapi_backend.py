@@ -187,12 +187,12 @@ class ClusterBackend:
     def _state(self, claims: Claims) -> tuple[str, str, dict[str, Any] | None]:
         """Namespace, name and object of the step's state; Conflict if that name holds anything else."""
         namespace, _ = _split(claims.run)
-        name = names.state_name(claims.flow, claims.step_id)
+        name = names.state_name(claims.flow, claims.step_id, claims.state_scope)
         cm = self.kube.get_config_map(namespace, name)
         if cm is not None:
             meta = cm["metadata"]
             if ((meta.get("labels") or {}).get(names.LABEL_KIND) != KIND_STATE
-                    or (meta.get("annotations") or {}).get(ANNOTATION_PATH) != f"{claims.flow}/{claims.step_id}"):
+                    or (meta.get("annotations") or {}).get(ANNOTATION_PATH) != claims.state_path):
                 raise Conflict(f"ConfigMap {namespace}/{name} exists but is not the state of step {claims.step_id} "
                                f"of flow {claims.flow}: it is left alone", step=claims.step_id)
         return namespace, name, cm
@@ -210,7 +210,7 @@ class ClusterBackend:
             "apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": name, "namespace": namespace,
                          "labels": {names.LABEL_KIND: KIND_STATE, names.LABEL_FLOW: names.label_value(claims.flow)},
-                         "annotations": {ANNOTATION_PATH: f"{claims.flow}/{claims.step_id}"}},
+                         "annotations": {ANNOTATION_PATH: claims.state_path}},
             "data": {"state": json.dumps(value)}}
         flow = self.kube.get_flow(namespace, claims.flow)
         if flow is not None:

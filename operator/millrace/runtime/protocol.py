@@ -23,7 +23,9 @@ class StepScope(BaseModel):
     """Which attempt of which step of which run: what a step API token grants access to.
 
     The state of a step (get_state/set_state) is kept per `<flow>/<step_id>`,
-    as Windmill keeps it per flow step, so it carries over between runs.
+    as Windmill keeps it per flow step, so it carries over between runs; runs a
+    schedule started keep theirs apart, under `state_scope` (Windmill keeps a
+    trigger script's state per schedule).
     """
 
     run: str
@@ -31,10 +33,15 @@ class StepScope(BaseModel):
     path: str
     step_id: str
     attempt: int
+    state_scope: str = ""
 
     @property
     def key(self) -> str:
         return f"{self.path}/{self.attempt}"
+
+    @property
+    def state_path(self) -> str:
+        return f"{self.flow}/{self.state_scope}/{self.step_id}" if self.state_scope else f"{self.flow}/{self.step_id}"
 
 
 class StepRequest(BaseModel):

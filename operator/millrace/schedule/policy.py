@@ -11,6 +11,9 @@ from ..model.resources import Schedule
 from .cron import CronError, parse_cron
 from .plan import SchedulePolicy
 
+# The state scope of a schedule's runs, in both shells: a trigger script's state is the schedule's own.
+SCHEDULE_STATE_SCOPE = "schedule"
+
 
 def schedule_policy(spec: Schedule) -> SchedulePolicy:
     """Raises CronError naming `cron` or `timezone` when the schedule cannot be used."""
