@@ -23,7 +23,7 @@ from ..engine.library import Library
 from ..engine.planner import Plan, PlanContext, plan
 from ..expressions import Sandbox
 from ..model.loader import LoadedFlow
-from ..model.run import RunStatus
+from ..model.run import RunStatus, StepState
 from ..runtime.protocol import StepError, StepOutcome, StepRequest
 from ..runtime.redact import redact_json
 from .datastore import DataStore
@@ -117,7 +117,7 @@ class LocalRun:
                 state = result.state
                 if self.approvals is not None:
                     self.approvals.observe(self.run_id, state)
-                self._publish(state)
+                self._publish(state, result.compacted)
                 self._dispatch(result, pool, running)
                 if state.terminal:
                     return state
@@ -148,7 +148,7 @@ class LocalRun:
             return Disapproved(approver=request.approver, now=time.time())
         return Resumed(payload=request.payload, approver=request.approver, now=time.time())
 
-    def _publish(self, state: RunStatus) -> None:
+    def _publish(self, state: RunStatus, compacted: Mapping[str, StepState] | None = None) -> None:
         now = time.monotonic()
         save = state.terminal or state.phase == "Suspended" or now - self._saved_at >= SAVE_INTERVAL_S
         if save:
@@ -159,7 +159,9 @@ class LocalRun:
             self.store.save(self.run_id, self.loaded.name, shown)
             self._saved_at = now
         if self.observer:
-            self.observer(self.run_id, shown)
+            # The steps of a loop iteration that just ended have left the state: the observer sees their end once.
+            self.observer(self.run_id, self._redacted(state.model_copy(update={"steps": {**compacted, **state.steps}}))
+                          if compacted else shown)
 
     def _redacted(self, state: RunStatus) -> RunStatus:
         """The state as it may be stored or shown: results that hold a secret value are masked.
