@@ -38,12 +38,18 @@ def _holder(kube: Any, namespace: str) -> str | None:
     return ((kube.get("lease", LEASE, namespace) or {}).get("spec") or {}).get("holderIdentity")
 
 
-def test_killing_the_leader_mid_step_hands_over_and_the_step_runs_once(
-        kube: Any, namespace: str, replicas: tuple[Operator, Operator]) -> None:
+def _first_leads_second_waits(kube: Any, namespace: str,
+                              replicas: tuple[Operator, Operator]) -> tuple[Operator, Operator]:
     first, second = replicas
     kube.wait_for(lambda: _holder(kube, namespace) == first.pod_name, what="the first replica to lead")
     second.start(**SHORT)
     kube.wait_for(lambda: "waiting to lead" in second.log.read_text(errors="replace"), what="the second to wait")
+    return first, second
+
+
+def test_killing_the_leader_mid_step_hands_over_and_the_step_runs_once(
+        kube: Any, namespace: str, replicas: tuple[Operator, Operator]) -> None:
+    first, second = _first_leads_second_waits(kube, namespace, replicas)
     # The step appends to the run's shared folder: a second start of it would leave two lines.
     work = python_step("work", "import time\n\ndef main():\n    open('shared/log', 'a').write('ran\\n')\n"
                                "    time.sleep(3)\n    return 1\n")
@@ -66,10 +72,7 @@ def test_killing_the_leader_mid_step_hands_over_and_the_step_runs_once(
 
 def test_a_stopped_leader_frees_the_lease_for_the_other_at_once(
         kube: Any, namespace: str, replicas: tuple[Operator, Operator]) -> None:
-    first, second = replicas
-    kube.wait_for(lambda: _holder(kube, namespace) == first.pod_name, what="the first replica to lead")
-    second.start(**SHORT)
-    kube.wait_for(lambda: "waiting to lead" in second.log.read_text(errors="replace"), what="the second to wait")
+    first, second = _first_leads_second_waits(kube, namespace, replicas)
     kube.apply(flow_manifest("seven", [python_step("a", "def main():\n    return 7\n")]), namespace)
     kube.apply(run_manifest("before-1", "seven"), namespace)
     assert wait_phase(kube, namespace, "before-1")["result"] == 7

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
+from cli_shell import Shell
 
 LOOP = """
 summary: three iterations
@@ -21,13 +19,10 @@ value:
 """
 
 
-def test_each_iteration_step_is_shown_ending_even_once_its_iteration_is_compacted(tmp_path: Path) -> None:
-    flow = tmp_path / "loop.yaml"
-    flow.write_text(LOOP)
-    done = subprocess.run([sys.executable, "-m", "millrace.cli.main", "run", str(flow)], capture_output=True,
-                          text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    lines = done.stderr.splitlines()
+def test_each_iteration_step_is_shown_ending_even_once_its_iteration_is_compacted(shell: Shell) -> None:
+    outcome = shell("run", shell.flow("loop", LOOP))
+    assert outcome.code == 0, outcome.err
+    lines = outcome.err.splitlines()
     for index in range(3):
         assert f"▶ l/{index}/x running" in lines, lines
         assert any(line.startswith(f"✓ l/{index}/x succeeded (") for line in lines), lines
