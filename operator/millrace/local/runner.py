@@ -160,7 +160,7 @@ class LocalRun:
             self._saved_at = now
         if self.observer:
             # The steps of a loop iteration that just ended have left the state: the observer sees their end once.
-            self.observer(self.run_id, self._redacted(state.model_copy(update={"steps": {**compacted, **state.steps}}))
+            self.observer(self.run_id, shown.model_copy(update={"steps": {**self._redacted_steps(compacted), **shown.steps}})
                           if compacted else shown)
 
     def _redacted(self, state: RunStatus) -> RunStatus:
@@ -172,6 +172,13 @@ class LocalRun:
         if not secrets:
             return state
         return RunStatus.model_validate(redact_json(state.model_dump(mode="json", by_alias=True), secrets))
+
+    def _redacted_steps(self, steps: Mapping[str, StepState]) -> dict[str, StepState]:
+        secrets = self.data.secrets()
+        if not secrets:
+            return dict(steps)
+        return {path: StepState.model_validate(redact_json(st.model_dump(mode="json", by_alias=True), secrets))
+                for path, st in steps.items()}
 
     def _dispatch(
         self, result: Plan, pool: ThreadPoolExecutor, running: dict[Future[StepOutcome], RunStep]
