@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from millrace.cluster import names
 from millrace.cluster.jobs import RunMeta, runtime_config_map, runtime_name, shared_claim, step_objects
 from millrace.engine.actions import RunStep
@@ -101,10 +103,12 @@ def test_runtime_settings_reach_the_pod() -> None:
     assert claim["spec"]["accessModes"] == ["ReadWriteOnce"] and claim["metadata"]["name"] == names.shared_claim_name("hello-run")
 
 
-def test_typescript_steps_link_the_client() -> None:
-    _, _, job = step_objects(meta(), action(language="bun"), "tok")
-    command = job["spec"]["template"]["spec"]["containers"][0]["command"]
-    assert command[command.index("--link") + 1] == "node_modules/windmill-client"
+def test_typescript_steps_find_the_client_without_a_node_modules_folder() -> None:
+    # A node_modules folder would turn off bun's auto-install: tsconfig paths name the client instead.
+    config_map, _, _ = step_objects(meta(), action(language="bun"), "tok")
+    paths = json.loads(config_map["data"]["files..tsconfig.json"])["compilerOptions"]["paths"]
+    assert paths["windmill-client"] == ["/millrace/sdk/windmill-client/index.ts"] and paths["/f/*"] == ["./f/*"]
+    assert not any("node_modules" in key for key in config_map["data"])
 
 
 def test_a_flow_security_context_is_laid_over_the_restricted_one() -> None:

@@ -229,19 +229,19 @@ def test_flow_debounce_options_are_warned_about(option: str) -> None:
     assert f"field 'value.{option}': '{option}' is accepted but not honoured by millrace" in found
 
 
-def test_a_lock_is_warned_about_nothing_is_installed() -> None:
-    module = script("s")
-    module["value"]["lock"] = "requests==2.31.0\n"
-    assert "field 'value.lock': 'lock' is accepted but not honoured by millrace: nothing is installed" in only_warning(module)
-
-
-def test_a_python_requirements_header_is_warned_about() -> None:
-    for header in ("#requirements:\n#requests==2.31.0\n", "# extra_requirements:\n#httpx\n"):
+def test_a_python_lock_and_requirements_headers_are_honoured_without_a_warning() -> None:
+    for value in ({"lock": "requests==2.31.0\n"}, {"content": "#requirements:\n#requests==2.31.0\ndef main():\n    return 1\n"},
+                  {"content": "# extra_requirements:\n#httpx\ndef main():\n    return 1\n"}):
         module = script("s")
-        module["value"]["content"] = header + "def main():\n    return 1\n"
-        found = only_warning(module)
-        assert "field 'value.content': a '#requirements:' header is accepted but not honoured" in found
-        assert "nothing is installed" in found
+        module["value"].update(value)
+        assert warnings(module) == []
+
+
+def test_a_typescript_lock_is_warned_about_its_runtime_resolves_imports_itself() -> None:
+    module = script("s")
+    module["value"].update(language="bun", content="export function main() { return 1 }", lock="{}")
+    found = only_warning(module)
+    assert "field 'value.lock': 'lock' is accepted but not honoured by millrace for bun steps" in found
 
 
 def test_hide_cancel_is_warned_about() -> None:

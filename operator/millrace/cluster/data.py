@@ -81,7 +81,7 @@ def resolve_library(kube: KubeApi, namespace: str, flow: OpenFlow) -> Library:
             scripts.update(labelled(kube, namespace, KIND_SCRIPT))
         data = scripts.get(path) or {}
         language = runtime_language(data.get("language", ""))
-        return ScriptSource(path, language, data["content"]) if language and "content" in data else None
+        return ScriptSource(path, language, data["content"], data.get("lock")) if language and "content" in data else None
 
     def find_flow(path: str) -> OpenFlow | None:
         obj = kube.get_flow(namespace, names.path_name(path))

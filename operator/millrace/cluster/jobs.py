@@ -122,7 +122,8 @@ def step_objects(meta: RunMeta, action: RunStep, token: str) -> tuple[dict[str, 
     """The ConfigMap, Secret and Job of one attempt."""
     config_name = names.step_config_name(meta.run, action.path, action.attempt)
     request = StepRequest(key=action.key, language=action.language, code=action.code, args=action.args,
-                          workdir=WORKDIR, timeout_s=action.timeout_s, entrypoint=action.entrypoint)
+                          workdir=WORKDIR, timeout_s=action.timeout_s, entrypoint=action.entrypoint,
+                          lock=action.lock, modules=action.modules)
     runtime_language = action.language
     launch = plan(request, LANGUAGES[runtime_language].program, wrappers=Path(STEP_ROOT) / "wrappers", sdk=Path(STEP_ROOT) / "sdk")
     argv = launch.argv
@@ -145,8 +146,7 @@ def step_objects(meta: RunMeta, action: RunStep, token: str) -> tuple[dict[str, 
         "type": "Opaque",
         "stringData": {"token": token, **{_key(path): content for path, content in secret_files.items()}},
     }
-    links = [arg for name, target in launch.links.items() for arg in ("--link", name, target)]
-    command = ["sh", f"{STEP_ROOT}/wrappers/launch.sh", STEP_ROOT, *links, "--", *argv]
+    command = ["sh", f"{STEP_ROOT}/wrappers/launch.sh", STEP_ROOT, *argv]
     job = _job(meta, action, config_name, (sorted(files), sorted(secret_files)), command, runtime_language)
     return config_map, secret, job
 

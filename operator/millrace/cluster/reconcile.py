@@ -266,7 +266,8 @@ class RunReconciler:
             document = self._resolve_flow(obj)
             flow = load_flow_document(openflow_of(document["spec"]), document["name"]).flow
             library = resolve_library(self.kube, meta["namespace"], flow)
-            document["scripts"] = {p: {"language": s.language, "content": s.content} for p, s in library.scripts.items()}
+            document["scripts"] = {p: {"language": s.language, "content": s.content, "lock": s.lock}
+                                   for p, s in library.scripts.items()}
             document["flows"] = {p: f.model_dump(mode="json", by_alias=True, exclude_none=True) for p, f in library.flows.items()}
             body: dict[str, Any] = {
                 "apiVersion": "v1",
@@ -287,7 +288,8 @@ class RunReconciler:
         runtime = Runtime.model_validate(document["spec"].get("runtime") or {})
         loaded = load_flow_document(openflow_of(document["spec"]), document["name"])
         library = Library(
-            scripts={p: ScriptSource(p, s["language"], s["content"]) for p, s in document.get("scripts", {}).items()},
+            scripts={p: ScriptSource(p, s["language"], s["content"], s.get("lock"))
+                     for p, s in document.get("scripts", {}).items()},
             flows={p: OpenFlow.model_validate(f) for p, f in document.get("flows", {}).items()},
         )
         # The webhook's checks, again: a cluster without the webhook runs no flow `millrace validate` refuses.

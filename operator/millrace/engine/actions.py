@@ -30,6 +30,9 @@ class RunStep(AttemptAction):
     timeout_s: float | None = None
     # The function the wrapper calls: `preprocessor` for a flow's preprocessor_module.
     entrypoint: str = "main"
+    lock: str | None = None  # pinned requirements of a Python step
+    # Workspace scripts the code imports, by the file path they take beside it (u/admin/helper.py).
+    modules: dict[str, str] = Field(default_factory=dict)
 
 
 class RunFlow(AttemptAction):

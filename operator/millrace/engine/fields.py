@@ -11,7 +11,6 @@ warnings: the Windmill editor and CLI write many of them (COSMETIC_FIELDS).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -66,9 +65,6 @@ _MISPLACED_IN_VALUE = {name: f"'{name}' belongs on the module, beside 'value'" f
                        ("timeout", "retry", "sleep", "suspend", "skip_if", "mock", "continue_on_error",
                         "cache_ttl", "stop_after_if")}
 _MISPLACED_IN_VALUE["skip_if_stopped"] = "'skip_if_stopped' belongs in the module's 'stop_after_if'"
-
-# Windmill installs what these headers name before a Python step runs (python_executor.rs).
-_REQUIREMENTS_HEADER = re.compile(r"^#\s*(extra_)?requirements:", re.MULTILINE)
 
 NOT_HONOURED = "is accepted but not honoured by millrace"
 
@@ -127,12 +123,10 @@ def _value_fields(module: FlowModule, path: str, warn: Report) -> None:
             if is_set(getattr(value, option)):
                 warn(f"'{option}' {NOT_HONOURED}: steps are not limited in how many run at once",
                      path, f"value.{option}")
-        if is_set(value.lock):
-            warn(f"'lock' {NOT_HONOURED}: nothing is installed from it, the step runs with the packages "
-                 "its interpreter finds, not the pinned versions", path, "value.lock")
-        if value.language == "python3" and value.content and _REQUIREMENTS_HEADER.search(value.content):
-            warn("a '#requirements:' header is accepted but not honoured by millrace: nothing is installed, "
-                 "the step runs with the packages its interpreter already has", path, "value.content")
+        if is_set(value.lock) and value.language != "python3":
+            # Python steps install from it (runtime/requirements.py); bun and deno resolve imports themselves.
+            warn(f"'lock' {NOT_HONOURED} for {value.language} steps: the runtime resolves the imported "
+                 "packages itself, not the pinned versions", path, "value.lock")
     elif isinstance(value, WhileloopFlow):
         # Windmill's while loop has no parallel mode: its FlowModuleValue::WhileloopFlow drops both keys.
         for option in ("parallel", "parallelism"):

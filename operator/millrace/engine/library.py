@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..model.flow import OpenFlow, PathFlow, PathScript, walk_modules
+from ..model.flow import OpenFlow, PathFlow, PathScript, RawScript, walk_modules
+from ..runtime.imports import same_family, workspace_imports
+from ..runtime.languages import runtime_language
 from ..runtime.protocol import Language
 
 
@@ -18,6 +20,7 @@ class ScriptSource:
     path: str
     language: Language
     content: str
+    lock: str | None = None  # the script's pinned requirements (Windmill's script lock)
 
 
 @dataclass
@@ -33,21 +36,58 @@ def collect_library(
 ) -> Library:
     """Every script and sub-flow reachable from `flow`, found by the shell's finders.
 
-    A path the finders do not know stays out: validation and the planner name it.
+    Scripts that steps import (workspace imports) are reachable too. A path
+    the finders do not know stays out: validation and the planner name it.
     """
     library = Library()
+
+    def find(path: str) -> ScriptSource | None:
+        if path not in library.scripts:
+            script = find_script(path)
+            if script is None:
+                return None
+            library.scripts[path] = script
+        return library.scripts[path]
+
     pending = [flow]
     while pending:
         current = pending.pop()
         for module in walk_modules(current.value.modules, current.value.failure_module):
             value = module.value
-            if isinstance(value, PathScript) and value.path not in library.scripts:
-                script = find_script(value.path)
+            if isinstance(value, PathScript):
+                script = find(value.path)
                 if script is not None:
-                    library.scripts[value.path] = script
+                    imported_scripts(script.language, script.content, find)
+            elif isinstance(value, RawScript) and value.content:
+                language = runtime_language(value.language)
+                if language is not None:
+                    imported_scripts(language, value.content, find)
             elif isinstance(value, PathFlow) and value.path not in library.flows:
                 sub = find_flow(value.path)
                 if sub is not None:
                     library.flows[value.path] = sub
                     pending.append(sub)
     return library
+
+
+def imported_scripts(language: Language, code: str,
+                     find: Callable[[str], ScriptSource | None]) -> dict[str, ScriptSource]:
+    """The workspace scripts `code` imports, and those they import in turn, by path.
+
+    A script of the other family (TypeScript imported from Python) or one
+    `find` does not know is left out: the step's own import then fails,
+    naming it, as it would in Windmill.
+    """
+    found: dict[str, ScriptSource] = {}
+    pending = [(path, language) for path in workspace_imports(language, code)]
+    while pending:
+        path, importer = pending.pop()
+        if path in found:
+            continue
+        script = find(path)
+        if script is None or not same_family(importer, script.language):
+            continue
+        found[path] = script
+        pending.extend((nested, script.language)
+                       for nested in workspace_imports(script.language, script.content, path))
+    return found

@@ -36,6 +36,8 @@ from .context import Plan, PlanContext
 from .evaluate import Frame, StepFailure
 from .events import CancelRequested, Disapproved, Event, Resumed, Start, StepFinished, Tick
 from .inputs import InputError, validate_inputs
+from .library import imported_scripts
+from ..runtime.imports import module_file
 from ..runtime.languages import runtime_language
 from .outcomes import WAITING, Done, Failed, Status, Stopped, Waiting
 from .paths import PREPROCESSOR_PATH
@@ -454,7 +456,9 @@ class Walker:
     def _launch(self, module: FlowModule, path: str, st: StepState, frame: Frame) -> None:
         # Counted first: an attempt whose inputs fail to evaluate is a failed attempt (and retries end).
         st.attempts += 1
-        language, code = self._code(module, path)
+        language, code, lock = self._code(module, path)
+        imported = imported_scripts(language, code, self.ctx.library.scripts.get)
+        modules = {module_file(script.language, p): script.content for p, script in imported.items()}
         preprocessor = path == PREPROCESSOR_PATH
         if preprocessor:
             args = dict(self.state.args)
@@ -463,25 +467,27 @@ class Walker:
         timeout = tighter(self.number(module.timeout, frame, path, "timeout"), frame.timeout_s)
         self.actions.append(
             RunStep(path=path, attempt=st.attempts, step_id=module.id, language=language, code=code,
-                    args=args, timeout_s=timeout, entrypoint="preprocessor" if preprocessor else "main")
+                    args=args, timeout_s=timeout, entrypoint="preprocessor" if preprocessor else "main",
+                    lock=lock, modules=modules)
         )
 
-    def _code(self, module: FlowModule, path: str) -> tuple[Any, str]:
+    def _code(self, module: FlowModule, path: str) -> tuple[Any, str, str | None]:
+        """The step's runtime language, code and lock."""
         value = module.value
         if isinstance(value, RawScript):
-            language, content = value.language, value.content
+            language, content, lock = value.language, value.content, value.lock
         else:
             assert isinstance(value, PathScript)
             script = self.ctx.library.scripts.get(value.path)
             if script is None:
                 raise StepFailure(ErrorInfo(name="ScriptNotFound", message=f"script '{value.path}' is not available", step_id=path))
-            language, content = script.language, script.content
+            language, content, lock = script.language, script.content, script.lock
         runtime = runtime_language(language)
         if runtime is None:
             raise StepFailure(ErrorInfo(name="UnsupportedLanguage", message=f"language '{language}' is not supported", step_id=path))
         if content is None:
             raise StepFailure(ErrorInfo(name="MissingBody", message="the script body is not available", step_id=path))
-        return runtime, content
+        return runtime, content, lock
 
     # --- expressions -------------------------------------------------------------
 

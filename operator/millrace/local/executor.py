@@ -38,7 +38,11 @@ from .forkserver import ForkServer
 from .stepapi import LocalStepApi
 
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
-PASSED_THROUGH = ("TZ", "TMPDIR", "MILLRACE_CACHE", "MILLRACE_GO_CACHE")  # settings a step shares with its user: time zone, scratch and build caches
+# Settings a step shares with its user: time zone, scratch, build caches, and how its packages are fetched.
+PASSED_THROUGH = ("TZ", "TMPDIR", "MILLRACE_CACHE", "MILLRACE_GO_CACHE", "MILLRACE_UV", "SSL_CERT_FILE", "SSL_CERT_DIR", "NODE_EXTRA_CA_CERTS",
+                  "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
+INSTALLER_SETTINGS = ("PIP_", "UV_", "NPM_CONFIG_", "BUN_", "DENO_")  # prefixes of the package managers' own settings
+PYTHON_CACHE = "MILLRACE_PYTHON_CACHE"  # where Python steps' packages are installed (sdk/millrace_packages.py)
 
 
 class StepProcess(Protocol):
@@ -72,6 +76,8 @@ def base_environment(environ: Mapping[str, str]) -> dict[str, str]:
     base = {"PATH": environ.get("PATH") or DEFAULT_PATH, "HOME": environ.get("HOME") or tempfile.gettempdir()}
     base["LANG"] = environ.get("LANG") or "C.UTF-8"
     base.update((name, environ[name]) for name in PASSED_THROUGH if name in environ)
+    base.update((name, value) for name, value in environ.items() if name.startswith(INSTALLER_SETTINGS))
+    base[PYTHON_CACHE] = environ.get(PYTHON_CACHE) or str(toolchain.cache_dir(environ) / "python")
     return base
 
 
@@ -156,12 +162,8 @@ class LocalExecutor:
         workdir = Path(request.workdir)
         workdir.mkdir(parents=True, exist_ok=True)
         for name, content in launch.files.items():
+            (workdir / name).parent.mkdir(parents=True, exist_ok=True)  # imported scripts: u/admin/helper.py
             (workdir / name).write_text(content, encoding="utf-8")
-        for name, target in launch.links.items():
-            link = workdir / name
-            if not link.is_symlink():
-                link.parent.mkdir(parents=True, exist_ok=True)
-                link.symlink_to(target, target_is_directory=True)
         serial = next(self._serial)
         report, log = self.scratch / f"{serial}.report.json", self.scratch / f"{serial}.log"
         scope = request.scope()

@@ -233,6 +233,8 @@ class LocalRun:
             },
             timeout_s=action.timeout_s,
             entrypoint=action.entrypoint,
+            lock=action.lock,
+            modules=action.modules,
         )
         return self.executor.run(request)
 

@@ -15,6 +15,7 @@ from ..engine.library import Library, ScriptSource, collect_library
 from ..model.flow import OpenFlow
 from ..model.loader import load_flow_file
 from ..runtime.languages import SCRIPT_SUFFIXES
+LOCK_SUFFIX = ".script.lock"
 FLOW_LAYOUTS = ("{}.flow/flow.yaml", "{}__flow/flow.yaml", "{}.flow/flow.json", "{}.yaml", "{}.flow.json")
 _PARENT_LEVELS = 5
 
@@ -41,7 +42,10 @@ def _find_script(path: str, roots: list[Path]) -> ScriptSource | None:
         for suffix, language in SCRIPT_SUFFIXES:
             candidate = root / f"{path}{suffix}"
             if candidate.is_file():
-                return ScriptSource(path=path, language=language, content=candidate.read_text(encoding="utf-8"))
+                # Windmill's CLI keeps a script's lock beside it as <path>.script.lock.
+                lock = root / f"{path}{LOCK_SUFFIX}"
+                return ScriptSource(path=path, language=language, content=candidate.read_text(encoding="utf-8"),
+                                    lock=lock.read_text(encoding="utf-8") if lock.is_file() else None)
     return None
 
 

@@ -55,6 +55,9 @@ class StepRequest(BaseModel):
     env: dict[str, str] = Field(default_factory=dict)
     timeout_s: float | None = None
     entrypoint: str = Field(default="main", description="The script's function to call.")
+    lock: str | None = Field(default=None, description="Pinned requirements (Windmill's lock) of a Python step.")
+    modules: dict[str, str] = Field(default_factory=dict, description="Workspace scripts the code imports: "
+                                    "file path beside the step (u/admin/helper.py) -> content.")
 
     def scope(self) -> StepScope:
         """The attempt's identity: run and flow from the environment, path and attempt from the key."""

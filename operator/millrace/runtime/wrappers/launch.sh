@@ -1,6 +1,6 @@
 #!/bin/sh
 # Prepares a step pod's working directory from the step's mounted files, then
-# runs the step. Usage: launch.sh SRC [--link NAME TARGET]... -- COMMAND...
+# runs the step. Usage: launch.sh SRC COMMAND...
 # In a pod a failed step must look failed: the wrappers then print its error
 # to the pod's log and exit non-zero (after reporting), so its Job is Failed.
 set -eu
@@ -8,10 +8,4 @@ export MILLRACE_EXIT_ON_FAILURE=1
 src="$1"
 shift
 cp -R "$src/files/." .
-while [ "$1" = "--link" ]; do
-    mkdir -p "$(dirname "$2")"
-    ln -sfn "$3" "$2"
-    shift 3
-done
-[ "$1" = "--" ] && shift
 exec "$@"

@@ -33,10 +33,12 @@ SDK = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 
 sys.path.insert(1, SDK)  # after the script's folder, before site-packages: our wmill, not an installed one
 
 from millrace_arguments import convert, signature, spread  # noqa: E402  (found through the line above)
+from millrace_packages import InstallError, install  # noqa: E402
 from millrace_step_api import StepApiError, send  # noqa: E402
 
 SCRIPT = "main.py"
 ARGS = "args.json"
+REQUIREMENTS = "requirements.txt"  # written by the launch plan only when the step needs packages
 ENTRYPOINT = "entrypoint"
 # Windmill's name for the interpreter in an exit-code error, and how much of the log that error quotes.
 PROGRAM = "python run"
@@ -160,10 +162,32 @@ def entrypoint() -> str:
         return "main"
 
 
+def packages() -> str | None:
+    """Install the step's requirements (cached) and put them on its path; a failure document if that fails."""
+    try:
+        with open(REQUIREMENTS, encoding="utf-8") as stream:
+            wanted = [line for line in stream.read().splitlines() if line]
+    except FileNotFoundError:
+        return None  # nothing to install: no installer runs
+    try:
+        folder = install(wanted)
+    except (InstallError, OSError) as problem:
+        step = os.environ.get("WM_FLOW_STEP_ID", "?")
+        message = f"step '{step}': installing its requirements ({', '.join(wanted)}) failed: {problem}"
+        sys.stderr.write(message + "\n")
+        return failure("DependencyError", message)
+    sys.path.insert(2, folder)  # after the step's folder and the sdk
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [folder, os.environ.get("PYTHONPATH")]))
+    return None
+
+
 def run_step() -> str:
     """Run the step in the current directory; return its outcome document."""
     sys.path[0] = os.getcwd()  # the script's siblings import, the wrapper's do not
     sys.argv = [SCRIPT]
+    refused = packages()
+    if refused is not None:
+        return refused
     with open(SCRIPT, encoding="utf-8") as stream:
         code = stream.read()
     with open(ARGS, encoding="utf-8") as stream:
