@@ -156,6 +156,16 @@ def test_operator_pod_is_restricted_and_its_command_configurable(helm) -> None:
     assert ports == {"step-api": 8080, "webhook": 8443, "health": 8081, "metrics": 9090, "hooks": 8790}
 
 
+def test_steps_python_cache_is_passed_to_the_operator_as_a_volume_source(helm) -> None:
+    def env(*args: str) -> dict[str, str]:
+        pod = _kinds(_render(helm, *args))["Deployment"][0]
+        return {e["name"]: e.get("value") for e in pod["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+    source = {"persistentVolumeClaim": {"claimName": "python-packages"}}
+    assert json.loads(env("--set-json", f"steps.pythonCache={json.dumps(source)}")["MILLRACE_PYTHON_CACHE_VOLUME"]) == source
+    assert "MILLRACE_PYTHON_CACHE_VOLUME" not in env()
+
+
 def _install(helm, namespace: str, folder: Path, values: dict) -> None:
     values_file = folder / "values.yaml"
     values_file.write_text(json.dumps(values))

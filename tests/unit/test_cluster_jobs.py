@@ -130,3 +130,20 @@ def test_same_worker_pods_share_the_node_of_their_read_write_once_claim() -> Non
     many = Runtime.model_validate({"shared": {"accessMode": "ReadWriteMany"}})
     assert "affinity" not in step_objects(meta(same_worker=True, runtime=many, node="node-b"), action(), "tok")[2]["spec"]["template"]["spec"]
     assert "affinity" not in step_objects(meta(), action(), "tok")[2]["spec"]["template"]["spec"]
+
+
+def test_a_python_step_that_needs_packages_mounts_the_configured_cache() -> None:
+    cache = {"persistentVolumeClaim": {"claimName": "python-packages"}}
+    needs = action().model_copy(update={"code": "import u.me.h\nimport tabulate\n", "modules": {"u/me/h.py": "X = 1\n"}})
+    config_map, _, job = step_objects(meta(python_cache=cache), needs, "tok")
+    assert config_map["data"]["files..requirements.txt"] == "tabulate\n"
+    assert config_map["data"]["files..u..me..h.py"] == "X = 1\n"
+    items = job["spec"]["template"]["spec"]["volumes"][0]["projected"]["sources"][0]["configMap"]["items"]
+    assert {"key": "files..u..me..h.py", "path": "files/u/me/h.py"} in items
+    pod = job["spec"]["template"]["spec"]
+    assert {"name": "python-cache", **cache} in pod["volumes"]
+    assert {"name": "python-cache", "mountPath": "/cache/python"} in pod["containers"][0]["volumeMounts"]
+    assert {"name": "MILLRACE_PYTHON_CACHE", "value": "/cache/python"} in pod["containers"][0]["env"]
+    # A step that installs nothing does not mount it; without the setting none does.
+    for objects in (step_objects(meta(python_cache=cache), action(), "tok"), step_objects(meta(), needs, "tok")):
+        assert all(v["name"] != "python-cache" for v in objects[2]["spec"]["template"]["spec"]["volumes"])

@@ -98,3 +98,8 @@ def test_typescript_steps_map_the_client_and_workspace_paths_without_node_module
     deno = plan(StepRequest(key="a/1", language="deno", code=code, workdir="/w"), "deno")
     assert 'from "npm:is-number@7"' in deno.files["main.ts"] and "--import-map=import_map.json" in deno.argv
     assert json.loads(deno.files["import_map.json"])["imports"]["/f/"] == "./f/"
+
+
+def test_a_pin_in_an_imported_script_wins_over_an_inferred_import_of_the_same_package() -> None:
+    imported = {"u/me/h": "# extra_requirements:\n#six==1.16.0\nimport six\n"}
+    assert requirements("import six\nimport u.me.h\n", imported=imported) == ["six==1.16.0"]

@@ -24,7 +24,7 @@ from .. import __version__
 from ..engine.actions import RunStep
 from ..model.resources import Runtime
 from ..runtime.languages import DEFAULT_IMAGES, LANGUAGES
-from ..runtime.launch import SDK, WRAPPERS, plan
+from ..runtime.launch import REQUIREMENTS_FILE, SDK, WRAPPERS, plan
 from ..runtime.protocol import StepRequest
 from . import names
 from .policy import POD_SECURITY, StepPolicy, container_security
@@ -37,6 +37,7 @@ SECRET_FILES = frozenset({"args.json"})
 BASH_ARGS = ".millrace-args"
 BASH_READ_ARGS = f'mapfile -d "" -t args < {BASH_ARGS} && rm -f {BASH_ARGS} && exec bash "$0" "${{args[@]}}"'
 TMP = "/tmp"
+PYTHON_CACHE = "/cache/python"
 KIND_RUNTIME = "runtime"
 
 
@@ -55,6 +56,7 @@ class RunMeta:
     default_images: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_IMAGES))
     policy: StepPolicy = field(default_factory=StepPolicy)
     state_scope: str = ""  # where its steps keep their state (runs/protocol.py StepScope)
+    python_cache: dict[str, Any] | None = None  # volume source for installed packages (the chart's steps.pythonCache)
 
 
 def owner_reference(meta: RunMeta) -> dict[str, Any]:
@@ -147,12 +149,13 @@ def step_objects(meta: RunMeta, action: RunStep, token: str) -> tuple[dict[str, 
         "stringData": {"token": token, **{_key(path): content for path, content in secret_files.items()}},
     }
     command = ["sh", f"{STEP_ROOT}/wrappers/launch.sh", STEP_ROOT, *argv]
-    job = _job(meta, action, config_name, (sorted(files), sorted(secret_files)), command, runtime_language)
+    job = _job(meta, action, config_name, (sorted(files), sorted(secret_files)), command, runtime_language,
+               installs=REQUIREMENTS_FILE in launch.files)
     return config_map, secret, job
 
 
 def _job(meta: RunMeta, action: RunStep, config_name: str, paths: tuple[list[str], list[str]], command: list[str],
-         language: str) -> dict[str, Any]:
+         language: str, installs: bool = False) -> dict[str, Any]:
     runtime = meta.runtime
     deadline = attempt_deadline(action.timeout_s, runtime.active_deadline_seconds)
     env = [
@@ -181,6 +184,11 @@ def _job(meta: RunMeta, action: RunStep, config_name: str, paths: tuple[list[str
         # The root filesystem is read-only: temporary files go here.
         {"name": "tmp", "emptyDir": {}},
     ]
+    if installs and meta.python_cache:
+        # Without it the packages go to the pod's /tmp (sdk/millrace_packages.py), installed anew each time.
+        env.append({"name": "MILLRACE_PYTHON_CACHE", "value": PYTHON_CACHE})
+        mounts.append({"name": "python-cache", "mountPath": PYTHON_CACHE})
+        volumes.append({"name": "python-cache", **meta.python_cache})
     if meta.same_worker:
         mounts.append({"name": "shared", "mountPath": f"{WORKDIR}/shared"})
         volumes.append({"name": "shared", "persistentVolumeClaim": {"claimName": names.shared_claim_name(meta.run)}})

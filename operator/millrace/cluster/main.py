@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import kopf
 import prometheus_client
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from kopf._core.engines.peering import Identity
 
 LOG = logging.getLogger("millrace.operator")
+PYTHON_CACHE_VOLUME_ENV = "MILLRACE_PYTHON_CACHE_VOLUME"  # the chart's steps.pythonCache, as JSON
 
 
 def _load_kube_config() -> None:
@@ -113,7 +115,7 @@ def run_operator(
                             workers=int(os.environ.get("MILLRACE_WORKERS", "4")),
                             job_ttl_s=int(os.environ.get("MILLRACE_JOB_TTL_S", "3600")),
                             retention_s=float(os.environ["MILLRACE_RETENTION_S"]) if os.environ.get("MILLRACE_RETENTION_S") else None,
-                            policy=policy, secrecy=secrecy)
+                            policy=policy, secrecy=secrecy, python_cache=python_cache_volume())
     schedule_handlers.configure(kube, schedule_handlers.clock_starting_at(os.environ.get("MILLRACE_SCHEDULE_CLOCK_START")))
     hooks = None
     if hooks_port:
@@ -137,3 +139,15 @@ def run_operator(
             hooks.close()
         elector.release()
     return 0
+
+
+def python_cache_volume() -> dict[str, Any] | None:
+    """The chart's steps.pythonCache: a volume source for Python steps' packages, or None."""
+    text = os.environ.get(PYTHON_CACHE_VOLUME_ENV)
+    if not text:
+        return None
+    source = json.loads(text)
+    if not isinstance(source, dict) or len(source) != 1:
+        raise SystemExit(f"{PYTHON_CACHE_VOLUME_ENV} must be one volume source, e.g. "
+                         '{"persistentVolumeClaim": {"claimName": "python-packages"}}: got ' + text)
+    return source

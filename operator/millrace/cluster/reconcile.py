@@ -91,6 +91,8 @@ class OperatorConfig:
     policy: StepPolicy = field(default_factory=StepPolicy)
     # Shared with the step API backend: the real values behind masked records.
     secrecy: Secrecy | None = None
+    # A volume source for Python steps' installed packages (the chart's steps.pythonCache).
+    python_cache: dict[str, Any] | None = None
 
 
 @dataclass
@@ -326,6 +328,7 @@ class RunReconciler:
             runtime=definition.runtime,
             default_images={**self.config.default_images},
             policy=self.config.policy,
+            python_cache=self.config.python_cache,
             state_scope=SCHEDULE_STATE_SCOPE if (meta.get("labels") or {}).get(names.LABEL_SCHEDULED) == "true" else "",
         )
 

@@ -9,7 +9,9 @@ In order (windmill-parser-py-imports, parse_python_imports):
    table of known differences, `google.cloud.x` / `azure.x.y` as their
    packages), skipping the standard library and `wmill`, and following
    imported workspace scripts into their own imports. An import line ending
-   `# pin: spec` or `# repin: spec` asks for that spec instead.
+   `# pin: spec` or `# repin: spec` asks for that spec instead. A requirement
+   named explicitly (header, pin), here or in an imported script, wins over
+   one inferred from an import of the same package.
 Pure: the result is sorted, so a set of requirements has one text.
 """
 
@@ -52,32 +54,43 @@ def requirements(code: str, lock: str | None = None, imported: Mapping[str, str]
     if lock and lock.strip():
         return sorted(dict.fromkeys(line.strip() for line in lock.splitlines()
                                     if line.strip() and not line.lstrip().startswith("#")))
-    return sorted(_requirements(code, None, imported or {}, set()))
+    return sorted(wanted for wanted, _ in _requirements(code, None, imported or {}, set()).values())
 
 
-def _requirements(code: str, own_path: str | None, imported: Mapping[str, str], visited: set[str]) -> set[str]:
+Found = dict[str, tuple[str, bool]]  # package name -> (requirement, explicit: a header or pin named it)
+
+
+def _add(found: Found, requirement: str, explicit: bool) -> None:
+    # An explicit requirement, from this script or one it imports, wins over an inferred one.
+    name = package_name(requirement)
+    if name not in found or (explicit and not found[name][1]):
+        found[name] = (requirement, explicit)
+
+
+def _requirements(code: str, own_path: str | None, imported: Mapping[str, str], visited: set[str]) -> Found:
     lines = code.splitlines()
+    found: Found = {}
     header = _header(lines, ("#requirements:", "# requirements:"))
+    if header is None:
+        header = _inline_metadata(lines)
     if header is not None:
-        return set(header)
-    script = _inline_metadata(lines)
-    if script is not None:
-        return script
-    found: dict[str, str] = {}  # package name -> requirement
+        for requirement in header:
+            _add(found, requirement, True)
+        return found
     for requirement in _header(lines, ("#extra_requirements:", "# extra_requirements:")) or []:
-        found.setdefault(package_name(requirement), requirement)
+        _add(found, requirement, True)
     for item in python_imports(code, own_path):
         if item.workspace:
             if item.module in imported and item.module not in visited:
                 visited.add(item.module)
-                for nested in _requirements(imported[item.module], item.module, imported, visited):
-                    found.setdefault(package_name(nested), nested)
+                for requirement, explicit in _requirements(imported[item.module], item.module, imported, visited).values():
+                    _add(found, requirement, explicit)
             continue
         pin = _PIN.search(lines[item.line - 1]) if item.line <= len(lines) else None
         wanted = pin.group(1) if pin else package_of(item.module)
         if wanted is not None:
-            found.setdefault(package_name(wanted), wanted)
-    return set(found.values())
+            _add(found, wanted, pin is not None)
+    return found
 
 
 def _header(lines: list[str], starts: tuple[str, ...]) -> list[str] | None:
@@ -94,7 +107,7 @@ def _header(lines: list[str], starts: tuple[str, ...]) -> list[str] | None:
     return None
 
 
-def _inline_metadata(lines: list[str]) -> set[str] | None:
+def _inline_metadata(lines: list[str]) -> list[str] | None:
     """The dependencies of a PEP 723 `# /// script` block, or None without one."""
     if "# /// script" not in lines:
         return None
@@ -106,8 +119,8 @@ def _inline_metadata(lines: list[str]) -> set[str] | None:
     try:
         dependencies = tomllib.loads("\n".join(body)).get("dependencies") or []
     except tomllib.TOMLDecodeError:
-        return set()
-    return {str(d) for d in dependencies}
+        return []
+    return [str(d) for d in dependencies]
 
 
 def package_of(module: str) -> str | None:
