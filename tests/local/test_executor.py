@@ -133,7 +133,8 @@ def test_python_environment_is_the_steps_only(executor: LocalExecutor, tmp_path:
 
 
 def test_python_script_imports_its_siblings(executor: LocalExecutor, tmp_path: Path):
-    request = step("python3", "import helper\ndef main():\n    return helper.VALUE\n", tmp_path)
+    # The empty requirements header keeps `helper` from being taken for a package to install.
+    request = step("python3", "#requirements:\nimport helper\ndef main():\n    return helper.VALUE\n", tmp_path)
     Path(request.workdir).mkdir(parents=True)
     Path(request.workdir, "helper.py").write_text("VALUE = 7\n")
     assert executor.run(request).result == 7

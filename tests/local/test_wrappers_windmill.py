@@ -231,8 +231,9 @@ def test_python_without_main(python: LocalExecutor, tmp_path: Path):
 
 def test_python_script_that_does_not_load_is_an_exit_code_error(python: LocalExecutor, tmp_path: Path):
     """Windmill: wrapper.py imports the script before its try, so a failing import ends the process with
-    code 1; process_result then reports extract_error_value: ExecutionErr and the end of the log."""
-    outcome = run(python, "python3", "import no_such_module_here\ndef main():\n    return 1\n", tmp_path)
+    code 1; process_result then reports extract_error_value: ExecutionErr and the end of the log. (An empty
+    `#requirements:` header keeps the import from being taken for a package to install.)"""
+    outcome = run(python, "python3", "#requirements:\nimport no_such_module_here\ndef main():\n    return 1\n", tmp_path)
     failed = error(outcome)
     assert failed.name == "ExecutionErr"
     assert failed.message.startswith('exit code for "python run": 1, last log lines:\nTraceback (most recent call last):')

@@ -10,6 +10,10 @@ outcome goes to the step API (MILLRACE_API_URL, MILLRACE_TOKEN). In a pod
 printed too and a failed step exits 1, so the pod's log shows it and its
 Job is Failed.
 
+A ./requirements.txt (written by the launch plan when the step needs
+packages, runtime/requirements.py) is installed first, cached, by
+millrace_packages.py; its folder goes on sys.path (docs/dependencies.md).
+
 What a step gets and gives follows the wrapper.py that Windmill's
 python_executor.rs (handle_python_job, prepare_wrapper) writes: arguments by
 name (millrace_arguments.py, in the sdk folder), a parameter with no argument
