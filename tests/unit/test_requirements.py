@@ -73,6 +73,8 @@ def test_typescript_workspace_imports() -> None:
     code = ('import * as w from "windmill-client";\nimport { a } from "/f/lib/a.ts";\nexport { b } from "./b";\n'
             'import "/u/me/c";\nconst d = await import("../other/d.ts");\nimport x from "npm:is-number";\n')
     assert typescript_imports(code, "f/lib/main") == ["f/lib/a", "f/lib/b", "u/me/c", "f/other/d"]
+    climbing = 'import a from "/f/../../etc/a.ts";\nimport b from "../../../b";\nimport c from "/f/x/../y.ts";\n'
+    assert typescript_imports(climbing, "f/lib/main") == ["f/y"]
 
 
 def test_imported_scripts_follow_imports_and_stay_in_their_language_family() -> None:

@@ -88,13 +88,14 @@ def typescript_imports(code: str, own_path: str | None = None) -> list[str]:
     for match in _TS_SPECIFIER.finditer(code):
         specifier = match.group(2)
         if specifier.startswith("/"):
-            path = specifier[1:]
+            path = posixpath.normpath(specifier[1:])
         elif specifier.startswith(("./", "../")) and own_path is not None:
             path = posixpath.normpath(posixpath.join(posixpath.dirname(own_path), specifier))
         else:
             continue
         path = path.removesuffix(".ts")
-        if path.split("/", 1)[0] in WORKSPACE_ROOTS and path not in found:
+        # Normalised, a path that still climbs (`/f/../../x`) is no workspace script: it is never written.
+        if path.split("/", 1)[0] in WORKSPACE_ROOTS and ".." not in path.split("/") and path not in found:
             found.append(path)
     return found
 
