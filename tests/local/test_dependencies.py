@@ -96,7 +96,10 @@ def workspace(tmp_path: Path) -> Path:
         "u/admin/helper.py": "from .names import GREETING\n\ndef greet(who):\n    return f'{GREETING}, {who}'\n",
         "u/admin/names.py": "GREETING = 'hello'\n",
         "f/tools/table.py": "import tabulate\n\ndef render(rows):\n    return tabulate.tabulate(rows, tablefmt='plain')\n",
-        "f/tools/entry.py": "import u.admin.helper\n\ndef main(who: str = 'path'):\n    return u.admin.helper.greet(who)\n",
+        "f/tools/entry.py": ("import u.admin.helper\nfrom .table import render\n\n"
+                             "def main(who: str = 'path'):\n    return u.admin.helper.greet(who) + render([[3]])\n"),
+        "f/tools/entry.ts": ('import { twice } from "./math.ts";\n'
+                             "export function main(n: number) { return twice(n); }\n"),
         "f/tools/math.ts": 'import { base } from "./base.ts";\nexport function twice(n: number): number { return base + 2 * n; }\n',
         "f/tools/base.ts": "export const base = 100;\n",
     }
@@ -113,7 +116,15 @@ def test_python_steps_import_workspace_scripts_and_their_packages(run: Any, work
     script = {"id": "by_path", "value": {"type": "script", "path": "f/tools/entry", "input_transforms": who}}
     outcome = run("imports", step("inline", code), script, scripts=workspace)
     assert outcome["phase"] == "Succeeded", outcome
-    assert outcome["result"] == "hello, hello, you / 1  2"
+    assert outcome["result"] == "hello, hello, you / 1  23"
+
+
+def test_a_typescript_step_by_path_imports_relative_to_its_own_path(run: Any, workspace: Path) -> None:
+    (workspace / "f/tools/entry.py").unlink()  # the TypeScript one is the script at f/tools/entry
+    script = {"id": "a", "value": {"type": "script", "path": "f/tools/entry",
+                                   "input_transforms": {"n": {"type": "static", "value": 5}}}}
+    outcome = run("ts-by-path", script, scripts=workspace)
+    assert outcome["phase"] == "Succeeded" and outcome["result"] == 110, outcome
 
 
 def test_a_missing_workspace_import_fails_as_python_reports_it(run: Any, workspace: Path) -> None:

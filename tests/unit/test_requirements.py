@@ -105,3 +105,22 @@ def test_typescript_steps_map_the_client_and_workspace_paths_without_node_module
 def test_a_pin_in_an_imported_script_wins_over_an_inferred_import_of_the_same_package() -> None:
     imported = {"u/me/h": "# extra_requirements:\n#six==1.16.0\nimport six\n"}
     assert requirements("import six\nimport u.me.h\n", imported=imported) == ["six==1.16.0"]
+
+
+def test_a_script_run_by_path_has_its_relative_imports_made_absolute_in_place() -> None:
+    from millrace.runtime.imports import absolute_imports
+
+    python = "from .names import X\nfrom .. import top\nimport os\nfrom ....far import y\n"
+    assert absolute_imports("python3", python, "f/lib/entry") == (
+        "from f.lib.names import X\nfrom f import top\nimport os\nfrom ....far import y\n")
+    ts = 'import { a } from "./a.ts";\nimport b from "../other/b";\nimport c from "is-number";\n'
+    assert absolute_imports("bun", ts, "f/lib/entry") == (
+        'import { a } from "/f/lib/a.ts";\nimport b from "/f/other/b";\nimport c from "is-number";\n')
+    assert absolute_imports("python3", python, None) == python
+
+
+def test_a_python_step_by_path_brings_what_its_relative_imports_need() -> None:
+    request = StepRequest(key="a/1", language="python3", code="from .h import x\n", workdir="/w",
+                          script_path="f/lib/entry", modules={"f/lib/h.py": "import tabulate\n"})
+    files = plan(request, "python3").files
+    assert files["main.py"] == "from f.lib.h import x\n" and files["requirements.txt"] == "tabulate\n"

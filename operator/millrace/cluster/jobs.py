@@ -125,7 +125,7 @@ def step_objects(meta: RunMeta, action: RunStep, token: str) -> tuple[dict[str, 
     config_name = names.step_config_name(meta.run, action.path, action.attempt)
     request = StepRequest(key=action.key, language=action.language, code=action.code, args=action.args,
                           workdir=WORKDIR, timeout_s=action.timeout_s, entrypoint=action.entrypoint,
-                          lock=action.lock, modules=action.modules)
+                          lock=action.lock, modules=action.modules, script_path=action.script_path)
     runtime_language = action.language
     launch = plan(request, LANGUAGES[runtime_language].program, wrappers=Path(STEP_ROOT) / "wrappers", sdk=Path(STEP_ROOT) / "sdk")
     argv = launch.argv

@@ -33,6 +33,7 @@ class RunStep(AttemptAction):
     lock: str | None = None  # pinned requirements of a Python step
     # Workspace scripts the code imports, by the file path they take beside it (u/admin/helper.py).
     modules: dict[str, str] = Field(default_factory=dict)
+    script_path: str | None = None  # the workspace path of a step run by path: its relative imports start there
 
 
 class RunFlow(AttemptAction):

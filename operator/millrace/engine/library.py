@@ -57,7 +57,7 @@ def collect_library(
             if isinstance(value, PathScript):
                 script = find(value.path)
                 if script is not None:
-                    imported_scripts(script.language, script.content, find)
+                    imported_scripts(script.language, script.content, find, value.path)
             elif isinstance(value, RawScript) and value.content:
                 language = runtime_language(value.language)
                 if language is not None:
@@ -70,16 +70,16 @@ def collect_library(
     return library
 
 
-def imported_scripts(language: Language, code: str,
-                     find: Callable[[str], ScriptSource | None]) -> dict[str, ScriptSource]:
-    """The workspace scripts `code` imports, and those they import in turn, by path.
+def imported_scripts(language: Language, code: str, find: Callable[[str], ScriptSource | None],
+                     own_path: str | None = None) -> dict[str, ScriptSource]:
+    """The workspace scripts `code` (the script at `own_path`, if any) imports, and those they import in turn.
 
     A script of the other family (TypeScript imported from Python) or one
     `find` does not know is left out: the step's own import then fails,
     naming it, as it would in Windmill.
     """
     found: dict[str, ScriptSource] = {}
-    pending = [(path, language) for path in workspace_imports(language, code)]
+    pending = [(path, language) for path in workspace_imports(language, code, own_path)]
     while pending:
         path, importer = pending.pop()
         if path in found:

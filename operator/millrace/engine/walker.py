@@ -457,7 +457,8 @@ class Walker:
         # Counted first: an attempt whose inputs fail to evaluate is a failed attempt (and retries end).
         st.attempts += 1
         language, code, lock = self._code(module, path)
-        imported = imported_scripts(language, code, self.ctx.library.scripts.get)
+        script_path = module.value.path if isinstance(module.value, PathScript) else None
+        imported = imported_scripts(language, code, self.ctx.library.scripts.get, script_path)
         modules = {module_file(script.language, p): script.content for p, script in imported.items()}
         preprocessor = path == PREPROCESSOR_PATH
         if preprocessor:
@@ -468,7 +469,7 @@ class Walker:
         self.actions.append(
             RunStep(path=path, attempt=st.attempts, step_id=module.id, language=language, code=code,
                     args=args, timeout_s=timeout, entrypoint="preprocessor" if preprocessor else "main",
-                    lock=lock, modules=modules)
+                    lock=lock, modules=modules, script_path=script_path)
         )
 
     def _code(self, module: FlowModule, path: str) -> tuple[Any, str, str | None]:

@@ -235,6 +235,7 @@ class LocalRun:
             entrypoint=action.entrypoint,
             lock=action.lock,
             modules=action.modules,
+            script_path=action.script_path,
         )
         return self.executor.run(request)
 

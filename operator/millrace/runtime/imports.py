@@ -26,6 +26,8 @@ _PYTHON_MAY_IMPORT = re.compile(r"\b(?:import|from)\s+(?:[uf]\.|\.)")
 _TYPESCRIPT_MAY_IMPORT = re.compile(r"""["'](?:/[uf]/|\.\.?/)""")
 # import/export ... from "x", import "x", import("x"): the specifier.
 _TS_SPECIFIER = re.compile(r"""(?:\bfrom|\bimport)\s*\(?\s*(["'])([^"'\n]+)\1""")
+# `from .x import y`, `from .. import z`: the dots and the module after them.
+_PY_RELATIVE = re.compile(r"^(\s*from\s+)(\.+)([\w.]*)(?=\s+import\b)", re.MULTILINE)
 PYTHON: frozenset[Language] = frozenset({"python3"})
 TYPESCRIPT: frozenset[Language] = frozenset({"bun", "deno"})
 
@@ -74,8 +76,8 @@ def _absolute(module: str, line: int) -> PythonImport:
 
 
 def _relative(own_path: str | None, level: int, module: str | None) -> str | None:
-    if own_path is None:
-        return None
+    if own_path is None or level >= own_path.count("/") + 1:
+        return None  # above the workspace's top: Python refuses it too
     parts = own_path.split("/")[:-level]
     if module:
         parts.extend(module.split("."))
@@ -117,3 +119,31 @@ def module_file(language: Language, path: str) -> str:
 def same_family(a: Language, b: Language) -> bool:
     """Whether a script in `b` can be imported from one in `a` (Python from Python, TypeScript from TypeScript)."""
     return (a in PYTHON and b in PYTHON) or (a in TYPESCRIPT and b in TYPESCRIPT)
+
+
+def absolute_imports(language: Language, code: str, own_path: str | None) -> str:
+    """The code of the script at `own_path` with its relative imports made absolute workspace ones.
+
+    A step runs as main.py / main.ts at the top of its folder, not at its
+    path, so `from .helper import x` in `f/lib/entry` becomes
+    `from f.lib.helper import x` and `"./helper.ts"` `"/f/lib/helper.ts"`,
+    in place (line numbers stay the script's).
+    """
+    if own_path is None:
+        return code
+    if language in PYTHON:
+        def python(match: re.Match[str]) -> str:
+            target = _relative(own_path, len(match.group(2)), match.group(3) or None)
+            return match.group(1) + target.replace("/", ".") if target else match.group(0)
+
+        return _PY_RELATIVE.sub(python, code)
+    if language in TYPESCRIPT:
+        def typescript(match: re.Match[str]) -> str:
+            quote, specifier = match.group(1), match.group(2)
+            if not specifier.startswith(("./", "../")):
+                return match.group(0)
+            target = posixpath.normpath(posixpath.join(posixpath.dirname(own_path), specifier))
+            return match.group(0).replace(f"{quote}{specifier}{quote}", f"{quote}/{target}{quote}")
+
+        return _TS_SPECIFIER.sub(typescript, code)
+    return code

@@ -13,7 +13,8 @@ for bun an `npm:` prefix is dropped (bun installs `name@version` as it is).
 
 Workspace scripts the step imports (`modules`) are written beside it at their
 path, `u/admin/helper.py` or `f/folder/x.ts`, where Python's import system
-and the TypeScript path mappings (`/u/...`, `/f/...`) find them. A Python
+and the TypeScript path mappings (`/u/...`, `/f/...`) find them. A step run
+by path has its own relative imports made absolute first (it runs as main.*). A Python
 step that needs packages gets a requirements.txt (runtime/requirements.py),
 which its wrapper installs before it runs.
 """
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import bash_signature, go_signature, requirements
+from .imports import absolute_imports
 from .languages import LANGUAGES
 from .protocol import StepRequest
 
@@ -76,10 +78,10 @@ def _modules(request: StepRequest) -> dict[str, str]:
     return dict(request.modules)
 
 
-def python_requirements(request: StepRequest) -> dict[str, str]:
+def python_requirements(request: StepRequest, code: str) -> dict[str, str]:
     """requirements.txt for a Python step that needs packages; nothing for one that does not."""
-    imported = {name.removesuffix(".py"): code for name, code in request.modules.items()}
-    needed = requirements.requirements(request.code, request.lock, imported)
+    imported = {name.removesuffix(".py"): text for name, text in request.modules.items()}
+    needed = requirements.requirements(code, request.lock, imported)
     return {REQUIREMENTS_FILE: "\n".join(needed) + "\n"} if needed else {}
 
 
@@ -97,23 +99,24 @@ def plan(request: StepRequest, program: str, wrappers: Path = WRAPPERS, sdk: Pat
 
 def _plan(request: StepRequest, program: str, wrappers: Path, sdk: Path) -> Launch:
     args = json.dumps(request.args)
+    code = absolute_imports(request.language, request.code, request.script_path)
     wrapper = str(wrappers / LANGUAGES[request.language].wrapper)
     if request.language in SQL:
         return Launch({"main.sql": request.code, "args.json": args}, [program, wrapper, request.language])
     match request.language:
         case "python3":
-            files = {**_modules(request), **python_requirements(request), "main.py": request.code, "args.json": args}
+            files = {**_modules(request), **python_requirements(request, code), "main.py": code, "args.json": args}
             return Launch(files, [program, wrapper])
         case "bash":
             arguments = bash_signature.positional(request.code, request.args)
             return Launch({"main.sh": f"set -e\n{request.code}"}, [program, wrapper, *arguments])
         case "bun":
-            files = {**_modules(request), "tsconfig.json": bun_config(sdk), "main.ts": typescript(request.code, True),
+            files = {**_modules(request), "tsconfig.json": bun_config(sdk), "main.ts": typescript(code, True),
                      "args.json": args}
             return Launch(files, [program, "run", wrapper])
         case "deno":
             files = {**_modules(request), "import_map.json": deno_import_map(sdk),
-                     "main.ts": typescript(request.code, False), "args.json": args}
+                     "main.ts": typescript(code, False), "args.json": args}
             command = [program, "run", "--allow-all", "--no-prompt", "--import-map=import_map.json", wrapper]
             return Launch(files, command)
         case "go":

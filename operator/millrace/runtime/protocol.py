@@ -58,6 +58,8 @@ class StepRequest(BaseModel):
     lock: str | None = Field(default=None, description="Pinned requirements (Windmill's lock) of a Python step.")
     modules: dict[str, str] = Field(default_factory=dict, description="Workspace scripts the code imports: "
                                     "file path beside the step (u/admin/helper.py) -> content.")
+    script_path: str | None = Field(default=None, description="Workspace path of a script run by path: "
+                                    "where its relative imports resolve.")
 
     def scope(self) -> StepScope:
         """The attempt's identity: run and flow from the environment, path and attempt from the key."""
