@@ -14,9 +14,9 @@ for bun an `npm:` prefix is dropped (bun installs `name@version` as it is).
 Workspace scripts the step imports (`modules`) are written beside it at their
 path, `u/admin/helper.py` or `f/folder/x.ts`, where Python's import system
 and the TypeScript path mappings (`/u/...`, `/f/...`) find them. A step run
-by path has its own relative imports made absolute first (it runs as main.*). A Python
-step that needs packages gets a requirements.txt (runtime/requirements.py),
-which its wrapper installs before it runs.
+by path has its own relative imports made absolute first (it runs as
+main.*). A Python step that needs packages gets a requirements.txt
+(runtime/requirements.py), which its wrapper installs before it runs.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import bash_signature, go_signature, requirements
-from .imports import absolute_imports
+from .imports import TYPESCRIPT, absolute_imports
 from .languages import LANGUAGES
 from .protocol import StepRequest
 
@@ -73,7 +73,7 @@ def deno_import_map(sdk: Path) -> str:
 
 def _modules(request: StepRequest) -> dict[str, str]:
     """The imported workspace scripts' files; TypeScript ones with the client's spellings made one."""
-    if request.language in ("bun", "deno"):
+    if request.language in TYPESCRIPT:
         return {name: typescript(code, request.language == "bun") for name, code in request.modules.items()}
     return dict(request.modules)
 
