@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..engine.inputs import InputError, check_schema, validate_inputs
+from ..engine.inputs import InputError, check_schema, unknown_args, validate_inputs
 from ..engine.library import Library
 from ..engine.validate import validate_flow
 from ..errors import FlowError, Problem
@@ -118,7 +118,7 @@ def _check_args(run: str, flow_name: str, flow_spec: Mapping[str, Any], args: An
         validate_inputs(schema, args)
     except InputError as exc:
         return Review(errors=[f"flowrun '{run}': args do not match the schema of flow '{flow_name}': {exc}"])
-    return Review()
+    return Review(warnings=[f"flowrun '{run}': spec.{p.field}: {p.message}" for p in unknown_args(flow_name, schema, args)])
 
 
 def _review(problems: list[Problem]) -> Review:
