@@ -75,3 +75,12 @@ def test_the_old_finished_condition_is_dropped() -> None:
     old = FlowRunStatus(phase="Running", conditions=[Condition(type="Finished", status="False", reason="Running")])
     written = decorate(old, OBJ, now=1.0)
     assert "Finished" not in {c.type for c in written.conditions}
+
+
+@pytest.mark.parametrize(("spec", "shown"), [
+    ({"flowRef": {"name": "daily"}}, "daily"),
+    ({"flow": {"summary": "Nightly export", "value": {"modules": []}}}, "(inline) Nightly export"),
+    ({"flow": {"value": {"modules": []}}}, "(inline)"),
+])
+def test_the_flow_column_names_referenced_and_inline_flows(spec: dict[str, Any], shown: str) -> None:
+    assert decorate(FlowRunStatus(), {**OBJ, "spec": spec}, now=1.0).flow == shown

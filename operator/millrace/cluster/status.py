@@ -55,10 +55,14 @@ def _duration(seconds: float) -> str:
 
 
 def decorate(status: FlowRunStatus, obj: dict[str, Any], now: float) -> FlowRunStatus:
-    """Fill conditions, observedGeneration, currentStep and duration from the run state."""
+    """Fill conditions, observedGeneration, flow, currentStep and duration from the run state."""
     out = status.model_copy()
     generation = obj["metadata"].get("generation")
     out.observed_generation = generation
+    spec = obj.get("spec") or {}
+    inline = spec.get("flow")
+    out.flow = ((spec.get("flowRef") or {}).get("name") if inline is None
+                else f"(inline) {inline.get('summary') or ''}".strip() if isinstance(inline, dict) else "(inline)")
     running = [p for p, st in status.steps.items() if st.phase == "Running" and st.runs_script]
     out.current_step = status.suspended_step or (running[0] if running else None)
     if status.started_at:
