@@ -89,7 +89,7 @@ def test_a_failing_step_fails_the_run_with_its_traceback(kube: Any, namespace: s
     assert status["phase"] == "Failed"
     assert status["error"]["name"] == "ValueError" and status["error"]["step_id"] == "explode"
     assert "no good" in status["error"]["stack"]
-    finished = next(c for c in status["conditions"] if c["type"] == "Finished")
+    finished = next(c for c in status["conditions"] if c["type"] == "Succeeded")
     assert finished["reason"] == "Failed" and "no good" in finished["message"]
     # Failed in Kubernetes' terms too: the pod exited non-zero, its Job is Failed, its log has the traceback.
     job = next(iter(kube.list("jobs", namespace, "millrace.dev/run=boom-1")))["metadata"]["name"]
@@ -202,9 +202,17 @@ def test_flows_report_ready_and_runs_show_their_start(kube: Any, namespace: str,
     bad = kube.wait_for(lambda: ready("bad"), what="the Ready condition")
     assert good["status"] == "True" and good["observedGeneration"] == 1
     assert bad["status"] == "False" and "field 'retry.constant.atempts': unknown field" in bad["message"]
+    # kstatus: an invalid flow is Stalled until its spec changes; neither flow is Reconciling.
+    stalled = {name: {c["type"]: c["status"] for c in kube.get("flow", name, namespace)["status"]["conditions"]}
+               for name in ("good", "bad")}
+    assert stalled == {"good": {"Ready": "True", "Reconciling": "False", "Stalled": "False"},
+                       "bad": {"Ready": "False", "Reconciling": "False", "Stalled": "True"}}
     kube.apply(run_manifest("good-1", "good"), namespace)
     status = wait_phase(kube, namespace, "good-1")
     assert status["startTime"].endswith("Z")
+    # `kubectl wait` reads the conditions as Flux and kpt do.
+    kube.kubectl("wait", "--for=condition=Succeeded", "--timeout=30s", "flowrun/good-1", "-n", namespace)
+    kube.kubectl("wait", "--for=condition=Ready", "--timeout=30s", "flowrun/good-1", "-n", namespace)
     assert "good-1" in kube.kubectl("get", "flowruns", "-n", namespace).stdout
 
 
@@ -511,7 +519,7 @@ def test_a_job_refused_by_a_quota_fails_its_step_clearly_and_nothing_loops(kube:
     status = wait_phase(kube, namespace, "quota-1")
     assert status["phase"] == "Failed" and status["error"]["name"] == "QuotaExceeded", status
     assert "exceeded quota: no-jobs" in status["error"]["message"]
-    finished = next(c for c in status["conditions"] if c["type"] == "Finished")
+    finished = next(c for c in status["conditions"] if c["type"] == "Succeeded")
     assert finished["reason"] == "Failed" and "QuotaExceeded" in finished["message"]
     assert operator.process is not None and operator.process.poll() is None
 

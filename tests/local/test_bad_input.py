@@ -11,6 +11,8 @@ import pytest
 
 from cli_shell import Shell
 
+REPO = Path(__file__).resolve().parents[2]
+
 pytestmark = pytest.mark.local
 
 HEAD = "summary: bad\nvalue:\n  modules:\n"
@@ -201,3 +203,13 @@ def test_a_requirements_header_is_honoured_without_a_warning(shell: Shell) -> No
     outcome = shell("run", shell.flow("reqs", text), "--output", "json")
     assert outcome.code == 0 and outcome.json()["result"] == "1.16.0", outcome.err
     assert "warning" not in outcome.err
+
+
+def test_args_the_flow_has_no_input_for_are_warned_about(shell: Shell, tmp_path: Path) -> None:
+    # What `on: 1` in a manifest becomes once kubectl (YAML 1.1) has read it.
+    args = tmp_path / "args.json"
+    args.write_text('{"name": "Ada", "true": 1}')
+    outcome = shell("run", REPO / "examples" / "hello-flow.yaml", "--args-file", args)
+    assert outcome.code == 0, outcome.err
+    assert "field 'args.true': 'true' is not an input of flow 'hello-flow'" in outcome.err
+    assert "quote its name" in outcome.err

@@ -101,6 +101,18 @@ def test_flowrun_args_must_match_the_flow_schema() -> None:
     assert missing.allowed  # name has a default
 
 
+def test_args_the_flow_has_no_input_for_are_warned_about() -> None:
+    # `on: 1` in a manifest reaches the apiserver as {"true": 1}: kubectl reads YAML 1.1.
+    review = review_flowrun("r", {"flowRef": {"name": "hello-flow"}, "args": {"name": "x", "true": 1, "nmae": "y"}},
+                            _SANDBOX, _lookup)
+    assert review.allowed and len(review.warnings) == 2
+    boolean, typo = sorted(review.warnings, key=lambda w: "nmae" in w)
+    assert boolean.startswith("flowrun 'r': spec.args.true: 'true' is not an input of flow 'hello-flow' "
+                              "(inputs: name, times)")
+    assert "quote its name" in boolean
+    assert "spec.args.nmae: 'nmae' is not an input" in typo and "quote" not in typo
+
+
 def test_flowrun_needs_exactly_one_flow() -> None:
     both = review_flowrun("r", {"flowRef": {"name": "hello-flow"}, "flow": spec()}, _SANDBOX, _lookup)
     neither = review_flowrun("r", {"args": {}}, _SANDBOX, _lookup)
@@ -127,9 +139,9 @@ def test_ready_condition_reports_every_error_with_the_generation() -> None:
     broken = spec()
     broken["value"]["modules"][1]["id"] = "greet"
     broken["value"]["modules"][0]["retry"] = {"constant": {"atempts": 3}}
-    condition = flow_ready_condition("hello-flow", broken, 7, _SANDBOX, now="2026-01-01T00:00:00Z")
+    condition = flow_ready_condition("hello-flow", broken, 7, _SANDBOX)
     assert (condition.type, condition.status, condition.reason) == ("Ready", "False", "Invalid")
-    assert condition.observed_generation == 7 and condition.last_transition_time == "2026-01-01T00:00:00Z"
+    assert condition.observed_generation == 7
     lines = condition.message.splitlines()
     assert any("duplicate step id 'greet'" in line for line in lines)
     assert any("field 'retry.constant.atempts': unknown field" in line for line in lines)

@@ -83,7 +83,8 @@ def test_names_category_status_and_printer_columns() -> None:
         assert crd["spec"]["names"]["categories"] == ["millrace"]
         assert version["subresources"] == {"status": {}}
     run_columns = {c["name"]: c for c in run["spec"]["versions"][0]["additionalPrinterColumns"]}
-    assert [*run_columns][:5] == ["Flow", "Phase", "Step", "Started", "Duration"]
+    assert [*run_columns] == ["Flow", "Phase", "Step", "Started", "Duration", "Error", "Message", "Age"]
+    assert run_columns["Message"]["priority"] == 1 and "priority" not in run_columns["Error"]  # -o wide only
     assert run_columns["Started"] == {"name": "Started", "type": "date", "jsonPath": ".status.startTime"}
     status = _schema(run)["properties"]["status"]["properties"]
     for column in run_columns.values():

@@ -11,6 +11,7 @@ from typing import Any, Sequence
 
 from ..errors import FlowError, Problem
 from ..expressions import Sandbox
+from ..engine.inputs import unknown_args
 from ..engine.validate import validate_flow
 from ..local.scripts import build_library, search_roots
 from ..model.loader import LoadedFlow, load_flow_file
@@ -138,6 +139,7 @@ def _run(options: argparse.Namespace) -> int:
         if errors:
             raise FlowError(errors)
         args = parse_args(loaded.name, loaded.flow.schema_, options.arg, options.args_file)
+        problems += unknown_args(loaded.name, loaded.flow.schema_, args)
     except FlowError as exc:
         if options.output != "json":
             raise

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..engine.inputs import InputError, check_schema, validate_inputs
+from ..engine.inputs import InputError, check_schema, unknown_args, validate_inputs
 from ..engine.library import Library
 from ..engine.validate import validate_flow
 from ..errors import FlowError, Problem
@@ -95,20 +95,16 @@ def review_flowrun(name: str, spec: Mapping[str, Any], sandbox: Sandbox, lookup:
 
 
 def flow_ready_condition(name: str, spec: Mapping[str, Any], generation: int | None, sandbox: Sandbox,
-                         library: Library | None = None, now: str | None = None,
-                         policy: StepPolicy | None = None) -> Condition:
-    """The Flow's Ready condition: False with every error when it cannot run.
-
-    `now` (RFC 3339) becomes lastTransitionTime; the caller keeps the old
-    time when the status did not change.
-    """
+                         library: Library | None = None, policy: StepPolicy | None = None) -> Condition:
+    """The Flow's Ready condition: False with every error when it cannot run (the caller sets
+    lastTransitionTime)."""
     problems = flow_problems(name, spec, sandbox, library, policy)
     errors = [str(p) for p in problems if not p.warning]
     if errors:
         return Condition(type=READY, status="False", reason="Invalid", message="\n".join(errors),
-                         observed_generation=generation, last_transition_time=now)
+                         observed_generation=generation)
     return Condition(type=READY, status="True", reason="Valid", message="the flow passed validation",
-                     observed_generation=generation, last_transition_time=now)
+                     observed_generation=generation)
 
 
 def _check_args(run: str, flow_name: str, flow_spec: Mapping[str, Any], args: Any) -> Review:
@@ -122,7 +118,7 @@ def _check_args(run: str, flow_name: str, flow_spec: Mapping[str, Any], args: An
         validate_inputs(schema, args)
     except InputError as exc:
         return Review(errors=[f"flowrun '{run}': args do not match the schema of flow '{flow_name}': {exc}"])
-    return Review()
+    return Review(warnings=[f"flowrun '{run}': spec.{p.field}: {p.message}" for p in unknown_args(flow_name, schema, args)])
 
 
 def _review(problems: list[Problem]) -> Review:

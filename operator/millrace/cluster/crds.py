@@ -33,7 +33,8 @@ _KEPT_KEYWORDS = ("description", "enum", "minimum", "maximum", "exclusiveMinimum
 _ANY: Schema = {PRESERVE: True}
 
 
-# (name, type, JSON path) of the columns `kubectl get` shows; Age comes last on both.
+# (name, type, JSON path) of the columns `kubectl get` shows; Age comes last on both. Columns named in
+# WIDE_COLUMNS show with `-o wide` only (priority 1).
 FLOW_COLUMNS = (
     ("Ready", "string", '.status.conditions[?(@.type=="Ready")].status'),
     ("Schedule", "string", ".spec.schedule.cron"),
@@ -44,12 +45,15 @@ FLOW_COLUMNS = (
 # Started is status.startTime (RFC 3339, a date column showing an age): status.startedAt
 # is epoch seconds, which kubectl could only print as a bare number.
 FLOWRUN_COLUMNS = (
-    ("Flow", "string", ".spec.flowRef.name"),
+    ("Flow", "string", ".status.flow"),
     ("Phase", "string", ".status.phase"),
     ("Step", "string", ".status.currentStep"),
     ("Started", "date", ".status.startTime"),
     ("Duration", "string", ".status.duration"),
+    ("Error", "string", ".status.error.name"),
+    ("Message", "string", ".status.error.message"),
 )
+WIDE_COLUMNS = frozenset({"Message"})
 _AGE = ("Age", "date", ".metadata.creationTimestamp")
 
 
@@ -105,7 +109,8 @@ def _crd(kind: str, plural: str, short: list[str], spec: type[BaseModel], status
                 "served": True,
                 "storage": True,
                 "subresources": {"status": {}},
-                "additionalPrinterColumns": [{"name": name, "type": of_type, "jsonPath": path}
+                "additionalPrinterColumns": [{"name": name, "type": of_type, "jsonPath": path,
+                                              **({"priority": 1} if name in WIDE_COLUMNS else {})}
                                              for name, of_type, path in (*columns, _AGE)],
                 "schema": {"openAPIV3Schema": root},
             }],

@@ -21,13 +21,13 @@ from typing import Any
 import kopf
 
 from ..expressions import Sandbox
-from ..model.resources import GROUP, VERSION
+from ..model.resources import GROUP, VERSION, Condition
 from . import names
 from .admission import flow_ready_condition
 from .kube import KubeApi
 from .observe import ACTIVE_RUNS
 from .reconcile import KIND_REPORT, KIND_RESUME, OperatorConfig, ReconcileCache, RunReconciler
-from .status import timestamp
+from .status import conditions, timestamp
 from .watched import Watched
 from .workqueue import KeyedQueue, WorkerPool
 
@@ -105,15 +105,15 @@ def _reconcile(reconciler: RunReconciler, key: RunKey) -> float | None:
 @kopf.on.create(GROUP, VERSION, "flows")
 @kopf.on.update(GROUP, VERSION, "flows", field="spec")
 def flow_changed(name: str, namespace: str, spec: kopf.Spec, meta: kopf.Meta, status: kopf.Status, **_: Any) -> None:
-    """Report in the Flow's Ready condition what the webhook would have said."""
+    """Report in the Flow's conditions what the webhook would have said: Ready, and the kstatus
+    Stalled (an invalid flow stays so until its spec changes) and Reconciling (never: checked at once)."""
     with Sandbox() as sandbox:
-        condition = flow_ready_condition(name, dict(spec), meta.get("generation"), sandbox, now=timestamp(time.time()),
-                                         policy=_STATE["config"].policy)
-    previous = next((c for c in (status.get("conditions") or []) if c.get("type") == condition.type), None)
-    if previous and previous.get("status") == condition.status and previous.get("reason") == condition.reason:
-        condition.last_transition_time = previous.get("lastTransitionTime")
+        ready = flow_ready_condition(name, dict(spec), meta.get("generation"), sandbox, policy=_STATE["config"].policy)
+    previous = [Condition.model_validate(c) for c in status.get("conditions") or []]
+    wanted = {"Ready": ready.status, "Reconciling": "False", "Stalled": "False" if ready.status == "True" else "True"}
+    made = conditions(previous, wanted, ready.reason, ready.message, meta.get("generation"), timestamp(time.time()))
     _STATE["kube"].patch_flow_status(namespace, name, {
-        "conditions": [condition.model_dump(mode="json", by_alias=True, exclude_none=True)],
+        "conditions": [c.model_dump(mode="json", by_alias=True, exclude_none=True) for c in made],
         "observedGeneration": meta.get("generation"),
     })
 

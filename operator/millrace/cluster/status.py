@@ -7,14 +7,39 @@ from typing import Any
 
 from ..model.resources import Condition, FlowRunStatus
 
-CONDITION_BY_PHASE = {
-    "Pending": ("False", "Pending", "the run has not started"),
-    "Running": ("False", "Running", "steps are running"),
-    "Suspended": ("False", "Suspended", "waiting for an approval"),
-    "Succeeded": ("True", "Succeeded", "the run succeeded"),
-    "Failed": ("True", "Failed", "the run failed"),
-    "Cancelled": ("True", "Cancelled", "the run was cancelled"),
+# Per phase: (reason, message) and the status of each condition. Ready, Reconciling and Stalled are the
+# kstatus conventions (what Flux, kpt and `kubectl wait` read); Succeeded is the run condition of Tekton
+# and Knative runs: Unknown while the run goes on, then True or False.
+PHASE_TEXT = {
+    "Pending": ("Pending", "the run has not started"),
+    "Running": ("Running", "steps are running"),
+    "Suspended": ("Suspended", "waiting for an approval"),
+    "Succeeded": ("Succeeded", "the run succeeded"),
+    "Failed": ("Failed", "the run failed"),
+    "Cancelled": ("Cancelled", "the run was cancelled"),
 }
+_ONGOING = {"Succeeded": "Unknown", "Ready": "False", "Reconciling": "True", "Stalled": "False"}
+CONDITIONS_BY_PHASE: dict[str, dict[str, str]] = {
+    "Pending": _ONGOING, "Running": _ONGOING, "Suspended": _ONGOING,
+    "Succeeded": {"Succeeded": "True", "Ready": "True", "Reconciling": "False", "Stalled": "False"},
+    "Failed": {"Succeeded": "False", "Ready": "False", "Reconciling": "False", "Stalled": "True"},
+    "Cancelled": {"Succeeded": "False", "Ready": "False", "Reconciling": "False", "Stalled": "True"},
+}
+
+
+def conditions(previous: list[Condition], wanted: dict[str, str], reason: str, message: str,
+               generation: int | None, now: str) -> list[Condition]:
+    """`wanted` (type -> status) as conditions, each keeping its lastTransitionTime while its status
+    and reason stay; conditions of other types are kept."""
+    old = {c.type: c for c in previous}
+    made = []
+    for kind, value in wanted.items():
+        before = old.get(kind)
+        same = before is not None and before.status == value and before.reason == reason
+        made.append(Condition(type=kind, status=value, reason=reason, message=message[:1024],  # type: ignore[arg-type]
+                              observed_generation=generation,
+                              last_transition_time=before.last_transition_time if same and before else now))
+    return [c for c in previous if c.type not in wanted] + made
 
 
 def timestamp(epoch: float) -> str:
@@ -30,27 +55,26 @@ def _duration(seconds: float) -> str:
 
 
 def decorate(status: FlowRunStatus, obj: dict[str, Any], now: float) -> FlowRunStatus:
-    """Fill conditions, observedGeneration, currentStep and duration from the run state."""
+    """Fill conditions, observedGeneration, flow, currentStep and duration from the run state."""
     out = status.model_copy()
     generation = obj["metadata"].get("generation")
     out.observed_generation = generation
+    spec = obj.get("spec") or {}
+    inline = spec.get("flow")
+    out.flow = ((spec.get("flowRef") or {}).get("name") if inline is None
+                else f"(inline) {inline.get('summary') or ''}".strip() if isinstance(inline, dict) else "(inline)")
     running = [p for p, st in status.steps.items() if st.phase == "Running" and st.runs_script]
     out.current_step = status.suspended_step or (running[0] if running else None)
     if status.started_at:
         out.start_time = timestamp(status.started_at)
         out.duration = _duration((status.finished_at or now) - status.started_at)
-    value, reason, message = CONDITION_BY_PHASE[status.phase]
+    reason, message = PHASE_TEXT[status.phase]
     if status.error is not None and status.phase in ("Failed", "Cancelled"):
         message = f"{status.error.name}: {status.error.message}"
-    previous = next((c for c in status.conditions if c.type == "Finished"), None)
-    changed = previous is None or previous.status != value or previous.reason != reason
-    finished = Condition(
-        type="Finished",
-        status=value,  # type: ignore[arg-type]
-        reason=reason,
-        message=message[:1024],
-        observed_generation=generation,
-        last_transition_time=timestamp(now) if changed else previous.last_transition_time,  # type: ignore[union-attr]
-    )
-    out.conditions = [c for c in status.conditions if c.type != "Finished"] + [finished]
+    elif status.phase == "Suspended" and status.suspended_step:
+        message = f"waiting for an approval at step {status.suspended_step}"
+    # A run written before these conditions had one "Finished" condition in their place.
+    previous = [c for c in status.conditions if c.type != "Finished"]
+    out.conditions = conditions(previous, CONDITIONS_BY_PHASE[status.phase], reason, message, generation,
+                                timestamp(now))
     return out

@@ -8,6 +8,8 @@ from typing import Any
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import SchemaError
 
+from ..errors import Problem
+
 _FORMATS = FormatChecker()
 
 
@@ -79,3 +81,24 @@ def _strip_windmill_extensions(schema: dict[str, Any]) -> dict[str, Any]:
             return [walk(v) for v in node]
         return node
     return walk(schema)
+
+
+# What YAML 1.1 (kubectl's and PyYAML's reading) makes of unquoted y, n, yes, no, on and off keys.
+_YAML_BOOLEAN_KEYS = ("true", "false")
+
+
+def unknown_args(flow: str, schema: dict[str, Any] | None, args: dict[str, Any]) -> list[Problem]:
+    """Warnings for args the flow has no input for: they reach no step (the schema allows them,
+    so they are no error). None when the schema declares no inputs."""
+    known = (schema or {}).get("properties")
+    if not isinstance(known, dict) or not known:
+        return []
+    found = []
+    for name in args:
+        if name in known:
+            continue
+        hint = ("; YAML 1.1, as kubectl reads it, turns unquoted y, n, yes, no, on and off into booleans, so an "
+                "arg written that way arrives as 'true' or 'false': quote its name" if name in _YAML_BOOLEAN_KEYS else "")
+        found.append(Problem(flow, f"'{name}' is not an input of flow '{flow}' (inputs: {', '.join(sorted(known))}){hint}",
+                             field=f"args.{name}", warning=True))
+    return found

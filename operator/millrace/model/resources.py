@@ -141,6 +141,8 @@ class FlowRunStatus(RunStatus):
 
     conditions: list[Condition] = Field(default_factory=list)
     observed_generation: int | None = None
+    flow: str | None = Field(default=None, description="For `kubectl get`: the Flow it runs, or `(inline)` and the "
+                                                        "inline flow's summary.")
     current_step: str | None = Field(default=None, description="For `kubectl get`: the step running now.")
     start_time: str | None = Field(default=None, description="For `kubectl get`: startedAt as an RFC 3339 time.")
     duration: str | None = None
