@@ -37,6 +37,7 @@ from .evaluate import Frame, StepFailure
 from .events import CancelRequested, Disapproved, Event, Resumed, Start, StepFinished, Tick
 from .inputs import InputError, validate_inputs
 from ..runtime.languages import runtime_language
+from ..runtime.program import step_language
 from .outcomes import WAITING, Done, Failed, Status, Stopped, Waiting
 from .paths import PREPROCESSOR_PATH
 from .scope import error_value, failed, join, tighter
@@ -481,7 +482,7 @@ class Walker:
             raise StepFailure(ErrorInfo(name="UnsupportedLanguage", message=f"language '{language}' is not supported", step_id=path))
         if content is None:
             raise StepFailure(ErrorInfo(name="MissingBody", message="the script body is not available", step_id=path))
-        return runtime, content
+        return step_language(runtime, content), content
 
     # --- expressions -------------------------------------------------------------
 

@@ -65,6 +65,10 @@ def _plan(request: StepRequest, program: str, wrappers: Path, sdk: Path) -> Laun
         case "bash":
             arguments = bash_signature.positional(request.code, request.args)
             return Launch({"main.sh": f"set -e\n{request.code}"}, [program, wrapper, *arguments])
+        case "program":
+            # The image's /bin/sh runs the script as written (Windmill's `# sandbox <image>`); args.json is millrace's.
+            arguments = bash_signature.positional(request.code, request.args)
+            return Launch({"main.sh": request.code, "args.json": args}, [program, wrapper, *arguments])
         case "bun":
             files = {"main.ts": typescript(request.code), "args.json": args}
             links = {f"node_modules/{TS_CLIENT}": str(sdk / TS_CLIENT)}
