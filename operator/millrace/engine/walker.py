@@ -33,10 +33,11 @@ from . import approvals, branches, loops, subflows
 from . import retry as retry_policy
 from .actions import Action, CancelStep, RunStep
 from .context import Plan, PlanContext
+from .library import Library
 from .evaluate import Frame, StepFailure
 from .events import CancelRequested, Disapproved, Event, Resumed, Start, StepFinished, Tick
 from .inputs import InputError, validate_inputs
-from ..runtime.languages import runtime_language
+from ..runtime.languages import Language, runtime_language
 from ..runtime.program import step_language
 from .outcomes import WAITING, Done, Failed, Status, Stopped, Waiting
 from .paths import PREPROCESSOR_PATH
@@ -467,22 +468,8 @@ class Walker:
                     args=args, timeout_s=timeout, entrypoint="preprocessor" if preprocessor else "main")
         )
 
-    def _code(self, module: FlowModule, path: str) -> tuple[Any, str]:
-        value = module.value
-        if isinstance(value, RawScript):
-            language, content = value.language, value.content
-        else:
-            assert isinstance(value, PathScript)
-            script = self.ctx.library.scripts.get(value.path)
-            if script is None:
-                raise StepFailure(ErrorInfo(name="ScriptNotFound", message=f"script '{value.path}' is not available", step_id=path))
-            language, content = script.language, script.content
-        runtime = runtime_language(language)
-        if runtime is None:
-            raise StepFailure(ErrorInfo(name="UnsupportedLanguage", message=f"language '{language}' is not supported", step_id=path))
-        if content is None:
-            raise StepFailure(ErrorInfo(name="MissingBody", message="the script body is not available", step_id=path))
-        return step_language(runtime, content), content
+    def _code(self, module: FlowModule, path: str) -> tuple[Language, str]:
+        return script_code(module, self.ctx.library, path)
 
     # --- expressions -------------------------------------------------------------
 
@@ -516,3 +503,22 @@ class Walker:
 
     def wake(self, at: float) -> None:
         self.wake_at = at if self.wake_at is None else min(self.wake_at, at)
+
+
+def script_code(module: FlowModule, library: Library, path: str) -> tuple[Language, str]:
+    """The runtime language and the code of a script step (inline or by path); StepFailure when it cannot run."""
+    value = module.value
+    if isinstance(value, RawScript):
+        language, content = value.language, value.content
+    else:
+        assert isinstance(value, PathScript)
+        script = library.scripts.get(value.path)
+        if script is None:
+            raise StepFailure(ErrorInfo(name="ScriptNotFound", message=f"script '{value.path}' is not available", step_id=path))
+        language, content = script.language, script.content
+    runtime = runtime_language(language)
+    if runtime is None:
+        raise StepFailure(ErrorInfo(name="UnsupportedLanguage", message=f"language '{language}' is not supported", step_id=path))
+    if content is None:
+        raise StepFailure(ErrorInfo(name="MissingBody", message="the script body is not available", step_id=path))
+    return step_language(runtime, content), content
