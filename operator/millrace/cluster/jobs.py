@@ -24,8 +24,8 @@ from .. import __version__
 from ..engine.actions import RunStep
 from ..model.resources import Runtime
 from ..runtime.languages import DEFAULT_IMAGES, LANGUAGES
-from ..runtime import program
 from ..runtime.launch import SDK, WRAPPERS, plan
+from ..runtime.program import image as step_image
 from ..runtime.protocol import StepRequest
 from . import names
 from .policy import POD_SECURITY, StepPolicy, container_security
@@ -171,7 +171,7 @@ def _run_program_first(job: dict[str, Any], action: RunStep, config_name: str, p
     own image with only its /bin/sh (wrappers/program-run.sh), then the main container reports."""
     pod = job["spec"]["template"]["spec"]
     step = pod["containers"][0]
-    image = program.image(action.code)
+    image = step_image(action.code)
     assert image is not None, "a program step names its image"
     arguments = [{"name": f"MILLRACE_ARG_{n}", "valueFrom": {"secretKeyRef": {"name": config_name, "key": _program_arg(n)}}}
                  for n in range(1, count + 1)]
