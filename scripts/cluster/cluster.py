@@ -32,6 +32,7 @@ import fcntl
 import ipaddress
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -275,6 +276,32 @@ def _image_paths() -> list[str]:
     if not any(python.is_relative_to(p) for p in paths):
         paths.append(python)
     return [str(p) for p in paths if p.exists()]
+
+
+# The image the cluster tests give SQL steps (spec.runtime.images): Python with the SQL drivers.
+SQL_IMAGE = "millrace-test/python-sql:3.12"
+
+
+def _go_root() -> Path | None:
+    """The Go toolchain's root (found as scripts/cluster/build.sh finds go), or None."""
+    go = shutil.which("go") or "/usr/local/go/bin/go"
+    if not os.access(go, os.X_OK):
+        return None
+    out = subprocess.run([go, "env", "GOROOT"], capture_output=True, text=True)
+    return Path(out.stdout.strip()) if out.returncode == 0 and out.stdout.strip() else None
+
+
+def _step_images() -> dict[str, Path]:
+    """Images whose programs this machine has, and the folder (its bin/ joins PATH) standing for each:
+    the default Go image is this machine's Go toolchain, the SQL test image the Python environment
+    the control plane is started from (make setup's .venv, which has the SQL drivers)."""
+    from millrace.runtime.languages import DEFAULT_IMAGES  # the virtual environment's millrace
+
+    images = {SQL_IMAGE: Path(sys.prefix)}
+    go_root = _go_root()
+    if go_root is not None:
+        images[DEFAULT_IMAGES["go"]] = go_root
+    return images
 
 
 def stop_pid(pid: int | None, name: str, timeout: float = 10) -> None:
@@ -568,6 +595,7 @@ def _up(node_agent: bool = True, build: bool = True) -> dict:
             "--kubeconfig", str(rd / "node-agent.kubeconfig"),
             *[arg for node in NODE_NAMES for arg in ("--node-name", node)],
             *[arg for path in _image_paths() for arg in ("--image-path", path)],
+            *[arg for image, root in _step_images().items() for arg in ("--image", f"{image}={root}")],
             "--root", str(rd / "node"),
             "--port", str(ports["kubelet"]),
             "--serving-cert", str(pki / "kubelet-serving.crt"),

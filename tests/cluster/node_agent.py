@@ -61,7 +61,8 @@ What it does, as a kubelet would:
 
 What it does not do: images are ignored (a container must set ``command``;
 the process runs with the host's programs, e.g. the python3 on PATH; the
-``--image-path`` folders, which hold them, stay readable for any user), the
+``--image-path`` folders, which hold them, stay readable for any user; an
+image named by ``--image IMAGE=ROOT`` only puts ROOT/bin first on PATH), the
 only isolation is the mount namespace and the user (no PID or network
 namespace, cgroups, resource limits, capabilities or seccomp: a container
 that runs as root keeps root's capabilities), taints are not honoured,
@@ -549,6 +550,10 @@ class PodWorker(threading.Thread):
     def container_env(self, c: dict, root: Path) -> dict:
         keep = ("PATH", "LANG", "LC_ALL", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR")
         env = {k: os.environ[k] for k in keep if k in os.environ}
+        image_root = self.agent.images.get(c.get("image", ""))
+        if image_root:
+            # The image's programs come first, as its own PATH would put them.
+            env["PATH"] = os.pathsep.join([str(Path(image_root) / "bin"), *filter(None, [env.get("PATH")])])
         home = self.dir / "home"
         home.mkdir(exist_ok=True)
         env.update({
@@ -1046,7 +1051,8 @@ class Agent:
         self.apiserver = args.apiserver or self.kube.server
         self.api_port = urllib.parse.urlparse(self.apiserver).port or 443
         self.node_names: list[str] = args.node_name or ["millrace-node"]
-        self.image_paths: list[str] = args.image_path or []
+        self.images: dict[str, str] = dict(spec.split("=", 1) for spec in args.image or [])
+        self.image_paths: list[str] = [*(args.image_path or []), *self.images.values()]
         self.root = Path(args.root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.port = args.port
@@ -1589,6 +1595,9 @@ def main(argv=None):
     ap.add_argument("--image-path", action="append",
                     help="a folder of this machine that stands for the images' programs (interpreters): "
                          "it stays readable at its path for every container user")
+    ap.add_argument("--image", action="append", metavar="IMAGE=ROOT",
+                    help="a folder of this machine that stands for one image's programs: a container of "
+                         "that image finds ROOT/bin first on its PATH, and ROOT stays readable for every user")
     ap.add_argument("--root", required=True, help="folder for pods, volumes and logs")
     ap.add_argument("--apiserver", help="apiserver URL given to pods (default: the kubeconfig's)")
     ap.add_argument("--port", type=int, default=0, help="kubelet log endpoint port")

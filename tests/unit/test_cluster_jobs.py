@@ -147,3 +147,23 @@ def test_a_python_step_that_needs_packages_mounts_the_configured_cache() -> None
     # A step that installs nothing does not mount it; without the setting none does.
     for objects in (step_objects(meta(python_cache=cache), action(), "tok"), step_objects(meta(), needs, "tok")):
         assert all(v["name"] != "python-cache" for v in objects[2]["spec"]["template"]["spec"]["volumes"])
+
+
+def test_a_program_step_runs_its_command_in_its_own_image_and_reports_from_the_bash_one() -> None:
+    code = '# sandbox registry.example.com/tools/report:2\nname="$1"\npw="$2"\nreport-tool "$name"\n'
+    step = RunStep(path="p", attempt=1, step_id="p", language="program", code=code, args={"name": "a b", "pw": "hunter2"})
+    config_map, secret, job = step_objects(meta(), step, "tok")
+    pod = job["spec"]["template"]["spec"]
+    prepare, program = pod["initContainers"]
+    [report] = pod["containers"]
+    assert (prepare["image"], program["image"], report["image"]) == ("bash:5.2", "registry.example.com/tools/report:2", "bash:5.2")
+    assert prepare["command"][-2:] == ["/millrace", "true"] and report["command"][-3:] == ["/millrace", "bash", "/millrace/wrappers/program.sh"]
+    # Only the image's /bin/sh runs in the step's image; the arguments come from the Secret by position.
+    assert program["command"] == ["/bin/sh", "/millrace/wrappers/program-run.sh"]
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in program["env"]}
+    assert env["MILLRACE_ARGC"] == "2"
+    assert env["MILLRACE_ARG_2"] == {"secretKeyRef": {"name": secret["metadata"]["name"], "key": "arg-2"}}
+    assert secret["stringData"]["arg-1"] == "a b" and secret["stringData"]["arg-2"] == "hunter2"
+    assert "hunter2" not in str(job) and "hunter2" not in str(config_map)
+    assert config_map["data"]["files..main.sh"] == code and "files..args.json" in secret["stringData"]
+    assert program["volumeMounts"] == report["volumeMounts"] and program["securityContext"] == report["securityContext"]

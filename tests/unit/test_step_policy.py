@@ -64,3 +64,14 @@ def test_the_policy_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("MILLRACE_STEP_POLICY", '{"serviceAcounts": ["a"]}')
     with pytest.raises(SystemExit, match="not a valid step policy"):
         policy_from_environment()
+
+
+def test_a_program_steps_own_image_is_checked_against_the_policy() -> None:
+    step = {"id": "tool", "value": {"type": "rawscript", "language": "bash", "input_transforms": {},
+                                    "content": "# sandbox docker.io/evil/miner:1\nmine\n"}}
+    spec = {"summary": "s", "value": {"modules": [step]}}
+    with Sandbox() as sandbox:
+        review = review_flow("tools", spec, sandbox, StepPolicy(images=["registry.example.com/*"]))
+        assert review.errors == ["flow 'tools', step 'tool', field 'value.content': image \"docker.io/evil/miner:1\" "
+                                 "(# sandbox) is not allowed by the operator policy (allowed: registry.example.com/*)"]
+        assert review_flow("tools", spec, sandbox, StepPolicy(images=["docker.io/evil/*"])).allowed

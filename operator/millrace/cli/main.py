@@ -17,7 +17,7 @@ from ..local.scripts import build_library, search_roots
 from ..model.loader import LoadedFlow, load_flow_file
 from ..model.run import RunStatus
 from ..schedule.policy import schedule_problems
-from . import crds, data, operator, runs, schedule, serve
+from . import crds, data, operator, preview, runs, schedule, serve
 from .args import parse_args
 
 # Running a flow needs the executor, the runner and their fork server; checking one does not,
@@ -43,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check flows without running them")
     validate.add_argument("files", type=Path, nargs="+")
     validate.add_argument("--scripts", type=Path, action="append", default=[])
+    preview.register(sub)
     runs.register(sub)
     schedule.register(sub)
     serve.register(sub)
@@ -64,6 +65,7 @@ def _dispatch(options: argparse.Namespace) -> int:
     handlers = {
         "run": _run,
         "validate": _validate,
+        "preview": preview.main,
         "resume": _resume_or_cancel,
         "cancel": _resume_or_cancel,
         "runs": lambda _: runs.list_runs(),

@@ -25,7 +25,7 @@ from ..expressions import Sandbox
 from ..schedule.policy import schedule_problems
 from ..model.loader import API_VERSION, load_flow_document
 from ..model.resources import Condition
-from .policy import StepPolicy, runtime_problems
+from .policy import StepPolicy, runtime_problems, step_image_problems
 
 READY = "Ready"
 # validate.py reports an unresolved `script`/`flow` path on this field.
@@ -61,7 +61,9 @@ def flow_problems(name: str, spec: Mapping[str, Any], sandbox: Sandbox,
         loaded = load_flow_document(manifest, name)
     except FlowError as exc:
         return refused + exc.problems
-    problems = validate_flow(loaded, library or Library(), sandbox) + schedule_problems(name, spec)
+    known = library or Library()
+    problems = (validate_flow(loaded, known, sandbox) + schedule_problems(name, spec)
+                + step_image_problems(name, loaded.flow, known, policy or StepPolicy()))
     if library is None:
         problems = [p for p in problems if p.field != _PATH_FIELD]
     return refused + problems

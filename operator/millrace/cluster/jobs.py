@@ -25,6 +25,7 @@ from ..engine.actions import RunStep
 from ..model.resources import Runtime
 from ..runtime.languages import DEFAULT_IMAGES, LANGUAGES
 from ..runtime.launch import REQUIREMENTS_FILE, SDK, WRAPPERS, plan
+from ..runtime.program import image as step_image
 from ..runtime.protocol import StepRequest
 from . import names
 from .policy import POD_SECURITY, StepPolicy, container_security
@@ -130,10 +131,16 @@ def step_objects(meta: RunMeta, action: RunStep, token: str) -> tuple[dict[str, 
     launch = plan(request, LANGUAGES[runtime_language].program, wrappers=Path(STEP_ROOT) / "wrappers", sdk=Path(STEP_ROOT) / "sdk")
     argv = launch.argv
     secret_files = {f"files/{name}": content for name, content in launch.files.items() if name in SECRET_FILES}
+    secret_values: dict[str, str] = {}
     if runtime_language == "bash":
         program, wrapper, *positional = argv
         secret_files[f"files/{BASH_ARGS}"] = "".join(f"{arg}\0" for arg in positional)
         argv = [program, "-c", BASH_READ_ARGS, wrapper]
+    elif runtime_language == "program":
+        # The command runs in an init container of its own image; the main container only reports.
+        program, wrapper, *positional = argv
+        secret_values = {_program_arg(n): arg for n, arg in enumerate(positional, 1)}
+        argv = [program, wrapper]
     files = {f"files/{name}": content for name, content in launch.files.items() if name not in SECRET_FILES}
     config_map = {
         "apiVersion": "v1",
@@ -146,12 +153,36 @@ def step_objects(meta: RunMeta, action: RunStep, token: str) -> tuple[dict[str, 
         "kind": "Secret",
         "metadata": _metadata(meta, config_name, action, "step-token"),
         "type": "Opaque",
-        "stringData": {"token": token, **{_key(path): content for path, content in secret_files.items()}},
+        "stringData": {"token": token, **{_key(path): content for path, content in secret_files.items()},
+                       **secret_values},
     }
     command = ["sh", f"{STEP_ROOT}/wrappers/launch.sh", STEP_ROOT, *argv]
     job = _job(meta, action, config_name, (sorted(files), sorted(secret_files)), command, runtime_language,
                installs=REQUIREMENTS_FILE in launch.files)
+    if runtime_language == "program":
+        _run_program_first(job, action, config_name, command[:-len(argv)], len(secret_values))
     return config_map, secret, job
+
+
+def _program_arg(position: int) -> str:
+    return f"arg-{position}"
+
+
+def _run_program_first(job: dict[str, Any], action: RunStep, config_name: str, prepare: list[str], count: int) -> None:
+    """A program step's pod: an init container lays out the working directory (in the reporting
+    container's image, which has the tools launch.sh uses), the next runs the command in the step's
+    own image with only its /bin/sh (wrappers/program-run.sh), then the main container reports."""
+    pod = job["spec"]["template"]["spec"]
+    step = pod["containers"][0]
+    image = step_image(action.code)
+    assert image is not None, "a program step names its image"
+    arguments = [{"name": f"MILLRACE_ARG_{n}", "valueFrom": {"secretKeyRef": {"name": config_name, "key": _program_arg(n)}}}
+                 for n in range(1, count + 1)]
+    pod["initContainers"] = [
+        {**step, "name": "prepare", "command": [*prepare, "true"]},
+        {**step, "name": "program", "image": image, "command": ["/bin/sh", f"{STEP_ROOT}/wrappers/program-run.sh"],
+         "env": [*step["env"], {"name": "MILLRACE_ARGC", "value": str(count)}, *arguments]},
+    ]
 
 
 def _job(meta: RunMeta, action: RunStep, config_name: str, paths: tuple[list[str], list[str]], command: list[str],

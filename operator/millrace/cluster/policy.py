@@ -18,9 +18,12 @@ from typing import Any
 
 from pydantic import Field, ValidationError
 
+from ..engine.library import Library
 from ..errors import FlowError, Problem
 from ..model.base import KubeModel
+from ..model.flow import OpenFlow, PathScript, RawScript, walk_modules
 from ..model.resources import Runtime
+from ..runtime import program
 
 POLICY_ENV = "MILLRACE_STEP_POLICY"
 # Restricted Pod Security Standard: what every step pod runs with unless the policy allows more.
@@ -109,6 +112,22 @@ def runtime_problems(flow: str, runtime: Mapping[str, Any] | None, policy: StepP
         refuse("securityContext.capabilities.add", added, ", ".join(policy.capabilities) or "none")
     if "ALL" not in (capabilities.get("drop") or ["ALL"]):
         refuse("securityContext.capabilities.drop", capabilities["drop"], '["ALL"]')
+    return problems
+
+
+def step_image_problems(flow: str, openflow: OpenFlow, library: Library, policy: StepPolicy) -> list[Problem]:
+    """The images of program steps (`# sandbox <image>`, runtime/program.py) that the policy does not allow:
+    a step's own image is checked as the images of `spec.runtime` are."""
+    problems: list[Problem] = []
+    for module in walk_modules(openflow.value.modules, openflow.value.failure_module):
+        value = module.value
+        script = library.scripts.get(value.path) if isinstance(value, PathScript) else None
+        code = value.content if isinstance(value, RawScript) else script.content if script else None
+        image = program.image(code) if code is not None else None
+        if image is not None and not any(fnmatch.fnmatchcase(image, pattern) for pattern in policy.images):
+            problems.append(Problem(flow, f"image {json.dumps(image)} (# sandbox) is not allowed by the operator "
+                                          f"policy (allowed: {', '.join(policy.images) or 'none'})",
+                                    step=module.id, field="value.content" if script is None else "value.path"))
     return problems
 
 

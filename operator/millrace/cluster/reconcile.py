@@ -304,8 +304,9 @@ class RunReconciler:
                      for p, s in document.get("scripts", {}).items()},
             flows={p: OpenFlow.model_validate(f) for p, f in document.get("flows", {}).items()},
         )
-        # The webhook's checks, again: a cluster without the webhook runs no flow `millrace validate` refuses.
-        errors = [p for p in flow_problems(document["name"], document["spec"], self.sandbox, library) if not p.warning]
+        # The webhook's checks, again: a cluster without the webhook runs no flow `millrace validate` (or the policy) refuses.
+        problems = flow_problems(document["name"], document["spec"], self.sandbox, library, self.config.policy)
+        errors = [p for p in problems if not p.warning]
         if errors:
             raise FlowError(errors)
         definition = Definition(loaded, library, runtime, uses_data=uses_data(document["spec"]))

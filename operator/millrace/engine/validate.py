@@ -27,7 +27,7 @@ from ..model.flow import (
     WhileloopFlow,
 )
 from ..model.loader import LoadedFlow
-from ..runtime import go_signature
+from ..runtime import go_signature, program
 from ..runtime.languages import SUPPORTED
 from .cycles import call_cycles
 from .fields import check_flow_fields, check_module_fields
@@ -179,12 +179,22 @@ class _Checker:
                     go_signature.parameter_names(value.content)
                 except go_signature.GoSignatureError as problem:
                     self.error(str(problem), step=path, fld="value.content")
+            elif value.content is not None and value.language == "bash":
+                self._bash_annotations(value.content, path, "value.content")
         elif isinstance(value, PathScript):
-            if value.path not in self.library.scripts:
+            script = self.library.scripts.get(value.path)
+            if script is None:
                 self.error(f"script '{value.path}' was not found", step=path, fld="value.path")
+            elif script.language == "bash":
+                self._bash_annotations(script.content, path, "value.path")
         elif isinstance(value, PathFlow):
             if value.path not in self.library.flows:
                 self.error(f"flow '{value.path}' was not found", step=path, fld="value.path")
+
+    def _bash_annotations(self, code: str, path: str, fld: str) -> None:
+        """`# sandbox <image>` makes a program step (runtime/program.py); Windmill's other bash annotations warn."""
+        for finding in program.findings(code):
+            (self.warn if finding.warning else self.error)(finding.message, step=path, fld=fld)
 
     def _expression(self, expr: str, path: str, fld: str, own_id: str, visible: set[str]) -> None:
         try:

@@ -14,6 +14,7 @@ back here for each inner module.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ..model.flow import (
@@ -33,12 +34,14 @@ from . import approvals, branches, loops, subflows
 from . import retry as retry_policy
 from .actions import Action, CancelStep, RunStep
 from .context import Plan, PlanContext
+from .library import Library
 from .evaluate import Frame, StepFailure
 from .events import CancelRequested, Disapproved, Event, Resumed, Start, StepFinished, Tick
 from .inputs import InputError, validate_inputs
 from .library import imported_scripts
 from ..runtime.imports import module_file
-from ..runtime.languages import runtime_language
+from ..runtime.languages import Language, runtime_language
+from ..runtime.program import step_language
 from .outcomes import WAITING, Done, Failed, Status, Stopped, Waiting
 from .paths import PREPROCESSOR_PATH
 from .scope import error_value, failed, join, tighter
@@ -456,10 +459,7 @@ class Walker:
     def _launch(self, module: FlowModule, path: str, st: StepState, frame: Frame) -> None:
         # Counted first: an attempt whose inputs fail to evaluate is a failed attempt (and retries end).
         st.attempts += 1
-        language, code, lock = self._code(module, path)
-        script_path = module.value.path if isinstance(module.value, PathScript) else None
-        imported = imported_scripts(language, code, self.ctx.library.scripts.get, script_path)
-        modules = {module_file(script.language, p): script.content for p, script in imported.items()}
+        script = script_code(module, self.ctx.library, path)
         preprocessor = path == PREPROCESSOR_PATH
         if preprocessor:
             args = dict(self.state.args)
@@ -467,28 +467,10 @@ class Walker:
             args = self.args(module.value.input_transforms, frame, path)  # type: ignore[union-attr]
         timeout = tighter(self.number(module.timeout, frame, path, "timeout"), frame.timeout_s)
         self.actions.append(
-            RunStep(path=path, attempt=st.attempts, step_id=module.id, language=language, code=code,
-                    args=args, timeout_s=timeout, entrypoint="preprocessor" if preprocessor else "main",
-                    lock=lock, modules=modules, script_path=script_path)
+            RunStep(path=path, attempt=st.attempts, step_id=module.id, args=args, timeout_s=timeout,
+                    entrypoint="preprocessor" if preprocessor else "main", **script.request_fields())
         )
 
-    def _code(self, module: FlowModule, path: str) -> tuple[Any, str, str | None]:
-        """The step's runtime language, code and lock."""
-        value = module.value
-        if isinstance(value, RawScript):
-            language, content, lock = value.language, value.content, value.lock
-        else:
-            assert isinstance(value, PathScript)
-            script = self.ctx.library.scripts.get(value.path)
-            if script is None:
-                raise StepFailure(ErrorInfo(name="ScriptNotFound", message=f"script '{value.path}' is not available", step_id=path))
-            language, content, lock = script.language, script.content, script.lock
-        runtime = runtime_language(language)
-        if runtime is None:
-            raise StepFailure(ErrorInfo(name="UnsupportedLanguage", message=f"language '{language}' is not supported", step_id=path))
-        if content is None:
-            raise StepFailure(ErrorInfo(name="MissingBody", message="the script body is not available", step_id=path))
-        return runtime, content, lock
 
     # --- expressions -------------------------------------------------------------
 
@@ -522,3 +504,41 @@ class Walker:
 
     def wake(self, at: float) -> None:
         self.wake_at = at if self.wake_at is None else min(self.wake_at, at)
+
+
+@dataclass(frozen=True)
+class ScriptCode:
+    """What a script step's attempt runs: its runtime language, code, lock, the workspace scripts it
+    imports (by the file they become beside it) and its own workspace path when it is run by path."""
+
+    language: Language
+    code: str
+    lock: str | None
+    modules: dict[str, str]
+    script_path: str | None
+
+    def request_fields(self) -> dict[str, Any]:
+        return {"language": self.language, "code": self.code, "lock": self.lock, "modules": self.modules,
+                "script_path": self.script_path}
+
+
+def script_code(module: FlowModule, library: Library, path: str) -> ScriptCode:
+    """The code of a script step (inline or by path); StepFailure when it cannot run."""
+    value = module.value
+    script_path = None
+    if isinstance(value, RawScript):
+        language, content, lock = value.language, value.content, value.lock
+    else:
+        assert isinstance(value, PathScript)
+        script = library.scripts.get(value.path)
+        if script is None:
+            raise StepFailure(ErrorInfo(name="ScriptNotFound", message=f"script '{value.path}' is not available", step_id=path))
+        language, content, lock, script_path = script.language, script.content, script.lock, value.path
+    runtime = runtime_language(language)
+    if runtime is None:
+        raise StepFailure(ErrorInfo(name="UnsupportedLanguage", message=f"language '{language}' is not supported", step_id=path))
+    if content is None:
+        raise StepFailure(ErrorInfo(name="MissingBody", message="the script body is not available", step_id=path))
+    imported = imported_scripts(runtime, content, library.scripts.get, script_path)
+    modules = {module_file(found.language, p): found.content for p, found in imported.items()}
+    return ScriptCode(step_language(runtime, content), content, lock, modules, script_path)

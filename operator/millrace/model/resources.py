@@ -42,7 +42,9 @@ class SharedStorage(KubeModel):
 class Runtime(KubeModel):
     """Where and how step pods run."""
 
-    images: dict[str, str] = Field(default_factory=dict, description="Image per step language (python3, bash, bun, deno).")
+    images: dict[str, str] = Field(default_factory=dict, description=(
+        "Image per step language (python3, bash, bun, deno, go, postgresql, mysql, duckdb; "
+        "program: the containers around a program step's own image)."))
     resources: dict[str, Any] | None = Field(default=None, description="Container resources of every step pod.")
     service_account_name: str | None = Field(default=None, description="A ServiceAccount the operator's step policy allows.")
     node_selector: dict[str, str] | None = None

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 # The runtime languages a step request names (the table's keys, checked below).
-Language = Literal["python3", "bash", "bun", "deno", "go", "postgresql", "mysql", "duckdb"]
+Language = Literal["python3", "bash", "bun", "deno", "go", "postgresql", "mysql", "duckdb", "program"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,9 @@ LANGUAGES: dict[Language, StepLanguage] = {
         StepLanguage("postgresql", ("postgresql",), "python3", "sql.py", "python:3.12-slim", ()),
         StepLanguage("mysql", ("mysql",), "python3", "sql.py", "python:3.12-slim", ()),
         StepLanguage("duckdb", ("duckdb",), "python3", "sql.py", "python:3.12-slim", ()),
+        # A bash step with `# sandbox <image>` (runtime/program.py): its command runs in that image; this one,
+        # with bash and coreutils, lays out the pod's working directory and reports.
+        StepLanguage("program", (), "bash", "program.sh", "bash:5.2", ()),
     )
 }
 if set(LANGUAGES) != set(get_args(Language)):

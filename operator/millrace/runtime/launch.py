@@ -110,6 +110,10 @@ def _plan(request: StepRequest, program: str, wrappers: Path, sdk: Path) -> Laun
         case "bash":
             arguments = bash_signature.positional(request.code, request.args)
             return Launch({"main.sh": f"set -e\n{request.code}"}, [program, wrapper, *arguments])
+        case "program":
+            # The image's /bin/sh runs the script as written (Windmill's `# sandbox <image>`); args.json is millrace's.
+            arguments = bash_signature.positional(request.code, request.args)
+            return Launch({"main.sh": request.code, "args.json": args}, [program, wrapper, *arguments])
         case "bun":
             files = {**_modules(request), "tsconfig.json": bun_config(sdk), "main.ts": typescript(code, True),
                      "args.json": args}

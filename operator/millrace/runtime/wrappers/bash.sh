@@ -28,11 +28,19 @@ exit_error() {
     printf 'exit code for "bash run": %s, last log lines:\n%s' "$1" "$tail"
 }
 
-rm -f result.json result.out
-# The output's copy stays in the working directory, as Windmill's does: a pod's root file system, /tmp included, is read-only.
-output=$(mktemp ./.millrace-output.XXXXXX)
-bash ./main.sh "$@" 2>&1 | tee "$output"
-status=${PIPESTATUS[0]}
+if [ -e .millrace-status ]; then
+    # A program step whose command ran before, in its own image (program-run.sh, a step pod's init container).
+    output=.millrace-output
+    cat "$output"
+    status=$(<.millrace-status)
+else
+    rm -f result.json result.out
+    # The output's copy stays in the working directory, as Windmill's does: a pod's root file system, /tmp included, is read-only.
+    output=$(mktemp ./.millrace-output.XXXXXX)
+    # MILLRACE_SHELL: program.sh runs main.sh with /bin/sh, as the image would.
+    "${MILLRACE_SHELL:-bash}" ./main.sh "$@" 2>&1 | tee "$output"
+    status=${PIPESTATUS[0]}
+fi
 
 if [ "$status" -ne 0 ]; then
     report "{\"ok\":false,\"error\":{\"name\":\"ExecutionErr\",\"exit_code\":$status,\"message\":$(json_string "$(exit_error "$status")")}}"
@@ -44,7 +52,7 @@ elif [ -s result.out ]; then
 else
     report "{\"ok\":true,\"result\":$(json_string "$(trim "$(tail -n 1 "$output")")")}"
 fi
-rm -f "$output"
+rm -f "$output" .millrace-status
 # In a pod (set by launch.sh) a failed step exits non-zero, so its Job is Failed; its output is in the log already.
 if [ "$status" -ne 0 ] && [ -n "${MILLRACE_EXIT_ON_FAILURE:-}" ]; then
     exit "$status"
