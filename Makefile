@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CACHE ?= $(HOME)/.cache/millrace
 export MILLRACE_CACHE := $(CACHE)
 
-.PHONY: setup demo test test-unit test-local test-cluster bench tools databases crds clean
+.PHONY: setup demo test test-unit test-local test-cluster bench tools databases crds chart-golden clean
 
 $(BIN)/millrace: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +66,10 @@ test-cluster: $(BIN)/millrace cluster-binaries
 # CRDs generated from the pydantic models, for crds/ and the chart (tests/unit/test_crds.py checks them).
 crds: $(BIN)/millrace
 	$(BIN)/millrace crds
+
+# Rewrite the chart's golden files (tests/cluster/golden/chart) from `helm template`; review the diff.
+chart-golden: $(BIN)/millrace cluster-binaries
+	MILLRACE_UPDATE_GOLDEN=1 $(BIN)/pytest -q -m cluster tests/cluster/test_chart.py -k golden
 
 # All benchmarks into docs/benchmarks.md; a subset: make bench BENCH_ARGS="--only local --rounds 2".
 BENCH_ARGS ?=

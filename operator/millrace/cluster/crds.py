@@ -14,6 +14,8 @@ stored object stays exactly what the user applied.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from pydantic import BaseModel
@@ -27,6 +29,9 @@ Schema = dict[str, Any]
 # models still validate it in full.
 MODULE_DEPTH = 2
 CATEGORY = "millrace"
+# A digest of a CRD's spec, on the CRD: the chart refuses to upgrade over CRDs whose schema differs
+# from the ones it ships (Helm never upgrades crds/), naming the command that applies them.
+SCHEMA_ANNOTATION = "millrace.dev/schema"
 PRESERVE = "x-kubernetes-preserve-unknown-fields"
 _KEPT_KEYWORDS = ("description", "enum", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
                   "minLength", "maxLength", "pattern", "minItems", "maxItems", "format")
@@ -85,31 +90,34 @@ def _crd(kind: str, plural: str, short: list[str], spec: type[BaseModel], status
             "status": structural_schema(status),
         },
     }
+    crd_spec: dict[str, Any] = {
+        "group": GROUP,
+        "scope": "Namespaced",
+        "names": {
+            "kind": kind,
+            "listKind": f"{kind}List",
+            "plural": plural,
+            "singular": kind.lower(),
+            "shortNames": short,
+            "categories": [CATEGORY],
+        },
+        "versions": [{
+            "name": VERSION,
+            "served": True,
+            "storage": True,
+            "subresources": {"status": {}},
+            "additionalPrinterColumns": [{"name": name, "type": of_type, "jsonPath": path}
+                                         for name, of_type, path in (*columns, _AGE)],
+            "schema": {"openAPIV3Schema": root},
+        }],
+    }
+    digest = hashlib.sha256(json.dumps(crd_spec, sort_keys=True).encode()).hexdigest()[:16]
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.{GROUP}", "labels": {"app.kubernetes.io/part-of": "millrace"}},
-        "spec": {
-            "group": GROUP,
-            "scope": "Namespaced",
-            "names": {
-                "kind": kind,
-                "listKind": f"{kind}List",
-                "plural": plural,
-                "singular": kind.lower(),
-                "shortNames": short,
-                "categories": [CATEGORY],
-            },
-            "versions": [{
-                "name": VERSION,
-                "served": True,
-                "storage": True,
-                "subresources": {"status": {}},
-                "additionalPrinterColumns": [{"name": name, "type": of_type, "jsonPath": path}
-                                             for name, of_type, path in (*columns, _AGE)],
-                "schema": {"openAPIV3Schema": root},
-            }],
-        },
+        "metadata": {"name": f"{plural}.{GROUP}", "labels": {"app.kubernetes.io/part-of": "millrace"},
+                     "annotations": {SCHEMA_ANNOTATION: digest}},
+        "spec": crd_spec,
     }
 
 
