@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CACHE ?= $(HOME)/.cache/millrace
 export MILLRACE_CACHE := $(CACHE)
 
-.PHONY: setup demo test test-unit test-local test-cluster bench tools databases crds chart-golden clean
+.PHONY: setup demo test test-unit test-local test-cluster bench tools databases lua crds chart-golden clean
 
 $(BIN)/millrace: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,7 +13,7 @@ $(BIN)/millrace: pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
-setup: $(BIN)/millrace tools databases
+setup: $(BIN)/millrace tools databases lua
 
 # TypeScript runtimes (bun, deno) from the npm registry, cached outside the repository.
 tools:
@@ -22,6 +22,10 @@ tools:
 # PostgreSQL and MariaDB servers for the SQL step tests, from Debian's packages when missing.
 databases:
 	@sh scripts/install_databases.sh
+
+# The Lua interpreter that runs the Argo CD health checks in the tests, from Debian's packages when missing.
+lua:
+	@sh scripts/install_lua.sh
 
 demo: setup
 	$(BIN)/millrace run examples/hello-flow.yaml --arg name=world
