@@ -376,7 +376,8 @@ def test_upgrade_from_the_previous_version_applies_its_crds_first(kube, helm, na
            "spec": {"flowRef": {"name": "absent"}, "timeoutS": 30}}
     try:
         helm("install", RELEASE, str(previous), "--namespace", namespace, "--values", str(values))
-        kube.apply(run, namespace)
+        pruned = kube.kubectl("apply", "--validate=warn", "-n", namespace, "-f", "-", input=json.dumps(run))
+        assert 'unknown field "spec.timeoutS"' in pruned.stderr, pruned.stderr
         assert "timeoutS" not in kube.get("flowrun", "bounded", namespace)["spec"]  # pruned by the old schema
 
         refused = helm("upgrade", RELEASE, str(CHART), "--namespace", namespace, "--values", str(values), check=False)
