@@ -74,7 +74,17 @@ def all_crds() -> dict[str, dict[str, Any]]:
 def structural_schema(model: type[BaseModel]) -> Schema:
     """The model's JSON schema as a Kubernetes structural schema."""
     raw = model.model_json_schema(by_alias=True)
-    return _convert(raw, raw.get("$defs", {}), ())
+    return _with_rules(_convert(raw, raw.get("$defs", {}), ()), model.__name__)
+
+
+def _with_rules(out: Schema, model: str) -> Schema:
+    """The model's object schema with what _PROPERTY_RULES and _OBJECT_RULES add to it."""
+    for (name, prop), keywords in _PROPERTY_RULES.items():
+        if name == model:
+            out["properties"][prop] = {**out["properties"][prop], **keywords}
+    if model in _OBJECT_RULES:
+        out[VALIDATIONS] = out.get(VALIDATIONS, []) + _OBJECT_RULES[model]
+    return out
 
 
 def _crd(kind: str, plural: str, short: list[str], spec: type[BaseModel], status: type[BaseModel],
@@ -121,6 +131,26 @@ def _crd(kind: str, plural: str, short: list[str], spec: type[BaseModel], status
     }
 
 
+# What the apiserver refuses beyond the models' types, enums and required fields, so that a cluster
+# without the webhook still turns the obvious away (the webhook and `millrace validate` say the same
+# with flow, step and field). Patterns the models leave to the validator, for its messages:
+# (model, property) -> schema keywords.
+CRON_SHAPE = r"(?i)^\s*(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|\S+(\s+\S+){4,5})\s*$"
+_PROPERTY_RULES: dict[tuple[str, str], Schema] = {
+    ("FlowModule", "id"): {"minLength": 1, "pattern": "^[^/]+$"},  # step paths join ids with '/'
+    ("Schedule", "cron"): {"pattern": CRON_SHAPE},  # five or six fields, or a shorthand
+    ("Schedule", "timezone"): {"minLength": 1},
+    ("FlowRef", "name"): {"minLength": 1},
+}
+# CEL rules on a model's object: model -> x-kubernetes-validations.
+_OBJECT_RULES: dict[str, list[Schema]] = {
+    "FlowRunSpec": [{"rule": "has(self.flowRef) != has(self.flow)",
+                     "message": "set exactly one of spec.flowRef (a Flow of this namespace) and spec.flow "
+                                "(an inline flow)"}],
+}
+VALIDATIONS = "x-kubernetes-validations"
+RULE_DEPTH = 1
+
 # Required fields the loader fills in before validation, so a Flow may leave them out:
 # a module without an `id` gets one from its position (model/loader.py assign_default_ids).
 _GIVEN_BY_LOADER: dict[str, set[str]] = {"FlowModule": {"id"}}
@@ -136,10 +166,16 @@ def _convert(node: Schema, defs: dict[str, Schema], stack: tuple[str, ...]) -> S
             out["required"] = [f for f in out["required"] if f not in _GIVEN_BY_LOADER[name]]
             if not out["required"]:
                 del out["required"]
-        return _with_description(out, node)
+        return _with_description(_with_rules(out, name), node)
     for union in ("anyOf", "oneOf"):
         if union in node:
-            return _with_description(_union(node[union], defs, stack), node)
+            merged = _union(node[union], defs, stack)
+            # Rules only outside nested module lists: the apiserver bounds the estimated cost of all
+            # rules, and each list level multiplies it (the webhook checks the nested ones).
+            rules = _required_by_kind(node[union], defs) if stack.count("FlowModule") <= RULE_DEPTH else []
+            if rules and merged.get("type") == "object":
+                merged = {**merged, VALIDATIONS: rules}
+            return _with_description(merged, node)
     kind = node.get("type")
     out = {}
     if kind == "object":
@@ -181,6 +217,22 @@ def _union(variants: list[Schema], defs: dict[str, Schema], stack: tuple[str, ..
     if nullable:
         merged = {**merged, "nullable": True}
     return merged
+
+
+def _required_by_kind(variants: list[Schema], defs: dict[str, Schema]) -> list[Schema]:
+    """A merged union of objects told apart by `type` requires only what all variants do: a rule per
+    variant puts back what its own kind requires (a rawscript its language, a for loop its iterator)."""
+    rules = []
+    for variant in variants:
+        model = defs.get(variant.get("$ref", "").rsplit("/", 1)[-1], variant)
+        kind = (model.get("properties") or {}).get("type", {}).get("const")
+        needed = [f for f in model.get("required", []) if f != "type"]
+        if isinstance(kind, str) and needed:
+            # `type` may be absent where a variant has a default kind: no rule then (nothing to read).
+            rules.append({"rule": f"!has(self.type) || self.type != '{kind}' || "
+                                  + " && ".join(f"has(self.{f})" for f in needed),
+                          "message": f"type {kind} needs {' and '.join(needed)}"})
+    return rules
 
 
 def _merge(a: Schema, b: Schema) -> Schema:
