@@ -52,6 +52,7 @@ from .data import UnreadableData, data_mappings, resolve_library, uses_data
 from .faults import refusal
 from .jobs import RunMeta, attempt_deadline, runtime_config_map, shared_claim, step_objects
 from .kube import Conflict, KubeApi
+from .offload import Offload, Unkeepable, check_status_size
 from .outcomes import job_outcome
 from .placement import claim_node
 from .policy import StepPolicy, check_runtime
@@ -108,6 +109,7 @@ class ReconcileCache:
 
     definitions: dict[str, Definition] = field(default_factory=dict)
     large_results: dict[str, Any] = field(default_factory=dict)
+    loop_values: dict[str, Any] = field(default_factory=dict)  # offloaded loop values by ConfigMap name (offload)
     # What the watches show; None: read everything from the apiserver.
     watched: Watched | None = None
     # Runs (by uid) for which this process has made or checked the namespace's runtime ConfigMap.
@@ -124,6 +126,7 @@ class RunReconciler:
         cache = cache or ReconcileCache()
         self._definitions = cache.definitions
         self._large_results = cache.large_results
+        self.offload = Offload(kube, cache.loop_values)
         self.watched = cache.watched
         self._runtimes = cache.runtimes
         self.secrecy = config.secrecy or Secrecy(kube)
@@ -170,7 +173,10 @@ class RunReconciler:
                           evaluator=Evaluator(self.sandbox, variables, resources), library=definition.library,
                           child_flows=True, depth=int((obj.get("spec") or {}).get("depth") or 0),
                           timeout_s=(obj.get("spec") or {}).get("timeoutS"))
-        state = self._hydrate(obj, status)
+        try:
+            state = self._hydrate(obj, status)
+        except Unkeepable as exc:
+            return self._fail(obj, status, exc.error)
         actions: list[Action] = []
         jobs: dict[str, dict[str, Any]] = {}
         wake_at: float | None = None
@@ -194,10 +200,14 @@ class RunReconciler:
             state = state.model_copy(update={"phase": "Failed", "error": reading.unreadable})
         if any(link_state(path, attempt, state) == APPLY for path, attempt in reading.held):
             wake_at = self.clock()  # approvals that came early wait for this suspension: apply them now
-        self._keep_result(obj, state)
-        new_status = decorate(self._dehydrate(state, meta.run), obj, self.clock())
-        document = self.secrecy.record(uid, "status", new_status.model_dump(mode="json", by_alias=True, exclude_none=True),
-                                       self._secrets)
+        try:
+            self._keep_result(obj, state)
+            new_status = decorate(self._dehydrate(obj, state), obj, self.clock())
+            document = self.secrecy.record(uid, "status", new_status.model_dump(mode="json", by_alias=True, exclude_none=True),
+                                           self._secrets)
+            check_status_size(document, name)
+        except Unkeepable as exc:
+            return self._fail(obj, status, exc.error)
         if actions or _changed(obj.get("status") or {}, document):
             try:
                 self._written(self.kube.replace_flowrun_status(obj, document))
@@ -483,11 +493,13 @@ class RunReconciler:
 
     # --- large results -------------------------------------------------------------------
 
-    def _hydrate(self, obj: dict[str, Any], status: FlowRunStatus) -> FlowRunStatus:
-        """Bring results kept in report ConfigMaps back, for expressions to read.
+    def _hydrate(self, obj: dict[str, Any], recorded: FlowRunStatus) -> FlowRunStatus:
+        """Bring what is kept in ConfigMaps back, for the planner and expressions: results in
+        report ConfigMaps, loop values (offload). `recorded` stays as it is, to fail on.
 
         A recorded result never changes: each is read once per operator process."""
         meta = obj["metadata"]
+        status = recorded.model_copy(update={"steps": self.offload.load(obj, recorded.steps)})
         for path, st in status.steps.items():
             if st.result_ref:
                 if st.result_ref not in self._large_results:
@@ -502,24 +514,27 @@ class RunReconciler:
                             continue
                         owner = child
                     self._large_results[st.result_ref] = self._report_outcome(owner, cm).result
-                st.result = self._large_results[st.result_ref]
+                status.steps[path] = st.model_copy(update={"result": self._large_results[st.result_ref]})
         return status
 
-    def _dehydrate(self, status: FlowRunStatus, run: str) -> FlowRunStatus:
+    def _dehydrate(self, obj: dict[str, Any], status: FlowRunStatus) -> FlowRunStatus:
         """The status as written: results over the inline limit are replaced by the name of
-        the ConfigMap that holds them (a step's report, an inner flow's or this run's result)."""
-        out = status.model_copy(deep=True)
-        for path, st in out.steps.items():
+        the ConfigMap that holds them (a step's report, an inner flow's or this run's result),
+        large loop values by the ConfigMaps offload keeps them in. Copies only what changes."""
+        run = obj["metadata"]["name"]
+        steps: dict[str, StepState] = {}
+        for path, st in status.steps.items():
+            st = self.offload.store(obj, path, st, self._secrets)
             if st.phase == "Succeeded" and st.result is not None and (st.runs_script or st.type == "flow"):
                 if _large(st.result):
                     own = (names.report_name(run, path, st.attempts) if st.runs_script
                            else result_name(names.child_run_name(run, path, st.attempts)))
-                    st.result_ref = st.result_ref or own
-                    st.result = None
-        if out.result is not None and _large(out.result):
-            out.result_ref = result_name(run)
-            out.result = None
-        return out
+                    st = st.model_copy(update={"result_ref": st.result_ref or own, "result": None})
+            steps[path] = st
+        update: dict[str, Any] = {"steps": steps}
+        if status.result is not None and _large(status.result):
+            update |= {"result_ref": result_name(run), "result": None}
+        return status.model_copy(update=update)
 
     def _keep_result(self, obj: dict[str, Any], state: FlowRunStatus) -> None:
         """Before the status points at it: the ConfigMap of a result too large for the status."""
@@ -682,6 +697,7 @@ class RunReconciler:
         for st in status.steps.values():
             if st.result_ref:
                 self._large_results.pop(st.result_ref, None)
+        self.offload.forget(status.steps)
         if names.LABEL_PARENT not in (meta.get("labels") or {}):
             # A child run's real values are forgotten once its parent has read its outcome.
             self.secrecy.forget(meta["uid"])

@@ -66,6 +66,9 @@ class LoopProgress(KubeModel):
     failure_handled: bool = False
     inner_attempts: int = 0
     floor: int = 0
+    # Set in FlowRun.status only: the ConfigMaps that hold large chunks and pending results (cluster/offload.py).
+    chunk_refs: dict[int, list[str]] = Field(default_factory=dict)
+    pending_refs: dict[int, list[str]] = Field(default_factory=dict)
 
 
 class StepState(KubeModel):
@@ -107,6 +110,9 @@ class StepState(KubeModel):
     disapprover: str | None = None
     resolved: bool = False
     result_ref: str | None = None
+    # FlowRun.status only (cluster/offload.py): the ConfigMaps holding a large iterator, a large container result.
+    items_ref: list[str] | None = None
+    result_parts: list[str] | None = None
     loop: LoopProgress | None = None
 
     @property
