@@ -213,7 +213,10 @@ def test_operator_pod_is_restricted_and_its_command_configurable(helm) -> None:
     assert ports == {"step-api": 8080, "webhook": 8443, "health": 8081, "metrics": 9090, "hooks": 8790}
 
 
-def _install(helm, namespace: str, folder: Path, values: dict) -> None:
+def _install(kube, helm, namespace: str, folder: Path, values: dict) -> None:
+    # CRDs first, as installation.md says: a control plane kept from before a model change has older
+    # ones, which the chart's CRD check refuses (Helm installs crds/ only where there are none).
+    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CHART / "crds"))
     values_file = folder / "values.yaml"
     values_file.write_text(json.dumps(values))
     helm("install", RELEASE, str(CHART), "--namespace", namespace, "--values", str(values_file))
@@ -226,7 +229,7 @@ def _local_command() -> list[str]:
 
 @pytest.fixture
 def installed(kube, helm, namespace, tmp_path):
-    _install(helm, namespace, tmp_path, {
+    _install(kube, helm, namespace, tmp_path, {
         "operator": {"replicas": 0, "command": _local_command()},
         "webhook": {"url": "https://127.0.0.1:8443", "certIPs": ["127.0.0.1"]},
     })
@@ -319,7 +322,7 @@ def test_the_operator_the_chart_deploys_runs_a_flow_with_its_service_account(kub
     api = free_port()
     # Pods share this machine's network here: free ports, and the step API on loopback.
     # The webhook is off: the operator does not serve it yet.
-    _install(helm, namespace, tmp_path, {
+    _install(kube, helm, namespace, tmp_path, {
         "operator": {"command": _local_command(), "apiUrl": f"http://127.0.0.1:{api}",
                      "ports": {"api": api, "health": free_port(), "webhook": free_port(), "metrics": free_port(),
                                "hooks": free_port()}},
