@@ -9,7 +9,8 @@ allows no types inside anyOf/oneOf), `X | None` becomes `nullable`, `Any`
 and free-form mappings keep unknown fields, and OpenFlow objects keep
 unknown fields too, because `millrace validate` reports them rather than
 the apiserver pruning them silently. Defaults are left to the models so the
-stored object stays exactly what the user applied.
+stored object stays exactly what the user applied. A few patterns and CEL
+rules (below) let the apiserver refuse the obvious where no webhook runs.
 """
 
 from __future__ import annotations
@@ -149,6 +150,7 @@ _OBJECT_RULES: dict[str, list[Schema]] = {
                                 "(an inline flow)"}],
 }
 VALIDATIONS = "x-kubernetes-validations"
+# Module levels whose module kinds get CEL rules for their required fields (see _convert).
 RULE_DEPTH = 1
 
 # Required fields the loader fills in before validation, so a Flow may leave them out:
