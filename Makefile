@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CACHE ?= $(HOME)/.cache/millrace
 export MILLRACE_CACHE := $(CACHE)
 
-.PHONY: setup demo test test-unit test-local test-cluster bench tools databases crds clean
+.PHONY: setup demo test test-unit test-local test-cluster bench tools databases lua crds chart-golden clean
 
 $(BIN)/millrace: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,7 +13,7 @@ $(BIN)/millrace: pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
-setup: $(BIN)/millrace tools databases
+setup: $(BIN)/millrace tools databases lua
 
 # TypeScript runtimes (bun, deno) from the npm registry, cached outside the repository.
 tools:
@@ -22,6 +22,10 @@ tools:
 # PostgreSQL and MariaDB servers for the SQL step tests, from Debian's packages when missing.
 databases:
 	@sh scripts/install_databases.sh
+
+# The Lua interpreter that runs the Argo CD health checks in the tests, from Debian's packages when missing.
+lua:
+	@sh scripts/install_lua.sh
 
 demo: setup
 	$(BIN)/millrace run examples/hello-flow.yaml --arg name=world
@@ -66,6 +70,10 @@ test-cluster: $(BIN)/millrace cluster-binaries
 # CRDs generated from the pydantic models, for crds/ and the chart (tests/unit/test_crds.py checks them).
 crds: $(BIN)/millrace
 	$(BIN)/millrace crds
+
+# Rewrite the chart's golden files (tests/cluster/golden/chart) from `helm template`; review the diff.
+chart-golden: $(BIN)/millrace cluster-binaries
+	MILLRACE_UPDATE_GOLDEN=1 $(BIN)/pytest -q -m cluster tests/cluster/test_chart.py -k golden
 
 # All benchmarks into docs/benchmarks.md; a subset: make bench BENCH_ARGS="--only local --rounds 2".
 BENCH_ARGS ?=

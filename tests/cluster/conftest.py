@@ -341,7 +341,7 @@ def release_runs(kube: Any, op: Operator) -> None:
 @contextmanager
 def installed_operator(kube: Any, helm: Any, namespace: str, workdir: Path) -> Iterator[Operator]:
     """The chart installed in `namespace` with 0 replicas and `millrace operator` run here in its place."""
-    kube.kubectl("apply", "-f", str(REPO / "crds"))
+    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
     values = workdir / "values.json"
     values.write_text(json.dumps({"operator": {"replicas": 0}, "webhook": {"enabled": False}}))
     helm("install", "millrace", str(REPO / "charts" / "millrace"), "--namespace", namespace, "--values", str(values))

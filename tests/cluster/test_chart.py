@@ -12,6 +12,7 @@ import filecmp
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +44,62 @@ def _kinds(docs: list[dict]) -> dict[str, list[dict]]:
 
 def test_chart_lints(helm) -> None:
     helm("lint", "--strict", str(CHART))
+    for values in sorted(GOLDEN.glob("*.values.yaml")):
+        helm("lint", "--strict", str(CHART), "--values", str(values))
+
+
+# `helm template` output for each tests/cluster/golden/chart/<name>.values.yaml is kept in <name>.yaml;
+# MILLRACE_UPDATE_GOLDEN=1 (make chart-golden) rewrites them. What Helm generates at random (the
+# webhook's certificates, the signing key) reads as GENERATED.
+GOLDEN = Path(__file__).parent / "golden" / "chart"
+GENERATED = "<generated>"
+
+
+def _normalised(docs: list[dict]) -> list[dict]:
+    for doc in docs:
+        if doc["kind"] == "Secret":
+            doc["data"] = {key: GENERATED for key in doc.get("data", {})}
+        for hook in doc.get("webhooks", []):
+            hook["clientConfig"]["caBundle"] = GENERATED
+    return docs
+
+
+@pytest.mark.parametrize("values", sorted(p.name.removesuffix(".values.yaml") for p in GOLDEN.glob("*.values.yaml")))
+def test_rendered_chart_matches_its_golden_file(helm, values: str) -> None:
+    rendered = yaml.safe_dump_all(_normalised(_render(helm, "--values", str(GOLDEN / f"{values}.values.yaml"))),
+                                  sort_keys=False, width=120)
+    golden = GOLDEN / f"{values}.yaml"
+    if os.environ.get("MILLRACE_UPDATE_GOLDEN") == "1":
+        golden.write_text(rendered)
+    assert golden.exists(), f"{golden} is missing: run `make chart-golden`"
+    assert rendered == golden.read_text(), f"helm template with {values}.values.yaml differs from {golden.name}: " \
+                                           "check the diff, then `make chart-golden`"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--set", "operator.replica=2"], "additional properties 'replica' not allowed"),
+    (["--set-string", "operator.replicas=two"], "got string, want integer"),
+    (["--set", "webhook.failurePolicy=Sometimes"], "failurePolicy"),
+    (["--set", "watch.namespaces={Team_A}"], "namespaces/0"),
+    (["--set", "serviceMonitor.interval=often"], "interval"),
+    (["--set", "signingkey.existingSecret=mine"], "additional properties 'signingkey' not allowed"),
+])
+def test_misspelt_or_mistyped_values_are_refused(helm, args: list[str], message: str) -> None:
+    for command in (["template", RELEASE, str(CHART)], ["lint", str(CHART)]):
+        proc = helm(*command, *args, check=False)
+        assert proc.returncode != 0 and message in proc.stdout + proc.stderr, (command, args, proc.stdout, proc.stderr)
+
+
+def test_every_default_value_is_described_by_the_schema() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+
+    def walk(node: dict, props: dict, path: str) -> None:
+        for key, value in node.items():
+            assert key in props["properties"], f"{path}{key} is not in values.schema.json"
+            if isinstance(value, dict) and "properties" in props["properties"][key]:
+                walk(value, props["properties"][key], f"{path}{key}.")
+    walk(values, schema, "")
 
 
 def test_chart_crds_are_the_generated_crds() -> None:
@@ -166,7 +223,10 @@ def test_steps_python_cache_is_passed_to_the_operator_as_a_volume_source(helm) -
     assert "MILLRACE_PYTHON_CACHE_VOLUME" not in env()
 
 
-def _install(helm, namespace: str, folder: Path, values: dict) -> None:
+def _install(kube, helm, namespace: str, folder: Path, values: dict) -> None:
+    # CRDs first, as installation.md says: a control plane kept from before a model change has older
+    # ones, which the chart's CRD check refuses (Helm installs crds/ only where there are none).
+    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CHART / "crds"))
     values_file = folder / "values.yaml"
     values_file.write_text(json.dumps(values))
     helm("install", RELEASE, str(CHART), "--namespace", namespace, "--values", str(values_file))
@@ -179,7 +239,7 @@ def _local_command() -> list[str]:
 
 @pytest.fixture
 def installed(kube, helm, namespace, tmp_path):
-    _install(helm, namespace, tmp_path, {
+    _install(kube, helm, namespace, tmp_path, {
         "operator": {"replicas": 0, "command": _local_command()},
         "webhook": {"url": "https://127.0.0.1:8443", "certIPs": ["127.0.0.1"]},
     })
@@ -272,7 +332,7 @@ def test_the_operator_the_chart_deploys_runs_a_flow_with_its_service_account(kub
     api = free_port()
     # Pods share this machine's network here: free ports, and the step API on loopback.
     # The webhook is off: the operator does not serve it yet.
-    _install(helm, namespace, tmp_path, {
+    _install(kube, helm, namespace, tmp_path, {
         "operator": {"command": _local_command(), "apiUrl": f"http://127.0.0.1:{api}",
                      "ports": {"api": api, "health": free_port(), "webhook": free_port(), "metrics": free_port(),
                                "hooks": free_port()}},
@@ -301,3 +361,58 @@ def test_the_operator_the_chart_deploys_runs_a_flow_with_its_service_account(kub
         if name:
             print(kube.logs(namespace, name)[-5000:])
         helm("uninstall", RELEASE, "--namespace", namespace, "--wait", check=False)
+
+
+def _previous_chart(folder: Path) -> Path:
+    """The chart as its previous version shipped it: version 0.1.0, whose FlowRun CRD had no spec.timeoutS."""
+    chart = folder / "previous"
+    shutil.copytree(CHART, chart)
+    meta = yaml.safe_load((chart / "Chart.yaml").read_text())
+    (chart / "Chart.yaml").write_text(yaml.safe_dump({**meta, "version": "0.1.0"}))
+    crd_file = chart / "crds" / "flowrun.yaml"
+    crd = yaml.safe_load(crd_file.read_text())
+    del crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["timeoutS"]
+    crd["metadata"]["annotations"]["millrace.dev/schema"] = "previous"
+    crd_file.write_text(yaml.safe_dump(crd))
+    # The previous chart had no CRD check; this one would refuse to be installed over its own CRDs.
+    (chart / "templates" / "crd-check.yaml").unlink()
+    return chart
+
+
+def test_upgrade_from_the_previous_version_applies_its_crds_first(kube, helm, namespace, tmp_path) -> None:
+    previous = _previous_chart(tmp_path)
+    values = tmp_path / "values.yaml"
+    values.write_text(json.dumps({"operator": {"replicas": 0, "command": _local_command()}, "webhook": {"enabled": False}}))
+    # A cluster on the previous version: its CRDs (Helm would not replace CRDs that exist).
+    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(previous / "crds"))
+    run = {"apiVersion": "millrace.dev/v1alpha1", "kind": "FlowRun", "metadata": {"name": "bounded"},
+           "spec": {"flowRef": {"name": "absent"}, "timeoutS": 30}}
+    try:
+        helm("install", RELEASE, str(previous), "--namespace", namespace, "--values", str(values))
+        pruned = kube.kubectl("apply", "--validate=warn", "-n", namespace, "-f", "-", input=json.dumps(run))
+        assert 'unknown field "spec.timeoutS"' in pruned.stderr, pruned.stderr
+        assert "timeoutS" not in kube.get("flowrun", "bounded", namespace)["spec"]  # pruned by the old schema
+
+        refused = helm("upgrade", RELEASE, str(CHART), "--namespace", namespace, "--values", str(values), check=False)
+        assert refused.returncode != 0
+        assert "CRD flowruns.millrace.dev has schema previous" in refused.stderr, refused.stderr
+        assert "kubectl apply --server-side --force-conflicts -f charts/millrace/crds/" in refused.stderr
+
+        # The documented upgrade: the chart's CRDs, then the chart.
+        kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CHART / "crds"))
+        helm("upgrade", RELEASE, str(CHART), "--namespace", namespace, "--values", str(values))
+        history = json.loads(helm("history", RELEASE, "--namespace", namespace, "-o", "json").stdout)
+        assert [(h["chart"], h["status"]) for h in history][-1] == (f"millrace-{_chart_version()}", "deployed")
+        kube.apply({**run, "metadata": {"name": "bounded-2"}}, namespace)
+        assert kube.get("flowrun", "bounded-2", namespace)["spec"]["timeoutS"] == 30
+        for name in ("flow.yaml", "flowrun.yaml"):
+            want = yaml.safe_load((CHART / "crds" / name).read_text())
+            live = kube.get("crd", want["metadata"]["name"])
+            assert live["spec"]["versions"][0]["schema"] == want["spec"]["versions"][0]["schema"], name
+    finally:
+        kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CHART / "crds"))
+        helm("uninstall", RELEASE, "--namespace", namespace, "--wait", check=False)
+
+
+def _chart_version() -> str:
+    return yaml.safe_load((CHART / "Chart.yaml").read_text())["version"]

@@ -150,6 +150,32 @@ def test_a_misspelt_option_in_a_cluster_manifest_is_refused_by_validate(shell: S
     assert "flow 'm', step 'a', field 'skip_if.when': unknown field (known: expr)" in outcome.err
 
 
+
+def _manifest(name: str, language: str = "bash") -> str:
+    return (f"apiVersion: millrace.dev/v1alpha1\nkind: Flow\nmetadata: {{name: {name}}}\nspec:\n  value:\n"
+            f"    modules:\n      - id: a\n        value: {{type: rawscript, language: {language}, content: 'echo 1'}}\n")
+
+
+def test_validate_checks_each_flow_of_a_multi_document_file_naming_its_flow(shell: Shell) -> None:
+    text = "\n---\n".join([_manifest("first"), "# nothing here", _manifest("second", "cobol"),
+                            _manifest("first").replace("kind: Flow", "kind: FlowRun")])
+    outcome = shell("validate", shell.flow("folder", text))
+    assert outcome.code == 2
+    assert outcome.out.splitlines() == [f"{shell.home.parent / 'folder.yaml'}: {line}" for line in (
+        "first: ok", "second: invalid (1 error)", "first: invalid (2 errors)")], outcome.out
+    assert "flow 'second', step 'a', field 'value.language': language 'cobol' is not supported" in outcome.err
+    assert "flow 'first', field 'kind': kind must be 'Flow', not 'FlowRun'" in outcome.err
+    assert "flow 'first': defined again in" in outcome.err and "(documents folder#1 and folder#3)" in outcome.err
+
+
+def test_validate_passes_a_file_of_valid_flows_and_run_refuses_it(shell: Shell) -> None:
+    path = shell.flow("two", _manifest("one") + "---\n" + _manifest("other"))
+    checked = shell("validate", path)
+    assert (checked.code, checked.out.split()) == (0, [f"{path}:", "one:", "ok", f"{path}:", "other:", "ok"]), checked.err
+    ran = shell("run", path)
+    assert ran.code == 2 and "holds 2 documents where one flow is expected" in ran.err
+
+
 # --- which flow a state belongs to -------------------------------------------------------
 
 COUNTER = HEAD + step("count", "import wmill\ndef main():\n    n = (wmill.get_state() or 0) + 1\n"

@@ -24,6 +24,12 @@ def args_file(shell: Shell, args: dict) -> Path:
     return path
 
 
+@pytest.mark.parametrize("manifests", sorted((EXAMPLES / "gitops" / "flows").glob("*.yaml")), ids=lambda p: p.stem)
+def test_each_gitops_flow_file_validates(shell: Shell, manifests: Path):
+    outcome = shell("validate", manifests)
+    assert outcome.code == 0, outcome.err
+    assert outcome.err == "", outcome.err  # no warning either
+
 @pytest.mark.parametrize("example", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.stem)
 def test_each_example_is_a_flow_manifest_that_says_how_to_run_it(shell: Shell, example: Path):
     text = example.read_text(encoding="utf-8")

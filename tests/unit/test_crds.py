@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -9,7 +10,7 @@ import pytest
 import yaml
 
 from millrace.cli.crds import DEFAULT_OUT, render
-from millrace.cluster.crds import PRESERVE, all_crds, flow_crd, flowrun_crd
+from millrace.cluster.crds import CRON_SHAPE, PRESERVE, SCHEMA_ANNOTATION, VALIDATIONS, all_crds, flow_crd, flowrun_crd
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -57,7 +58,7 @@ def test_recursive_modules_are_cut_below_the_module_depth() -> None:
     spec = _schema(flow_crd())["properties"]["spec"]
     top = spec["properties"]["value"]["properties"]["modules"]["items"]
     child = top["properties"]["value"]["properties"]["modules"]["items"]
-    assert child["properties"]["id"] == {"type": "string"}
+    assert child["properties"]["id"] == {"type": "string", "minLength": 1, "pattern": "^[^/]+$"}
     grandchild = child["properties"]["value"]["properties"]["modules"]["items"]
     assert grandchild == {"type": "object", PRESERVE: True}
 
@@ -104,3 +105,40 @@ def test_arrays_of_merged_items_keep_an_item_schema() -> None:
         for path, node in _nodes(_schema(crd)):
             if node.get("type") == "array":
                 assert isinstance(node.get("items"), dict), path
+
+
+def _rules(schema: dict[str, Any]) -> list[str]:
+    return [rule["rule"] for rule in schema.get(VALIDATIONS, [])]
+
+
+def test_each_module_kind_requires_its_fields_at_the_top_of_the_module_tree() -> None:
+    modules = _schema(flow_crd())["properties"]["spec"]["properties"]["value"]["properties"]["modules"]
+    value = modules["items"]["properties"]["value"]
+    assert "!has(self.type) || self.type != 'rawscript' || has(self.language)" in _rules(value)
+    assert "!has(self.type) || self.type != 'forloopflow' || has(self.modules) && has(self.iterator)" in _rules(value)
+    transform = value["properties"]["input_transforms"]["additionalProperties"]
+    assert _rules(transform) == ["!has(self.type) || self.type != 'javascript' || has(self.expr)"]
+    # Nested module lists carry none: each level multiplies the apiserver's estimated cost.
+    inner = value["properties"]["modules"]["items"]["properties"]["value"]
+    assert _rules(inner) == [] and inner["required"] == ["type"]
+
+
+def test_a_flowrun_names_exactly_one_flow() -> None:
+    spec = _schema(flowrun_crd())["properties"]["spec"]
+    assert _rules(spec) == ["has(self.flowRef) != has(self.flow)"]
+    assert spec["properties"]["flowRef"]["properties"]["name"]["minLength"] == 1
+
+
+@pytest.mark.parametrize(("cron", "shaped"), [
+    ("0 6 * * *", True), ("*/5 * * * * *", True), ("@daily", True), ("@Hourly", True), (" 0  6 * * 1-5 ", True),
+    ("every day", False), ("0 6 * *", False), ("0 0 6 * * * *", False), ("@fortnightly", False), ("", False),
+])
+def test_the_cron_shape_admits_what_the_schedule_reads(cron: str, shaped: bool) -> None:
+    # Python's re and the apiserver's (Go) agree on this pattern's syntax.
+    assert bool(re.match(CRON_SHAPE, cron)) == shaped
+
+
+def test_each_crd_carries_the_digest_of_its_spec() -> None:
+    first, second = flow_crd(), flow_crd()
+    assert first["metadata"]["annotations"][SCHEMA_ANNOTATION] == second["metadata"]["annotations"][SCHEMA_ANNOTATION]
+    assert flow_crd()["metadata"]["annotations"] != flowrun_crd()["metadata"]["annotations"]

@@ -17,6 +17,17 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* metadata.annotations of an object: commonAnnotations and the object's own (a dict, may be empty); empty when there are none. */}}
+{{- define "millrace.annotations" -}}
+{{- $all := merge (deepCopy (.own | default dict)) (.root.Values.commonAnnotations | default dict) -}}
+{{- with $all -}}
+annotations: {{- toYaml . | nindent 2 }}
+{{- end -}}
 {{- end -}}
 
 {{- define "millrace.selectorLabels" -}}

@@ -14,7 +14,7 @@ from ..expressions import Sandbox
 from ..engine.inputs import unknown_args
 from ..engine.validate import validate_flow
 from ..local.scripts import build_library, search_roots
-from ..model.loader import LoadedFlow, load_flow_file
+from ..model.loader import FlowDocument, LoadedFlow, load_flow_document, load_flow_file, read_flow_documents
 from ..model.run import RunStatus
 from ..schedule.policy import schedule_problems
 from . import crds, data, operator, preview, runs, schedule, serve
@@ -93,11 +93,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _load_checked(path: Path, scripts: list[Path], sandbox: Sandbox) -> tuple[LoadedFlow, Any, list[Problem]]:
-    loaded = load_flow_file(path)
+def _check(loaded: LoadedFlow, path: Path, scripts: list[Path], sandbox: Sandbox) -> tuple[Any, list[Problem]]:
     library = build_library(loaded.flow, search_roots(path, scripts))
     problems = validate_flow(loaded, library, sandbox)
     problems += schedule_problems(loaded.name, (loaded.manifest or {}).get("spec") or {})
+    return library, problems
+
+
+def _load_checked(path: Path, scripts: list[Path], sandbox: Sandbox) -> tuple[LoadedFlow, Any, list[Problem]]:
+    loaded = load_flow_file(path)
+    library, problems = _check(loaded, path, scripts, sandbox)
     return loaded, library, problems
 
 
@@ -116,20 +121,48 @@ def _validate(options: argparse.Namespace) -> int:
     with Sandbox() as sandbox:
         for path in options.files:
             try:
-                loaded, _, problems = _load_checked(path, options.scripts, sandbox)
+                real, docs = read_flow_documents(path)
             except FlowError as exc:
-                problems, name = exc.problems, str(path)
-            else:
-                name = loaded.name
-            errors = [p for p in problems if not p.warning]
-            for problem in problems:
-                print(f"{'warning' if problem.warning else 'error'}: {problem}".replace("warning: warning: ", "warning: "), file=sys.stderr)
-            if errors:
+                _print_problems(exc.problems)
+                print(f"{path}: invalid ({_errors(exc.problems)})")
                 status = EXIT_INVALID
-                print(f"{path}: invalid ({len(errors)} error{'s' if len(errors) != 1 else ''})")
-            else:
-                print(f"{path}: ok ({name})")
+                continue
+            names: dict[str, str] = {}
+            for doc in docs:
+                name, problems = _validate_document(doc, real, path, options.scripts, sandbox)
+                if name in names:
+                    problems.append(Problem(name, f"defined again in {path} (documents {names[name]} and {doc.default_name}): "
+                                                  "applied together, the last one wins"))
+                names.setdefault(name, doc.default_name)
+                _print_problems(problems)
+                where = str(path) if len(docs) == 1 else f"{path}: {name}"
+                if any(not p.warning for p in problems):
+                    status = EXIT_INVALID
+                    print(f"{where}: invalid ({_errors(problems)})")
+                else:
+                    print(f"{where}: ok" if len(docs) > 1 else f"{where}: ok ({name})")
     return status
+
+
+def _validate_document(doc: FlowDocument, real: Path, path: Path, scripts: list[Path],
+                       sandbox: Sandbox) -> tuple[str, list[Problem]]:
+    """The document's flow name (its default when it cannot be read) and its problems."""
+    try:
+        loaded = load_flow_document(doc.raw, doc.default_name, base_dir=real.parent, source=real)
+    except FlowError as exc:
+        named = [p.flow for p in exc.problems if p.flow]
+        return (named[0] if named else doc.default_name), list(exc.problems)
+    return loaded.name, _check(loaded, path, scripts, sandbox)[1]
+
+
+def _print_problems(problems: list[Problem]) -> None:
+    for problem in problems:
+        print(f"{'warning' if problem.warning else 'error'}: {problem}".replace("warning: warning: ", "warning: "), file=sys.stderr)
+
+
+def _errors(problems: list[Problem]) -> str:
+    count = sum(not p.warning for p in problems)
+    return f"{count} error{'s' if count != 1 else ''}"
 
 
 def _run(options: argparse.Namespace) -> int:

@@ -9,11 +9,14 @@ allows no types inside anyOf/oneOf), `X | None` becomes `nullable`, `Any`
 and free-form mappings keep unknown fields, and OpenFlow objects keep
 unknown fields too, because `millrace validate` reports them rather than
 the apiserver pruning them silently. Defaults are left to the models so the
-stored object stays exactly what the user applied.
+stored object stays exactly what the user applied. A few patterns and CEL
+rules (below) let the apiserver refuse the obvious where no webhook runs.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from pydantic import BaseModel
@@ -27,6 +30,9 @@ Schema = dict[str, Any]
 # models still validate it in full.
 MODULE_DEPTH = 2
 CATEGORY = "millrace"
+# A digest of a CRD's spec, on the CRD: the chart refuses to upgrade over CRDs whose schema differs
+# from the ones it ships (Helm never upgrades crds/), naming the command that applies them.
+SCHEMA_ANNOTATION = "millrace.dev/schema"
 PRESERVE = "x-kubernetes-preserve-unknown-fields"
 _KEPT_KEYWORDS = ("description", "enum", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
                   "minLength", "maxLength", "pattern", "minItems", "maxItems", "format")
@@ -73,7 +79,17 @@ def all_crds() -> dict[str, dict[str, Any]]:
 def structural_schema(model: type[BaseModel]) -> Schema:
     """The model's JSON schema as a Kubernetes structural schema."""
     raw = model.model_json_schema(by_alias=True)
-    return _convert(raw, raw.get("$defs", {}), ())
+    return _with_rules(_convert(raw, raw.get("$defs", {}), ()), model.__name__)
+
+
+def _with_rules(out: Schema, model: str) -> Schema:
+    """The model's object schema with what _PROPERTY_RULES and _OBJECT_RULES add to it."""
+    for (name, prop), keywords in _PROPERTY_RULES.items():
+        if name == model:
+            out["properties"][prop] = {**out["properties"][prop], **keywords}
+    if model in _OBJECT_RULES:
+        out[VALIDATIONS] = out.get(VALIDATIONS, []) + _OBJECT_RULES[model]
+    return out
 
 
 def _crd(kind: str, plural: str, short: list[str], spec: type[BaseModel], status: type[BaseModel],
@@ -89,34 +105,58 @@ def _crd(kind: str, plural: str, short: list[str], spec: type[BaseModel], status
             "status": structural_schema(status),
         },
     }
+    crd_spec: dict[str, Any] = {
+        "group": GROUP,
+        "scope": "Namespaced",
+        "names": {
+            "kind": kind,
+            "listKind": f"{kind}List",
+            "plural": plural,
+            "singular": kind.lower(),
+            "shortNames": short,
+            "categories": [CATEGORY],
+        },
+        "versions": [{
+            "name": VERSION,
+            "served": True,
+            "storage": True,
+            "subresources": {"status": {}},
+            "additionalPrinterColumns": [{"name": name, "type": of_type, "jsonPath": path,
+                                          **({"priority": 1} if name in WIDE_COLUMNS else {})}
+                                         for name, of_type, path in (*columns, _AGE)],
+            "schema": {"openAPIV3Schema": root},
+        }],
+    }
+    digest = hashlib.sha256(json.dumps(crd_spec, sort_keys=True).encode()).hexdigest()[:16]
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.{GROUP}", "labels": {"app.kubernetes.io/part-of": "millrace"}},
-        "spec": {
-            "group": GROUP,
-            "scope": "Namespaced",
-            "names": {
-                "kind": kind,
-                "listKind": f"{kind}List",
-                "plural": plural,
-                "singular": kind.lower(),
-                "shortNames": short,
-                "categories": [CATEGORY],
-            },
-            "versions": [{
-                "name": VERSION,
-                "served": True,
-                "storage": True,
-                "subresources": {"status": {}},
-                "additionalPrinterColumns": [{"name": name, "type": of_type, "jsonPath": path,
-                                              **({"priority": 1} if name in WIDE_COLUMNS else {})}
-                                             for name, of_type, path in (*columns, _AGE)],
-                "schema": {"openAPIV3Schema": root},
-            }],
-        },
+        "metadata": {"name": f"{plural}.{GROUP}", "labels": {"app.kubernetes.io/part-of": "millrace"},
+                     "annotations": {SCHEMA_ANNOTATION: digest}},
+        "spec": crd_spec,
     }
 
+
+# What the apiserver refuses beyond the models' types, enums and required fields, so that a cluster
+# without the webhook still turns the obvious away (the webhook and `millrace validate` say the same
+# with flow, step and field). Patterns the models leave to the validator, for its messages:
+# (model, property) -> schema keywords.
+CRON_SHAPE = r"(?i)^\s*(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|\S+(\s+\S+){4,5})\s*$"
+_PROPERTY_RULES: dict[tuple[str, str], Schema] = {
+    ("FlowModule", "id"): {"minLength": 1, "pattern": "^[^/]+$"},  # step paths join ids with '/'
+    ("Schedule", "cron"): {"pattern": CRON_SHAPE},  # five or six fields, or a shorthand
+    ("Schedule", "timezone"): {"minLength": 1},
+    ("FlowRef", "name"): {"minLength": 1},
+}
+# CEL rules on a model's object: model -> x-kubernetes-validations.
+_OBJECT_RULES: dict[str, list[Schema]] = {
+    "FlowRunSpec": [{"rule": "has(self.flowRef) != has(self.flow)",
+                     "message": "set exactly one of spec.flowRef (a Flow of this namespace) and spec.flow "
+                                "(an inline flow)"}],
+}
+VALIDATIONS = "x-kubernetes-validations"
+# Module levels whose module kinds get CEL rules for their required fields (see _convert).
+RULE_DEPTH = 1
 
 # Required fields the loader fills in before validation, so a Flow may leave them out:
 # a module without an `id` gets one from its position (model/loader.py assign_default_ids).
@@ -133,10 +173,16 @@ def _convert(node: Schema, defs: dict[str, Schema], stack: tuple[str, ...]) -> S
             out["required"] = [f for f in out["required"] if f not in _GIVEN_BY_LOADER[name]]
             if not out["required"]:
                 del out["required"]
-        return _with_description(out, node)
+        return _with_description(_with_rules(out, name), node)
     for union in ("anyOf", "oneOf"):
         if union in node:
-            return _with_description(_union(node[union], defs, stack), node)
+            merged = _union(node[union], defs, stack)
+            # Rules only outside nested module lists: the apiserver bounds the estimated cost of all
+            # rules, and each list level multiplies it (the webhook checks the nested ones).
+            rules = _required_by_kind(node[union], defs) if stack.count("FlowModule") <= RULE_DEPTH else []
+            if rules and merged.get("type") == "object":
+                merged = {**merged, VALIDATIONS: rules}
+            return _with_description(merged, node)
     kind = node.get("type")
     out = {}
     if kind == "object":
@@ -178,6 +224,22 @@ def _union(variants: list[Schema], defs: dict[str, Schema], stack: tuple[str, ..
     if nullable:
         merged = {**merged, "nullable": True}
     return merged
+
+
+def _required_by_kind(variants: list[Schema], defs: dict[str, Schema]) -> list[Schema]:
+    """A merged union of objects told apart by `type` requires only what all variants do: a rule per
+    variant puts back what its own kind requires (a rawscript its language, a for loop its iterator)."""
+    rules = []
+    for variant in variants:
+        model = defs.get(variant.get("$ref", "").rsplit("/", 1)[-1], variant)
+        kind = (model.get("properties") or {}).get("type", {}).get("const")
+        needed = [f for f in model.get("required", []) if f != "type"]
+        if isinstance(kind, str) and needed:
+            # `type` may be absent where a variant has a default kind: no rule then (nothing to read).
+            rules.append({"rule": f"!has(self.type) || self.type != '{kind}' || "
+                                  + " && ".join(f"has(self.{f})" for f in needed),
+                          "message": f"type {kind} needs {' and '.join(needed)}"})
+    return rules
 
 
 def _merge(a: Schema, b: Schema) -> Schema:

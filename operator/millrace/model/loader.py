@@ -99,8 +99,31 @@ def parse_document(text: str, name: str) -> Any:
         raise FlowError([Problem(name, f"invalid YAML{where}: {problem}")]) from None
 
 
-def load_flow_file(path: Path) -> LoadedFlow:
-    """Load a manifest or bare OpenFlow file from disk."""
+def parse_documents(text: str, name: str) -> list[Any]:
+    """Every document of a YAML stream (`---` between them; empty ones left out), or the one JSON document."""
+    if "\n---" not in text and not text.startswith("---"):
+        return [parse_document(text, name)]
+    import yaml
+
+    try:
+        return [doc for doc in yaml.load_all(text, Loader=_yaml_loader()) if doc is not None]  # noqa: S506
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise FlowError([Problem(name, f"invalid YAML{where}: {problem}")]) from None
+
+
+@dataclass
+class FlowDocument:
+    """One document of a flow file: what messages call it until its own name is known, and its content."""
+
+    default_name: str
+    raw: Any
+
+
+def read_flow_documents(path: Path) -> tuple[Path, list[FlowDocument]]:
+    """The file's real location and its documents; one of several is named <file name>#<position> by default."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -109,8 +132,19 @@ def load_flow_file(path: Path) -> LoadedFlow:
     # `x.flow/`, or `/abs/x.flow/flow.yaml`) changes neither the name nor the key.
     real = path.resolve()
     default_name = _default_name(real)
-    raw = parse_document(text, default_name)
-    return load_flow_document(raw, default_name, base_dir=real.parent, source=real)
+    docs = parse_documents(text, default_name)
+    if len(docs) == 1:
+        return real, [FlowDocument(default_name, docs[0])]
+    return real, [FlowDocument(f"{default_name}#{i}", doc) for i, doc in enumerate(docs, 1)]
+
+
+def load_flow_file(path: Path) -> LoadedFlow:
+    """Load a manifest or bare OpenFlow file from disk: one flow (`millrace validate` reads files of several)."""
+    real, docs = read_flow_documents(path)
+    if len(docs) != 1:
+        raise FlowError([Problem(str(path), f"holds {len(docs)} documents where one flow is expected "
+                                            "(millrace validate checks each document of a file)")])
+    return load_flow_document(docs[0].raw, docs[0].default_name, base_dir=real.parent, source=real)
 
 
 def load_flow_document(
