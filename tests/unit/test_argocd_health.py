@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from millrace.cluster.admission import flow_ready_condition
-from millrace.cluster.status import decorate
+from millrace.cluster.status import decorate, flow_conditions
 from millrace.expressions import Sandbox
 from millrace.model.resources import FlowRunStatus
 from millrace.model.run import ErrorInfo, StepState
@@ -99,8 +99,9 @@ def _flow(spec: dict[str, Any], generation: int = 1, checked: bool = True, **sta
                            "metadata": {"name": "f", "namespace": "flows", "generation": generation}, "spec": spec}
     if checked:
         with Sandbox() as sandbox:
-            condition = flow_ready_condition("f", spec, 1, sandbox, now="2025-06-15T00:00:00Z")
-        obj["status"] = {"conditions": [condition.model_dump(mode="json", by_alias=True, exclude_none=True)],
+            ready = flow_ready_condition("f", spec, 1, sandbox)
+        made = flow_conditions([], ready, 1, "2025-06-15T00:00:00Z")
+        obj["status"] = {"conditions": [c.model_dump(mode="json", by_alias=True, exclude_none=True) for c in made],
                          "observedGeneration": 1, **status}
     return obj
 

@@ -27,7 +27,7 @@ from .admission import flow_ready_condition
 from .kube import KubeApi
 from .observe import ACTIVE_RUNS
 from .reconcile import KIND_REPORT, KIND_RESUME, OperatorConfig, ReconcileCache, RunReconciler
-from .status import conditions, timestamp
+from .status import flow_conditions, timestamp
 from .watched import Watched
 from .workqueue import KeyedQueue, WorkerPool
 
@@ -110,8 +110,7 @@ def flow_changed(name: str, namespace: str, spec: kopf.Spec, meta: kopf.Meta, st
     with Sandbox() as sandbox:
         ready = flow_ready_condition(name, dict(spec), meta.get("generation"), sandbox, policy=_STATE["config"].policy)
     previous = [Condition.model_validate(c) for c in status.get("conditions") or []]
-    wanted = {"Ready": ready.status, "Reconciling": "False", "Stalled": "False" if ready.status == "True" else "True"}
-    made = conditions(previous, wanted, ready.reason, ready.message, meta.get("generation"), timestamp(time.time()))
+    made = flow_conditions(previous, ready, meta.get("generation"), timestamp(time.time()))
     _STATE["kube"].patch_flow_status(namespace, name, {
         "conditions": [c.model_dump(mode="json", by_alias=True, exclude_none=True) for c in made],
         "observedGeneration": meta.get("generation"),

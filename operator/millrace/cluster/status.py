@@ -42,6 +42,13 @@ def conditions(previous: list[Condition], wanted: dict[str, str], reason: str, m
     return [c for c in previous if c.type not in wanted] + made
 
 
+def flow_conditions(previous: list[Condition], ready: Condition, generation: int | None, now: str) -> list[Condition]:
+    """A Flow's conditions from its validation (`ready`): Ready, Stalled while it is invalid (nothing
+    changes until its spec does), Reconciling never (a Flow is checked at once)."""
+    wanted = {"Ready": ready.status, "Reconciling": "False", "Stalled": "False" if ready.status == "True" else "True"}
+    return conditions(previous, wanted, ready.reason, ready.message, generation, now)
+
+
 def timestamp(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 

@@ -31,7 +31,7 @@ binary=$cache/bin/$version-${key%% *}
 if [ ! -x "$binary" ]; then
     mkdir -p "$cache/bin" || fail BuildError "the Go cache $cache is not writable"
     # Only the standard library: no module proxy is asked, no toolchain is downloaded.
-    log=$(GOCACHE=$cache/build GOPATH=$cache/path GOTOOLCHAIN=local GOPROXY=off GOFLAGS=-mod=mod CGO_ENABLED=0 \
+    log=$(GOCACHE=$cache/build GOPATH=$cache/path GOTOOLCHAIN=local GOPROXY=off GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0 \
         "$go" build -o "$binary.$$" . 2>&1) || fail BuildError "go build failed:"$'\n'"$log"
     mv -f "$binary.$$" "$binary"
 fi
