@@ -421,11 +421,24 @@ def info(state: dict | None = None) -> dict:
     }
 
 
+def make_run_dir(rd: Path) -> None:
+    """The control plane's folder, reachable by the step users the node agent runs pods as: a
+    folder above it made private (`millrace run` makes `.millrace` 0700 for its run records)
+    gets search permission only, so its contents stay unlisted."""
+    rd.mkdir(parents=True, exist_ok=True)
+    for folder in [rd, *rd.parents]:
+        if folder == REPO or folder == folder.parent:
+            break
+        mode = folder.stat().st_mode
+        if mode & 0o011 != 0o011:
+            folder.chmod(mode | 0o011)
+
+
 @contextlib.contextmanager
 def locked():
     """One start or stop at a time (several test sessions may share the tree)."""
     rd = run_dir()
-    rd.mkdir(parents=True, exist_ok=True)
+    make_run_dir(rd)
     with open(rd / ".lock", "w") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
@@ -496,7 +509,7 @@ def _up(node_agent: bool = True, build: bool = True) -> dict:
         state = load_state()
 
     bins = ensure_binaries(build=build)
-    rd.mkdir(parents=True, exist_ok=True)
+    make_run_dir(rd)
     pki, logs, etcd_data = rd / "pki", rd / "logs", rd / "etcd"
     cold = not (etcd_data / "member").exists()
     ensure_pki(pki)
