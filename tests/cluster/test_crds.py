@@ -141,13 +141,13 @@ def test_printer_columns_and_category(kube, crds, namespace) -> None:
            "spec": {"flowRef": {"name": "hello-flow"}, "args": {"name": "world"}}}
     kube.apply(run, namespace)
     # The status subresource: only a status write sets these.
-    status = {"status": {"phase": "Running", "currentStep": "shout", "startTime": "2026-01-02T03:04:05Z",
-                         "duration": "12s"}}
+    status = {"status": {"phase": "Running", "flow": "hello-flow", "currentStep": "shout",
+                         "startTime": "2026-01-02T03:04:05Z", "duration": "12s"}}
     kube.kubectl("patch", "flowrun", "hello-1", "-n", namespace, "--subresource=status", "--type=merge",
                  "-p", json.dumps(status))
     out = kube.kubectl("get", "fr", "-n", namespace).stdout.splitlines()
     header = out[0].split()
-    assert header[:6] == ["NAME", "FLOW", "PHASE", "STEP", "STARTED", "DURATION"], out
+    assert header[:8] == ["NAME", "FLOW", "PHASE", "STEP", "STARTED", "DURATION", "ERROR", "AGE"], out
     row = out[1].split()
     assert row[:5] == ["hello-1", "hello-flow", "Running", "shout", row[4]] and row[5] == "12s", out
     assert row[4].endswith("d") or row[4].endswith("y"), out  # a date column shows an age
