@@ -19,7 +19,7 @@ from millrace.expressions import Sandbox
 from millrace.runtime.stepapi.tokens import Signer
 
 NS = "ns"
-READS = {"get_flowrun", "get_flow", "get_config_map", "list_config_maps", "list_jobs", "list_pods", "get_claim"}
+READS = {"get_flowrun", "get_flow", "get_config_map", "list_config_maps", "get_job", "list_pods", "get_claim"}
 
 
 class FakeKube:
@@ -58,9 +58,9 @@ class FakeKube:
         return [copy.deepcopy(o) for (k, _), o in self.objects.items()
                 if k == "ConfigMap" and o["metadata"].get("labels", {}).get(names.LABEL_KIND) in kinds]
 
-    def list_jobs(self, namespace: str, selector: str) -> list[dict[str, Any]]:
-        self.calls.append(("list_jobs", selector))
-        return [copy.deepcopy(o) for (k, _), o in self.objects.items() if k == "Job"]
+    def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self.calls.append(("get_job", name))
+        return self._get("Job", name)
 
     def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         self.calls.append(("list_pods", selector))

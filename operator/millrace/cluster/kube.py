@@ -150,9 +150,6 @@ class KubeApi:
     def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self._get(lambda: _sanitize(self.batch.read_namespaced_job(name, namespace)))
 
-    def list_jobs(self, namespace: str, selector: str) -> list[dict[str, Any]]:
-        return _sanitize(self.batch.list_namespaced_job(namespace, label_selector=selector).items)
-
     def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         return _sanitize(self.core.list_namespaced_pod(namespace, label_selector=selector).items)
 

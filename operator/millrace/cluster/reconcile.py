@@ -364,9 +364,7 @@ class RunReconciler:
             return Reading([Start(args=start_args, now=now, preprocess=bool((obj.get("spec") or {}).get("preprocess")))])
         events: list[Event] = []
         repairs: list[Repair] = []
-        selector = f"{names.LABEL_RUN}={names.label_value(meta.run)}"
         records = self._records(meta.namespace, meta.run)
-        jobs: dict[str, dict[str, Any]] | None = None
         for path, st in status.steps.items():
             report = records.get(names.report_name(meta.run, path, st.attempts))
             if st.phase == "Running" and st.type == "flow" and st.attempts:
@@ -406,9 +404,9 @@ class RunReconciler:
                 events.append(StepFinished(path=path, attempt=st.attempts, now=now,
                                            outcome=self._report_outcome(obj, report, path, st.attempts)))
                 continue
-            if jobs is None:
-                jobs = {j["metadata"]["name"]: j for j in self.kube.list_jobs(meta.namespace, selector)}
-            job = jobs.get(names.job_name(meta.run, path, st.attempts))
+            # Read by name: a list of the run's Jobs would grow with every finished step (they stay
+            # for their TTL), making each pass of a long loop slower than the one before.
+            job = self.kube.get_job(meta.namespace, names.job_name(meta.run, path, st.attempts))
             if job is not None and not names.owned(job, meta.run_uid, path, st.attempts):
                 events.append(StepFinished(path=path, attempt=st.attempts, now=now, outcome=_foreign(
                     names.foreign("Job", job, f"attempt {path}/{st.attempts} of run {meta.run}"))))
