@@ -123,8 +123,8 @@ def live_section(kube: Cluster, runs: int) -> Section:
         how=(f"Same control plane as above, a fresh namespace; `millrace operator` (default settings: 4 reconcile "
              f"workers) serves its validating webhook with TLS on 127.0.0.1, and a ValidatingWebhookConfiguration "
              f"for the namespace points the apiserver at it by URL, so every Flow and FlowRun create below goes "
-             f"through it. Baseline first, on the fresh operator with no live run, after a warm-up (a one-step run, "
-             f"then one untimed pass of the measurements): {APPLIES} Flow creates one after another, each timed from the create request to its answer (the "
+             f"through it. Baseline first, on the fresh operator with no live run (after a one-step warm-up run): "
+             f"{APPLIES} Flow creates one after another, each timed from the create request to its answer (the "
              f"webhook call and the write); the mean webhook call as the apiserver times it "
              f"(`apiserver_admission_webhook_admission_duration_seconds`, every millrace webhook call in that "
              f"window); then {NEW_RUNS} FlowRuns of a one-step python3 flow, each timed from its create to the "
@@ -142,7 +142,6 @@ def live_section(kube: Cluster, runs: int) -> Section:
         create_flow(kube, ns, "quick", 1)
         flow_runs(kube, ns, "quick", "warmup", 1, 1, timeout=120)
         probe = Probe(kube, ns, op)
-        probe.measure("warm")  # untimed: the first webhook calls and runs of a fresh operator are slower
         idle = probe.measure("idle")
         progress(f"live: idle p50 {idle['p50'] * 1000:.0f} ms, new run {idle['run_best']:.1f} s")
         apply_flow(kube, ns, "hold", "an approval at once", [{"id": "wait", "value": {"type": "identity"},
