@@ -210,7 +210,15 @@ def one_loop(kube: Cluster, ns: str, op: Operator, items: int) -> dict[str, Any]
     cpu = op.cpu_seconds() - cpu
     op.check_alive()
     return {"items": items, "seconds": outcome.seconds, "cpu": cpu, "largest": largest, "peak": op.memory_kb("VmHWM"),
-            "complete": last.get("result") == list(range(items)), "failures": list(outcome.failures.values())}
+            "complete": run_result(kube, ns, last) == list(range(items)), "failures": list(outcome.failures.values())}
+
+
+def run_result(kube: Cluster, ns: str, status: dict[str, Any]) -> Any:
+    """A finished run's result: inline, or, past the inline limit, in the ConfigMap `resultRef` names."""
+    if not status.get("resultRef"):
+        return status.get("result")
+    kept = client.CoreV1Api(kube.api).read_namespaced_config_map(status["resultRef"], ns)
+    return json.loads(kept.data["report"]).get("result")
 
 
 def loop_section(kube: Cluster, items: int, baseline_items: int) -> Section:
