@@ -35,6 +35,9 @@ from common import REPO
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+sys.path.insert(0, str(REPO / "tests" / "cluster"))
+import webhook_tls  # noqa: E402 (the tests' loopback TLS webhook set-up, shared)
+
 METRIC = re.compile(r'^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$')
 LABEL = re.compile(r'(\w+)="([^"]*)"')
 
@@ -77,6 +80,19 @@ class Cluster:
             resource = labels["resource"] + (f"/{labels['subresource']}" if labels.get("subresource") else "")
             counts[(labels["verb"], resource)] += int(float(match["value"]))
         return counts
+
+    def webhook_seconds(self) -> tuple[float, int]:
+        """Total seconds and number of the apiserver's calls to the millrace admission webhooks so far."""
+        total, calls = 0.0, 0
+        for line in self.run_kubectl("get", "--raw", "/metrics").splitlines():
+            name = line.split("{", 1)[0]
+            if name.startswith("apiserver_admission_webhook_admission_duration_seconds") and '.millrace.dev"' in line:
+                value = float(line.rsplit(" ", 1)[1])
+                if name.endswith("_sum"):
+                    total += value
+                elif name.endswith("_count"):
+                    calls += int(value)
+        return total, calls
 
 
 BENCH_CLUSTER_DIR = REPO / ".millrace" / "bench-cluster"
@@ -178,12 +194,12 @@ def _free_port() -> int:
 class Operator:
     """`millrace operator` for one namespace, as the cluster tests start it."""
 
-    def __init__(self, kube: Cluster, ns: str, log: Path) -> None:
+    def __init__(self, kube: Cluster, ns: str, log: Path, args: tuple[str, ...] = ()) -> None:
         env = {**kube.env, "MILLRACE_NAMESPACE": ns, "MILLRACE_LOG_LEVEL": "WARNING",
                "MILLRACE_SIGNING_KEY": base64.b64encode(secrets.token_bytes(32)).decode()}
         command = [sys.executable, "-m", "millrace.cli.main", "operator", "--namespace", ns,
                    "--api-host", "127.0.0.1", "--api-port", str(_free_port()),
-                   "--liveness", f"http://127.0.0.1:{_free_port()}/healthz"]
+                   "--liveness", f"http://127.0.0.1:{_free_port()}/healthz", *args]
         self.log = log
         self.process = subprocess.Popen(command, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
                                         start_new_session=True)
@@ -215,9 +231,28 @@ class Operator:
 
 
 @contextlib.contextmanager
-def operator(kube: Cluster, ns: str, log: Path) -> Iterator[Operator]:
-    op = Operator(kube, ns, log)
+def operator(kube: Cluster, ns: str, log: Path, args: tuple[str, ...] = ()) -> Iterator[Operator]:
+    op = Operator(kube, ns, log, args)
     try:
         yield op
     finally:
         op.stop()
+
+
+@contextlib.contextmanager
+def webhook_operator(kube: Cluster, ns: str, folder: Path) -> Iterator[Operator]:
+    """The operator serving its validating webhook with TLS on 127.0.0.1, and a
+    ValidatingWebhookConfiguration for `ns` only that points the apiserver at it by URL."""
+    port = _free_port()
+    _, _, ca = webhook_tls.serving_certificate(folder)  # tls.crt and tls.key in `folder`, the cert dir
+    admission = client.AdmissionregistrationV1Api(kube.api)
+    configuration = webhook_tls.webhook_configuration(f"millrace-bench-{ns}", ns, port, ca)
+    args = ("--webhook-host", "127.0.0.1", "--webhook-port", str(port), "--webhook-cert-dir", str(folder))
+    with operator(kube, ns, folder / "operator.log", args) as op:
+        webhook_tls.wait_until_listening(port, op.process, op.log)
+        admission.create_validating_webhook_configuration(configuration)
+        try:
+            yield op
+        finally:
+            with contextlib.suppress(ApiException):
+                admission.delete_validating_webhook_configuration(configuration["metadata"]["name"])

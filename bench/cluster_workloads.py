@@ -124,22 +124,39 @@ def bare_chains(kube: Cluster, ns: str, tag: str, chains: int, steps: int, timeo
 
 # --- millrace: FlowRuns --------------------------------------------------------------------------------
 
-def create_flow(kube: Cluster, ns: str, name: str, steps: int) -> None:
-    modules = [{"id": f"s{i}", "value": {"type": "rawscript", "language": "python3", "content": STEP_CODE,
-                                         "input_transforms": {}}} for i in range(steps)]
+def apply_flow(kube: Cluster, ns: str, name: str, summary: str, modules: list[dict[str, Any]]) -> None:
     flow = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Flow", "metadata": {"name": name},
-            "spec": {"summary": f"{steps} sequential python3 steps", "value": {"modules": modules}}}
+            "spec": {"summary": summary, "value": {"modules": modules}}}
     client.CustomObjectsApi(kube.api).create_namespaced_custom_object(GROUP, VERSION, ns, "flows", flow)
 
 
-def flow_runs(kube: Cluster, ns: str, flow: str, tag: str, runs: int, steps: int, timeout: float) -> Outcome:
+def python_step(step_id: str, code: str = STEP_CODE, **transforms: str) -> dict[str, Any]:
+    return {"id": step_id, "value": {"type": "rawscript", "language": "python3", "content": code,
+                                     "input_transforms": {k: {"type": "javascript", "expr": v}
+                                                          for k, v in transforms.items()}}}
+
+
+def create_flow(kube: Cluster, ns: str, name: str, steps: int) -> None:
+    apply_flow(kube, ns, name, f"{steps} sequential python3 steps", [python_step(f"s{i}") for i in range(steps)])
+
+
+def run_body(name: str, flow: str, tag: str) -> dict[str, Any]:
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "FlowRun",
+            "metadata": {"name": name, "labels": {LABEL: tag}}, "spec": {"flowRef": {"name": flow}, "args": {}}}
+
+
+def flow_runs(kube: Cluster, ns: str, flow: str, tag: str, runs: int, steps: int, timeout: float,
+              observe: Callable[[dict[str, Any]], None] | None = None) -> Outcome:
     """`runs` FlowRuns of `flow` created at once; done when all have finished.
-    A run that fails is kept in Outcome.failures: the report says so rather than losing the measurement."""
+    A run that fails is kept in Outcome.failures: the report says so rather than losing the measurement.
+    `observe` is given every state of a run the watch shows."""
     custom = client.CustomObjectsApi(kube.api)
     pending = {f"{tag}-{index}" for index in range(runs)}
     failures: dict[str, str] = {}
 
     def seen(run: dict[str, Any]) -> bool:
+        if observe:
+            observe(run)
         status, name = run.get("status") or {}, run["metadata"]["name"]
         if status.get("phase") in ("Failed", "Cancelled") and name in pending:
             error = status.get("error") or {}
@@ -150,9 +167,7 @@ def flow_runs(kube: Cluster, ns: str, flow: str, tag: str, runs: int, steps: int
 
     def work() -> None:
         for name in sorted(pending):
-            body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "FlowRun",
-                    "metadata": {"name": name, "labels": {LABEL: tag}}, "spec": {"flowRef": {"name": flow}, "args": {}}}
-            custom.create_namespaced_custom_object(GROUP, VERSION, ns, "flowruns", body)
+            custom.create_namespaced_custom_object(GROUP, VERSION, ns, "flowruns", run_body(name, flow, tag))
         follow(custom.list_namespaced_custom_object, kube.api, seen, time.monotonic() + timeout,
                f"{runs} FlowRuns of {steps} steps", group=GROUP, version=VERSION, namespace=ns, plural="flowruns",
                label_selector=f"{LABEL}={tag}")

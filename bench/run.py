@@ -6,7 +6,9 @@
 
 --only takes local (the flow in process and through the CLI), planner (a long
 loop, the planner alone), expressions,
-executor, cluster (the 40-step chain and the concurrent runs); repeatable.
+executor, cluster (the 40-step chain and the concurrent runs), fleet (1,000
+FlowRuns alive at once) and fleet-loop (a 2,000-item loop in the cluster);
+repeatable.
 A subset replaces only its own tables in docs/benchmarks.md: each table sits
 between markers, and the others are kept as they were from their last run.
 """
@@ -23,8 +25,9 @@ from pathlib import Path
 from common import REPO, ROUNDS, Section, machine_facts
 
 DOC = REPO / "docs" / "benchmarks.md"
-GROUPS = ("local", "planner", "expressions", "executor", "cluster")
-ORDER = ("local", "cli", "planner", "expressions", "executor", "cluster-chain", "cluster-fanout")  # tables in the document
+GROUPS = ("local", "planner", "expressions", "executor", "cluster", "fleet", "fleet-loop")
+ORDER = ("local", "cli", "planner", "expressions", "executor", "cluster-chain", "cluster-fanout",
+         "fleet-live", "fleet-loop")  # tables in the document
 
 
 def _local(args: argparse.Namespace) -> list[Section]:
@@ -58,8 +61,21 @@ def _cluster(args: argparse.Namespace) -> list[Section]:
     return cluster_bench.sections(rounds=min(args.rounds, 3), runs=args.runs, only={"chain", "fanout"})
 
 
+def _fleet(args: argparse.Namespace) -> list[Section]:
+    import fleet_bench
+
+    return fleet_bench.sections({"live"}, runs=args.live_runs)
+
+
+def _fleet_loop(args: argparse.Namespace) -> list[Section]:
+    import fleet_bench
+
+    return fleet_bench.sections({"loop"}, items=args.loop_items, baseline_items=args.loop_baseline)
+
+
 RUNNERS: dict[str, Callable[[argparse.Namespace], list[Section]]] = {
     "local": _local, "planner": _planner, "expressions": _expressions, "executor": _executor, "cluster": _cluster,
+    "fleet": _fleet, "fleet-loop": _fleet_loop,
 }
 
 INTRO = """# Benchmarks
@@ -70,7 +86,7 @@ read as the ratio between them, never as an absolute time in a test. The
 machine is small and shared (other builds and tests may run beside the
 benchmarks), so each row is the best of several rounds with the median
 beside it: the best is the least disturbed, the median shows the noise.
-Run a subset with `.venv/bin/python bench/run.py --only local|planner|expressions|executor|cluster`
+Run a subset with `.venv/bin/python bench/run.py --only local|planner|expressions|executor|cluster|fleet|fleet-loop`
 (repeatable) and fewer rounds with `--rounds N`; a subset rewrites only its
 own tables below.
 """
@@ -111,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=GROUPS, action="append", help="run this group only (repeatable)")
     parser.add_argument("--rounds", type=int, default=ROUNDS, help=f"rounds per row (default {ROUNDS}; cluster at most 3)")
     parser.add_argument("--runs", type=int, default=100, help="concurrent FlowRuns in the cluster benchmark")
+    parser.add_argument("--live-runs", type=int, default=1000, help="FlowRuns alive at once in the fleet benchmark")
+    parser.add_argument("--loop-items", type=int, default=2000, help="items of the loop in the fleet-loop benchmark")
+    parser.add_argument("--loop-baseline", type=int, default=200, help="items of its baseline loop")
     parser.add_argument("--print", action="store_true", help="print the tables instead of writing docs/benchmarks.md")
     args = parser.parse_args(argv)
     facts = machine_facts()

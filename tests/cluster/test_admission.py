@@ -8,22 +8,17 @@ everything past the connection is the same.
 
 from __future__ import annotations
 
-import base64
 import copy
-import datetime
-import ipaddress
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 import yaml
 
 from .conftest import free_port
+from .webhook_tls import serving_certificate, wait_until_listening, webhook_configuration
 from .test_crds import REPO, install_crds
 
 pytestmark = pytest.mark.cluster
@@ -40,59 +35,12 @@ def serve_webhooks(settings: kopf.OperatorSettings, **_):
 """
 
 
-def _serving_certificate(folder: Path) -> tuple[Path, Path, bytes]:
-    """A CA and a certificate for 127.0.0.1 signed by it: (cert, key, CA PEM)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    now = datetime.datetime.now(datetime.timezone.utc)
-    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "millrace-webhook-test-ca")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-          .not_valid_after(now + datetime.timedelta(days=1))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .sign(ca_key, hashes.SHA256()))
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    cert_path, key_path = folder / "tls.crt", folder / "tls.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path, ca.public_bytes(serialization.Encoding.PEM)
-
-
-
-def _webhook_configuration(name: str, namespace: str, port: int, ca: bytes) -> dict:
-    def webhook(plural: str, path: str) -> dict:
-        return {
-            "name": f"{plural}.millrace.dev",
-            "clientConfig": {"url": f"https://127.0.0.1:{port}/{path}", "caBundle": base64.b64encode(ca).decode()},
-            "rules": [{"apiGroups": ["millrace.dev"], "apiVersions": ["v1alpha1"], "resources": [plural],
-                       "operations": ["CREATE", "UPDATE"], "scope": "Namespaced"}],
-            # Only this test's namespace: other tests share the control plane.
-            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
-            "failurePolicy": "Fail", "sideEffects": "None", "admissionReviewVersions": ["v1"],
-            "timeoutSeconds": 10,
-        }
-    return {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
-            "metadata": {"name": name},
-            "webhooks": [webhook("flows", "validate-flow"), webhook("flowruns", "validate-flowrun")]}
-
-
 @pytest.fixture
 def webhook(kube, namespace, tmp_path):
     """The admission handlers served by kopf, registered for this test's namespace."""
     install_crds(kube)
     port = free_port()
-    cert, key, ca = _serving_certificate(tmp_path)
+    cert, key, ca = serving_certificate(tmp_path)
     script = tmp_path / "webhook_operator.py"
     script.write_text(OPERATOR.format(port=port, cert=str(cert), key=str(key)))
     log = (tmp_path / "kopf.log").open("w")
@@ -100,8 +48,8 @@ def webhook(kube, namespace, tmp_path):
                              str(script)], env=kube.env(), stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
     config = f"millrace-test-{namespace}"
     try:
-        kube.apply(_webhook_configuration(config, namespace, port, ca))
-        _wait_until_listening(port, proc, tmp_path / "kopf.log")
+        kube.apply(webhook_configuration(config, namespace, port, ca))
+        wait_until_listening(port, proc, tmp_path / "kopf.log")
         yield namespace
     finally:
         kube.kubectl("delete", "validatingwebhookconfiguration", config, "--ignore-not-found", check=False)
@@ -112,19 +60,6 @@ def webhook(kube, namespace, tmp_path):
             proc.kill()
             proc.wait()
         log.close()
-
-
-def _wait_until_listening(port: int, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"kopf exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise AssertionError(f"the webhook server did not listen on {port}:\n{log.read_text()}")
 
 
 def _flow(**changes) -> dict:

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from .test_admission import _serving_certificate, _wait_until_listening, _webhook_configuration
 from .conftest import free_port
 from .test_operator import (Operator, flow_manifest, held_flow, operator,  # noqa: F401 (operator: the fixture)
                             python_step, run_manifest, wait_phase)
+from .webhook_tls import serving_certificate, wait_until_listening, webhook_configuration
 
 pytestmark = pytest.mark.cluster
 
@@ -48,14 +48,14 @@ def webhook_operator(kube: Any, operator: Operator, namespace: str, tmp_path: Pa
     port = free_port()
     certs = tmp_path / "certs"
     certs.mkdir()
-    _, _, ca = _serving_certificate(certs)
+    _, _, ca = serving_certificate(certs)
     operator.stop()
     operator.args = ["--webhook-host", "127.0.0.1", "--webhook-port", str(port), "--webhook-cert-dir", str(certs)]
     operator.start()
     assert operator.process is not None
-    _wait_until_listening(port, operator.process, operator.log)
+    wait_until_listening(port, operator.process, operator.log)
     config = f"millrace-load-{namespace}"
-    kube.apply(_webhook_configuration(config, namespace, port, ca))
+    kube.apply(webhook_configuration(config, namespace, port, ca))
     yield operator
     kube.kubectl("delete", "validatingwebhookconfiguration", config, "--ignore-not-found", check=False)
 
