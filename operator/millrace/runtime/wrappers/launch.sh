@@ -8,4 +8,11 @@ export MILLRACE_EXIT_ON_FAILURE=1
 src="$1"
 shift
 cp -R "$src/files/." .
+# The TypeScript module maps name the runtime files at the Job's step root (/millrace): point them at
+# where SRC really is (the same place in a pod; elsewhere on a node that does not mount at that path).
+for map in tsconfig.json import_map.json; do
+    if [ -f "$map" ] && [ "$src" != /millrace ]; then
+        sed "s#\"/millrace/#\"$src/#g" "$map" > "$map.tmp" && mv "$map.tmp" "$map"
+    fi
+done
 exec "$@"
