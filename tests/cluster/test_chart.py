@@ -149,7 +149,9 @@ RULE_USES: dict[tuple[str, str, str], tuple[str, str]] = {
     ("millrace.dev", "flows/status", "patch"): (r"patch_namespaced_custom_object_status\(GROUP, VERSION, namespace, FLOWS,", "test_operator.py::test_flows_report_ready_and_runs_show_their_start"),
     ("millrace.dev", "flowruns/status", "update"): (r"replace_namespaced_custom_object_status\(", "test_operator.py::test_a_flow_applied_with_kubectl_runs_its_steps_as_jobs"),
     ("millrace.dev", "flowruns/status", "patch"): (r"patch_namespaced_custom_object_status\(\s+GROUP, VERSION, namespace, FLOWRUNS", "test_operator.py::test_status_holds_user_state_and_results_json"),
-    ("batch", "jobs", "list"): (r"list_namespaced_job\(", "test_operator.py::test_a_job_deleted_by_hand_fails_its_step_clearly"),
+    ("batch", "jobs", "get"): (r"read_namespaced_job\(", "test_operator.py::test_a_job_deleted_by_hand_fails_its_step_clearly"),
+    # kopf lists before it watches.
+    ("batch", "jobs", "list"): (r'@kopf\.on\.event\("batch", "v1", "jobs"', "test_operator.py::test_a_flow_applied_with_kubectl_runs_its_steps_as_jobs"),
     ("batch", "jobs", "watch"): (r'@kopf\.on\.event\("batch", "v1", "jobs"', "test_operator.py::test_a_flow_applied_with_kubectl_runs_its_steps_as_jobs"),
     ("batch", "jobs", "create"): (r"create_namespaced_job\b", "test_operator.py::test_a_flow_applied_with_kubectl_runs_its_steps_as_jobs"),
     ("batch", "jobs", "delete"): (r"delete_namespaced_job\(", "test_operator.py::test_cancelling_a_run_stops_its_jobs"),

@@ -80,7 +80,7 @@ docs/operations.md and tests/cluster/test_chart.py say which call needs each.
   verbs: [patch, update]
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [list, watch, create, delete]
+  verbs: [get, list, watch, create, delete]
 - apiGroups: [""]
   resources: [pods]
   verbs: [list]
