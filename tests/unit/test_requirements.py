@@ -13,6 +13,10 @@ from millrace.runtime.protocol import StepRequest
 from millrace.runtime.requirements import package_of, requirements
 
 
+def test_the_modules_of_millrace_s_sdk_are_never_installed() -> None:
+    assert requirements("import millrace_step_api\nfrom millrace_sql import run\nimport wmill\n") == []
+
+
 def test_a_script_importing_only_the_standard_library_and_wmill_needs_nothing() -> None:
     code = "import os, sys, json\nfrom collections import abc\nimport wmill\nfrom __future__ import annotations\n"
     assert requirements(code + "def main():\n    import requests\n") == []

@@ -21,6 +21,7 @@ import re
 import sys
 import tomllib
 from collections.abc import Mapping
+from pathlib import Path
 
 from .imports import python_imports
 
@@ -45,8 +46,8 @@ PACKAGE_OF_IMPORT = {
 # Namespace packages whose distributions are named by more than the root: `google.cloud.storage`.
 _NAMESPACE_DEPTH = {"google.cloud": 3, "azure": 3}
 _NAMESPACE_EXCEPTIONS = {"azure.storage.filedatalake": "azure-storage-file-datalake"}
-# Provided by the step's runtime, never installed: millrace's own client.
-PROVIDED = frozenset({"wmill"})
+# Provided by the step's runtime, never installed: the modules of millrace's SDK (`wmill`, the step API client...).
+PROVIDED = frozenset(module.stem for module in (Path(__file__).parent / "sdk").glob("*.py"))
 
 
 def requirements(code: str, lock: str | None = None, imported: Mapping[str, str] | None = None) -> list[str]:
