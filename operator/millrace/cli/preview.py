@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FlowError, Problem
-from .args import parse_args
+from .args import json_object_file, parse_args
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -32,13 +32,7 @@ def register(sub: Any) -> None:
 
 
 def _results_file(name: str, path: Path) -> dict[str, Any]:
-    try:
-        results = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise FlowError([Problem(name, f"cannot read --results {path}: {exc}", field="results")]) from None
-    if not isinstance(results, dict):
-        raise FlowError([Problem(name, f"--results {path} must hold a JSON object of results by step id", field="results")])
-    return results
+    return json_object_file(name, path, "--results", "results", "a JSON object of results by step id")
 
 
 def _recorded(name: str, run_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
