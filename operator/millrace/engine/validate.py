@@ -26,6 +26,7 @@ from ..model.flow import (
     RawScript,
     WhileloopFlow,
 )
+from ..hub import is_hub_path
 from ..model.loader import LoadedFlow
 from ..runtime import go_signature, program
 from ..runtime.languages import SUPPORTED
@@ -38,6 +39,8 @@ from .paths import FAILURE_MODULE_PATH, PREPROCESSOR_PATH
 # Languages whose wrapper can call a function other than main.
 PREPROCESSOR_LANGUAGES = ("python3", "bun", "deno", "nativets")
 
+HUB_HINT = (": a Hub path resolves from the --scripts folders and the catalog shipped with millrace "
+            "(in the cluster: the chart's hub.namespace, then the shipped catalog)")
 # Module paths join ids with '/' (`loop/3/inner`): an id holding one would name another step.
 _PATH_SEPARATOR = "/"
 
@@ -184,7 +187,8 @@ class _Checker:
         elif isinstance(value, PathScript):
             script = self.library.scripts.get(value.path)
             if script is None:
-                self.error(f"script '{value.path}' was not found", step=path, fld="value.path")
+                self.error(f"script '{value.path}' was not found{HUB_HINT if is_hub_path(value.path) else ''}",
+                           step=path, fld="value.path")
             elif script.language == "bash":
                 self._bash_annotations(script.content, path, "value.path")
         elif isinstance(value, PathFlow):
