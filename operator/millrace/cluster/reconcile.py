@@ -94,6 +94,8 @@ class OperatorConfig:
     secrecy: Secrecy | None = None
     # A volume source for Python steps' installed packages (the chart's steps.pythonCache).
     python_cache: dict[str, Any] | None = None
+    # The namespace whose labelled scripts hold Hub scripts (the chart's hub.namespace).
+    hub_namespace: str | None = None
 
 
 @dataclass
@@ -277,7 +279,7 @@ class RunReconciler:
         if stored is None:
             document = self._resolve_flow(obj)
             flow = load_flow_document(openflow_of(document["spec"]), document["name"]).flow
-            library = resolve_library(self.kube, meta["namespace"], flow)
+            library = resolve_library(self.kube, meta["namespace"], flow, self.config.hub_namespace)
             document["scripts"] = {p: {"language": s.language, "content": s.content, "lock": s.lock}
                                    for p, s in library.scripts.items()}
             document["flows"] = {p: f.model_dump(mode="json", by_alias=True, exclude_none=True) for p, f in library.flows.items()}
