@@ -28,12 +28,12 @@ from ..model.flow import (
 )
 from ..hub import is_hub_path
 from ..model.loader import LoadedFlow
-from ..runtime import go_signature, program
+from ..runtime import go_signature, program, signature
 from ..runtime.languages import SUPPORTED
 from .cycles import call_cycles
 from .fields import check_flow_fields, check_module_fields
 from .inputs import check_schema
-from .library import Library
+from .library import Library, ScriptSource
 from .paths import FAILURE_MODULE_PATH, PREPROCESSOR_PATH
 
 # Languages whose wrapper can call a function other than main.
@@ -189,11 +189,41 @@ class _Checker:
             if script is None:
                 self.error(f"script '{value.path}' was not found{HUB_HINT if is_hub_path(value.path) else ''}",
                            step=path, fld="value.path")
-            elif script.language == "bash":
-                self._bash_annotations(script.content, path, "value.path")
+            else:
+                if script.language == "bash":
+                    self._bash_annotations(script.content, path, "value.path")
+                if path != PREPROCESSOR_PATH:  # a preprocessor's function takes the trigger's event
+                    self._arguments(value, script, path)
         elif isinstance(value, PathFlow):
             if value.path not in self.library.flows:
                 self.error(f"flow '{value.path}' was not found", step=path, fld="value.path")
+
+    def _arguments(self, value: PathScript, script: ScriptSource, path: str) -> None:
+        """The step's input transforms against the script's own arguments (runtime/signature.py).
+
+        Windmill refuses a missing argument that has no default only when the script's
+        header has `schema_validation`; otherwise main gets a null-like value. It never
+        refuses an argument main does not take: the wrapper leaves it out.
+        """
+        found = signature.signature(script.language, script.content)
+        if found is None:
+            return
+        given = set(value.input_transforms)
+        for argument in found.arguments:
+            if not argument.required or argument.name in given:
+                continue
+            fld = f"value.input_transforms.{argument.name}"
+            missing = f"script '{value.path}' requires the argument '{argument.name}', which the step does not give"
+            if signature.validates_schema(script.language, script.content):
+                self.error(f"{missing}: the script's header has `{signature.ANNOTATION}`, so the job would fail "
+                           f"with 'Argument {argument.name} is required'", step=path, fld=fld)
+            else:
+                self.warn(f"{missing}: main gets {signature.MISSING_VALUE[script.language]}, as in Windmill",
+                          step=path, fld=fld)
+        if not found.open_ended:
+            for name in sorted(given - found.names()):
+                self.warn(f"script '{value.path}' takes no argument '{name}': it is not passed to main, as in Windmill",
+                          step=path, fld=f"value.input_transforms.{name}")
 
     def _bash_annotations(self, code: str, path: str, fld: str) -> None:
         """`# sandbox <image>` makes a program step (runtime/program.py); Windmill's other bash annotations warn."""
