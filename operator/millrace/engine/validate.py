@@ -29,11 +29,11 @@ from ..model.flow import (
 from ..hub import is_hub_path
 from ..model.loader import LoadedFlow
 from ..runtime import go_signature, program, signature
-from ..runtime.languages import SUPPORTED
+from ..runtime.languages import SUPPORTED, Language, runtime_language
 from .cycles import call_cycles
 from .fields import check_flow_fields, check_module_fields
 from .inputs import check_schema
-from .library import Library, ScriptSource
+from .library import Library, ScriptSource, missing_imports
 from .paths import FAILURE_MODULE_PATH, PREPROCESSOR_PATH
 
 # Languages whose wrapper can call a function other than main.
@@ -51,6 +51,7 @@ class _Checker:
     flow: OpenFlow
     library: Library
     sandbox: Sandbox
+    paths_known: bool = True  # False: the scripts and flows by path are not resolved (the admission webhook)
     missing_steps: set[str] = field(default_factory=set)
     default_ids: frozenset[str] = frozenset()
     problems: list[Problem] = field(default_factory=list)
@@ -184,8 +185,13 @@ class _Checker:
                     self.error(str(problem), step=path, fld="value.content")
             elif value.content is not None and value.language == "bash":
                 self._bash_annotations(value.content, path, "value.content")
+            language = runtime_language(value.language)
+            if value.content is not None and language is not None:
+                self._imports(language, value.content, None, path, "value.content")
         elif isinstance(value, PathScript):
             script = self.library.scripts.get(value.path)
+            if script is None and not self.paths_known:
+                return
             if script is None:
                 self.error(f"script '{value.path}' was not found{HUB_HINT if is_hub_path(value.path) else ''}",
                            step=path, fld="value.path")
@@ -194,9 +200,20 @@ class _Checker:
                     self._bash_annotations(script.content, path, "value.path")
                 if path != PREPROCESSOR_PATH:  # a preprocessor's function takes the trigger's event
                     self._arguments(value, script, path)
+                self._imports(script.language, script.content, value.path, path, "value.path")
         elif isinstance(value, PathFlow):
-            if value.path not in self.library.flows:
+            if value.path not in self.library.flows and self.paths_known:
                 self.error(f"flow '{value.path}' was not found", step=path, fld="value.path")
+
+    def _imports(self, language: Language, code: str, own_path: str | None, path: str, fld: str) -> None:
+        """Workspace scripts the code imports (runtime/imports.py) that are not there: the step could only fail."""
+        if not self.paths_known:
+            return
+        for missing in missing_imports(language, code, self.library.scripts.get, own_path):
+            where = f"script '{missing.importer}' imports" if missing.importer else "the step imports"
+            why = (f"a {missing.language} script, which a {language} step cannot import" if missing.language
+                   else "which is not in the workspace")
+            self.error(f"{where} the workspace script '{missing.path}', {why}", step=path, fld=fld)
 
     def _arguments(self, value: PathScript, script: ScriptSource, path: str) -> None:
         """The step's input transforms against the script's own arguments (runtime/signature.py).
@@ -291,10 +308,15 @@ def _expressions(module: FlowModule) -> Iterator[tuple[str, str]]:
             yield f"{name}.expr", transform.expr
 
 
-def validate_flow(loaded: LoadedFlow, library: Library, sandbox: Sandbox) -> list[Problem]:
-    """All problems of a loaded flow, errors and warnings, in document order."""
+def validate_flow(loaded: LoadedFlow, library: Library | None, sandbox: Sandbox) -> list[Problem]:
+    """All problems of a loaded flow, errors and warnings, in document order.
+
+    Without a `library` the scripts and flows it references by path are not
+    known (they may be applied later): what needs them is not checked.
+    """
     missing_steps = {m.step.rsplit("/", 1)[-1] for m in loaded.missing_bodies}
-    checker = _Checker(loaded.name, loaded.flow, library, sandbox, missing_steps, frozenset(loaded.default_ids))
+    checker = _Checker(loaded.name, loaded.flow, library or Library(), sandbox, library is not None, missing_steps,
+                       frozenset(loaded.default_ids))
     for missing in loaded.missing_bodies:
         checker.error(f"the body in '!inline {missing.file}' is not available", step=missing.step, fld=missing.field)
     checker.check()
