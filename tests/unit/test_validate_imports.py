@@ -54,3 +54,13 @@ def test_without_a_library_nothing_by_path_is_checked() -> None:
     code = "from f.tools.nothing import x\n\ndef main():\n    return x\n"
     assert errors(inline(code), {}, library=False) == []
     assert errors({"id": "s", "value": {"type": "script", "path": "f/none"}}, {}, library=False) == []
+
+
+def test_a_relative_import_in_an_inline_step_is_refused() -> None:
+    message = ("names no script: millrace resolves relative imports only in scripts run by path (an inline step "
+               "has no workspace path); import it by its absolute path (u/... or f/...)")
+    assert errors(inline("from .helper import x\nfrom .. import y\n\ndef main():\n    return x\n"), {}, library=False) == [
+        f"flow 'f', step 's', field 'value.content': the relative import '.helper' {message}",
+        f"flow 'f', step 's', field 'value.content': the relative import '..' {message}"]
+    assert errors(inline('import { x } from "./lib.ts";\nexport function main() { return x; }\n', "deno"), {}) == [
+        f"flow 'f', step 's', field 'value.content': the relative import './lib.ts' {message}"]

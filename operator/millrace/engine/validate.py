@@ -29,6 +29,7 @@ from ..model.flow import (
 from ..hub import is_hub_path
 from ..model.loader import LoadedFlow
 from ..runtime import go_signature, program, signature
+from ..runtime.imports import inline_relative_imports
 from ..runtime.languages import SUPPORTED, Language, runtime_language
 from .cycles import call_cycles
 from .fields import check_flow_fields, check_module_fields
@@ -207,6 +208,11 @@ class _Checker:
 
     def _imports(self, language: Language, code: str, own_path: str | None, path: str, fld: str) -> None:
         """Workspace scripts the code imports (runtime/imports.py) that are not there: the step could only fail."""
+        if own_path is None:
+            for written in inline_relative_imports(language, code):
+                self.error(f"the relative import '{written}' names no script: millrace resolves relative imports "
+                           "only in scripts run by path (an inline step has no workspace path); import it by its "
+                           "absolute path (u/... or f/...)", step=path, fld=fld)
         if not self.paths_known:
             return
         for missing in missing_imports(language, code, self.library.scripts.get, own_path):
