@@ -55,16 +55,19 @@ def _decode(chunk: bytes) -> str:
     return chunk.decode("utf-8", errors="replace")  # a step may print bytes that are not UTF-8
 
 
+def _log_response(kube: KubeApi, namespace: str, pod: str, **query: Any) -> Any:
+    """The raw answer (urllib3's response): its bytes are decoded here, not by the client, which fails on bytes
+    that are not UTF-8 (the client types the call as returning a str)."""
+    return kube.core.read_namespaced_pod_log(pod, namespace, container=STEP_CONTAINER, _preload_content=False, **query)
+
+
 def pod_log(kube: KubeApi, namespace: str, pod: str, tail_lines: int | None = None) -> str:
-    response = kube.core.read_namespaced_pod_log(pod, namespace, container=STEP_CONTAINER, tail_lines=tail_lines,
-                                                 _preload_content=False)
-    return _decode(response.data)
+    return _decode(_log_response(kube, namespace, pod, tail_lines=tail_lines).data)
 
 
 def follow_pod_log(kube: KubeApi, namespace: str, pod: str) -> Iterator[str]:
     """The pod's log as it grows, until its container ends."""
-    response = kube.core.read_namespaced_pod_log(pod, namespace, container=STEP_CONTAINER, follow=True,
-                                                 _preload_content=False)
+    response = _log_response(kube, namespace, pod, follow=True)
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")  # a character may span two chunks
     try:
         for chunk in response.stream(4096):
