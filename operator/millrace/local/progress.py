@@ -29,6 +29,8 @@ def loop_progress(st: StepState) -> str:
     if st.type == "forloopflow" and st.items is not None:
         # Finished iterations are compacted into the loop's progress as they end.
         return f"{st.loop.finished if st.loop else 0}/{len(st.items)} iterations"
+    if st.type == "forloopflow" and st.loop is not None:  # ended: its items are dropped
+        return f"{st.loop.finished} iterations"
     if st.type == "whileloopflow":
         return f"iteration {st.started}"
     return ""
