@@ -211,3 +211,18 @@ def test_resume_and_cancel_act_on_the_current_contexts_namespace(kube: Any, name
     assert wait_phase(kube, namespace, second)["phase"] == "Cancelled"
     late = plugin(kube, "cancel", second, kubeconfig=config)
     assert late.returncode == 2 and "already ended" in late.stderr
+
+
+def test_logs_follow_streams_each_step_as_it_runs_until_the_run_ends(kube: Any, namespace: str,
+                                                                      operator: Operator) -> None:
+    slow = python_step("slow", "import time\n\ndef main():\n    print('first', flush=True)\n    time.sleep(3)\n"
+                               "    print('second')\n")
+    after = python_step("after", "def main():\n    print('after it')\n")
+    kube.apply(flow_manifest("slow", [slow, after]), namespace)
+    ran = plugin(kube, "run", "slow", "-n", namespace)
+    run = ran.stdout.strip().removeprefix("flowrun/").removesuffix(" created")
+    followed = plugin(kube, "logs", run, "--follow", "-n", namespace)
+    assert followed.returncode == 0, followed.stderr
+    assert followed.stdout.splitlines() == ["==> slow (attempt 1) <==", "first", "second",
+                                            "==> after (attempt 1) <==", "after it"]
+    assert kube.get("flowrun", run, namespace)["status"]["phase"] == "Succeeded"
