@@ -112,14 +112,17 @@ def test_a_status_this_version_cannot_read_is_said_to_be_so() -> None:
         status_of(flowrun("odd", {"phase": "Exploded"}))
 
 
-def test_retry_keeps_flow_and_args_and_sets_restart_from() -> None:
+def test_retry_keeps_flow_and_args_or_restarts_from_a_step_with_the_runs_own_args() -> None:
     old = flowrun("etl-1", {"phase": "Failed"}, preprocess=True)
     body = retry_body(old, "load")
     assert body == {"metadata": {"generateName": "etl-", "namespace": "demo",
                                  "annotations": {"millrace.dev/retry-of": "etl-1"}},
-                    "spec": {"flowRef": {"name": "etl"}, "args": {"n": 3}, "preprocess": True,
-                             "restartFrom": {"run": "etl-1", "step": "load"}}}
-    assert "restartFrom" not in retry_body(old, None)["spec"]
+                    "spec": {"flowRef": {"name": "etl"}, "restartFrom": {"run": "etl-1", "step": "load"}}}
+    assert retry_body(old, None)["spec"] == {"flowRef": {"name": "etl"}, "args": {"n": 3}, "preprocess": True}
+    inline = flowrun("adhoc-1", {}, flowRef=None, flow={"value": {"modules": []}})
+    assert retry_body(inline, None)["spec"]["flow"] == {"value": {"modules": []}}
+    with pytest.raises(PluginError, match="runs an inline flow: --from restarts only a run of a Flow"):
+        retry_body(inline, "load")
     with pytest.raises(PluginError, match="--from takes the id of a top-level step, not 'each/0/x'"):
         retry_body(old, "each/0/x")
     child = flowrun("etl-1-sub", {}, argsSecret="etl-1-sub-args")

@@ -100,11 +100,15 @@ def retry_body(old: dict[str, Any], from_step: str | None) -> dict[str, Any]:
                           "retry the run it belongs to")
     if spec.get("argsSecret"):
         raise PluginError(f"flowrun/{run} takes args from its Secret {spec['argsSecret']}, which a new run cannot use")
-    kept = {key: spec[key] for key in ("flowRef", "flow", "args", "preprocess") if key in spec}
-    if from_step is not None:
+    if from_step is None:
+        kept = {key: spec[key] for key in ("flowRef", "flow", "args", "preprocess") if key in spec}
+    else:
         if not from_step or "/" in from_step:
             raise PluginError(f"flowrun/{run}: --from takes the id of a top-level step, not '{from_step}'")
-        kept["restartFrom"] = {"run": run, "step": from_step}
+        if not spec.get("flowRef"):
+            raise PluginError(f"flowrun/{run} runs an inline flow: --from restarts only a run of a Flow (spec.flowRef)")
+        # A restarted run takes the args of the run it restarts (the operator refuses its own).
+        kept = {"flowRef": spec["flowRef"], "restartFrom": {"run": run, "step": from_step}}
     base = (spec.get("flowRef") or {}).get("name") or run
     return {"metadata": {"generateName": f"{base}-", "namespace": meta["namespace"], "annotations": {RETRY_OF: run}},
             "spec": kept}
