@@ -211,6 +211,10 @@ def test_resume_and_cancel_act_on_the_current_contexts_namespace(kube: Any, name
     assert wait_phase(kube, namespace, second)["phase"] == "Cancelled"
     late = plugin(kube, "cancel", second, kubeconfig=config)
     assert late.returncode == 2 and "already ended" in late.stderr
+    # `millrace cancel -n` (the local command, aimed at the cluster) makes the same request.
+    local = subprocess.run([str(BIN / "millrace"), "cancel", second, "-n", namespace], env={**kube.env()},
+                           capture_output=True, text=True, timeout=60)
+    assert local.returncode == 2 and "already ended" in local.stderr, local.stdout + local.stderr
 
 
 def test_logs_follow_streams_each_step_as_it_runs_until_the_run_ends(kube: Any, namespace: str,
