@@ -36,13 +36,14 @@ class RestartError(Exception):
 
 
 def restarted(flow_name: str, flow: OpenFlow, source_flow: str, source: RunStatus, restart: RestartFrom,
-              field: str = "restartFrom") -> RunStatus:
+              fields: tuple[str, str] = ("restartFrom.run", "restartFrom.step")) -> RunStatus:
     """The state a run of `flow` starts from when it restarts `source` (a run of `source_flow`) at
-    `restart.step`. RestartError names `field`.run or `field`.step when it cannot."""
+    `restart.step`. RestartError names the field of the run or of the step (`fields`) when it cannot."""
     step = restart.step
 
     def refuse(message: str, which: str) -> RestartError:
-        return RestartError(Problem(flow_name, message, step=step if which == "step" else None, field=f"{field}.{which}"))
+        return RestartError(Problem(flow_name, message, step=step if which == "step" else None,
+                                    field=fields[0] if which == "run" else fields[1]))
 
     if source_flow != flow_name:
         raise refuse(f"run '{restart.run}' is a run of flow '{source_flow}', not of this flow", "run")
