@@ -14,8 +14,10 @@ from millrace.engine.restart import RestartError, restarted
 from millrace.model.flow import OpenFlow
 from millrace.model.run import RestartFrom, RunStatus
 
+from millrace.engine.events import Resumed, Start
+
 from .planner_harness import Harness, StepFailed, echo_args, flow, script
-from .test_planner import loop
+from .test_planner import drive, finish, loop
 
 A_B_C = flow(
     script("a", {"n": "flow_input.n"}),
@@ -86,6 +88,21 @@ def test_a_loop_before_the_restart_step_is_reused_with_its_body_results() -> Non
     h, again = rerun(f, first, "c")
     assert steps_run(h) == ["c"]
     assert again.result == first.result == {"l": [{"v": 1}, {"v": 2}], "x": {"v": 2}}
+
+
+def test_an_approval_before_the_restart_step_is_seen_by_the_step_after_it() -> None:
+    """A transferred suspended module keeps its approvals: the step after it sees `resume` as before
+    (push_next_flow_job reads the previous module's resume messages)."""
+    f = flow(script("ask", suspend={"required_events": 1, "timeout": 100}), script("next", {"r": "resume", "who": "approvers"}))
+    h = Harness(f, echo_args)
+    state, _ = drive(h, RunStatus(), Start(now=0))
+    state, _ = drive(h, state, finish("ask", "asked", 1))
+    state, _ = drive(h, state, Resumed(payload={"ok": 1}, approver="ann", now=2))
+    first, _ = drive(h, state, finish("next", "done", 3))
+    assert first.phase == "Succeeded"
+    again = restart(f, first, "next")
+    state, actions = drive(h, again, Start(now=10))
+    assert state.phase == "Running" and [a.args for a in actions] == [{"r": {"ok": 1}, "who": ["ann"]}]
 
 
 def test_a_step_that_failed_with_continue_on_error_counts_as_succeeded() -> None:
