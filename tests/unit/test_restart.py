@@ -198,3 +198,11 @@ def test_a_step_whose_type_changed_since_is_refused() -> None:
     first = Harness(A_B_C, echo_args).run({"n": 1})
     changed = flow(loop("a", "[1]", [script("x")]), script("b"), script("c"))
     assert "step 'a' is a forloopflow step in this flow but was a rawscript step in run 'r1'" in refusal(changed, first, "b")
+
+
+def test_a_reused_result_that_the_shell_could_not_read_back_is_refused() -> None:
+    """The shells put kept values back before restarting; one that is gone is not read as null."""
+    first = Harness(A_B_C, echo_args).run({"n": 1})
+    first.steps["a"] = first.steps["a"].model_copy(update={"result": None, "result_ref": "abc-1-a-1-report"})
+    assert ("field 'restartFrom.run': the result of step 'a' in run 'r1' is kept in abc-1-a-1-report, which could "
+            "not be read") in refusal(A_B_C, first, "b")

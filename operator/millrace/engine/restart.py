@@ -71,7 +71,12 @@ def restarted(flow_name: str, flow: OpenFlow, source_flow: str, source: RunStatu
     if step not in source.steps:
         raise refuse(f"run '{restart.run}' never reached step '{step}'", "step")
     reused = set(ids[:position])
-    steps = {path: _copy(st) for path, st in source.steps.items() if path.split("/", 1)[0] in reused}
+    steps = {path: st for path, st in source.steps.items() if path.split("/", 1)[0] in reused}
+    for path, st in steps.items():
+        if st.result_ref and st.result is None:
+            raise refuse(f"the result of step '{path}' in run '{restart.run}' is kept in {st.result_ref}, "
+                         "which could not be read", "run")
+    steps = {path: _copy(st) for path, st in steps.items()}
     return RunStatus(args=dict(source.args), steps=steps, restarted_from=restart)
 
 
