@@ -365,9 +365,11 @@ class RunReconciler:
         def refuse(message: str) -> RestartError:
             return RestartError(Problem(flow, message, field=fields[0]))
 
-        if (obj.get("spec") or {}).get("args") or (obj.get("spec") or {}).get("preprocess"):
-            raise RestartError(Problem(flow, f"a restarted run gets the args of run '{restart.run}': leave spec.args "
-                                             "and spec.preprocess out", field="spec.args"))
+        spec = obj.get("spec") or {}
+        given = next((k for k in ("args", "argsSecret", "preprocess") if spec.get(k)), None)
+        if given is not None:
+            raise RestartError(Problem(flow, f"a restarted run gets the args of run '{restart.run}': leave it out",
+                                       field=f"spec.{given}"))
         if restart.run == meta["name"]:
             raise refuse("a run cannot restart itself")
         source = self.kube.get_flowrun(meta["namespace"], restart.run)
