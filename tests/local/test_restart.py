@@ -66,6 +66,8 @@ def test_a_failed_run_restarted_from_the_failed_step_reuses_the_steps_before_it(
     assert record["restartedFrom"] == {"run": first["run"], "step": "b"}
     assert record["args"] == {"n": 21}
     assert record["steps"]["a"] == shell.record(first["run"])["steps"]["a"]
+    shown = shell("show", again["run"]).out
+    assert f"restarted from run {first['run']} at step 'b': the steps before it are that run's" in shown
 
 
 def test_restarting_a_run_that_succeeded_gives_the_same_result(shell: Shell, tmp_path: Path) -> None:

@@ -171,6 +171,9 @@ def show(options: argparse.Namespace) -> int:
     except KeyError:
         raise FlowError([Problem(options.run, f"no run '{options.run}' under {store.root}")]) from None
     print(f"run {options.run} · flow {loaded.name} · {state.phase.lower()}")
+    if state.restarted_from:
+        restart = state.restarted_from
+        print(f"restarted from run {restart.run} at step '{restart.step}': the steps before it are that run's")
     if state.suspended_step:
         print(f"suspended at step '{state.suspended_step}': millrace resume {options.run} | millrace cancel {options.run}")
     for path, st in state.steps.items():
