@@ -97,3 +97,24 @@ def test_a_restart_the_earlier_run_does_not_allow_fails_the_run(kube: Any, names
         assert status["phase"] == "Failed" and status["error"]["name"] == "InvalidRestart", status
         assert status["error"]["message"].startswith(message), status["error"]
         assert kube.list("jobs", namespace, f"millrace.dev/run={name}") == []
+
+
+def test_a_reused_loop_keeps_its_large_result_in_configmaps_of_the_new_run(kube: Any, namespace: str,
+                                                                            operator: Operator) -> None:
+    """A loop's result over 4 KiB is offloaded (cluster/offload.py): the copy is written anew, owned by the new run."""
+    body = [python_step("x", "def main(v: int):\n    return str(v) * 2000\n", v="flow_input.iter.value")]
+    loop = {"id": "l", "value": {"type": "forloopflow", "iterator": {"type": "javascript", "expr": "[1, 2, 3]"},
+                                 "skip_failures": False, "modules": body}}
+    kube.apply(flow_manifest("loops", [loop, python_step("c", "def main(l: list, x: str):\n    return [len(s) for s in l] + [x[:3]]\n",
+                                                           l="results.l", x="results.x")]), namespace)
+    kube.apply(run_manifest("loops-1", "loops"), namespace)
+    first = wait_phase(kube, namespace, "loops-1", timeout=120)
+    assert first["phase"] == "Succeeded" and first["result"] == [2000, 2000, 2000, "333"], first
+    assert first["steps"]["l"]["resultParts"]
+    kube.apply(restart_manifest("loops-2", "loops", "loops-1", "c"), namespace)
+    again = wait_phase(kube, namespace, "loops-2", timeout=120)
+    assert again["phase"] == "Succeeded" and again["result"] == first["result"], again
+    assert [job["metadata"]["labels"]["millrace.dev/step"] for job in kube.list("jobs", namespace, "millrace.dev/run=loops-2")] == ["c"]
+    parts = again["steps"]["l"]["resultParts"]
+    assert parts and not set(parts) & set(first["steps"]["l"]["resultParts"])
+    assert all(kube.get("configmap", part, namespace)["metadata"]["ownerReferences"][0]["name"] == "loops-2" for part in parts)
