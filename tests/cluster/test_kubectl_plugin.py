@@ -15,7 +15,6 @@ import pytest
 import yaml
 
 from millrace.cluster.steplogs import LOG_TAIL_BYTES
-from millrace.model.resources import FlowRunSpec
 from millrace.runtime.redact import MASK
 
 from .test_operator import Operator, flow_manifest, labelled, operator, python_step, run_manifest, wait_phase  # noqa: F401
@@ -170,8 +169,6 @@ def test_retry_runs_the_flow_again_with_the_same_args(kube: Any, namespace: str,
     assert nested.returncode == 2 and "--from takes the id of a top-level step" in nested.stderr
 
 
-@pytest.mark.skipif("restart_from" not in FlowRunSpec.model_fields,
-                    reason="runs once FlowRun has spec.restartFrom (the operator's restart support)")
 def test_retry_from_a_step_reuses_the_results_before_it(kube: Any, namespace: str, operator: Operator) -> None:
     kube.apply(counting_flow("partly"), namespace)
     kube.apply(run_manifest("partly-1", "partly", {"n": 3}), namespace)
