@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from millrace.cluster.status import decorate, wire_times
+from millrace.cluster.status import wire_times
 from millrace.model.resources import FlowRunStatus
 from millrace.model.run import RunStatus, StepState
 from millrace.model.times import format_time, parse_time, time_fields
@@ -72,17 +72,3 @@ def test_a_status_with_epoch_floats_is_still_read() -> None:
     old = {"phase": "Running", "startedAt": T, "steps": {"a": {"phase": "Running", "startedAt": T, "notBefore": 5.5}}}
     status = FlowRunStatus.model_validate(old)
     assert status.started_at == T and status.steps["a"].not_before == 5.5
-
-
-RUN = {"metadata": {"name": "r", "generation": 1}, "spec": {"flowRef": {"name": "f"}}}
-
-
-def test_duration_is_written_once_the_run_ended_and_step_is_empty_then() -> None:
-    running = FlowRunStatus(phase="Running", started_at=T,
-                            steps={"a": StepState(phase="Running", type="rawscript", attempts=1)})
-    shown = decorate(running, RUN, T + 10)
-    assert shown.current_step == "a" and shown.duration is None and shown.start_time == "2026-12-02T20:38:14Z"
-    ended = decorate(running.model_copy(update={"phase": "Cancelled", "finished_at": T + 75}), RUN, T + 80)
-    assert ended.current_step is None and ended.duration == "1m15s"
-    suspended = FlowRunStatus(phase="Failed", started_at=T, finished_at=T + 1, suspended_step="ask")
-    assert decorate(suspended, RUN, T + 2).current_step is None

@@ -57,7 +57,7 @@ from .outcomes import job_outcome
 from .placement import claim_node
 from .policy import StepPolicy, check_runtime
 from .secrecy import Secrecy, args_secret, args_secret_name, read_args_secret
-from .status import decorate, wire_times
+from .status import decorate, last_run_ops, phase_shown, wire_times
 from .watched import Watched
 
 KIND_REPORT = "report"
@@ -220,6 +220,8 @@ class RunReconciler:
                     raise
                 return self._fail(obj, status, ErrorInfo(name=refused.name, message=refused.message))
         crash_point("after-status")
+        if new_status.phase != recorded.phase:
+            self._tell_flow(obj, new_status)
         self._repair(obj, meta, definition, reading.repairs)
         self._launch(obj, meta, definition, actions, jobs)
         observe.record(self.kube, obj, reading.notices + observe.transitions(name, recorded, FlowRunStatus.model_validate(document), compacted),
@@ -235,7 +237,25 @@ class RunReconciler:
         written = self.kube.replace_flowrun_status(obj, self._status_document(obj["metadata"]["uid"],
                                                                                decorate(status, obj, self.clock())))
         self._written(written)
+        self._tell_flow(written, status, take=True)
         return written
+
+    def _tell_flow(self, obj: dict[str, Any], status: FlowRunStatus, take: bool = False) -> None:
+        """The Flow's LAST RUN: a run of a Flow (by flowRef) becomes it when the operator takes it up;
+        its phase changes show there while no newer run has taken its place. Best effort: the run
+        does not depend on it."""
+        flow = ((obj.get("spec") or {}).get("flowRef") or {}).get("name")
+        if not flow:
+            return
+        namespace, run = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        try:
+            if take:
+                self.kube.patch_flow_status(namespace, flow, {"lastRun": run, "lastRunPhase": phase_shown(status)})
+            else:
+                self.kube.json_patch_flow_status(namespace, flow, last_run_ops(run, status))
+        except ApiException as exc:  # 422: a newer run shows there (the test failed); 404: the Flow is gone
+            if exc.status not in (404, 422):
+                observe.LOG.warning("could not show run %s on Flow %s: %s", run, flow, exc.reason)
 
     def _status_document(self, uid: str, status: FlowRunStatus) -> dict[str, Any]:
         """What FlowRun.status is to hold: secret values masked, then times as RFC 3339."""
@@ -275,6 +295,7 @@ class RunReconciler:
         failed = status.model_copy(update={"phase": "Failed", "finished_at": self.clock(), "error": error})
         new_status = decorate(failed, obj, self.clock())
         self._written(self.kube.replace_flowrun_status(obj, self._status_document(obj["metadata"]["uid"], new_status)))
+        self._tell_flow(obj, new_status)
         observe.record(self.kube, obj, observe.transitions(obj["metadata"]["name"], status, new_status), self.clock())
         self._release(obj, new_status)
         return True, self._expire(obj, new_status)

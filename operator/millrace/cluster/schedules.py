@@ -59,23 +59,17 @@ def reconcile_schedule(kube: ScheduleKube, flow: dict[str, Any], now: float) -> 
         # The record `millrace cancel -n` makes, so the run says who cancelled it and why.
         kube.create(resume_record(by_name[run], payload=None, approver="schedule", cancel=True,
                                   reason=f"replaced by run {decision.run_name} (concurrencyPolicy: Replace)"))
-    kept = [item for item in items if item["metadata"]["name"] not in decision.delete]
     if decision.start is not None and decision.run_name:
         manifest = _run_manifest(flow, spec, decision.run_name, decision.start)
         kube.create_flowrun(manifest)
-        kept.append(manifest)
     for run in decision.delete:
         kube.delete_flowrun(namespace, run)
-    newest = max(kept, key=lambda i: _scheduled_run(i).scheduled_time, default=None)
     record: dict[str, Any] = {"cron": spec.cron, "since": format_time(since, precise=False), "heldBack": decision.held_back}
     status: dict[str, Any] = {
         "schedule": record,
         "lastScheduleTime": None if decision.last_schedule_time is None else format_time(decision.last_schedule_time, precise=False),
         "nextScheduleTime": None if decision.next_schedule_time is None else format_time(decision.next_schedule_time, precise=False),
     }
-    if newest is not None:
-        status["lastRun"] = newest["metadata"]["name"]
-        status["lastRunPhase"] = _phase_shown(newest)
     return status
 
 
@@ -84,13 +78,6 @@ def _scheduled_run(item: dict[str, Any]) -> ScheduledRun:
     phase = (item.get("status") or {}).get("phase")
     outcome: RunOutcome = "Active" if phase not in TERMINAL_RUN_PHASES else ("Succeeded" if phase == "Succeeded" else "Failed")
     return ScheduledRun(item["metadata"]["name"], float(annotations.get(ANNOTATION_SCHEDULED_TIME, 0)), outcome)
-
-
-def _phase_shown(item: dict[str, Any]) -> str:
-    status = item.get("status") or {}
-    if status.get("phase") == "Succeeded" and status.get("skipped"):
-        return "Skipped"
-    return str(status.get("phase") or "Pending")
 
 
 def _run_manifest(flow: dict[str, Any], spec: Schedule, run: str, fire_time: float) -> dict[str, Any]:

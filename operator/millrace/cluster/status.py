@@ -81,6 +81,17 @@ def _duration(seconds: float) -> str:
     return f"{hours}h{minutes}m" if hours else f"{minutes}m{secs}s"
 
 
+def phase_shown(status: FlowRunStatus) -> str:
+    """A run's phase as its Flow's LAST RUN shows it: Skipped for a run a trigger found nothing for."""
+    return "Skipped" if status.phase == "Succeeded" and status.skipped else status.phase
+
+
+def last_run_ops(run: str, status: FlowRunStatus) -> list[dict[str, Any]]:
+    """The JSON patch that shows a run's new phase on its Flow, only while the Flow shows that run."""
+    return [{"op": "test", "path": "/status/lastRun", "value": run},
+            {"op": "replace", "path": "/status/lastRunPhase", "value": phase_shown(status)}]
+
+
 def decorate(status: FlowRunStatus, obj: dict[str, Any], now: float) -> FlowRunStatus:
     """Fill conditions, observedGeneration, flow, currentStep, startTime and duration from the run state.
 
