@@ -93,7 +93,8 @@ class KubeApi:
 
     def json_patch_flow_status(self, namespace: str, name: str, ops: list[dict[str, Any]]) -> None:
         """A JSON patch (RFC 6902) of the Flow's status: all its operations or none (a failed `test`)."""
-        self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, FLOWS, name, ops)
+        self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, FLOWS, name, ops,
+                                                          _content_type="application/json-patch+json")
 
     # --- core objects ----------------------------------------------------------------
 
