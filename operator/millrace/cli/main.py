@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--keep-workdirs", action="store_true", help="keep each step's working directory")
     run.add_argument("--wait", action="store_true",
                      help="when the run suspends, keep serving its resume and cancel links and go on when one is used")
+    run.add_argument("--from-run", metavar="RUN", help="restart the local run RUN (with --from): its inputs, and the "
+                                                        "results of the steps before STEP, are reused")
+    run.add_argument("--from", dest="from_step", metavar="STEP", help="the top-level step to restart from (with --from-run)")
 
     validate = sub.add_parser("validate", help="check flows without running them")
     validate.add_argument("files", type=Path, nargs="+")
@@ -173,8 +176,12 @@ def _run(options: argparse.Namespace) -> int:
         errors = [p for p in problems if not p.warning]
         if errors:
             raise FlowError(errors)
-        args = parse_args(loaded.name, loaded.flow.schema_, options.arg, options.args_file)
-        problems += unknown_args(loaded.name, loaded.flow.schema_, args)
+        initial = runs.restart_state(options, loaded)
+        if initial is not None:
+            args = initial.args
+        else:
+            args = parse_args(loaded.name, loaded.flow.schema_, options.arg, options.args_file)
+            problems += unknown_args(loaded.name, loaded.flow.schema_, args)
     except FlowError as exc:
         if options.output != "json":
             raise
@@ -203,7 +210,7 @@ def _run(options: argparse.Namespace) -> int:
         )
         if options.wait and options.output == "text":
             print("--wait: a suspended run waits here for its resume or cancel link", file=sys.stderr)
-        state = run.execute(args)
+        state = run.execute(args, initial=initial)
     _report(options.output, run.run_id, loaded.name, state)
     return _exit_code(state)
 

@@ -14,12 +14,16 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..engine.events import CancelRequested, Disapproved, Event, Resumed
+from ..engine.restart import RestartError, restarted
 from ..engine.resume_form import resume_form_problem
 from ..errors import FlowError, Problem
 from ..local.store import RunStore
 
+from ..model.run import RestartFrom
+
 if TYPE_CHECKING:
     from ..local.runner import LocalRun
+    from ..model.loader import LoadedFlow
     from ..model.run import RunStatus
 
 
@@ -45,6 +49,28 @@ def register(sub: Any) -> None:
 
     show = sub.add_parser("show", help="print one run with every step")
     show.add_argument("run")
+
+
+def restart_state(options: argparse.Namespace, loaded: LoadedFlow) -> RunStatus | None:
+    """`millrace run --from-run RUN --from STEP`: the state the new run starts from (None without them)."""
+    if options.from_run is None and options.from_step is None:
+        return None
+    if options.from_run is None or options.from_step is None:
+        missing = "--from-run" if options.from_run is None else "--from"
+        raise FlowError.single(loaded.name, f"--from-run and --from go together: {missing} is missing", field=missing)
+    if options.arg or options.args_file:
+        raise FlowError.single(loaded.name, f"a restarted run gets the inputs of run '{options.from_run}': "
+                                            "leave out --arg and --args-file", field="--arg")
+    store = RunStore()
+    try:
+        source, _, state = store.load(options.from_run)
+    except KeyError:
+        raise FlowError.single(loaded.name, f"no run '{options.from_run}' under {store.root}", field="--from-run") from None
+    try:
+        return restarted(loaded.name, loaded.flow, source.name, state, RestartFrom(run=options.from_run, step=options.from_step),
+                         fields=("--from-run", "--from"))
+    except RestartError as exc:
+        raise FlowError([exc.problem]) from None
 
 
 def _load(run_id: str) -> tuple[LocalRun, RunStatus]:
@@ -145,6 +171,9 @@ def show(options: argparse.Namespace) -> int:
     except KeyError:
         raise FlowError([Problem(options.run, f"no run '{options.run}' under {store.root}")]) from None
     print(f"run {options.run} · flow {loaded.name} · {state.phase.lower()}")
+    if state.restarted_from:
+        restart = state.restarted_from
+        print(f"restarted from run {restart.run} at step '{restart.step}': the steps before it are that run's")
     if state.suspended_step:
         print(f"suspended at step '{state.suspended_step}': millrace resume {options.run} | millrace cancel {options.run}")
     for path, st in state.steps.items():
