@@ -30,8 +30,10 @@ def format_time(epoch: float, precise: bool = True) -> str:
 
 def parse_time(value: float | int | str | None) -> float | None:
     """Epoch seconds of an RFC 3339 time or of epoch seconds (a number or its text); None stays None."""
-    if value is None or isinstance(value, (int, float)) and not isinstance(value, bool):
-        return None if value is None else float(value)
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
     if not isinstance(value, str):
         raise ValueError(f"a time must be RFC 3339 text or epoch seconds, not {type(value).__name__}")
     text = value.strip()
