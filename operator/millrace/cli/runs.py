@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +17,7 @@ from ..engine.restart import RestartError, restarted
 from ..engine.resume_form import resume_form_problem
 from ..errors import FlowError, Problem
 from ..local.store import RunStore
+from .kubectl import control
 
 from ..model.run import RestartFrom
 
@@ -29,19 +29,12 @@ if TYPE_CHECKING:
 
 def register(sub: Any) -> None:
     resume = sub.add_parser("resume", help="approve a suspended run and let it go on")
-    resume.add_argument("run")
-    resume.add_argument("--payload", default="null", help="JSON the next step sees as `resume`")
-    resume.add_argument("--approver", default="cli")
-    resume.add_argument("--disapprove", action="store_true",
-                        help="refuse the suspended step: the run fails with SuspendedDisapproved "
-                             "(or goes on with that error, with continue_on_disapprove_timeout)")
+    control.add_resume_options(resume)
     resume.add_argument("--output", choices=["text", "json"], default="text")
     resume.add_argument("-n", "--namespace", help="a FlowRun in this namespace of the cluster")
 
     cancel = sub.add_parser("cancel", help="cancel a run (a resume link's cancel URL disapproves its step instead)")
-    cancel.add_argument("run")
-    cancel.add_argument("--reason", default="cancelled")
-    cancel.add_argument("--by", default="cli")
+    control.add_cancel_options(cancel)
     cancel.add_argument("--output", choices=["text", "json"], default="text")
     cancel.add_argument("-n", "--namespace", help="a FlowRun in this namespace of the cluster")
 
@@ -103,33 +96,17 @@ def _continue(options: argparse.Namespace, event_for: Any) -> tuple[str, str, Ru
 
 
 def in_cluster(options: argparse.Namespace) -> int:
-    """Resume or cancel a FlowRun: record the request; the operator applies it."""
+    """Resume or cancel a FlowRun, as `kubectl millrace resume|cancel` does."""
     from kubernetes import config as kube_config
 
-    from ..cluster.control import request_resume
     from ..cluster.kube import KubeApi
 
     kube_config.load_kube_config()
-    cancel = options.command == "cancel"
-    disapprove = not cancel and options.disapprove
-    name = request_resume(KubeApi(), options.namespace, options.run,
-                          payload=None if cancel or disapprove else _payload(options),
-                          approver=options.by if cancel else options.approver, cancel=cancel,
-                          reason=options.reason if cancel else "", disapprove=disapprove)
-    what = "cancel" if cancel else "disapproval" if disapprove else "resume"
-    print(f"flowrun/{options.run} {what} requested ({name})")
-    return 0
-
-
-def _payload(options: argparse.Namespace) -> Any:
-    try:
-        return json.loads(options.payload)
-    except json.JSONDecodeError as exc:
-        raise FlowError([Problem(options.run, f"--payload is not JSON: {exc}", field="payload")]) from None
+    return control.request(KubeApi(), options.namespace, options, cancel=options.command == "cancel")
 
 
 def resume(options: argparse.Namespace) -> tuple[str, str, RunStatus]:
-    payload = _payload(options)
+    payload = control.payload(options)
 
     def event(run: LocalRun, state: RunStatus) -> Event:
         if state.phase != "Suspended" or not state.suspended_step:
@@ -188,9 +165,3 @@ def show(options: argparse.Namespace) -> int:
     if state.terminal:
         print("result:", json.dumps(state.result, indent=2, default=str))
     return 0
-
-
-def print_suspended(run_id: str, state: RunStatus) -> None:
-    print(f"run {run_id} suspended at step '{state.suspended_step}'. To go on:\n"
-          f"  millrace resume {run_id} [--payload JSON] [--approver NAME]\n"
-          f"  millrace cancel {run_id}", file=sys.stderr)
