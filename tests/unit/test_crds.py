@@ -58,7 +58,8 @@ def test_recursive_modules_are_cut_below_the_module_depth() -> None:
     spec = _schema(flow_crd())["properties"]["spec"]
     top = spec["properties"]["value"]["properties"]["modules"]["items"]
     child = top["properties"]["value"]["properties"]["modules"]["items"]
-    assert child["properties"]["id"] == {"type": "string", "minLength": 1, "pattern": "^[^/]+$"}
+    assert child["properties"]["id"] == {"type": "string", "minLength": 1, "pattern": "^[^/]+$",
+                                         "description": "The step's id, unique in the flow: results.<id>; no '/'."}
     grandchild = child["properties"]["value"]["properties"]["modules"]["items"]
     assert grandchild == {"type": "object", PRESERVE: True}
 
@@ -70,8 +71,9 @@ def test_unions_merge_and_any_keeps_everything() -> None:
     assert {"rawscript", "forloopflow", "branchone"} <= set(value["properties"]["type"]["enum"])
     transform = value["properties"]["input_transforms"]["additionalProperties"]
     assert transform["properties"]["type"]["enum"] == ["static", "javascript"]
-    assert transform["properties"]["value"] == {PRESERVE: True}
-    assert module["properties"]["timeout"] == {PRESERVE: True, "nullable": True}  # transform or integer
+    assert transform["properties"]["value"] == {PRESERVE: True, "description": "The argument's value."}
+    timeout = module["properties"]["timeout"]
+    assert {k: v for k, v in timeout.items() if k != "description"} == {PRESERVE: True, "nullable": True}  # transform or integer
 
 
 def test_names_category_status_and_printer_columns() -> None:

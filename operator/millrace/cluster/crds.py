@@ -248,12 +248,15 @@ def _required_by_kind(variants: list[Schema], defs: dict[str, Schema]) -> list[S
 
 
 def _merge(a: Schema, b: Schema) -> Schema:
-    """One schema accepting what either accepts (as closely as a structural schema can)."""
+    """One schema accepting what either accepts (as closely as a structural schema can), described by
+    what either says (one line each, for `kubectl explain`)."""
     if a == b:
         return a
+    lines = [*a.get("description", "").splitlines(), *b.get("description", "").splitlines()]
+    described: Schema = {"description": "\n".join(dict.fromkeys(lines))} if lines else {}
     if a.get("type") != b.get("type") or a.get("type") is None:
-        return dict(_ANY)
-    out: Schema = {"type": a["type"]}
+        return {**_ANY, **described}
+    out: Schema = {"type": a["type"], **described}
     if a.get("nullable") or b.get("nullable"):
         out["nullable"] = True
     if a["type"] == "array":

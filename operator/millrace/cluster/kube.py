@@ -91,6 +91,11 @@ class KubeApi:
     def patch_flow_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, FLOWS, name, {"status": status})
 
+    def json_patch_flow_status(self, namespace: str, name: str, ops: list[dict[str, Any]]) -> None:
+        """A JSON patch (RFC 6902) of the Flow's status: all its operations or none (a failed `test`)."""
+        self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, FLOWS, name, ops,
+                                                          _content_type="application/json-patch+json")
+
     # --- core objects ----------------------------------------------------------------
 
     def create(self, obj: dict[str, Any]) -> bool:

@@ -11,9 +11,9 @@ status that records the failure is written.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any, NamedTuple
 
+from ..model.times import parse_time
 from ..runtime.protocol import StepError, StepOutcome
 from .kube import KubeApi
 
@@ -70,16 +70,12 @@ def _unbound_claim(kube: KubeApi, namespace: str, pod: dict[str, Any], now: floa
         claim = kube.get_claim(namespace, claim_ref["claimName"])
         if claim is None or (claim.get("status") or {}).get("phase") == "Bound":
             continue
-        created = _epoch(claim["metadata"]["creationTimestamp"])
+        created = parse_time(claim["metadata"]["creationTimestamp"]) or now
         if now - created > timeout_s:
             storage_class = claim["spec"].get("storageClassName") or "the default storage class"
             return (f"PersistentVolumeClaim {claim_ref['claimName']} ({storage_class}) is not bound after "
                     f"{int(now - created)} s: check that the storage class exists and can provision it")
     return None
-
-
-def _epoch(timestamp: str) -> float:
-    return dt.datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
 
 
 def _pod_reason(pods: list[dict[str, Any]]) -> str:

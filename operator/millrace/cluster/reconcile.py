@@ -58,7 +58,7 @@ from .outcomes import job_outcome
 from .placement import claim_node
 from .policy import StepPolicy, check_runtime
 from .secrecy import Secrecy, args_secret, args_secret_name, read_args_secret
-from .status import decorate
+from .status import decorate, last_run_ops, phase_shown, wire_times
 from .watched import Watched
 
 KIND_REPORT = "report"
@@ -161,6 +161,8 @@ class RunReconciler:
         if status.terminal:
             self._release(obj, status)
             return True, self._expire(obj, status)
+        if not (obj.get("status") or {}).get("phase"):
+            obj = self._mark_pending(obj, status)
         try:
             definition = self._definition(obj)
         except FlowError as exc:
@@ -218,8 +220,7 @@ class RunReconciler:
         try:
             self._keep_result(obj, state)
             new_status = decorate(self._dehydrate(obj, state), obj, self.clock())
-            document = self.secrecy.record(uid, "status", new_status.model_dump(mode="json", by_alias=True, exclude_none=True),
-                                           self._secrets)
+            document = self._status_document(uid, new_status)
             check_status_size(document, name)
         except Unkeepable as exc:
             return self._fail(obj, status, exc.error)
@@ -232,14 +233,48 @@ class RunReconciler:
                     raise
                 return self._fail(obj, status, ErrorInfo(name=refused.name, message=refused.message))
         crash_point("after-status")
+        if new_status.phase != recorded.phase:
+            self._tell_flow(obj, new_status)
         self._repair(obj, meta, definition, reading.repairs)
         self._launch(obj, meta, definition, actions, jobs)
-        observe.record(self.kube, obj, reading.notices + observe.transitions(recorded, FlowRunStatus.model_validate(document), compacted),
+        observe.record(self.kube, obj, reading.notices + observe.transitions(name, recorded, FlowRunStatus.model_validate(document), compacted),
                        self.clock())
         if new_status.terminal:
             self._release(obj, new_status)
             return True, self._expire(obj, new_status)
         return False, wake_at
+
+    def _mark_pending(self, obj: dict[str, Any], status: FlowRunStatus) -> dict[str, Any]:
+        """A new run's first write, before any other work: phase Pending, so that `kubectl get` tells
+        a run the operator has taken up (however long pinning its flow takes) from one it has not seen."""
+        written = self.kube.replace_flowrun_status(obj, self._status_document(obj["metadata"]["uid"],
+                                                                               decorate(status, obj, self.clock())))
+        self._written(written)
+        self._tell_flow(written, status, take=True)
+        return written
+
+    def _tell_flow(self, obj: dict[str, Any], status: FlowRunStatus, take: bool = False) -> None:
+        """The Flow's LAST RUN: a run of a Flow (by flowRef) becomes it when the operator takes it up;
+        its phase changes show there while no newer run has taken its place. Best effort: the run
+        does not depend on it."""
+        flow = ((obj.get("spec") or {}).get("flowRef") or {}).get("name")
+        if not flow:
+            return
+        namespace, run = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        try:
+            if take:
+                self.kube.patch_flow_status(namespace, flow, {"lastRun": run, "lastRunPhase": phase_shown(status)})
+            else:
+                self.kube.json_patch_flow_status(namespace, flow, last_run_ops(run, status))
+        except ApiException as exc:  # 422: a newer run shows there (the test failed); 404: the Flow is gone
+            if exc.status not in (404, 422):
+                observe.LOG.warning("could not show run %s on Flow %s: %s", run, flow, exc.reason)
+
+    def _status_document(self, uid: str, status: FlowRunStatus) -> dict[str, Any]:
+        """What FlowRun.status is to hold: secret values masked, then times as RFC 3339."""
+        recorded = self.secrecy.record(uid, "status", status.model_dump(mode="json", by_alias=True, exclude_none=True),
+                                       self._secrets)
+        return wire_times(recorded)
 
     def _flowrun(self, namespace: str, name: str) -> dict[str, Any] | None:
         found = self.watched.run(namespace, name) if self.watched is not None else None
@@ -272,9 +307,9 @@ class RunReconciler:
         """End the run as Failed on the last status the API accepted, with nothing else changed."""
         failed = status.model_copy(update={"phase": "Failed", "finished_at": self.clock(), "error": error})
         new_status = decorate(failed, obj, self.clock())
-        self._written(self.kube.replace_flowrun_status(obj, self.secrecy.record(obj["metadata"]["uid"], "status", new_status.model_dump(
-            mode="json", by_alias=True, exclude_none=True), self._secrets)))
-        observe.record(self.kube, obj, observe.transitions(status, new_status), self.clock())
+        self._written(self.kube.replace_flowrun_status(obj, self._status_document(obj["metadata"]["uid"], new_status)))
+        self._tell_flow(obj, new_status)
+        observe.record(self.kube, obj, observe.transitions(obj["metadata"]["name"], status, new_status), self.clock())
         self._release(obj, new_status)
         return True, self._expire(obj, new_status)
 

@@ -20,10 +20,11 @@ import kopf
 
 from ..model.resources import GROUP, VERSION
 from ..model.run import TERMINAL_RUN_PHASES
+from ..model.times import parse_time
 from ..schedule.cron import CronError
 from . import names
 from .kube import KubeApi
-from .schedules import due_soon, epoch_of, reconcile_schedule
+from .schedules import due_soon, reconcile_schedule
 
 LOG = logging.getLogger("millrace.schedules")
 TICK_S = 1.0
@@ -37,7 +38,7 @@ def clock_starting_at(start: str | None) -> Callable[[], float]:
     """The clock schedules read: the real one, or, given an RFC 3339 `start`, one that starts
     there and runs at real speed (MILLRACE_SCHEDULE_CLOCK_START: how the tests reach a DST
     change without waiting for it). Only fire times follow it; runs keep real timestamps."""
-    begin = epoch_of(start)
+    begin = parse_time(start)
     if begin is None:
         return time.time
     offset = begin - time.time()

@@ -10,11 +10,11 @@ write; the caller writes them.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any, Protocol
 
 from ..model.resources import API_VERSION, Schedule
 from ..model.run import TERMINAL_RUN_PHASES
+from ..model.times import format_time, parse_time
 from ..schedule.plan import RunOutcome, ScheduledRun, decide
 from ..schedule.policy import schedule_policy
 from . import names
@@ -33,20 +33,10 @@ class ScheduleKube(Protocol):
     def delete_flowrun(self, namespace: str, name: str) -> None: ...
 
 
-def rfc3339(epoch: float) -> str:
-    return dt.datetime.fromtimestamp(epoch, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def epoch_of(text: str | None) -> float | None:
-    if not text:
-        return None
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
 def due_soon(flow: dict[str, Any], now: float) -> bool:
     """Whether a pass could start something: no next time recorded yet, or it has come."""
     status = flow.get("status") or {}
-    next_time = epoch_of(status.get("nextScheduleTime"))
+    next_time = parse_time(status.get("nextScheduleTime"))
     cron = (flow["spec"].get("schedule") or {}).get("cron")
     return next_time is None or now >= next_time or (status.get("schedule") or {}).get("cron") != cron
 
@@ -59,8 +49,8 @@ def reconcile_schedule(kube: ScheduleKube, flow: dict[str, Any], now: float) -> 
     recorded = previous.get("schedule") or {}
     same_cron = recorded.get("cron") == spec.cron
     # A new or changed cron starts counting now: no catch-up run for times before it existed.
-    since = (epoch_of(recorded.get("since")) if same_cron else None) or now
-    last = epoch_of(previous.get("lastScheduleTime")) if same_cron else None
+    since = (parse_time(recorded.get("since")) if same_cron else None) or now
+    last = parse_time(previous.get("lastScheduleTime")) if same_cron else None
     items = kube.list_flowruns(namespace, f"{names.LABEL_FLOW}={names.label_value(name)},{names.LABEL_SCHEDULED}=true")
     runs = [_scheduled_run(item) for item in items]
     decision = decide(name, schedule_policy(spec), since, last, now, runs)
@@ -69,23 +59,17 @@ def reconcile_schedule(kube: ScheduleKube, flow: dict[str, Any], now: float) -> 
         # The record `millrace cancel -n` makes, so the run says who cancelled it and why.
         kube.create(resume_record(by_name[run], payload=None, approver="schedule", cancel=True,
                                   reason=f"replaced by run {decision.run_name} (concurrencyPolicy: Replace)"))
-    kept = [item for item in items if item["metadata"]["name"] not in decision.delete]
     if decision.start is not None and decision.run_name:
         manifest = _run_manifest(flow, spec, decision.run_name, decision.start)
         kube.create_flowrun(manifest)
-        kept.append(manifest)
     for run in decision.delete:
         kube.delete_flowrun(namespace, run)
-    newest = max(kept, key=lambda i: _scheduled_run(i).scheduled_time, default=None)
-    record: dict[str, Any] = {"cron": spec.cron, "since": rfc3339(since), "heldBack": decision.held_back}
+    record: dict[str, Any] = {"cron": spec.cron, "since": format_time(since, precise=False), "heldBack": decision.held_back}
     status: dict[str, Any] = {
         "schedule": record,
-        "lastScheduleTime": None if decision.last_schedule_time is None else rfc3339(decision.last_schedule_time),
-        "nextScheduleTime": None if decision.next_schedule_time is None else rfc3339(decision.next_schedule_time),
+        "lastScheduleTime": None if decision.last_schedule_time is None else format_time(decision.last_schedule_time, precise=False),
+        "nextScheduleTime": None if decision.next_schedule_time is None else format_time(decision.next_schedule_time, precise=False),
     }
-    if newest is not None:
-        status["lastRun"] = newest["metadata"]["name"]
-        status["lastRunPhase"] = _phase_shown(newest)
     return status
 
 
@@ -94,13 +78,6 @@ def _scheduled_run(item: dict[str, Any]) -> ScheduledRun:
     phase = (item.get("status") or {}).get("phase")
     outcome: RunOutcome = "Active" if phase not in TERMINAL_RUN_PHASES else ("Succeeded" if phase == "Succeeded" else "Failed")
     return ScheduledRun(item["metadata"]["name"], float(annotations.get(ANNOTATION_SCHEDULED_TIME, 0)), outcome)
-
-
-def _phase_shown(item: dict[str, Any]) -> str:
-    status = item.get("status") or {}
-    if status.get("phase") == "Succeeded" and status.get("skipped"):
-        return "Skipped"
-    return str(status.get("phase") or "Pending")
 
 
 def _run_manifest(flow: dict[str, Any], spec: Schedule, run: str, fire_time: float) -> dict[str, Any]:

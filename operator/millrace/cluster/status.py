@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from ..model.resources import Condition, FlowRunStatus
+from ..model.run import StepState
+from ..model.times import format_time, parse_time, time_fields
+
+# parse_time reads the times of any FlowRun status, RFC 3339 or the epoch seconds of older ones.
+__all__ = ["decorate", "parse_time", "timestamp", "wire_times"]
+_RUN_TIMES = time_fields(FlowRunStatus)
+_STEP_TIMES = time_fields(StepState)
 
 # Per phase: (reason, message) and the status of each condition. Ready, Reconciling and Stalled are the
 # kstatus conventions (what Flux, kpt and `kubectl wait` read); Succeeded is the run condition of Tekton
@@ -50,7 +56,21 @@ def flow_conditions(previous: list[Condition], ready: Condition, generation: int
 
 
 def timestamp(epoch: float) -> str:
-    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """A metav1.Time: what conditions and startTime hold."""
+    return format_time(epoch, precise=False)
+
+
+def wire_times(document: dict[str, Any]) -> dict[str, Any]:
+    """A dumped run status with its times (epoch seconds) as RFC 3339, what FlowRun.status holds.
+
+    Applied after secret values are masked: masking touches only strings, so a secret made of digits
+    cannot garble a time."""
+    def converted(part: dict[str, Any], keys: frozenset[str]) -> dict[str, Any]:
+        return {k: format_time(v) if k in keys and isinstance(v, (int, float)) else v for k, v in part.items()}
+    out = converted(document, _RUN_TIMES)
+    if isinstance(document.get("steps"), dict):
+        out["steps"] = {path: converted(st, _STEP_TIMES) for path, st in document["steps"].items()}
+    return out
 
 
 def _duration(seconds: float) -> str:
@@ -61,8 +81,23 @@ def _duration(seconds: float) -> str:
     return f"{hours}h{minutes}m" if hours else f"{minutes}m{secs}s"
 
 
+def phase_shown(status: FlowRunStatus) -> str:
+    """A run's phase as its Flow's LAST RUN shows it: Skipped for a run a trigger found nothing for."""
+    return "Skipped" if status.phase == "Succeeded" and status.skipped else status.phase
+
+
+def last_run_ops(run: str, status: FlowRunStatus) -> list[dict[str, Any]]:
+    """The JSON patch that shows a run's new phase on its Flow, only while the Flow shows that run."""
+    return [{"op": "test", "path": "/status/lastRun", "value": run},
+            {"op": "replace", "path": "/status/lastRunPhase", "value": phase_shown(status)}]
+
+
 def decorate(status: FlowRunStatus, obj: dict[str, Any], now: float) -> FlowRunStatus:
-    """Fill conditions, observedGeneration, flow, currentStep and duration from the run state."""
+    """Fill conditions, observedGeneration, flow, currentStep, startTime and duration from the run state.
+
+    currentStep is empty once the run ended; duration is written when it ends (a printer column
+    cannot compute, and a value refreshed by passes would be stale between them): while it runs,
+    the Started column (a date) is the time it has taken."""
     out = status.model_copy()
     generation = obj["metadata"].get("generation")
     out.observed_generation = generation
@@ -71,10 +106,11 @@ def decorate(status: FlowRunStatus, obj: dict[str, Any], now: float) -> FlowRunS
     out.flow = ((spec.get("flowRef") or {}).get("name") if inline is None
                 else f"(inline) {inline.get('summary') or ''}".strip() if isinstance(inline, dict) else "(inline)")
     running = [p for p, st in status.steps.items() if st.phase == "Running" and st.runs_script]
-    out.current_step = status.suspended_step or (running[0] if running else None)
-    if status.started_at:
-        out.start_time = timestamp(status.started_at)
-        out.duration = _duration((status.finished_at or now) - status.started_at)
+    out.current_step = None if status.terminal else status.suspended_step or (running[0] if running else None)
+    out.start_time = timestamp(status.started_at) if status.started_at is not None else None
+    out.duration = None
+    if status.terminal and status.started_at is not None and status.finished_at is not None:
+        out.duration = _duration(status.finished_at - status.started_at)
     reason, message = PHASE_TEXT[status.phase]
     if status.error is not None and status.phase in ("Failed", "Cancelled"):
         message = f"{status.error.name}: {status.error.message}"

@@ -22,6 +22,8 @@ API_VERSION = f"{GROUP}/{VERSION}"
 
 
 class Toleration(KubeModel):
+    """A toleration of step pods, as in a Pod's spec.tolerations."""
+
     model_config = KubeModel.model_config | {"extra": "allow"}
 
     key: str | None = None
@@ -34,9 +36,10 @@ class Toleration(KubeModel):
 class SharedStorage(KubeModel):
     """The per-run volume mounted at ./shared when the flow has `same_worker`."""
 
-    size: str = "1Gi"
-    storage_class_name: str | None = None
-    access_mode: Literal["ReadWriteOnce", "ReadWriteMany"] = "ReadWriteOnce"
+    size: str = Field(default="1Gi", description="The volume's size (a quantity).")
+    storage_class_name: str | None = Field(default=None, description="Its storage class (the default one if unset).")
+    access_mode: Literal["ReadWriteOnce", "ReadWriteMany"] = Field(
+        default="ReadWriteOnce", description="ReadWriteMany lets steps of one run share it across nodes.")
 
 
 class Runtime(KubeModel):
@@ -47,11 +50,11 @@ class Runtime(KubeModel):
         "program: the containers around a program step's own image)."))
     resources: dict[str, Any] | None = Field(default=None, description="Container resources of every step pod.")
     service_account_name: str | None = Field(default=None, description="A ServiceAccount the operator's step policy allows.")
-    node_selector: dict[str, str] | None = None
-    tolerations: list[Toleration] | None = None
+    node_selector: dict[str, str] | None = Field(default=None, description="nodeSelector of every step pod.")
+    tolerations: list[Toleration] | None = Field(default=None, description="Tolerations of every step pod.")
     security_context: dict[str, Any] | None = Field(
         default=None, description="Container securityContext over the restricted one, within the operator's step policy.")
-    shared: SharedStorage = Field(default_factory=SharedStorage)
+    shared: SharedStorage = Field(default_factory=SharedStorage, description="The ./shared volume of flows with same_worker.")
     active_deadline_seconds: int | None = Field(default=None, description="Upper bound for any one step pod.")
 
 
@@ -60,18 +63,19 @@ class Schedule(KubeModel):
 
     cron: str = Field(description="Five fields, Windmill's six with seconds first, or @hourly, @daily, ...")
     timezone: str = Field(default="UTC", description="IANA timezone the cron times are wall-clock times of.")
-    args: dict[str, Any] = Field(default_factory=dict)
-    concurrency_policy: Literal["Allow", "Forbid", "Replace"] = "Allow"
+    args: dict[str, Any] = Field(default_factory=dict, description="The flow input of every run it starts.")
+    concurrency_policy: Literal["Allow", "Forbid", "Replace"] = Field(
+        default="Allow", description="While a run is active: start another (Allow), wait (Forbid), cancel it (Replace).")
     starting_deadline_seconds: int | None = Field(default=None, ge=0,
                                                   description="A fire time missed by more than this is not started.")
-    successful_runs_history_limit: int = Field(default=3, ge=0)
-    failed_runs_history_limit: int = Field(default=1, ge=0)
-    suspend: bool = False
+    successful_runs_history_limit: int = Field(default=3, ge=0, description="Succeeded runs kept; older ones are deleted.")
+    failed_runs_history_limit: int = Field(default=1, ge=0, description="Failed runs kept; older ones are deleted.")
+    suspend: bool = Field(default=False, description="Start no runs until false again (missed times are not caught up).")
 
 
 class SecretKeyRef(KubeModel):
-    name: str
-    key: str = "token"
+    name: str = Field(description="A Secret of this namespace.")
+    key: str = Field(default="token", description="Its key holding the value.")
 
 
 class Webhook(KubeModel):
@@ -80,24 +84,25 @@ class Webhook(KubeModel):
     token_secret_ref: SecretKeyRef | None = Field(
         default=None, description="A Secret labelled millrace.dev/kind=webhook-token holding the bearer token.")
     signed_url: bool = Field(default=False, description="Also accept a signed URL, kept in the Secret <flow>-webhook-url.")
-    max_body_bytes: int = Field(default=1024 * 1024, ge=1, le=16 * 1024 * 1024)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1, le=16 * 1024 * 1024,
+                                description="A larger request body is refused (413).")
 
 
 class FlowSpec(OpenFlow):
     """OpenFlow, verbatim, plus Kubernetes-only settings."""
 
-    runtime: Runtime | None = None
-    schedule: Schedule | None = None
-    webhook: Webhook | None = None
+    runtime: Runtime | None = Field(default=None, description="Kubernetes only: where and how step pods run.")
+    schedule: Schedule | None = Field(default=None, description="Kubernetes only: start runs on a cron schedule.")
+    webhook: Webhook | None = Field(default=None, description="Kubernetes only: start runs by an HTTP POST.")
 
 
 class Condition(KubeModel):
-    type: str
+    type: str = Field(description="Ready, Reconciling, Stalled (kstatus); Succeeded on FlowRuns.")
     status: Literal["True", "False", "Unknown"]
     reason: str = ""
     message: str = ""
     observed_generation: int | None = None
-    last_transition_time: str | None = None
+    last_transition_time: str | None = Field(default=None, description="When status last changed (RFC 3339).")
 
 
 class ScheduleRecord(KubeModel):
@@ -111,7 +116,7 @@ class ScheduleRecord(KubeModel):
 class FlowStatus(KubeModel):
     conditions: list[Condition] = Field(default_factory=list)
     observed_generation: int | None = None
-    last_run: str | None = Field(default=None, description="The newest run the schedule started.")
+    last_run: str | None = Field(default=None, description="The run of this Flow the operator took up last.")
     last_run_phase: str | None = Field(default=None, description="Its phase; Skipped when a trigger found nothing new.")
     last_schedule_time: str | None = None
     next_schedule_time: str | None = None
@@ -120,17 +125,17 @@ class FlowStatus(KubeModel):
 
 
 class FlowRef(KubeModel):
-    name: str
+    name: str = Field(description="The Flow's name.")
 
 
 class FlowRunSpec(KubeModel):
-    flow_ref: FlowRef | None = None
+    flow_ref: FlowRef | None = Field(default=None, description="The Flow of this namespace to run (or flow).")
     flow: FlowSpec | None = Field(default=None, description="An inline flow, instead of flowRef.")
-    args: dict[str, Any] = Field(default_factory=dict)
+    args: dict[str, Any] = Field(default_factory=dict, description="The flow input, checked against the flow's schema.")
     args_secret: str | None = Field(
         default=None, description="A Secret owned by this FlowRun whose `args` key holds more args (JSON): "
                                   "how an inner flow gets args that may hold secret values.")
-    cancel: bool = False
+    cancel: bool = Field(default=False, description="true cancels the run (as millrace cancel does).")
     preprocess: bool = Field(default=False, description="args hold a trigger's event for the flow's preprocessor_module "
                                                         "(set by the operator for webhook runs).")
     depth: int = Field(default=0, description="How deep an inner flow's child run is nested (set by the operator).")
@@ -150,7 +155,7 @@ class FlowRunStatus(RunStatus):
                                                         "inline flow's summary.")
     current_step: str | None = Field(default=None, description="For `kubectl get`: the step running now.")
     start_time: str | None = Field(default=None, description="For `kubectl get`: startedAt as an RFC 3339 time.")
-    duration: str | None = None
+    duration: str | None = Field(default=None, description="For `kubectl get`: how long the run took, once it ended.")
     applied_resumes: list[str] = Field(default_factory=list, description="Resume requests already applied.")
     result_ref: str | None = Field(default=None, description="The ConfigMap holding the result when it is larger "
                                                               "than the status keeps (data.report).")

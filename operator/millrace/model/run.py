@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from .base import KubeModel
+from .times import Time
 
 SCRIPT_TYPES: frozenset[str] = frozenset({"rawscript", "script"})
 RunPhase = Literal["Pending", "Running", "Suspended", "Succeeded", "Failed", "Cancelled"]
@@ -88,9 +89,9 @@ class StepState(KubeModel):
     type: str = ""
     attempts: int = 0
     base_attempt: int = 0
-    started_at: float | None = None
-    finished_at: float | None = None
-    not_before: float | None = None
+    started_at: Time | None = None
+    finished_at: Time | None = None
+    not_before: Time | None = None
     result: Any = None
     error: ErrorInfo | None = None
     items: list[Any] | None = None
@@ -103,8 +104,8 @@ class StepState(KubeModel):
     final: bool = False
     handled: bool = False
     timeout_s: float | None = None
-    sleep_until: float | None = None
-    awaiting_since: float | None = None
+    sleep_until: Time | None = None
+    awaiting_since: Time | None = None
     resumes: list[Any] | None = None
     approvers: list[str] | None = None
     disapprover: str | None = None
@@ -133,8 +134,8 @@ class RunStatus(KubeModel):
     """The whole state of one flow run."""
 
     phase: RunPhase = "Pending"
-    started_at: float | None = None
-    finished_at: float | None = None
+    started_at: Time | None = None
+    finished_at: Time | None = None
     flow_generation: int | None = None
     args: dict[str, Any] = Field(default_factory=dict)
     steps: dict[str, StepState] = Field(default_factory=dict)

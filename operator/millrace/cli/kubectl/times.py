@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
+
+from ...model.times import format_time, parse_time
 
 
 def epoch(value: Any) -> float | None:
     """Seconds since the epoch from a status time: the engine's number, or an RFC 3339 string."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)).timestamp()
+    return None if value == "" else parse_time(value)
 
 
 def rfc3339(seconds: float) -> str:
-    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_time(seconds, precise=False)
 
 
 def took(seconds: float) -> str:
