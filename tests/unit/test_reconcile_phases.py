@@ -119,6 +119,12 @@ class FakeKube:
     def patch_flowrun_spec(self, namespace: str, name: str, spec: dict[str, Any]) -> None:
         self.calls.append(("patch_flowrun_spec", name))
 
+    def annotate_flowrun(self, namespace: str, name: str, annotations: dict[str, str]) -> dict[str, Any]:
+        self.calls.append(("annotate_flowrun", name))
+        stored = self.objects[("FlowRun", name)]
+        stored["metadata"].setdefault("annotations", {}).update(annotations)
+        return copy.deepcopy(stored)
+
     def delete_claim(self, namespace: str, name: str) -> None:
         self.calls.append(("delete_claim", name))
 
@@ -159,8 +165,10 @@ def test_the_first_pass_writes_the_status_before_it_creates_the_job(reconciler) 
     writes = kube.writes()
     status_at = writes.index(("replace_flowrun_status", "r"))
     assert writes.index(("create Job", job)) > status_at
-    # Only the attempt's own inputs (keyed by the attempt, harmless if never named) come first.
-    assert {w[0] for w in writes[:status_at]} <= {"create ConfigMap", "create Secret"}
+    # Only the run's trace context and the attempt's own inputs (keyed by the attempt, harmless if
+    # never named) come first.
+    assert writes[0] == ("annotate_flowrun", "r")
+    assert {w[0] for w in writes[1:status_at]} <= {"create ConfigMap", "create Secret"}
 
 
 def stuck_pod(job: str) -> dict[str, Any]:

@@ -74,6 +74,11 @@ class KubeApi:
             if exc.status != 404:
                 raise
 
+    def annotate_flowrun(self, namespace: str, name: str, annotations: dict[str, str]) -> dict[str, Any]:
+        """Merge `annotations` into a FlowRun's; the FlowRun as it is now."""
+        return _json(self.custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, FLOWRUNS, name,
+                                                                {"metadata": {"annotations": annotations}}))
+
     def list_flowruns(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         found = _json(self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, FLOWRUNS, label_selector=selector))
         return list(found.get("items") or [])

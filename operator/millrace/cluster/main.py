@@ -18,7 +18,8 @@ from ..runtime.stepapi.server import DEFAULT_LINK_LIFETIME_S, StepApiServer
 from ..runtime.stepapi.tokens import Signer
 from . import leader
 from . import operator as handlers
-from . import schedule_handlers, trigger_handlers
+from . import observe, schedule_handlers, trigger_handlers
+from ..telemetry.otlp import Exporter, settings_from_environment
 from ..triggers.server import TriggerServer
 from .triggers import resolver
 from .kube import KubeApi
@@ -89,6 +90,13 @@ def run_operator(
     elector.keep(_lost_lead)
     if metrics_port:
         prometheus_client.start_http_server(metrics_port, addr=api_host)
+    try:
+        otlp = settings_from_environment(os.environ, "millrace-operator")
+    except ValueError as exc:
+        raise SystemExit(f"tracing: {exc}") from None
+    tracing = observe.Tracing(Exporter(otlp), {}) if otlp else None
+    if otlp:
+        LOG.info("exporting run and step spans to %s", otlp.url)
     kube = KubeApi()
     policy = policy_from_environment()
     secrecy = Secrecy(kube)
@@ -115,7 +123,7 @@ def run_operator(
                             workers=int(os.environ.get("MILLRACE_WORKERS", "4")),
                             job_ttl_s=int(os.environ.get("MILLRACE_JOB_TTL_S", "3600")),
                             retention_s=float(os.environ["MILLRACE_RETENTION_S"]) if os.environ.get("MILLRACE_RETENTION_S") else None,
-                            policy=policy, secrecy=secrecy, python_cache=python_cache_volume())
+                            policy=policy, secrecy=secrecy, python_cache=python_cache_volume(), tracing=tracing)
     schedule_handlers.configure(kube, schedule_handlers.clock_starting_at(os.environ.get("MILLRACE_SCHEDULE_CLOCK_START")))
     hooks = None
     if hooks_port:
@@ -135,6 +143,8 @@ def run_operator(
         )
     finally:
         server.close()
+        if tracing is not None:
+            tracing.exporter.close()
         if hooks is not None:
             hooks.close()
         elector.release()

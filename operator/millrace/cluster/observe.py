@@ -1,7 +1,8 @@
-"""What the operator tells people: Events on FlowRuns and Prometheus metrics.
+"""What the operator tells people: Events on FlowRuns, Prometheus metrics, trace spans.
 
-`transitions` is pure (old status, new status -> what changed); the rest
-turns each change into an Event and metric updates.
+`transitions` and `spans` are pure (old status, new status -> what changed ->
+the spans it ends); `record` turns each change into an Event, metric updates
+and spans for the OTLP exporter. docs/operations.md lists the metrics and spans.
 """
 
 from __future__ import annotations
@@ -11,20 +12,33 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+import prometheus_client
 from prometheus_client import Counter, Gauge, Histogram
 
 from ..model.run import RunStatus, StepState
+from ..telemetry.context import RunTrace
+from ..telemetry.otlp import Exporter, Span
 from . import names
 from .kube import KubeApi
 
 LOG = logging.getLogger("millrace.operator")
 
-RUNS = Counter("millrace_runs_total", "Finished flow runs, by outcome.", ["outcome"])
-STEPS = Counter("millrace_steps_total", "Finished step attempts, by outcome.", ["outcome"])
-STEP_SECONDS = Histogram("millrace_step_duration_seconds", "Duration of step attempts.",
-                         buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600))
-ACTIVE_RUNS = Gauge("millrace_active_runs", "Runs the operator is reconciling (queue depth).")
-
+# Prometheus conventions: the millrace_ prefix, base units (seconds), _total on counters,
+# labels with a few fixed values only (never a run, flow or step name).
+# A counter's _created series would be a second, unitless series per counter: not exported.
+prometheus_client.disable_created_metrics()
+OUTCOMES = {"RunSucceeded": "succeeded", "RunFailed": "failed", "RunCancelled": "cancelled",
+            "StepSucceeded": "succeeded", "StepFailed": "failed", "StepRetrying": "retried"}
+_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+RUNS = Counter("millrace_runs_total", "Finished flow runs, by outcome (succeeded, failed, cancelled).", ["outcome"])
+RUN_SECONDS = Histogram("millrace_run_duration_seconds", "Time from a run's start to its end, by outcome.",
+                        ["outcome"], buckets=(*_BUCKETS, 4 * 3600, 24 * 3600))
+STEP_ATTEMPTS = Counter("millrace_step_attempts_total",
+                        "Ended step attempts, by outcome (succeeded, failed, retried: failed and tried again).", ["outcome"])
+STEP_SECONDS = Histogram("millrace_step_attempt_duration_seconds", "Time from a step attempt's start to its end, by outcome.",
+                         ["outcome"], buckets=_BUCKETS)
+ACTIVE_RUNS = Gauge("millrace_active_runs",
+                    "Runs the operator follows: queued, being reconciled, or waiting for a wake-up.")
 
 
 @dataclass(frozen=True)
@@ -33,7 +47,13 @@ class Transition:
     message: str
     warning: bool = False
     step: str | None = None
-    duration: float | None = None
+    attempt: int | None = None
+    started_at: float | None = None  # of the step or run that ended
+    finished_at: float | None = None
+
+    @property
+    def duration(self) -> float | None:
+        return self.finished_at - self.started_at if self.finished_at is not None and self.started_at is not None else None
 
 
 def transitions(old: RunStatus, new: RunStatus, compacted: Mapping[str, StepState] | None = None) -> list[Transition]:
@@ -45,30 +65,78 @@ def transitions(old: RunStatus, new: RunStatus, compacted: Mapping[str, StepStat
             continue
         before = old.steps.get(path)
         if st.phase == "Running" and st.not_before is not None and (before is None or before.not_before is None):
-            out.append(Transition("StepRetrying", f"step {path} failed attempt {st.attempts}; retrying", True, path))
+            out.append(Transition("StepRetrying", f"step {path} failed attempt {st.attempts}; retrying", True, path,
+                                  st.attempts, st.started_at))
         elif st.phase == "Running" and st.attempts and (before is None or before.attempts != st.attempts):
-            out.append(Transition("StepStarted", f"step {path} attempt {st.attempts} started", step=path))
+            out.append(Transition("StepStarted", f"step {path} attempt {st.attempts} started", step=path,
+                                  attempt=st.attempts, started_at=st.started_at))
         elif st.phase in ("Succeeded", "Failed") and (before is None or before.phase != st.phase):
-            took = (st.finished_at - st.started_at) if st.finished_at and st.started_at else None
             if st.phase == "Succeeded":
-                out.append(Transition("StepSucceeded", f"step {path} succeeded", step=path, duration=took))
+                out.append(Transition("StepSucceeded", f"step {path} succeeded", False, path, st.attempts,
+                                      st.started_at, st.finished_at))
             else:
                 error = f": {st.error.name}: {st.error.message}" if st.error else ""
-                out.append(Transition("StepFailed", f"step {path} failed{error}"[:1024], True, path, took))
+                out.append(Transition("StepFailed", f"step {path} failed{error}"[:1024], True, path, st.attempts,
+                                      st.started_at, st.finished_at))
     if new.phase != old.phase and new.phase in ("Succeeded", "Failed", "Cancelled", "Suspended"):
-        out.append(Transition(f"Run{new.phase}", f"the run is {new.phase.lower()}", new.phase in ("Failed", "Cancelled")))
+        out.append(Transition(f"Run{new.phase}", f"the run is {new.phase.lower()}", new.phase in ("Failed", "Cancelled"),
+                              started_at=new.started_at, finished_at=new.finished_at))
     return out
 
 
-def record(kube: KubeApi, obj: dict[str, Any], changes: list[Transition], now: float) -> None:
-    """Post the Events and update the metrics; a failure here never fails the run."""
+def spans(trace: RunTrace, run: dict[str, Any], flow: str, changes: list[Transition], now: float,
+          attempt_starts: dict[tuple[str, str, int], float]) -> list[Span]:
+    """The spans `changes` end: one per step attempt (succeeded, failed, or failed and retried),
+    one for the run when it finished. `attempt_starts` holds when attempts were seen to start
+    (a StepStarted adds one, the attempt's end takes it out); the first attempt of a step
+    starts when the step did."""
+    meta = run["metadata"]
+    common: dict[str, str | int] = {"millrace.run.name": meta["name"], "millrace.run.namespace": meta["namespace"],
+                                    "millrace.flow": flow}
+    out: list[Span] = []
     for change in changes:
-        if change.reason in ("StepSucceeded", "StepFailed"):
-            STEPS.labels(outcome=change.reason.removeprefix("Step").lower()).inc()
-            if change.duration is not None:
-                STEP_SECONDS.observe(change.duration)
+        if change.reason == "StepStarted" and change.step and change.attempt:
+            if change.attempt > 1:
+                attempt_starts[(meta["uid"], change.step, change.attempt)] = now
+        elif change.reason in ("StepSucceeded", "StepFailed", "StepRetrying") and change.step and change.attempt:
+            start = attempt_starts.pop((meta["uid"], change.step, change.attempt), None) or change.started_at or now
+            own = trace.step(change.step, change.attempt)
+            out.append(Span(trace_id=own.trace_id, span_id=own.span_id, parent_span_id=trace.run.span_id,
+                            name=f"step {change.step.rsplit('/', 1)[-1]}", start=start, end=change.finished_at or now,
+                            attributes={**common, "millrace.step.path": change.step, "millrace.step.attempt": change.attempt},
+                            status="ok" if change.reason == "StepSucceeded" else "error",
+                            message="" if change.reason == "StepSucceeded" else change.message))
         elif change.reason in ("RunSucceeded", "RunFailed", "RunCancelled"):
-            RUNS.labels(outcome=change.reason.removeprefix("Run").lower()).inc()
+            out.append(Span(trace_id=trace.run.trace_id, span_id=trace.run.span_id, parent_span_id=trace.parent_span_id,
+                            name=f"run {flow}", start=change.started_at or now, end=change.finished_at or now,
+                            attributes=common, status="ok" if change.reason == "RunSucceeded" else "error",
+                            message="" if change.reason == "RunSucceeded" else change.message))
+    return out
+
+
+@dataclass
+class Tracing:
+    """The OTLP exporter, and when attempts after a step's first were seen to start."""
+
+    exporter: Exporter
+    attempt_starts: dict[tuple[str, str, int], float]
+
+
+def record(kube: KubeApi, obj: dict[str, Any], changes: list[Transition], now: float,
+           tracing: Tracing | None = None, trace: RunTrace | None = None, flow: str = "") -> None:
+    """Post the Events, update the metrics, hand the spans to the exporter; a failure here never fails the run."""
+    for change in changes:
+        outcome = OUTCOMES.get(change.reason)
+        if outcome is not None:
+            counter, histogram = (RUNS, RUN_SECONDS) if change.reason.startswith("Run") else (STEP_ATTEMPTS, STEP_SECONDS)
+            counter.labels(outcome=outcome).inc()
+            # A retried attempt's end is this pass; its start is known only while the step's first attempt.
+            took = change.duration if change.finished_at is not None else None
+            if took is not None:
+                histogram.labels(outcome=outcome).observe(took)
+    if tracing is not None and trace is not None:
+        tracing.exporter.export(spans(trace, obj, flow, changes, now, tracing.attempt_starts))
+    for change in changes:
         if change.reason == "StepStarted":
             continue  # one Event per step outcome: a start shows in the status and the Job
         try:

@@ -44,6 +44,7 @@ from ..model.run import ErrorInfo, StepState
 from ..runtime.protocol import StepError, StepOutcome, StepReport
 from ..runtime.stepapi.links import APPLY, WAIT, link_state
 from ..schedule.policy import SCHEDULE_STATE_SCOPE
+from ..telemetry.context import RunTrace, run_trace
 from ..runtime.stepapi.tokens import Claims, Signer
 from . import names, observe
 from .admission import flow_problems
@@ -94,6 +95,8 @@ class OperatorConfig:
     secrecy: Secrecy | None = None
     # A volume source for Python steps' installed packages (the chart's steps.pythonCache).
     python_cache: dict[str, Any] | None = None
+    # The OTLP exporter of run and step spans, when one is configured.
+    tracing: observe.Tracing | None = None
 
 
 @dataclass
@@ -158,6 +161,7 @@ class RunReconciler:
         if status.terminal:
             self._release(obj, status)
             return True, self._expire(obj, status)
+        obj, trace, trace_notice = self._trace(obj, status)
         try:
             definition = self._definition(obj)
             start_args = self._start_args(obj) if status.phase == "Pending" else {}
@@ -165,8 +169,9 @@ class RunReconciler:
             return self._fail(obj, status, ErrorInfo(name="InvalidFlow", message=str(exc)))
         if start_args is None:
             return False, self.clock() + 1.0  # the inner flow's args Secret is not there yet
-        meta = self._meta(obj, definition)
+        meta = replace(self._meta(obj, definition), trace=trace)
         reading = self._read(obj, status, meta, definition, start_args)
+        reading.notices.extend(trace_notice)
         try:
             variables, resources = data_mappings(self.kube, namespace) if definition.uses_data else ({}, {})
         except UnreadableData as exc:
@@ -222,7 +227,7 @@ class RunReconciler:
         self._repair(obj, meta, definition, reading.repairs)
         self._launch(obj, meta, definition, actions, jobs)
         observe.record(self.kube, obj, reading.notices + observe.transitions(recorded, FlowRunStatus.model_validate(document), compacted),
-                       self.clock())
+                       self.clock(), self.config.tracing, trace, definition.loaded.name)
         if new_status.terminal:
             self._release(obj, new_status)
             return True, self._expire(obj, new_status)
@@ -231,6 +236,21 @@ class RunReconciler:
     def _flowrun(self, namespace: str, name: str) -> dict[str, Any] | None:
         found = self.watched.run(namespace, name) if self.watched is not None else None
         return found if found is not None else self.kube.get_flowrun(namespace, name)
+
+    def _trace(self, obj: dict[str, Any], status: FlowRunStatus) -> tuple[dict[str, Any], RunTrace, list[observe.Transition]]:
+        """The run's trace context; a run without one gets its own, written into its annotation
+        (before the status write, which then carries the new resourceVersion)."""
+        meta = obj["metadata"]
+        trace, problem = _run_trace(obj)
+        if problem is not None:
+            # Said once, when the run starts; its spans then form a trace of their own.
+            notices = [observe.Transition("InvalidTraceparent", f"annotation {names.ANNOTATION_TRACEPARENT}: {problem}"[:1024],
+                                          True)] if status.phase == "Pending" else []
+            return obj, trace, notices
+        if names.ANNOTATION_TRACEPARENT not in (meta.get("annotations") or {}):
+            obj = self.kube.annotate_flowrun(meta["namespace"], meta["name"], {names.ANNOTATION_TRACEPARENT: trace.traceparent})
+            self._written(obj)
+        return obj, trace, []
 
     def _written(self, obj: dict[str, Any]) -> None:
         """The run as the status write left it: the next pass starts from it, not from an older watch event."""
@@ -261,7 +281,9 @@ class RunReconciler:
         new_status = decorate(failed, obj, self.clock())
         self._written(self.kube.replace_flowrun_status(obj, self.secrecy.record(obj["metadata"]["uid"], "status", new_status.model_dump(
             mode="json", by_alias=True, exclude_none=True), self._secrets)))
-        observe.record(self.kube, obj, observe.transitions(status, new_status), self.clock())
+        trace = _run_trace(obj)[0]
+        observe.record(self.kube, obj, observe.transitions(status, new_status), self.clock(), self.config.tracing, trace,
+                       str(((obj.get("spec") or {}).get("flowRef") or {}).get("name") or obj["metadata"]["name"]))
         self._release(obj, new_status)
         return True, self._expire(obj, new_status)
 
@@ -769,6 +791,16 @@ def _child_outcome(child: dict[str, Any]) -> StepOutcome | None:
     return None
 
 
+def _run_trace(obj: dict[str, Any]) -> tuple[RunTrace, str | None]:
+    """A run's trace from its annotation, and what is wrong with the annotation (then the run has a trace of its own)."""
+    meta = obj["metadata"]
+    given = (meta.get("annotations") or {}).get(names.ANNOTATION_TRACEPARENT)
+    try:
+        return run_trace(meta["uid"], given), None
+    except ValueError as exc:
+        return run_trace(meta["uid"], None), str(exc)
+
+
 def _child_run(parent: dict[str, Any], definition: Definition, action: RunFlow) -> dict[str, Any]:
     """The child FlowRun of an inner flow: the pinned flow, inline, owned by its parent."""
     meta = parent["metadata"]
@@ -781,7 +813,9 @@ def _child_run(parent: dict[str, Any], definition: Definition, action: RunFlow) 
             "namespace": meta["namespace"],
             "labels": {names.LABEL_PARENT: names.label_value(meta["name"]), names.LABEL_FLOW: names.label_value(action.flow_path)},
             "annotations": {names.ANNOTATION_STEP_PATH: action.path, names.ANNOTATION_ATTEMPT: str(action.attempt),
-                            names.ANNOTATION_FLOW_PATH: action.flow_path},
+                            names.ANNOTATION_FLOW_PATH: action.flow_path,
+                            # The inner flow's run span hangs under its parent run's span.
+                            names.ANNOTATION_TRACEPARENT: _run_trace(parent)[0].traceparent},
             "ownerReferences": [_owner(parent)],
         },
         # The args follow in a Secret owned by the child (argsSecret): they may hold secret values.
