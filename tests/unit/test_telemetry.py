@@ -3,8 +3,6 @@ JSON the exporter POSTs (to a real HTTP receiver on 127.0.0.1), the /metrics nam
 
 from __future__ import annotations
 
-import http.server
-import json
 import re
 import threading
 import time
@@ -21,37 +19,9 @@ from millrace.model.run import ErrorInfo, RunStatus, StepState
 from millrace.telemetry.context import parse_traceparent, run_trace
 from millrace.telemetry.otlp import Exporter, Span, settings_from_environment
 
+from .otlp_receiver import Receiver
+
 RUN = {"metadata": {"name": "r1", "namespace": "ns", "uid": "uid-1"}}
-
-
-class Receiver(http.server.ThreadingHTTPServer):
-    """An OTLP/HTTP receiver: keeps every request's path, headers and JSON body."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, dict[str, str], dict[str, Any]]] = []
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                outer.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}, json.loads(body)))
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(b"{}")
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        super().__init__(("127.0.0.1", 0), Handler)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-    def spans(self) -> list[dict[str, Any]]:
-        return [span for _, _, body in self.requests for rs in body["resourceSpans"]
-                for ss in rs["scopeSpans"] for span in ss["spans"]]
 
 
 @pytest.fixture
