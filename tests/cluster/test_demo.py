@@ -38,6 +38,11 @@ def test_the_demo_installs_the_chart_and_shows_a_run_to_its_end(kube: Any, helm:
         assert any(a.startswith("--api-url=http://127.0.0.1:") for a in args), args
         webhook = kube.get("validatingwebhookconfiguration", f"millrace-{NAMESPACE}")
         assert webhook["webhooks"][0]["clientConfig"]["url"].startswith("https://127.0.0.1:")
+        # The webhook the demo installed answers: a run with a traceparent that is not one is refused.
+        refused = kube.apply({"apiVersion": "millrace.dev/v1alpha1", "kind": "FlowRun",
+                              "metadata": {"name": "bad-trace", "annotations": {"millrace.dev/traceparent": "trace-me"}},
+                              "spec": {"flowRef": {"name": "hello-flow"}, "args": {"name": "Ada"}}}, NAMESPACE, check=False)
+        assert refused.returncode != 0 and "metadata.annotations[millrace.dev/traceparent]" in refused.stderr, refused.stderr
     finally:
         helm("uninstall", "millrace", "--namespace", NAMESPACE, "--wait", check=False)
         kube.kubectl("delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=false", check=False)

@@ -172,3 +172,13 @@ def _scrape_samples() -> dict[tuple[str, str], float]:
     text = prometheus_client.generate_latest().decode()
     return {(s.name, s.labels.get("outcome", "")): s.value for f in text_string_to_metric_families(text)
             if f.name.startswith("millrace_") for s in f.samples if "le" not in s.labels}
+
+
+def test_the_webhook_refuses_a_flowrun_whose_traceparent_is_not_one() -> None:
+    from millrace.cluster.admission import review_traceparent
+
+    assert review_traceparent("r", None).allowed and review_traceparent("r", {}).allowed
+    assert review_traceparent("r", {"millrace.dev/traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}).allowed
+    refused = review_traceparent("r", {"millrace.dev/traceparent": "trace-me"})
+    assert refused.errors == ["flowrun 'r', field 'metadata.annotations[millrace.dev/traceparent]': 'trace-me' is not a W3C "
+                              "traceparent (00-<32 hex trace id>-<16 hex span id>-<2 hex flags>)"]
