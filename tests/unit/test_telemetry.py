@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from millrace.cluster import observe
-from millrace.cluster.observe import Transition, spans, transitions
+from millrace.cluster.observe import Transition, ended, spans, transitions
 from millrace.model.run import ErrorInfo, RunStatus, StepState
 from millrace.telemetry.context import parse_traceparent, run_trace
 from millrace.telemetry.otlp import Exporter, Span, settings_from_environment
@@ -71,7 +71,7 @@ def test_spans_of_a_step_retried_then_succeeding_and_of_the_run() -> None:
              (RunStatus(phase="Running", steps={"a": retrying}), RunStatus(phase="Running", steps={"a": second}), 12.0),
              (RunStatus(phase="Running", steps={"a": second}),
               RunStatus(phase="Succeeded", started_at=10, finished_at=15, steps={"a": done}), 15.0)]
-    made = [span for old, new, now in steps for span in spans(trace, RUN, "hello", transitions(old, new), now, starts)]
+    made = [span for old, new, now in steps for span in spans(trace, RUN, "hello", ended("uid-1", transitions(old, new), now, starts))]
     assert [(s.name, s.start, s.end, s.status) for s in made] == [
         ("step a", 10, 11, "error"), ("step a", 12, 15, "ok"), ("run hello", 10, 15, "ok")]
     assert made[0].span_id == trace.step("a", 1).span_id and made[1].span_id == trace.step("a", 2).span_id
@@ -79,6 +79,23 @@ def test_spans_of_a_step_retried_then_succeeding_and_of_the_run() -> None:
     assert made[1].attributes == {"millrace.run.name": "r1", "millrace.run.namespace": "ns", "millrace.flow": "hello",
                                   "millrace.step.path": "a", "millrace.step.attempt": 2}
     assert starts == {}
+
+
+def test_a_later_attempt_not_seen_starting_is_not_timed_and_its_span_starts_with_its_step() -> None:
+    """After an operator restart the start of an attempt after the first is not known."""
+    trace = run_trace("uid-1", None)
+    done = StepState(type="rawscript", phase="Succeeded", attempts=2, started_at=10, finished_at=20)
+    before = StepState(type="rawscript", phase="Running", attempts=2, started_at=10)
+    found = ended("uid-1", transitions(RunStatus(phase="Running", steps={"a": before}),
+                                      RunStatus(phase="Running", steps={"a": done})), 21.0, {})
+    assert [(e.change.reason, e.start, e.end) for e in found] == [("StepSucceeded", None, 20)]
+    assert [(s.start, s.end) for s in spans(trace, RUN, "f", found)] == [(10, 20)]
+
+
+def test_a_released_run_leaves_no_attempt_starts() -> None:
+    starts = {("uid-1", "a", 2): 1.0, ("uid-2", "a", 2): 2.0}
+    observe.forget_run("uid-1", starts)
+    assert starts == {("uid-2", "a", 2): 2.0}
 
 
 def test_settings_follow_the_opentelemetry_variables() -> None:
@@ -92,6 +109,8 @@ def test_settings_follow_the_opentelemetry_variables() -> None:
     assert exact is not None and exact.url == "http://127.0.0.1:9/t" and exact.service == "svc"
     with pytest.raises(ValueError, match="OTEL_EXPORTER_OTLP_PROTOCOL=grpc: millrace exports spans as http/json only"):
         settings_from_environment({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, "svc")
+    with pytest.raises(ValueError, match="OTEL_TRACES_EXPORTER=zipkin: millrace exports spans over OTLP only"):
+        settings_from_environment({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1", "OTEL_TRACES_EXPORTER": "zipkin"}, "svc")
     with pytest.raises(ValueError, match="key=value"):
         settings_from_environment({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1", "OTEL_EXPORTER_OTLP_HEADERS": "nokey"}, "svc")
 
@@ -158,6 +177,9 @@ def test_metrics_served_follow_the_prometheus_conventions() -> None:
     assert after[("millrace_step_attempts_total", "retried")] - before.get(("millrace_step_attempts_total", "retried"), 0) == 1
     assert after[("millrace_runs_total", "failed")] - before.get(("millrace_runs_total", "failed"), 0) == 1
     assert after[("millrace_run_duration_seconds_sum", "failed")] - before.get(("millrace_run_duration_seconds_sum", "failed"), 0) == 3
+    # A retried attempt ends when its failure is seen (this pass, 5.0); it started with its step (1).
+    assert after[("millrace_step_attempt_duration_seconds_sum", "retried")] - \
+        before.get(("millrace_step_attempt_duration_seconds_sum", "retried"), 0) == 4
     assert not any(name.endswith("_created") for name, _ in after)
 
 

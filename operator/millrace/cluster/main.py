@@ -18,7 +18,7 @@ from ..runtime.stepapi.server import DEFAULT_LINK_LIFETIME_S, StepApiServer
 from ..runtime.stepapi.tokens import Signer
 from . import leader
 from . import operator as handlers
-from . import observe, schedule_handlers, trigger_handlers
+from . import schedule_handlers, trigger_handlers
 from ..telemetry.otlp import Exporter, settings_from_environment
 from ..triggers.server import TriggerServer
 from .triggers import resolver
@@ -94,7 +94,7 @@ def run_operator(
         otlp = settings_from_environment(os.environ, "millrace-operator")
     except ValueError as exc:
         raise SystemExit(f"tracing: {exc}") from None
-    tracing = observe.Tracing(Exporter(otlp), {}) if otlp else None
+    tracing = Exporter(otlp) if otlp else None
     if otlp:
         LOG.info("exporting run and step spans to %s", otlp.url)
     kube = KubeApi()
@@ -144,7 +144,7 @@ def run_operator(
     finally:
         server.close()
         if tracing is not None:
-            tracing.exporter.close()
+            tracing.close()
         if hooks is not None:
             hooks.close()
         elector.release()

@@ -65,77 +65,98 @@ def transitions(old: RunStatus, new: RunStatus, compacted: Mapping[str, StepStat
             continue
         before = old.steps.get(path)
         if st.phase == "Running" and st.not_before is not None and (before is None or before.not_before is None):
-            out.append(Transition("StepRetrying", f"step {path} failed attempt {st.attempts}; retrying", True, path,
-                                  st.attempts, st.started_at))
+            out.append(Transition("StepRetrying", f"step {path} failed attempt {st.attempts}; retrying", True, step=path,
+                                  attempt=st.attempts, started_at=st.started_at))
         elif st.phase == "Running" and st.attempts and (before is None or before.attempts != st.attempts):
             out.append(Transition("StepStarted", f"step {path} attempt {st.attempts} started", step=path,
                                   attempt=st.attempts, started_at=st.started_at))
         elif st.phase in ("Succeeded", "Failed") and (before is None or before.phase != st.phase):
             if st.phase == "Succeeded":
-                out.append(Transition("StepSucceeded", f"step {path} succeeded", False, path, st.attempts,
-                                      st.started_at, st.finished_at))
+                out.append(Transition("StepSucceeded", f"step {path} succeeded", step=path, attempt=st.attempts,
+                                      started_at=st.started_at, finished_at=st.finished_at))
             else:
                 error = f": {st.error.name}: {st.error.message}" if st.error else ""
-                out.append(Transition("StepFailed", f"step {path} failed{error}"[:1024], True, path, st.attempts,
-                                      st.started_at, st.finished_at))
+                out.append(Transition("StepFailed", f"step {path} failed{error}"[:1024], True, step=path,
+                                      attempt=st.attempts, started_at=st.started_at, finished_at=st.finished_at))
     if new.phase != old.phase and new.phase in ("Succeeded", "Failed", "Cancelled", "Suspended"):
         out.append(Transition(f"Run{new.phase}", f"the run is {new.phase.lower()}", new.phase in ("Failed", "Cancelled"),
                               started_at=new.started_at, finished_at=new.finished_at))
     return out
 
 
-def spans(trace: RunTrace, run: dict[str, Any], flow: str, changes: list[Transition], now: float,
-          attempt_starts: dict[tuple[str, str, int], float]) -> list[Span]:
-    """The spans `changes` end: one per step attempt (succeeded, failed, or failed and retried),
-    one for the run when it finished. `attempt_starts` holds when attempts were seen to start
-    (a StepStarted adds one, the attempt's end takes it out); the first attempt of a step
-    starts when the step did."""
+@dataclass(frozen=True)
+class Ended:
+    """A step attempt or a run that ended, with its times (start None: not known)."""
+
+    change: Transition
+    start: float | None
+    end: float
+
+
+# (run uid, step path, attempt) -> when an attempt after a step's first was seen to start (a StepStarted);
+# the attempt's end takes it out, the run's release drops what is left.
+ATTEMPT_STARTS: dict[tuple[str, str, int], float] = {}
+
+
+def ended(uid: str, changes: list[Transition], now: float, starts: dict[tuple[str, str, int], float]) -> list[Ended]:
+    """The attempts and runs `changes` end, timed. A step's first attempt starts when the step
+    did; a later one when it was seen to start, which an operator restarted meanwhile does not
+    know. An attempt failed and retried ends now, the pass that saw its failure."""
+    out: list[Ended] = []
+    for change in changes:
+        key = (uid, change.step or "", change.attempt or 0)
+        if change.reason == "StepStarted" and (change.attempt or 0) > 1:
+            starts[key] = now
+        elif change.reason in ("StepSucceeded", "StepFailed", "StepRetrying"):
+            start = starts.pop(key, None) or (change.started_at if change.attempt == 1 else None)
+            out.append(Ended(change, start, change.finished_at or now))
+        elif change.reason in ("RunSucceeded", "RunFailed", "RunCancelled"):
+            out.append(Ended(change, change.started_at, change.finished_at or now))
+    return out
+
+
+def forget_run(uid: str, starts: dict[tuple[str, str, int], float]) -> None:
+    for key in [key for key in starts if key[0] == uid]:
+        del starts[key]
+
+
+def spans(trace: RunTrace, run: dict[str, Any], flow: str, done: list[Ended]) -> list[Span]:
+    """One span per step attempt that ended (succeeded, failed, or failed and retried), a child of
+    the run's, and one for the run when it ended. An attempt whose start is not known starts when
+    its step did."""
     meta = run["metadata"]
     common: dict[str, str | int] = {"millrace.run.name": meta["name"], "millrace.run.namespace": meta["namespace"],
                                     "millrace.flow": flow}
     out: list[Span] = []
-    for change in changes:
-        if change.reason == "StepStarted" and change.step and change.attempt:
-            if change.attempt > 1:
-                attempt_starts[(meta["uid"], change.step, change.attempt)] = now
-        elif change.reason in ("StepSucceeded", "StepFailed", "StepRetrying") and change.step and change.attempt:
-            start = attempt_starts.pop((meta["uid"], change.step, change.attempt), None) or change.started_at or now
+    for item in done:
+        change = item.change
+        ok = change.reason in ("StepSucceeded", "RunSucceeded")
+        start = item.start or change.started_at or item.end
+        if change.step and change.attempt:
             own = trace.step(change.step, change.attempt)
             out.append(Span(trace_id=own.trace_id, span_id=own.span_id, parent_span_id=trace.run.span_id,
-                            name=f"step {change.step.rsplit('/', 1)[-1]}", start=start, end=change.finished_at or now,
+                            name=f"step {change.step.rsplit('/', 1)[-1]}", start=start, end=item.end,
                             attributes={**common, "millrace.step.path": change.step, "millrace.step.attempt": change.attempt},
-                            status="ok" if change.reason == "StepSucceeded" else "error",
-                            message="" if change.reason == "StepSucceeded" else change.message))
-        elif change.reason in ("RunSucceeded", "RunFailed", "RunCancelled"):
+                            status="ok" if ok else "error", message="" if ok else change.message))
+        else:
             out.append(Span(trace_id=trace.run.trace_id, span_id=trace.run.span_id, parent_span_id=trace.parent_span_id,
-                            name=f"run {flow}", start=change.started_at or now, end=change.finished_at or now,
-                            attributes=common, status="ok" if change.reason == "RunSucceeded" else "error",
-                            message="" if change.reason == "RunSucceeded" else change.message))
+                            name=f"run {flow}", start=start, end=item.end, attributes=common,
+                            status="ok" if ok else "error", message="" if ok else change.message))
     return out
 
 
-@dataclass
-class Tracing:
-    """The OTLP exporter, and when attempts after a step's first were seen to start."""
-
-    exporter: Exporter
-    attempt_starts: dict[tuple[str, str, int], float]
-
-
 def record(kube: KubeApi, obj: dict[str, Any], changes: list[Transition], now: float,
-           tracing: Tracing | None = None, trace: RunTrace | None = None, flow: str = "") -> None:
+           exporter: Exporter | None = None, trace: RunTrace | None = None, flow: str = "") -> None:
     """Post the Events, update the metrics, hand the spans to the exporter; a failure here never fails the run."""
-    for change in changes:
-        outcome = OUTCOMES.get(change.reason)
-        if outcome is not None:
-            counter, histogram = (RUNS, RUN_SECONDS) if change.reason.startswith("Run") else (STEP_ATTEMPTS, STEP_SECONDS)
-            counter.labels(outcome=outcome).inc()
-            # A retried attempt's end is this pass; its start is known only while the step's first attempt.
-            took = change.duration if change.finished_at is not None else None
-            if took is not None:
-                histogram.labels(outcome=outcome).observe(took)
-    if tracing is not None and trace is not None:
-        tracing.exporter.export(spans(trace, obj, flow, changes, now, tracing.attempt_starts))
+    done = ended(obj["metadata"]["uid"], changes, now, ATTEMPT_STARTS)
+    for item in done:
+        outcome = OUTCOMES[item.change.reason]
+        counter, histogram = (RUNS, RUN_SECONDS) if item.change.reason.startswith("Run") else (STEP_ATTEMPTS, STEP_SECONDS)
+        counter.labels(outcome=outcome).inc()
+        if item.start is not None:
+            histogram.labels(outcome=outcome).observe(max(0.0, item.end - item.start))
+    if exporter is not None and trace is not None:
+        exporter.export(spans(trace, obj, flow, done))
     for change in changes:
         if change.reason == "StepStarted":
             continue  # one Event per step outcome: a start shows in the status and the Job

@@ -45,6 +45,7 @@ from ..runtime.protocol import StepError, StepOutcome, StepReport
 from ..runtime.stepapi.links import APPLY, WAIT, link_state
 from ..schedule.policy import SCHEDULE_STATE_SCOPE
 from ..telemetry.context import RunTrace, run_trace
+from ..telemetry.otlp import Exporter
 from ..runtime.stepapi.tokens import Claims, Signer
 from . import names, observe
 from .admission import flow_problems
@@ -96,7 +97,7 @@ class OperatorConfig:
     # A volume source for Python steps' installed packages (the chart's steps.pythonCache).
     python_cache: dict[str, Any] | None = None
     # The OTLP exporter of run and step spans, when one is configured.
-    tracing: observe.Tracing | None = None
+    tracing: Exporter | None = None
 
 
 @dataclass
@@ -718,6 +719,7 @@ class RunReconciler:
         self.kube.delete_claim(meta["namespace"], names.shared_claim_name(meta["name"]))
         self._definitions.pop(meta["uid"], None)
         self._runtimes.discard(meta["uid"])
+        observe.forget_run(meta["uid"], observe.ATTEMPT_STARTS)
         if self.watched is not None:
             self.watched.forget_run(meta["namespace"], meta["name"])
         for st in status.steps.values():

@@ -5,7 +5,8 @@ per batch, with urllib. Configured by the standard variables (OpenTelemetry's
 "Environment Variable Specification"): OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (used as
 it is) or OTEL_EXPORTER_OTLP_ENDPOINT (+ /v1/traces), OTEL_EXPORTER_OTLP_HEADERS
 (and _TRACES_HEADERS), OTEL_EXPORTER_OTLP_TIMEOUT (ms), OTEL_SERVICE_NAME,
-OTEL_TRACES_EXPORTER=none. Other protocols than http/json are refused.
+OTEL_TRACES_EXPORTER (otlp, or none). Other exporters, and protocols other than
+http/json, are refused.
 """
 
 from __future__ import annotations
@@ -52,8 +53,11 @@ class OtlpSettings(BaseModel):
 
 def settings_from_environment(environ: Mapping[str, str], service: str) -> OtlpSettings | None:
     """The exporter's settings, or None when no endpoint is set (or the exporter is `none`)."""
-    if environ.get("OTEL_TRACES_EXPORTER", "otlp").strip() == "none":
+    exporter = environ.get("OTEL_TRACES_EXPORTER", "").strip() or "otlp"
+    if exporter == "none":
         return None
+    if exporter != "otlp":
+        raise ValueError(f"OTEL_TRACES_EXPORTER={exporter}: millrace exports spans over OTLP only (otlp, or none for no export)")
     for name in ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
         protocol = environ.get(name, "").strip()
         if protocol and protocol != "http/json":
