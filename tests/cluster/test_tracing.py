@@ -42,9 +42,11 @@ def operator(kube: Any, helm: Any, namespace: str, tmp_path: Path, receiver: Rec
 
 def test_run_and_step_spans_hang_under_the_given_traceparent_and_steps_see_theirs(
         kube: Any, namespace: str, operator: Operator, receiver: Receiver) -> None:
+    kube.apply(flow_manifest("f-t-inner", [python_step("deep", "def main():\n    return 1\n")]), namespace)
     kube.apply(flow_manifest("traced", [
         python_step("first", "import os\ndef main():\n    return os.environ.get('TRACEPARENT')\n"),
         python_step("second", "import os\ndef main():\n    return os.environ.get('TRACEPARENT')\n"),
+        {"id": "inner", "value": {"type": "flow", "path": "f/t/inner", "input_transforms": {}}},
     ]), namespace)
     run = run_manifest("traced-1", "traced")
     run["metadata"]["annotations"] = {ANNOTATION: PARENT}
@@ -57,7 +59,7 @@ def test_run_and_step_spans_hang_under_the_given_traceparent_and_steps_see_their
 
     def spans() -> dict[str, dict[str, Any]] | None:
         found = {span["name"]: span for span in receiver.spans()}
-        return found if {"run traced", "step first", "step second"} <= set(found) else None
+        return found if {"run traced", "step first", "step second", "run f/t/inner", "step deep"} <= set(found) else None
 
     found = kube.wait_for(spans, timeout=30, what="the run's spans at the receiver")
     run_span = found["run traced"]
@@ -69,6 +71,10 @@ def test_run_and_step_spans_hang_under_the_given_traceparent_and_steps_see_their
         assert span["status"] == {"code": 1}
         assert int(span["startTimeUnixNano"]) <= int(span["endTimeUnixNano"])
         assert {"key": "millrace.step.path", "value": {"stringValue": step}} in span["attributes"]
+    # The inner flow's run is a child of the parent run's span, in the same trace.
+    child, deep = found["run f/t/inner"], found["step deep"]
+    assert (child["traceId"], child["parentSpanId"]) == (run_span["traceId"], run_span["spanId"])
+    assert (deep["traceId"], deep["parentSpanId"]) == (run_span["traceId"], child["spanId"])
     assert {r[2]["resourceSpans"][0]["resource"]["attributes"][0]["value"]["stringValue"] for r in receiver.requests} == {"millrace-test"}
 
 

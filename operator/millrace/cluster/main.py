@@ -79,6 +79,10 @@ def run_operator(
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         # kopf logs each handler call at INFO: a line per watch event of every run, thousands under load.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    try:
+        otlp = settings_from_environment(os.environ, "millrace-operator")
+    except ValueError as exc:
+        raise SystemExit(f"tracing: {exc}") from None
     _load_kube_config()
     # V8 initialises its process-wide state with the first isolate; doing that here, once,
     # keeps handler threads from racing to do it (which aborts the process).
@@ -90,10 +94,6 @@ def run_operator(
     elector.keep(_lost_lead)
     if metrics_port:
         prometheus_client.start_http_server(metrics_port, addr=api_host)
-    try:
-        otlp = settings_from_environment(os.environ, "millrace-operator")
-    except ValueError as exc:
-        raise SystemExit(f"tracing: {exc}") from None
     tracing = Exporter(otlp) if otlp else None
     if otlp:
         LOG.info("exporting run and step spans to %s", otlp.url)

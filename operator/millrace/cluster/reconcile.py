@@ -228,7 +228,7 @@ class RunReconciler:
         self._repair(obj, meta, definition, reading.repairs)
         self._launch(obj, meta, definition, actions, jobs)
         observe.record(self.kube, obj, reading.notices + observe.transitions(recorded, FlowRunStatus.model_validate(document), compacted),
-                       self.clock(), self.config.tracing, trace, definition.loaded.name)
+                       self.clock(), self.config.tracing, trace, _traced_flow(obj))
         if new_status.terminal:
             self._release(obj, new_status)
             return True, self._expire(obj, new_status)
@@ -282,9 +282,8 @@ class RunReconciler:
         new_status = decorate(failed, obj, self.clock())
         self._written(self.kube.replace_flowrun_status(obj, self.secrecy.record(obj["metadata"]["uid"], "status", new_status.model_dump(
             mode="json", by_alias=True, exclude_none=True), self._secrets)))
-        trace = _run_trace(obj)[0]
-        observe.record(self.kube, obj, observe.transitions(status, new_status), self.clock(), self.config.tracing, trace,
-                       str(((obj.get("spec") or {}).get("flowRef") or {}).get("name") or obj["metadata"]["name"]))
+        observe.record(self.kube, obj, observe.transitions(status, new_status), self.clock(), self.config.tracing,
+                       _run_trace(obj)[0], _traced_flow(obj))
         self._release(obj, new_status)
         return True, self._expire(obj, new_status)
 
@@ -801,6 +800,14 @@ def _run_trace(obj: dict[str, Any]) -> tuple[RunTrace, str | None]:
         return run_trace(meta["uid"], given), None
     except ValueError as exc:
         return run_trace(meta["uid"], None), str(exc)
+
+
+def _traced_flow(obj: dict[str, Any]) -> str:
+    """What a run's spans name as its flow: the Flow it refers to, an inner flow's path, or `(inline)`
+    (never the run's own name: span names stay few)."""
+    meta, spec = obj["metadata"], obj.get("spec") or {}
+    return str((spec.get("flowRef") or {}).get("name")
+               or (meta.get("annotations") or {}).get(names.ANNOTATION_FLOW_PATH) or "(inline)")
 
 
 def _child_run(parent: dict[str, Any], definition: Definition, action: RunFlow) -> dict[str, Any]:
