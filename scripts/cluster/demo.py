@@ -47,15 +47,25 @@ def chart_values(command: list[str], ports: dict[str, int]) -> dict[str, Any]:
     }
 
 
-def step_lines(status: dict[str, Any], shown: dict[str, str]) -> list[str]:
-    """A line for each step whose phase changed since `shown` (which is updated)."""
+def step_lines(status: dict[str, Any], events: list[dict[str, Any]], shown: dict[str, str]) -> list[str]:
+    """A line for each step whose phase changed since `shown` (which is updated). A loop
+    iteration's steps leave the status once the iteration ends (they are compacted into the
+    loop): their outcome comes from the run's Events (`step <path> succeeded`)."""
+    phases = {path: step.get("phase", "Pending") for path, step in (status.get("steps") or {}).items()}
+    for event in events:
+        words = str(event.get("message", "")).split()
+        outcome = EVENT_OUTCOMES.get(str(event.get("reason")))
+        if outcome and len(words) > 1 and words[0] == "step" and words[1] not in phases:
+            phases[words[1]] = outcome
     lines = []
-    for path, step in sorted((status.get("steps") or {}).items()):
-        phase = step.get("phase", "Pending")
+    for path, phase in sorted(phases.items()):
         if shown.get(path) != phase and phase != "Pending":
             shown[path] = phase
             lines.append(f"  {path:<28} {phase}")
     return lines
+
+
+EVENT_OUTCOMES = {"StepSucceeded": "Succeeded", "StepFailed": "Failed"}
 
 
 def _cluster_module() -> Any:
@@ -71,6 +81,14 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
 
 
 class Tools:
@@ -103,16 +121,17 @@ def up(keep: bool, timeout: float) -> int:
     tools.run("helm", "upgrade", "--install", RELEASE, str(CHART), "--namespace", NAMESPACE, "--create-namespace",
               "--values", values.name)
     Path(values.name).unlink()
-    print("Waiting for the operator to serve its webhook, then applying examples/hello-flow.yaml ...", flush=True)
+    print("Waiting for the operator to serve its webhook and step API, then applying examples/hello-flow.yaml ...",
+          flush=True)
     deadline = time.monotonic() + timeout
-    while True:
-        # The webhook (failurePolicy Fail) refuses writes until the new operator pod serves it.
-        applied = tools.kubectl("apply", "-n", NAMESPACE, "-f", str(FLOW), check=False)
-        if applied.returncode == 0:
-            break
+    # The webhook (failurePolicy Fail) refuses writes until the new operator pod leads and listens;
+    # pods share this machine's network here, so its ports are this machine's.
+    while not all(_listening(ports[name]) for name in ("webhook", "api")):
         if time.monotonic() > deadline:
-            raise SystemExit(f"the Flow was not accepted in {timeout:.0f}s:\n{applied.stderr}")
+            raise SystemExit(f"the operator did not listen on 127.0.0.1:{ports['webhook']} in {timeout:.0f}s: "
+                             f"kubectl logs -n {NAMESPACE} deploy/{RELEASE}")
         time.sleep(1)
+    tools.kubectl("apply", "-n", NAMESPACE, "-f", str(FLOW))
     run = f"hello-{time.strftime('%H%M%S')}"
     manifest = {"apiVersion": "millrace.dev/v1alpha1", "kind": "FlowRun", "metadata": {"name": run},
                 "spec": {"flowRef": {"name": "hello-flow"}, "args": {"name": "Ada", "times": 2}}}
@@ -129,9 +148,8 @@ Go on from a shell:
   eval "$({sys.executable} scripts/cluster/cluster.py env)"; export PATH="{Path(sys.executable).parent}:$PATH"
   kubectl get flowruns -n {NAMESPACE}
   kubectl get flowrun {run} -n {NAMESPACE} -o yaml
-  kubectl create -n {NAMESPACE} -f - <<'YAML'
-  {{apiVersion: millrace.dev/v1alpha1, kind: FlowRun, metadata: {{generateName: hello-}}, spec: {{flowRef: {{name: hello-flow}}, args: {{name: Grace}}}}}}
-  YAML
+  echo '{{"apiVersion": "millrace.dev/v1alpha1", "kind": "FlowRun", "metadata": {{"generateName": "hello-"}}, "spec": {{"flowRef": {{"name": "hello-flow"}}, "args": {{"name": "Grace"}}}}}}' | kubectl create -n {NAMESPACE} -f -
+  kubectl describe flowrun {run} -n {NAMESPACE}             # its conditions and one Event per step outcome
   kubectl millrace resume RUN -n {NAMESPACE} --payload '{{}}'    # a run waiting for an approval
   kubectl millrace cancel RUN -n {NAMESPACE}
   curl -s http://127.0.0.1:{ports['metrics']}/metrics | grep ^millrace_
@@ -144,7 +162,10 @@ def follow(tools: Tools, run: str, deadline: float) -> dict[str, Any]:
     while True:
         got = tools.kubectl("get", "flowrun", run, "-n", NAMESPACE, "-o", "json", check=False)
         status = (json.loads(got.stdout).get("status") or {}) if got.returncode == 0 else {}
-        for line in step_lines(status, shown):
+        listed = tools.kubectl("get", "events", "-n", NAMESPACE, "--field-selector", f"involvedObject.name={run}",
+                               "-o", "json", check=False)
+        events = json.loads(listed.stdout).get("items", []) if listed.returncode == 0 else []
+        for line in step_lines(status, events, shown):
             print(line, flush=True)
         if status.get("phase") in TERMINAL:
             return status
