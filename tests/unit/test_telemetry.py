@@ -7,6 +7,7 @@ import re
 import threading
 import time
 import urllib.request
+from pathlib import Path
 from typing import Any, Iterator
 
 import prometheus_client
@@ -22,6 +23,7 @@ from millrace.telemetry.otlp import Exporter, Span, settings_from_environment
 from .otlp_receiver import Receiver
 
 RUN = {"metadata": {"name": "r1", "namespace": "ns", "uid": "uid-1"}}
+OPERATIONS = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 
 
 @pytest.fixture
@@ -156,7 +158,7 @@ def test_metrics_served_follow_the_prometheus_conventions() -> None:
                             RunStatus(phase="Failed", started_at=1, finished_at=4,
                                       steps={"a": running.model_copy(update={"phase": "Failed", "finished_at": 3,
                                                                              "error": ErrorInfo(name="E", message="m")})})),
-               Transition("StepRetrying", "step b failed attempt 1; retrying", True, "b", 1, 1)]
+               Transition("StepRetrying", "step b failed attempt 1; retrying", True, step="b", attempt=1, started_at=1)]
     before = _scrape_samples()
     observe.record(_NoEvents(), RUN, changes, 5.0)
     server, thread = prometheus_client.start_http_server(0, addr="127.0.0.1")
@@ -165,9 +167,14 @@ def test_metrics_served_follow_the_prometheus_conventions() -> None:
     finally:
         server.shutdown()
     families = {f.name: f for f in text_string_to_metric_families(text) if f.name.startswith("millrace_")}
-    assert set(families) == {"millrace_runs", "millrace_run_duration_seconds", "millrace_step_attempts",
-                             "millrace_step_attempt_duration_seconds", "millrace_active_runs"}
+    assert {"millrace_runs", "millrace_run_duration_seconds", "millrace_step_attempts",
+            "millrace_step_attempt_duration_seconds", "millrace_active_runs"} <= set(families)
+    documented = set(re.findall(r"^\| `(millrace_[a-z_]+)` \|", OPERATIONS.read_text(encoding="utf-8"), flags=re.M))
     for family in families.values():
+        assert (f"{family.name}_total" if family.type == "counter" else family.name) in documented, \
+            f"{family.name} is served but not in the metrics table of docs/operations.md"
+        if family.type == "histogram":
+            assert family.name.endswith(("_seconds", "_bytes")), f"{family.name}: a histogram names its base unit"
         for sample in family.samples:
             assert set(sample.labels) <= {"outcome", "le"}, sample
             if family.type == "counter":
