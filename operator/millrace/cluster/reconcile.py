@@ -162,7 +162,7 @@ class RunReconciler:
         if status.terminal:
             self._release(obj, status)
             return True, self._expire(obj, status)
-        obj, trace, trace_notice = self._trace(obj, status)
+        obj, trace, trace_notices = self._trace(obj, status)
         try:
             definition = self._definition(obj)
             start_args = self._start_args(obj) if status.phase == "Pending" else {}
@@ -172,7 +172,7 @@ class RunReconciler:
             return False, self.clock() + 1.0  # the inner flow's args Secret is not there yet
         meta = replace(self._meta(obj, definition), trace=trace)
         reading = self._read(obj, status, meta, definition, start_args)
-        reading.notices.extend(trace_notice)
+        reading.notices.extend(trace_notices)
         try:
             variables, resources = data_mappings(self.kube, namespace) if definition.uses_data else ({}, {})
         except UnreadableData as exc:
@@ -249,8 +249,10 @@ class RunReconciler:
                                           True)] if status.phase == "Pending" else []
             return obj, trace, notices
         if names.ANNOTATION_TRACEPARENT not in (meta.get("annotations") or {}):
-            obj = self.kube.annotate_flowrun(meta["namespace"], meta["name"], {names.ANNOTATION_TRACEPARENT: trace.traceparent})
-            self._written(obj)
+            annotated = self.kube.annotate_flowrun(meta["namespace"], meta["name"], {names.ANNOTATION_TRACEPARENT: trace.traceparent})
+            if annotated is not None:  # None: deleted meanwhile, as the rest of the pass finds
+                obj = annotated
+                self._written(obj)
         return obj, trace, []
 
     def _written(self, obj: dict[str, Any]) -> None:
