@@ -1,8 +1,10 @@
 """What the operator tells people: Events on FlowRuns, Prometheus metrics, trace spans.
 
-`transitions` and `spans` are pure (old status, new status -> what changed ->
-the spans it ends); `record` turns each change into an Event, metric updates
-and spans for the OTLP exporter. docs/operations.md lists the metrics and spans.
+`transitions`, `ended` and `spans` are pure but for the table of attempt starts
+`ended` is given (old status, new status -> what changed -> the attempts and
+runs it ends, timed -> their spans); `record` turns them into Events, metric
+updates and spans for the OTLP exporter. docs/operations.md lists the metrics
+and spans.
 """
 
 from __future__ import annotations
