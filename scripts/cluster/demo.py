@@ -2,8 +2,8 @@
 """The operator on this machine in one command (`make cluster-demo`; `make cluster-demo-down` stops it).
 
     demo.py up     start the local control plane (scripts/cluster/cluster.py), install the
-                   chart with helm as a user would, apply examples/hello-flow.yaml, create a
-                   FlowRun and show it live until it ends
+                   chart with helm as a user would, apply examples/hello-flow.yaml, run it
+                   with `kubectl millrace run --follow` (its steps shown live until it ends)
     demo.py down   uninstall the release, delete its namespace, stop the control plane
 
 On this control plane Service names do not resolve (no cluster DNS; pods share this
@@ -31,7 +31,6 @@ CHART = REPO / "charts" / "millrace"
 FLOW = REPO / "examples" / "hello-flow.yaml"
 NAMESPACE = "millrace-demo"
 RELEASE = "millrace"
-TERMINAL = ("Succeeded", "Failed", "Cancelled")
 
 
 def chart_values(command: list[str], ports: dict[str, int]) -> dict[str, Any]:
@@ -45,27 +44,6 @@ def chart_values(command: list[str], ports: dict[str, int]) -> dict[str, Any]:
         },
         "webhook": {"url": f"https://127.0.0.1:{ports['webhook']}", "certIPs": ["127.0.0.1"]},
     }
-
-
-def step_lines(status: dict[str, Any], events: list[dict[str, Any]], shown: dict[str, str]) -> list[str]:
-    """A line for each step whose phase changed since `shown` (which is updated). A loop
-    iteration's steps leave the status once the iteration ends (they are compacted into the
-    loop): their outcome comes from the run's Events (`step <path> succeeded`)."""
-    phases = {path: step.get("phase", "Pending") for path, step in (status.get("steps") or {}).items()}
-    for event in events:
-        words = str(event.get("message", "")).split()
-        outcome = EVENT_OUTCOMES.get(str(event.get("reason")))
-        if outcome and len(words) > 1 and words[0] == "step" and words[1] not in phases:
-            phases[words[1]] = outcome
-    lines = []
-    for path, phase in sorted(phases.items()):
-        if shown.get(path) != phase and phase != "Pending":
-            shown[path] = phase
-            lines.append(f"  {path:<28} {phase}")
-    return lines
-
-
-EVENT_OUTCOMES = {"StepSucceeded": "Succeeded", "StepFailed": "Failed"}
 
 
 def _cluster_module() -> Any:
@@ -114,6 +92,12 @@ def up(keep: bool, timeout: float) -> int:
     print(f"  KUBECONFIG={tools.env['KUBECONFIG']}")
     # CRDs first, as docs/installation.md says for upgrades: Helm installs crds/ only where there are none.
     tools.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CHART / "crds"))
+    deadline = time.monotonic() + timeout
+    # A namespace deleted by the last `demo.py down` may still be going (the control plane stopped meanwhile).
+    while "Terminating" in tools.kubectl("get", "namespace", NAMESPACE, "-o", "jsonpath={.status.phase}", check=False).stdout:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"namespace {NAMESPACE} is still being deleted after {timeout:.0f}s")
+        time.sleep(1)
     ports = {name: _free_port() for name in ("api", "webhook", "health", "metrics", "hooks")}
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as values:
         json.dump(chart_values([str(Path(sys.executable).parent / "millrace")], ports), values)
@@ -123,7 +107,6 @@ def up(keep: bool, timeout: float) -> int:
     Path(values.name).unlink()
     print("Waiting for the operator to serve its webhook and step API, then applying examples/hello-flow.yaml ...",
           flush=True)
-    deadline = time.monotonic() + timeout
     # The webhook (failurePolicy Fail) refuses writes until the new operator pod leads and listens;
     # pods share this machine's network here, so its ports are this machine's.
     while not all(_listening(ports[name]) for name in ("webhook", "api")):
@@ -132,47 +115,35 @@ def up(keep: bool, timeout: float) -> int:
                              f"kubectl logs -n {NAMESPACE} deploy/{RELEASE}")
         time.sleep(1)
     tools.kubectl("apply", "-n", NAMESPACE, "-f", str(FLOW))
-    run = f"hello-{time.strftime('%H%M%S')}"
-    manifest = {"apiVersion": "millrace.dev/v1alpha1", "kind": "FlowRun", "metadata": {"name": run},
-                "spec": {"flowRef": {"name": "hello-flow"}, "args": {"name": "Ada", "times": 2}}}
-    tools.kubectl("create", "-n", NAMESPACE, "-f", "-", stdin=json.dumps(manifest))
-    print(f"FlowRun {run} created; its steps, as the operator runs each as a Job:", flush=True)
-    status = follow(tools, run, deadline=time.monotonic() + timeout)
-    print(f"FlowRun {run}: {status.get('phase')}")
-    if "result" in status:
-        print("  result: " + json.dumps(status["result"]))
-    if status.get("error"):
-        print("  error: " + json.dumps(status["error"]))
+    print("Running it: kubectl millrace run hello-flow --arg name=Ada --arg times=2 --follow", flush=True)
+    plugin = Path(sys.executable).parent / "kubectl-millrace"
+    try:
+        # The plugin's own live view: a table redrawn in place on a terminal, a line per change otherwise.
+        followed = subprocess.run([str(plugin), "run", "hello-flow", "-n", NAMESPACE, "--arg", "name=Ada", "--arg", "times=2",
+                                   "--follow"], env=tools.env, timeout=max(1.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        raise SystemExit(f"the run did not end in {timeout:.0f}s: kubectl millrace get -n {NAMESPACE}") from None
+    run = newest_run(json.loads(tools.kubectl("get", "flowruns", "-n", NAMESPACE, "-o", "json").stdout))
     print(f"""
 Go on from a shell:
   eval "$({sys.executable} scripts/cluster/cluster.py env)"; export PATH="{Path(sys.executable).parent}:$PATH"
-  kubectl get flowruns -n {NAMESPACE}
-  kubectl get flowrun {run} -n {NAMESPACE} -o yaml
-  echo '{{"apiVersion": "millrace.dev/v1alpha1", "kind": "FlowRun", "metadata": {{"generateName": "hello-"}}, "spec": {{"flowRef": {{"name": "hello-flow"}}, "args": {{"name": "Grace"}}}}}}' | kubectl create -n {NAMESPACE} -f -
-  kubectl describe flowrun {run} -n {NAMESPACE}             # its conditions and one Event per step outcome
+  kubectl millrace get -n {NAMESPACE}
+  kubectl millrace describe {run} -n {NAMESPACE}
+  kubectl millrace logs {run} -n {NAMESPACE}
+  kubectl millrace run hello-flow -n {NAMESPACE} --arg name=Grace --follow
   kubectl millrace resume RUN -n {NAMESPACE} --payload '{{}}'    # a run waiting for an approval
   kubectl millrace cancel RUN -n {NAMESPACE}
+  kubectl get flowruns -n {NAMESPACE}; kubectl describe flowrun {run} -n {NAMESPACE}   # the same with kubectl alone
+  (docs/kubectl.md has every kubectl millrace command)
   curl -s http://127.0.0.1:{ports['metrics']}/metrics | grep ^millrace_
 Stop it: make cluster-demo-down (the release, its namespace and the control plane).""")
-    return 0 if status.get("phase") == "Succeeded" else 1
+    return followed.returncode
 
 
-def follow(tools: Tools, run: str, deadline: float) -> dict[str, Any]:
-    shown: dict[str, str] = {}
-    while True:
-        got = tools.kubectl("get", "flowrun", run, "-n", NAMESPACE, "-o", "json", check=False)
-        status = (json.loads(got.stdout).get("status") or {}) if got.returncode == 0 else {}
-        listed = tools.kubectl("get", "events", "-n", NAMESPACE, "--field-selector", f"involvedObject.name={run}",
-                               "-o", "json", check=False)
-        events = json.loads(listed.stdout).get("items", []) if listed.returncode == 0 else []
-        for line in step_lines(status, events, shown):
-            print(line, flush=True)
-        if status.get("phase") in TERMINAL:
-            return status
-        if time.monotonic() > deadline:
-            raise SystemExit(f"FlowRun {run} did not finish in time (phase {status.get('phase')}): "
-                             f"kubectl describe flowrun {run} -n {NAMESPACE}")
-        time.sleep(0.5)
+def newest_run(listed: dict[str, Any]) -> str:
+    """The name of the most recently created FlowRun of a `kubectl get flowruns -o json` list."""
+    items = sorted(listed.get("items") or [], key=lambda obj: obj["metadata"]["creationTimestamp"])
+    return str(items[-1]["metadata"]["name"]) if items else "RUN"
 
 
 def down() -> int:
