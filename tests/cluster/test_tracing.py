@@ -98,3 +98,26 @@ def test_a_run_without_a_traceparent_gets_one_written_and_its_spans_root_that_tr
                if f.name.startswith("millrace_") for s in f.samples}
     assert samples[("millrace_step_attempts_total", "failed")] == 1 and samples[("millrace_runs_total", "failed")] == 1
     assert samples[("millrace_run_duration_seconds_count", "failed")] == 1
+
+
+def test_a_restarted_run_has_spans_only_for_the_steps_it_ran(
+        kube: Any, namespace: str, operator: Operator, receiver: Receiver) -> None:
+    kube.apply(flow_manifest("two", [python_step("a", "def main():\n    return 1\n"),
+                                     python_step("b", "def main():\n    return 2\n")]), namespace)
+    kube.apply(run_manifest("two-1", "two"), namespace)
+    assert wait_phase(kube, namespace, "two-1")["phase"] == "Succeeded"
+    again = run_manifest("two-2", "two")
+    again["spec"] = {"flowRef": {"name": "two"}, "restartFrom": {"run": "two-1", "step": "b"}}
+    kube.apply(again, namespace)
+    assert wait_phase(kube, namespace, "two-2")["phase"] == "Succeeded"
+    trace = parse_traceparent(kube.get("flowrun", "two-2", namespace)["metadata"]["annotations"][ANNOTATION]).trace_id
+
+    def spans() -> list[str] | None:
+        names = sorted(span["name"] for span in receiver.spans() if span["traceId"] == trace)
+        return names if "run two" in names else None
+
+    # Step a was copied from two-1: it did not run again, so it has no span (nor a count) here.
+    assert kube.wait_for(spans, timeout=30, what="the restarted run's spans") == ["run two", "step b"]
+    events = kube.kubectl("get", "events", "-n", namespace, "--field-selector", "involvedObject.name=two-2",
+                          "-o", "jsonpath={.items[*].message}").stdout
+    assert "step a" not in events, events

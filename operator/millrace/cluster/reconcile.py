@@ -172,6 +172,8 @@ class RunReconciler:
         try:
             if status.phase == "Pending" and restart:
                 status = self._restarted(obj, definition, RestartFrom.model_validate(restart))
+                # The steps copied from the earlier run did not run in this one: no Events, counts or spans for them.
+                recorded = status
             start_args = (status.args if restart else self._start_args(obj)) if status.phase == "Pending" else {}
         except FlowError as exc:
             return self._fail(obj, status, ErrorInfo(name="InvalidFlow", message=str(exc)))
