@@ -33,8 +33,6 @@ from .names import ANNOTATION_TRACEPARENT
 from .policy import StepPolicy, runtime_problems, step_image_problems
 
 READY = "Ready"
-# validate.py reports an unresolved `script`/`flow` path on this field.
-_PATH_FIELD = "value.path"
 
 FlowLookup = Callable[[str], Mapping[str, Any] | None]
 """Flow name -> the Flow object of the FlowRun's namespace, or None when there is none."""
@@ -66,11 +64,8 @@ def flow_problems(name: str, spec: Mapping[str, Any], sandbox: Sandbox,
         loaded = load_flow_document(manifest, name)
     except FlowError as exc:
         return refused + exc.problems
-    known = library or Library()
-    problems = (validate_flow(loaded, known, sandbox) + schedule_problems(name, spec)
-                + step_image_problems(name, loaded.flow, known, policy or StepPolicy()))
-    if library is None:
-        problems = [p for p in problems if p.field != _PATH_FIELD]
+    problems = (validate_flow(loaded, library, sandbox) + schedule_problems(name, spec)
+                + step_image_problems(name, loaded.flow, library or Library(), policy or StepPolicy()))
     return refused + problems
 
 

@@ -99,6 +99,8 @@ class OperatorConfig:
     python_cache: dict[str, Any] | None = None
     # The OTLP exporter of run and step spans, when one is configured.
     tracing: Exporter | None = None
+    # The namespace whose labelled scripts hold Hub scripts (the chart's hub.namespace).
+    hub_namespace: str | None = None
 
 
 @dataclass
@@ -314,7 +316,7 @@ class RunReconciler:
         if stored is None:
             document = self._resolve_flow(obj)
             flow = load_flow_document(openflow_of(document["spec"]), document["name"]).flow
-            library = resolve_library(self.kube, meta["namespace"], flow)
+            library = resolve_library(self.kube, meta["namespace"], flow, self.config.hub_namespace)
             document["scripts"] = {p: {"language": s.language, "content": s.content, "lock": s.lock}
                                    for p, s in library.scripts.items()}
             document["flows"] = {p: f.model_dump(mode="json", by_alias=True, exclude_none=True) for p, f in library.flows.items()}
