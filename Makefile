@@ -46,7 +46,7 @@ test-local: setup
 # See docs/testing.md.
 CLUSTER := $(BIN)/python scripts/cluster/cluster.py
 
-.PHONY: cluster cluster-down cluster-purge cluster-status cluster-binaries
+.PHONY: cluster cluster-down cluster-purge cluster-status cluster-binaries cluster-demo cluster-demo-down
 
 cluster-binaries:
 	bash scripts/cluster/build.sh
@@ -62,6 +62,13 @@ cluster-purge: $(BIN)/millrace
 
 cluster-status: $(BIN)/millrace
 	$(CLUSTER) status
+
+# The operator installed with its chart on the local control plane, the example flow run and shown live.
+cluster-demo: setup cluster-binaries
+	$(BIN)/python scripts/cluster/demo.py up
+
+cluster-demo-down: $(BIN)/millrace
+	$(BIN)/python scripts/cluster/demo.py down
 
 test-cluster: $(BIN)/millrace cluster-binaries
 	$(BIN)/pytest -q -m cluster tests/cluster tests/conformance

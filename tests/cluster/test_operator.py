@@ -79,7 +79,7 @@ def test_a_flow_applied_with_kubectl_runs_its_steps_as_jobs(kube: Any, namespace
     assert sorted(events) == ["RunSucceeded", "StepSucceeded", "StepSucceeded"], events
     assert all(j["spec"]["ttlSecondsAfterFinished"] == 3600 for j in jobs)
     metrics = urllib.request.urlopen(f"http://127.0.0.1:{operator.metrics_port}/metrics").read().decode()
-    assert 'millrace_steps_total{outcome="succeeded"}' in metrics and "millrace_step_duration_seconds_bucket" in metrics
+    assert 'millrace_step_attempts_total{outcome="succeeded"} 2.0' in metrics and "millrace_step_attempt_duration_seconds_bucket" in metrics
 
 
 def test_a_failing_step_fails_the_run_with_its_traceback(kube: Any, namespace: str, operator: Operator) -> None:

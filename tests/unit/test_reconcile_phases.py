@@ -119,6 +119,12 @@ class FakeKube:
     def patch_flowrun_spec(self, namespace: str, name: str, spec: dict[str, Any]) -> None:
         self.calls.append(("patch_flowrun_spec", name))
 
+    def annotate_flowrun(self, namespace: str, name: str, annotations: dict[str, str]) -> dict[str, Any]:
+        self.calls.append(("annotate_flowrun", name))
+        stored = self.objects[("FlowRun", name)]
+        stored["metadata"].setdefault("annotations", {}).update(annotations)
+        return copy.deepcopy(stored)
+
     def delete_claim(self, namespace: str, name: str) -> None:
         self.calls.append(("delete_claim", name))
 
@@ -157,10 +163,12 @@ def test_the_first_pass_writes_the_status_before_it_creates_the_job(reconciler) 
     rec, kube = reconciler
     job = started(rec, kube)
     writes = kube.writes()
-    status_at = writes.index(("replace_flowrun_status", "r"))
+    # Phase Pending first, then the run's trace context; then only the attempt's own inputs (keyed by
+    # the attempt, harmless if never named) come before the status that plans the Job.
+    assert writes[:2] == [("replace_flowrun_status", "r"), ("annotate_flowrun", "r")]
+    status_at = writes.index(("replace_flowrun_status", "r"), 2)
     assert writes.index(("create Job", job)) > status_at
-    # Only the attempt's own inputs (keyed by the attempt, harmless if never named) come first.
-    assert {w[0] for w in writes[:status_at]} <= {"create ConfigMap", "create Secret"}
+    assert {w[0] for w in writes[2:status_at]} <= {"create ConfigMap", "create Secret"}
 
 
 def stuck_pod(job: str) -> dict[str, Any]:

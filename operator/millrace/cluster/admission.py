@@ -26,8 +26,10 @@ from ..engine.validate import validate_flow
 from ..errors import FlowError, Problem
 from ..expressions import Sandbox
 from ..schedule.policy import schedule_problems
+from ..telemetry.context import parse_traceparent
 from ..model.loader import API_VERSION, load_flow_document
 from ..model.resources import Condition
+from .names import ANNOTATION_TRACEPARENT
 from .policy import StepPolicy, runtime_problems, step_image_problems
 
 READY = "Ready"
@@ -85,7 +87,7 @@ def review_flowrun(name: str, spec: Mapping[str, Any], sandbox: Sandbox, lookup:
         if not review.allowed or spec.get("argsSecret"):
             # Args from a Secret are checked by the reconciler, which may read it.
             return review
-        return _merge(review, _check_args(name, name, inline, args))
+        return merge_reviews(review, _check_args(name, name, inline, args))
     assert ref is not None  # exactly one of the two is set, checked above
     flow_name = str(ref.get("name", ""))
     flow = lookup(flow_name)
@@ -149,8 +151,20 @@ def _review(problems: list[Problem]) -> Review:
                   warnings=[str(p) for p in problems if p.warning])
 
 
-def _merge(a: Review, b: Review) -> Review:
+def merge_reviews(a: Review, b: Review) -> Review:
     return Review(errors=a.errors + b.errors, warnings=a.warnings + b.warnings)
+
+
+def review_traceparent(name: str, annotations: Mapping[str, str] | None) -> Review:
+    """A FlowRun's trace context annotation, when given, must be a W3C traceparent."""
+    given = (annotations or {}).get(ANNOTATION_TRACEPARENT)
+    if given is None:
+        return Review()
+    try:
+        parse_traceparent(given)
+    except ValueError as exc:
+        return Review(errors=[f"flowrun '{name}', field 'metadata.annotations[{ANNOTATION_TRACEPARENT}]': {exc}"])
+    return Review()
 
 
 def review_flowrun_update(name: str, old: Mapping[str, Any], new: Mapping[str, Any], sandbox: Sandbox,

@@ -18,7 +18,7 @@ import kopf
 
 from ..expressions import Sandbox
 from ..model.resources import GROUP, VERSION
-from .admission import Review, review_flow, review_flowrun, review_flowrun_update
+from .admission import Review, merge_reviews, review_flow, review_flowrun, review_flowrun_update, review_traceparent
 from .policy import StepPolicy
 
 FLOW_WEBHOOK = "validate-flow"
@@ -62,7 +62,8 @@ async def validate_flow(name: str | None, spec: Mapping[str, Any], warnings: lis
 @kopf.on.validate(GROUP, VERSION, "flowruns", id=FLOWRUN_WEBHOOK, operations=["CREATE", "UPDATE"])
 async def validate_flowrun(name: str | None, namespace: str, spec: Mapping[str, Any], warnings: list[str],
                           operation: str | None, old: Mapping[str, Any] | None, new: Mapping[str, Any] | None,
-                          flow_schemas: kopf.Index[tuple[str, str], Any], **_: Any) -> None:
+                          flow_schemas: kopf.Index[tuple[str, str], Any], annotations: Mapping[str, str],
+                          **_: Any) -> None:
     def lookup(flow: str) -> Mapping[str, Any] | None:
         for schema, steps in flow_schemas.get((namespace, flow), ()):
             modules = [{"id": step} if step is not None else {} for step in steps]
@@ -72,7 +73,9 @@ async def validate_flowrun(name: str | None, namespace: str, spec: Mapping[str, 
     if operation == "UPDATE" and old is not None and new is not None:
         _answer(await _off_loop(lambda: review_flowrun_update(name or "", old, new, _sandbox(), lookup, _POLICY["policy"])), warnings)
     else:
-        _answer(await _off_loop(lambda: review_flowrun(name or "", spec, _sandbox(), lookup, _POLICY["policy"])), warnings)
+        _answer(merge_reviews(review_traceparent(name or "", annotations),
+                              await _off_loop(lambda: review_flowrun(name or "", spec, _sandbox(), lookup, _POLICY["policy"]))),
+                warnings)
 
 
 async def _off_loop(review: Callable[[], Review]) -> Review:

@@ -27,6 +27,7 @@ from ..runtime.languages import DEFAULT_IMAGES, LANGUAGES
 from ..runtime.launch import REQUIREMENTS_FILE, SDK, WRAPPERS, plan
 from ..runtime.program import image as step_image
 from ..runtime.protocol import StepRequest
+from ..telemetry.context import RunTrace
 from . import names
 from .policy import POD_SECURITY, StepPolicy, container_security
 from .steplogs import STEP_CONTAINER
@@ -59,6 +60,7 @@ class RunMeta:
     policy: StepPolicy = field(default_factory=StepPolicy)
     state_scope: str = ""  # where its steps keep their state (runs/protocol.py StepScope)
     python_cache: dict[str, Any] | None = None  # volume source for installed packages (the chart's steps.pythonCache)
+    trace: RunTrace | None = None  # the run's trace context: each step pod gets its attempt's TRACEPARENT
 
 
 def owner_reference(meta: RunMeta) -> dict[str, Any]:
@@ -199,6 +201,7 @@ def _job(meta: RunMeta, action: RunStep, config_name: str, paths: tuple[list[str
         {"name": "MILLRACE_FLOW", "value": meta.flow},
         {"name": "MILLRACE_STEP_PATH", "value": action.path},
         {"name": "WM_FLOW_STEP_ID", "value": action.step_id},
+        *([{"name": "TRACEPARENT", "value": meta.trace.step(action.path, action.attempt).traceparent}] if meta.trace else []),
         {"name": "HOME", "value": WORKDIR},
         {"name": "TMPDIR", "value": TMP},
     ]

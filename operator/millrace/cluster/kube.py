@@ -74,6 +74,16 @@ class KubeApi:
             if exc.status != 404:
                 raise
 
+    def annotate_flowrun(self, namespace: str, name: str, annotations: dict[str, str]) -> dict[str, Any] | None:
+        """Merge `annotations` into a FlowRun's; the FlowRun as it is now (None: it is gone)."""
+        try:
+            return _json(self.custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, FLOWRUNS, name,
+                                                                    {"metadata": {"annotations": annotations}}))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
     def list_flowruns(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         found = _json(self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, FLOWRUNS, label_selector=selector))
         return list(found.get("items") or [])

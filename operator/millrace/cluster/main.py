@@ -19,6 +19,7 @@ from ..runtime.stepapi.tokens import Signer
 from . import leader
 from . import operator as handlers
 from . import schedule_handlers, trigger_handlers
+from ..telemetry.otlp import Exporter, settings_from_environment
 from ..triggers.server import TriggerServer
 from .triggers import resolver
 from .kube import KubeApi
@@ -79,6 +80,10 @@ def run_operator(
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         # kopf logs each handler call at INFO: a line per watch event of every run, thousands under load.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    try:
+        otlp = settings_from_environment(os.environ, "millrace-operator")
+    except ValueError as exc:
+        raise SystemExit(f"tracing: {exc}") from None
     _load_kube_config()
     # V8 initialises its process-wide state with the first isolate; doing that here, once,
     # keeps handler threads from racing to do it (which aborts the process).
@@ -90,6 +95,9 @@ def run_operator(
     elector.keep(_lost_lead)
     if metrics_port:
         prometheus_client.start_http_server(metrics_port, addr=api_host)
+    tracing = Exporter(otlp) if otlp else None
+    if otlp:
+        LOG.info("exporting run and step spans to %s", otlp.url)
     kube = KubeApi()
     policy = policy_from_environment()
     secrecy = Secrecy(kube)
@@ -117,7 +125,7 @@ def run_operator(
                             job_ttl_s=int(os.environ.get("MILLRACE_JOB_TTL_S", "3600")),
                             retention_s=float(os.environ["MILLRACE_RETENTION_S"]) if os.environ.get("MILLRACE_RETENTION_S") else None,
                             policy=policy, secrecy=secrecy, python_cache=python_cache_volume(),
-                            hub_namespace=os.environ.get(HUB_NAMESPACE_ENV) or None)
+                            hub_namespace=os.environ.get(HUB_NAMESPACE_ENV) or None, tracing=tracing)
     schedule_handlers.configure(kube, schedule_handlers.clock_starting_at(os.environ.get("MILLRACE_SCHEDULE_CLOCK_START")))
     hooks = None
     if hooks_port:
@@ -137,6 +145,8 @@ def run_operator(
         )
     finally:
         server.close()
+        if tracing is not None:
+            tracing.close()
         if hooks is not None:
             hooks.close()
         elector.release()

@@ -27,6 +27,8 @@ ANNOTATION_STEP_PATH = "millrace.dev/step-path"
 ANNOTATION_ATTEMPT = "millrace.dev/attempt"
 ANNOTATION_FLOW_PATH = "millrace.dev/flow-path"
 ANNOTATION_JOB_CREATED = "millrace.dev/job-created"
+# On FlowRuns: the W3C trace context the run's spans belong to (docs/operations.md, "Tracing").
+ANNOTATION_TRACEPARENT = "millrace.dev/traceparent"
 _MAX_NAME = 63
 _DIGEST = 12  # hex characters: 48 bits of the identity's sha256
 

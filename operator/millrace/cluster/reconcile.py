@@ -45,6 +45,8 @@ from ..model.run import ErrorInfo, RestartFrom, StepState
 from ..runtime.protocol import StepError, StepOutcome, StepReport
 from ..runtime.stepapi.links import APPLY, WAIT, link_state
 from ..schedule.policy import SCHEDULE_STATE_SCOPE
+from ..telemetry.context import RunTrace, run_trace
+from ..telemetry.otlp import Exporter
 from ..runtime.stepapi.tokens import Claims, Signer
 from . import names, observe
 from .admission import flow_problems
@@ -95,6 +97,8 @@ class OperatorConfig:
     secrecy: Secrecy | None = None
     # A volume source for Python steps' installed packages (the chart's steps.pythonCache).
     python_cache: dict[str, Any] | None = None
+    # The OTLP exporter of run and step spans, when one is configured.
+    tracing: Exporter | None = None
     # The namespace whose labelled scripts hold Hub scripts (the chart's hub.namespace).
     hub_namespace: str | None = None
 
@@ -163,6 +167,7 @@ class RunReconciler:
             return True, self._expire(obj, status)
         if not (obj.get("status") or {}).get("phase"):
             obj = self._mark_pending(obj, status)
+        obj, trace, trace_notices = self._trace(obj, status)
         try:
             definition = self._definition(obj)
         except FlowError as exc:
@@ -171,6 +176,8 @@ class RunReconciler:
         try:
             if status.phase == "Pending" and restart:
                 status = self._restarted(obj, definition, RestartFrom.model_validate(restart))
+                # The steps copied from the earlier run did not run in this one: no Events, counts or spans for them.
+                recorded = status
             start_args = (status.args if restart else self._start_args(obj)) if status.phase == "Pending" else {}
         except FlowError as exc:
             return self._fail(obj, status, ErrorInfo(name="InvalidFlow", message=str(exc)))
@@ -180,8 +187,9 @@ class RunReconciler:
             return self._fail(obj, status, exc.error)
         if start_args is None:
             return False, self.clock() + 1.0  # the inner flow's args Secret is not there yet
-        meta = self._meta(obj, definition)
+        meta = replace(self._meta(obj, definition), trace=trace)
         reading = self._read(obj, status, meta, definition, start_args)
+        reading.notices.extend(trace_notices)
         try:
             variables, resources = data_mappings(self.kube, namespace) if definition.uses_data else ({}, {})
         except UnreadableData as exc:
@@ -238,7 +246,7 @@ class RunReconciler:
         self._repair(obj, meta, definition, reading.repairs)
         self._launch(obj, meta, definition, actions, jobs)
         observe.record(self.kube, obj, reading.notices + observe.transitions(name, recorded, FlowRunStatus.model_validate(document), compacted),
-                       self.clock())
+                       self.clock(), self.config.tracing, trace, _traced_flow(obj))
         if new_status.terminal:
             self._release(obj, new_status)
             return True, self._expire(obj, new_status)
@@ -280,6 +288,23 @@ class RunReconciler:
         found = self.watched.run(namespace, name) if self.watched is not None else None
         return found if found is not None else self.kube.get_flowrun(namespace, name)
 
+    def _trace(self, obj: dict[str, Any], status: FlowRunStatus) -> tuple[dict[str, Any], RunTrace, list[observe.Transition]]:
+        """The run's trace context; a run without one gets its own, written into its annotation
+        (before the status write, which then carries the new resourceVersion)."""
+        meta = obj["metadata"]
+        trace, problem = _run_trace(obj)
+        if problem is not None:
+            # Said once, when the run starts; its spans then form a trace of their own.
+            notices = [observe.Transition("InvalidTraceparent", f"annotation {names.ANNOTATION_TRACEPARENT}: {problem}"[:1024],
+                                          True)] if status.phase == "Pending" else []
+            return obj, trace, notices
+        if names.ANNOTATION_TRACEPARENT not in (meta.get("annotations") or {}):
+            annotated = self.kube.annotate_flowrun(meta["namespace"], meta["name"], {names.ANNOTATION_TRACEPARENT: trace.traceparent})
+            if annotated is not None:  # None: deleted meanwhile, as the rest of the pass finds
+                obj = annotated
+                self._written(obj)
+        return obj, trace, []
+
     def _written(self, obj: dict[str, Any]) -> None:
         """The run as the status write left it: the next pass starts from it, not from an older watch event."""
         if self.watched is not None:
@@ -309,7 +334,8 @@ class RunReconciler:
         new_status = decorate(failed, obj, self.clock())
         self._written(self.kube.replace_flowrun_status(obj, self._status_document(obj["metadata"]["uid"], new_status)))
         self._tell_flow(obj, new_status)
-        observe.record(self.kube, obj, observe.transitions(obj["metadata"]["name"], status, new_status), self.clock())
+        observe.record(self.kube, obj, observe.transitions(obj["metadata"]["name"], status, new_status), self.clock(),
+                       self.config.tracing, _run_trace(obj)[0], _traced_flow(obj))
         self._release(obj, new_status)
         return True, self._expire(obj, new_status)
 
@@ -784,6 +810,7 @@ class RunReconciler:
         self.kube.delete_claim(meta["namespace"], names.shared_claim_name(meta["name"]))
         self._definitions.pop(meta["uid"], None)
         self._runtimes.discard(meta["uid"])
+        observe.forget_run(meta["uid"], observe.ATTEMPT_STARTS)
         if self.watched is not None:
             self.watched.forget_run(meta["namespace"], meta["name"])
         for st in status.steps.values():
@@ -857,6 +884,24 @@ def _child_outcome(child: dict[str, Any]) -> StepOutcome | None:
     return None
 
 
+def _run_trace(obj: dict[str, Any]) -> tuple[RunTrace, str | None]:
+    """A run's trace from its annotation, and what is wrong with the annotation (then the run has a trace of its own)."""
+    meta = obj["metadata"]
+    given = (meta.get("annotations") or {}).get(names.ANNOTATION_TRACEPARENT)
+    try:
+        return run_trace(meta["uid"], given), None
+    except ValueError as exc:
+        return run_trace(meta["uid"], None), str(exc)
+
+
+def _traced_flow(obj: dict[str, Any]) -> str:
+    """What a run's spans name as its flow: the Flow it refers to, an inner flow's path, or `(inline)`
+    (never the run's own name: span names stay few)."""
+    meta, spec = obj["metadata"], obj.get("spec") or {}
+    return str((spec.get("flowRef") or {}).get("name")
+               or (meta.get("annotations") or {}).get(names.ANNOTATION_FLOW_PATH) or "(inline)")
+
+
 def _child_run(parent: dict[str, Any], definition: Definition, action: RunFlow) -> dict[str, Any]:
     """The child FlowRun of an inner flow: the pinned flow, inline, owned by its parent."""
     meta = parent["metadata"]
@@ -869,7 +914,9 @@ def _child_run(parent: dict[str, Any], definition: Definition, action: RunFlow) 
             "namespace": meta["namespace"],
             "labels": {names.LABEL_PARENT: names.label_value(meta["name"]), names.LABEL_FLOW: names.label_value(action.flow_path)},
             "annotations": {names.ANNOTATION_STEP_PATH: action.path, names.ANNOTATION_ATTEMPT: str(action.attempt),
-                            names.ANNOTATION_FLOW_PATH: action.flow_path},
+                            names.ANNOTATION_FLOW_PATH: action.flow_path,
+                            # The inner flow's run span hangs under its parent run's span.
+                            names.ANNOTATION_TRACEPARENT: _run_trace(parent)[0].traceparent},
             "ownerReferences": [_owner(parent)],
         },
         # The args follow in a Secret owned by the child (argsSecret): they may hold secret values.

@@ -26,6 +26,7 @@ from ..model.loader import LoadedFlow
 from ..model.run import RunStatus, StepState
 from ..runtime.protocol import StepError, StepOutcome, StepRequest
 from ..runtime.redact import redact_json
+from ..telemetry.context import run_trace
 from .datastore import DataStore
 from .stepapi import Approval
 from .store import RunStore, new_run_id
@@ -231,6 +232,8 @@ class LocalRun:
                 "MILLRACE_FLOW": self.loaded.key,
                 "MILLRACE_STEP_PATH": action.path,
                 "WM_FLOW_STEP_ID": action.step_id,
+                # The attempt's span in a trace of the run's own, as in the cluster (no spans are exported here).
+                "TRACEPARENT": run_trace(self.run_id, None).step(action.path, action.attempt).traceparent,
             },
             timeout_s=action.timeout_s,
             entrypoint=action.entrypoint,
