@@ -21,7 +21,7 @@ over PART_LIMIT cannot be kept (ValueTooLarge).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ..model.run import ErrorInfo, LoopProgress, StepState
@@ -107,7 +107,7 @@ class Offload:
 
     # --- out of the state, before writing ----------------------------------------------------
 
-    def store(self, run: dict[str, Any], path: str, st: StepState, secrets: list[str]) -> StepState:
+    def store(self, run: dict[str, Any], path: str, st: StepState, secrets: Sequence[str]) -> StepState:
         """`st` as the status holds it: large values replaced by the names of ConfigMaps holding them.
 
         Creates the ConfigMaps first, so a status never names one that is not there."""
@@ -131,7 +131,7 @@ class Offload:
         return st.model_copy(update=update) if update else st
 
     def _store_loop(self, run: dict[str, Any], path: str, st: StepState, p: LoopProgress,
-                    secrets: list[str]) -> LoopProgress:
+                    secrets: Sequence[str]) -> LoopProgress:
         chunk_refs: dict[int, list[str]] = {}
         chunks: dict[int, list[Any]] = {}
         for chunk, values in p.chunks.items():
@@ -154,7 +154,7 @@ class Offload:
                                     "pending_refs": pending_refs})
 
     def _write(self, run: dict[str, Any], path: str, identity: tuple[Any, ...], values: list[Any],
-               secrets: list[str], whole: bool = False) -> list[str]:
+               secrets: Sequence[str], whole: bool = False) -> list[str]:
         meta = run["metadata"]
         refs = []
         for number, part in enumerate(_parts(values, path)):

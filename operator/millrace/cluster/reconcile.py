@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, cast
 
@@ -132,7 +133,7 @@ class RunReconciler:
         self.watched = cache.watched
         self._runtimes = cache.runtimes
         self.secrecy = config.secrecy or Secrecy(kube)
-        self._secrets: list[str] = []
+        self._secrets: Sequence[str] = []
 
     def reconcile(self, namespace: str, name: str) -> tuple[bool, float | None]:
         """One pass. Returns (finished, wake_at): a finished run needs no resync, only its
@@ -152,7 +153,7 @@ class RunReconciler:
         if obj is None:
             return True, None
         uid = obj["metadata"]["uid"]
-        self._secrets = self.secrecy.secrets(namespace)
+        self._secrets = self.secrecy.values(namespace)  # listed only if this pass masks or unmasks
         recorded = FlowRunStatus.model_validate(obj.get("status") or {})
         status = FlowRunStatus.model_validate(self.secrecy.restore(uid, "status", obj.get("status") or {}, self._secrets))
         if status.terminal:
@@ -205,12 +206,16 @@ class RunReconciler:
         try:
             self._keep_result(obj, state)
             new_status = decorate(self._dehydrate(obj, state), obj, self.clock())
-            document = self.secrecy.record(uid, "status", new_status.model_dump(mode="json", by_alias=True, exclude_none=True),
-                                           self._secrets)
-            check_status_size(document, name)
+            document = new_status.model_dump(mode="json", by_alias=True, exclude_none=True)
+            # Equal to the record before masking: nothing happened, nothing to mask or write. A
+            # record this process masked differs from the real values, so it is masked again below.
+            write = bool(actions) or _changed(obj.get("status") or {}, document)
+            if write:
+                document = self.secrecy.record(uid, "status", document, self._secrets)
+                check_status_size(document, name)
         except Unkeepable as exc:
             return self._fail(obj, status, exc.error)
-        if actions or _changed(obj.get("status") or {}, document):
+        if write and (actions or _changed(obj.get("status") or {}, document)):
             try:
                 self._written(self.kube.replace_flowrun_status(obj, document))
             except ApiException as exc:
