@@ -61,12 +61,19 @@ def check_status_size(document: Any, run: str) -> None:
                     f"directory or in results smaller than 4 KiB"))
 
 
+# Whether each sealed chunk of a run's loops fits inline, by run uid, then (loop path, loop attempt, chunk number).
+InlineChunks = dict[str, dict[tuple[str, int, int], bool]]
+
+
 class Offload:
-    def __init__(self, kube: KubeApi, values: dict[str, Any]) -> None:
+    def __init__(self, kube: KubeApi, values: dict[str, Any], inline_chunks: InlineChunks | None = None) -> None:
         self.kube = kube
         # ConfigMap name -> (the real values of that part, whether they are [one value that is not a list]),
         # shared by the workers.
         self._values = values
+        # Whether a sealed chunk fits inline, measured once: a sealed chunk never changes, and
+        # measuring every inline one on every pass would make a step's cost grow with the loop.
+        self._inline_chunks: InlineChunks = {} if inline_chunks is None else inline_chunks
 
     # --- back into the state, before planning -------------------------------------------
 
@@ -135,7 +142,7 @@ class Offload:
         chunk_refs: dict[int, list[str]] = {}
         chunks: dict[int, list[Any]] = {}
         for chunk, values in p.chunks.items():
-            if chunk in p.chunk_refs or size(values) > ITEMS_INLINE_LIMIT:
+            if chunk in p.chunk_refs or not self._fits(run, path, st, chunk, values):
                 chunk_refs[chunk] = p.chunk_refs.get(chunk) or self._write(run, path, (st.attempts, "chunk", chunk),
                                                                            values, secrets)
             else:
@@ -152,6 +159,13 @@ class Offload:
             return p  # all inline, as it was
         return p.model_copy(update={"chunks": chunks, "chunk_refs": chunk_refs, "pending": pending,
                                     "pending_refs": pending_refs})
+
+    def _fits(self, run: dict[str, Any], path: str, st: StepState, chunk: int, values: list[Any]) -> bool:
+        known = self._inline_chunks.setdefault(run["metadata"]["uid"], {})
+        fits = known.get((path, st.attempts, chunk))
+        if fits is None:
+            fits = known[(path, st.attempts, chunk)] = size(values) <= ITEMS_INLINE_LIMIT
+        return fits
 
     def _write(self, run: dict[str, Any], path: str, identity: tuple[Any, ...], values: list[Any],
                secrets: Sequence[str], whole: bool = False) -> list[str]:
@@ -183,8 +197,9 @@ class Offload:
             refs.append(name)
         return refs
 
-    def forget(self, steps: dict[str, StepState]) -> None:
+    def forget(self, run_uid: str, steps: dict[str, StepState]) -> None:
         """A finished run's values leave this process's memory."""
+        self._inline_chunks.pop(run_uid, None)
         for st in steps.values():
             refs = [*(st.items_ref or []), *(st.result_parts or [])]
             if st.loop is not None:

@@ -53,7 +53,7 @@ from .data import UnreadableData, data_mappings, resolve_library, uses_data
 from .faults import refusal
 from .jobs import RunMeta, attempt_deadline, runtime_config_map, shared_claim, step_objects
 from .kube import Conflict, KubeApi
-from .offload import Offload, Unkeepable, check_status_size
+from .offload import InlineChunks, Offload, Unkeepable, check_status_size
 from .outcomes import job_outcome
 from .placement import claim_node
 from .policy import StepPolicy, check_runtime
@@ -113,6 +113,7 @@ class ReconcileCache:
     definitions: dict[str, Definition] = field(default_factory=dict)
     large_results: dict[str, Any] = field(default_factory=dict)
     loop_values: dict[str, Any] = field(default_factory=dict)  # offloaded loop values by ConfigMap name (offload)
+    inline_chunks: InlineChunks = field(default_factory=dict)  # whether a sealed chunk fits inline (offload)
     # What the watches show; None: read everything from the apiserver.
     watched: Watched | None = None
     # Runs (by uid) for which this process has made or checked the namespace's runtime ConfigMap.
@@ -129,7 +130,7 @@ class RunReconciler:
         cache = cache or ReconcileCache()
         self._definitions = cache.definitions
         self._large_results = cache.large_results
-        self.offload = Offload(kube, cache.loop_values)
+        self.offload = Offload(kube, cache.loop_values, cache.inline_chunks)
         self.watched = cache.watched
         self._runtimes = cache.runtimes
         self.secrecy = config.secrecy or Secrecy(kube)
@@ -706,7 +707,7 @@ class RunReconciler:
         for st in status.steps.values():
             if st.result_ref:
                 self._large_results.pop(st.result_ref, None)
-        self.offload.forget(status.steps)
+        self.offload.forget(meta["uid"], status.steps)
         if names.LABEL_PARENT not in (meta.get("labels") or {}):
             # A child run's real values are forgotten once its parent has read its outcome.
             self.secrecy.forget(meta["uid"])
