@@ -7,7 +7,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from ..errors import FlowError, Problem
 from ..expressions import Sandbox
@@ -15,10 +15,11 @@ from ..engine.inputs import unknown_args
 from ..engine.validate import validate_flow
 from ..local.scripts import build_library, search_roots
 from ..model.loader import FlowDocument, LoadedFlow, load_flow_document, load_flow_file, read_flow_documents
-from ..model.run import RunStatus
-from ..schedule.policy import schedule_problems
 from . import crds, data, operator, preview, runs, schedule, serve
 from .args import parse_args
+
+if TYPE_CHECKING:
+    from ..model.run import RunStatus
 
 # Running a flow needs the executor, the runner and their fork server; checking one does not,
 # so they are imported by `_run` (tests/unit/test_cli_imports.py keeps it so).
@@ -96,7 +97,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _check(loaded: LoadedFlow, path: Path, scripts: list[Path], sandbox: Sandbox) -> tuple[Any, list[Problem]]:
     library = build_library(loaded.flow, search_roots(path, scripts))
     problems = validate_flow(loaded, library, sandbox)
-    problems += schedule_problems(loaded.name, (loaded.manifest or {}).get("spec") or {})
+    spec = (loaded.manifest or {}).get("spec") or {}
+    if "schedule" in spec:
+        from ..schedule.policy import schedule_problems  # the schedule models: only a scheduled flow needs them
+
+        problems += schedule_problems(loaded.name, spec)
     return library, problems
 
 

@@ -13,14 +13,15 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..engine.events import CancelRequested, Disapproved, Event, Resumed
-from ..engine.resume_form import resume_form_problem
 from ..errors import FlowError, Problem
-from ..local.store import RunStore
 
 if TYPE_CHECKING:
+    from ..engine.events import Event
     from ..local.runner import LocalRun
     from ..model.run import RunStatus
+
+# The run store, the events and the models are imported by the commands that use them: `millrace
+# validate` and `millrace run` load this module to register its commands, and need none of that.
 
 
 def register(sub: Any) -> None:
@@ -51,6 +52,7 @@ def _load(run_id: str) -> tuple[LocalRun, RunStatus]:
     # Imported when a run goes on: the commands that only read records stay quick.
     from ..local.executor import LocalExecutor
     from ..local.runner import LocalRun
+    from ..local.store import RunStore
 
     store = RunStore()
     try:
@@ -103,6 +105,9 @@ def _payload(options: argparse.Namespace) -> Any:
 
 
 def resume(options: argparse.Namespace) -> tuple[str, str, RunStatus]:
+    from ..engine.events import Disapproved, Resumed
+    from ..engine.resume_form import resume_form_problem
+
     payload = _payload(options)
 
     def event(run: LocalRun, state: RunStatus) -> Event:
@@ -119,10 +124,14 @@ def resume(options: argparse.Namespace) -> tuple[str, str, RunStatus]:
 
 
 def cancel(options: argparse.Namespace) -> tuple[str, str, RunStatus]:
+    from ..engine.events import CancelRequested
+
     return _continue(options, lambda run, state: CancelRequested(reason=options.reason, by=options.by, now=time.time()))
 
 
 def list_runs() -> int:
+    from ..local.store import RunStore
+
     records = RunStore().all_runs()
     if not records:
         print("no runs yet")
@@ -139,6 +148,8 @@ def list_runs() -> int:
 
 
 def show(options: argparse.Namespace) -> int:
+    from ..local.store import RunStore
+
     store = RunStore()
     try:
         loaded, _, state = store.load(options.run)
