@@ -11,7 +11,9 @@ report, `result_ref`, see the reconciler): a list split into parts of at most PA
 ConfigMap per part, written masked as the status is. The planner never sees
 a reference: the reconciler puts the values back before planning (`load`)
 and takes them out before writing (`store`). A value is read once per
-operator process: what never changes needs no second read.
+operator process, and whether a sealed chunk fits inline is measured once:
+what never changes needs no second read, so a pass does not cost more as
+the loop's finished chunks add up.
 
 Hard limits, so that the apiserver never has to refuse: a status document
 over STATUS_LIMIT fails the run (StatusTooLarge), and a single list element
