@@ -515,9 +515,12 @@ def _up(node_agent: bool = True, build: bool = True) -> dict:
     ensure_pki(pki)
 
     ports = state.get("ports") or {}
+    taken: set[int] = set()
     for k in ("etcd", "etcd_peer", "apiserver", "kubelet"):
-        if not ports.get(k) or not port_free(ports[k]):
+        # Two ports picked one after the other may be the same one: each is checked against the others.
+        while not ports.get(k) or ports[k] in taken or not port_free(ports[k]):
             ports[k] = free_port()
+        taken.add(ports[k])
     state = {"ports": ports, "pids": {}, "pid_starts": {}, "bin_dir": str(bins), "started": time.time(),
              "nodes": list(NODE_NAMES)}
     save_state(state)

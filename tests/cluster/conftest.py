@@ -339,11 +339,13 @@ def release_runs(kube: Any, op: Operator) -> None:
 
 
 @contextmanager
-def installed_operator(kube: Any, helm: Any, namespace: str, workdir: Path) -> Iterator[Operator]:
-    """The chart installed in `namespace` with 0 replicas and `millrace operator` run here in its place."""
+def installed_operator(kube: Any, helm: Any, namespace: str, workdir: Path,
+                       chart_values: dict[str, Any] | None = None) -> Iterator[Operator]:
+    """The chart installed in `namespace` with 0 replicas (and `chart_values`) and `millrace operator`
+    run here in its place."""
     kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
     values = workdir / "values.json"
-    values.write_text(json.dumps({"operator": {"replicas": 0}, "webhook": {"enabled": False}}))
+    values.write_text(json.dumps({"operator": {"replicas": 0}, "webhook": {"enabled": False}, **(chart_values or {})}))
     helm("install", "millrace", str(REPO / "charts" / "millrace"), "--namespace", namespace, "--values", str(values))
     kubeconfig = service_account_kubeconfig(kube, namespace, "millrace", workdir / "operator.kubeconfig")
     op = Operator(kube, namespace, workdir / "operator.log", kubeconfig)

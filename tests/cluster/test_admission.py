@@ -156,6 +156,35 @@ def test_a_flowrun_needs_exactly_one_flow(kube, webhook) -> None:
     assert "field 'retry.constant.atempts': unknown field" in _rejected(kube, webhook, inline)
 
 
+def test_a_restart_is_checked_against_the_flows_top_level_steps_and_brings_no_args(kube, webhook) -> None:
+    kube.apply(_flow(), webhook)
+    restart = _run("again")
+    del restart["spec"]["args"]
+    restart["spec"]["restartFrom"] = {"run": "first", "step": "nope"}
+    expected = ("flow 'hello-flow', step 'nope', field 'spec.restartFrom.step': no such top-level step in the flow "
+                "(a run restarts from a top-level step)")
+
+    def rejected_with_message() -> bool:
+        proc = kube.apply(restart, webhook, check=False)
+        if proc.returncode == 0:  # the webhook has not seen the Flow yet
+            kube.kubectl("delete", "flowrun", "again", "-n", webhook, check=False)
+            return False
+        return expected in proc.stderr
+
+    kube.wait_for(rejected_with_message, 30, "the restart from an unknown step to be rejected", interval=0.5)
+    with_args = _run("again", {"name": "x", "times": 2})
+    with_args["spec"]["restartFrom"] = {"run": "first", "step": "greet"}
+    assert "flowrun 'again': spec.args: a restarted run gets the args of the run it restarts" in _rejected(kube, webhook, with_args)
+    # The CRD's rule, before the webhook: a restart goes with flowRef.
+    inline = {"apiVersion": "millrace.dev/v1alpha1", "kind": "FlowRun", "metadata": {"name": "inline"},
+              "spec": {"flow": EXAMPLE["spec"], "restartFrom": {"run": "first", "step": "greet"}}}
+    refused = kube.apply(inline, webhook, check=False)
+    assert refused.returncode != 0 and "spec.restartFrom restarts a run of the Flow spec.flowRef names" in refused.stderr
+    restart["spec"]["restartFrom"]["step"] = "greet"
+    kube.apply(restart, webhook)
+    assert kube.get("flowrun", "again", webhook)
+
+
 def test_a_run_stays_cancellable_and_deletable_when_its_flow_changed_since(kube, webhook) -> None:
     kube.apply(_flow(), webhook)
     kube.wait_for(lambda: kube.apply(_run("old", {"name": "x", "times": 2}), webhook, check=False).returncode == 0,

@@ -156,6 +156,7 @@ RULE_USES: dict[tuple[str, str, str], tuple[str, str]] = {
     ("batch", "jobs", "create"): (r"create_namespaced_job\b", "test_operator.py::test_a_flow_applied_with_kubectl_runs_its_steps_as_jobs"),
     ("batch", "jobs", "delete"): (r"delete_namespaced_job\(", "test_operator.py::test_cancelling_a_run_stops_its_jobs"),
     ("", "pods", "list"): (r"list_namespaced_pod\(", "test_operator.py::test_a_shared_volume_that_cannot_be_bound_fails_the_run_clearly"),
+    ("", "pods/log", "get"): (r"read_namespaced_pod_log\(", "test_kubectl_plugin.py::test_logs_are_kept_with_the_report_after_the_pod_is_gone"),
     ("", "configmaps", "get"): (r"read_namespaced_config_map\(", "test_operator.py::test_a_large_result_is_kept_beside_the_status"),
     ("", "configmaps", "list"): (r"list_namespaced_config_map\(", "test_operator.py::test_a_flow_applied_with_kubectl_runs_its_steps_as_jobs"),
     ("", "configmaps", "watch"): (r'@kopf\.on\.event\("", "v1", "configmaps"', "test_operator.py::test_a_flow_applied_with_kubectl_runs_its_steps_as_jobs"),
@@ -275,7 +276,7 @@ def test_upgrade_keeps_the_webhook_certificate_and_signing_key(kube, helm, insta
 
 # What the code no longer needs, and what it never did.
 DENIED_HERE = [
-    ("get", "pods/log"), ("update", "flowruns"), ("update", "flows/status"),
+    ("update", "flowruns"), ("update", "flows/status"),
     ("get", "flowruns/status"), ("list", "persistentvolumeclaims"), ("watch", "persistentvolumeclaims"),
     ("patch", "events"), ("create", "events.events.k8s.io"), ("get", "pods"), ("watch", "pods"),
     ("delete", "secrets"), ("watch", "secrets"), ("create", "pods"), ("delete", "pods"), ("create", "pods/exec"),

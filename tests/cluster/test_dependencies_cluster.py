@@ -51,3 +51,16 @@ def test_a_python_step_installs_its_packages_into_the_cache_and_imports_workspac
     assert "/cache/python/" in first[1] and "/cache/python/" in second[1]
     # The second run's pod found the folder the first one installed: same folder, not installed again.
     assert [second[1].rsplit("/", 1)[1], second[2]] == [first[1].rsplit("/", 1)[1], first[2]]
+
+
+def test_a_typescript_step_imports_an_npm_package_and_the_client(kube: Any, namespace: str, operator: Operator) -> None:
+    # bun's auto-install fetches is-number from the npm registry into the pod's own cache (its HOME).
+    code = ('import * as wmill from "windmill-client";\nimport isNumber from "is-number";\n'
+            "export async function main(x: unknown) { return [typeof wmill.getVariable, isNumber(x), isNumber('no')]; }\n")
+    step = {"id": "ts", "value": {"type": "rawscript", "language": "bun", "content": code,
+                                  "input_transforms": {"x": {"type": "javascript", "expr": "flow_input.x"}}}}
+    kube.apply(flow_manifest("npm", [step]), namespace)
+    kube.apply(run_manifest("npm-1", "npm", {"x": 7}), namespace)
+    status = wait_phase(kube, namespace, "npm-1", timeout=240)
+    assert status["phase"] == "Succeeded", status
+    assert status["result"] == ["function", True, False]

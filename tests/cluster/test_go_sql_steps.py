@@ -4,7 +4,7 @@ The node agent has no images: the test cluster's `--image` folders stand for
 them (scripts/cluster/cluster.py): the default Go image is this machine's Go
 toolchain, and `SQL_IMAGE`, which the flows name in `spec.runtime.images`
 as docs/architecture.md tells users to, is a Python with the SQL drivers.
-PostgreSQL is the real server of the local tests (tests/local/databases.py).
+PostgreSQL and MariaDB are the real servers of the local tests (tests/local/databases.py).
 """
 
 from __future__ import annotations
@@ -44,6 +44,12 @@ def operator(kube: Any, helm: Any, namespace: str, tmp_path: Path) -> Iterator[O
 @pytest.fixture(scope="module")
 def postgres_resource() -> Iterator[dict[str, Any]]:
     with _databases().postgres() as resource:
+        yield resource
+
+
+@pytest.fixture(scope="module")
+def mysql_resource() -> Iterator[dict[str, Any]]:
+    with _databases().mariadb() as resource:
         yield resource
 
 
@@ -125,3 +131,30 @@ def test_postgresql_and_duckdb_steps_query_from_their_image(kube: Any, namespace
     assert status["phase"] == "Failed" and status["error"]["step_id"] == "missing", status
     assert status["error"]["name"] == "UndefinedTable" and 'relation "no_such_table" does not exist' in status["error"]["message"]
     assert {step_image(kube, namespace, "sqlsteps-1", s) for s in ("create", "squares", "missing")} == {SQL_IMAGE}
+
+
+MY_NAMED = """\
+-- :name (varchar)
+-- :qty (int)
+CREATE TABLE IF NOT EXISTS stock (name varchar(20), qty int, at datetime);
+INSERT INTO stock VALUES (:name, :qty, '2024-01-02 03:04:05');
+SELECT name, qty, qty * 100 / 100 AS ratio, at FROM stock WHERE name = :name;
+"""
+
+
+def test_a_mysql_step_queries_mariadb_from_its_image(kube: Any, namespace: str, operator: Operator,
+                                                     mysql_resource: dict[str, Any]) -> None:
+    kube.apply(labelled("resource", "f/db/my", {"value": json.dumps(mysql_resource)}), namespace)
+    db = static("$res:f/db/my")
+    flow = flow_manifest("mysteps", [
+        step("stock", "mysql", MY_NAMED, database=db, name=static("bolt"), qty="flow_input.qty"),
+        step("missing", "mysql", "SELECT * FROM no_such_table;", database=db),
+    ])
+    flow["spec"]["runtime"] = {"images": {"mysql": SQL_IMAGE}}
+    kube.apply(flow, namespace)
+    kube.apply(run_manifest("mysteps-1", "mysteps", {"qty": 3}), namespace)
+    status = wait_phase(kube, namespace, "mysteps-1", timeout=300)
+    assert status["steps"]["stock"]["result"] == [{"name": "bolt", "qty": 3, "ratio": "3.0000", "at": "2024-01-02 03:04:05"}], status
+    assert status["phase"] == "Failed" and status["error"]["step_id"] == "missing", status
+    assert status["error"]["name"] == "ProgrammingError" and "no_such_table" in status["error"]["message"], status
+    assert step_image(kube, namespace, "mysteps-1", "stock") == SQL_IMAGE

@@ -54,6 +54,14 @@ class Action(Strict):
         return self
 
 
+class Restart(Strict):
+    """Once the first run ended: restart it from `step`, running `flow` (the flow as edited since, as
+    Windmill restarts with a newer flow_version); the case's outcome is the restarted run's."""
+
+    step: str
+    flow: dict[str, Any]
+
+
 class Expect(Strict):
     """The outcome Windmill gives. `result` is compared whole when it is given
     (null included); `result_contains` and `error` only on the keys they name;
@@ -74,12 +82,15 @@ class Case(Strict):
     example: str | None = None        # a flow of examples/ instead of an inline one
     args: dict[str, Any] = {}
     actions: tuple[Action, ...] = ()
+    restart: Restart | None = None
     expect: Expect
 
     @model_validator(mode="after")
     def one_flow(self) -> Case:
         if (self.flow is None) == (self.example is None):
             raise ValueError("a case has exactly one of `flow` or `example`")
+        if self.restart is not None and (self.flow is None or self.actions):
+            raise ValueError("a case that restarts has an inline `flow` and no `actions`")
         return self
 
     @property

@@ -24,10 +24,11 @@ from .cases import Action, Case, Outcome
 TERMINAL = ("Succeeded", "Failed", "Cancelled")
 
 
-def flow_manifest(case: Case) -> dict[str, Any]:
+def flow_manifest(case: Case, flow: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The case's Flow; `flow`: the flow as a restart case edits it."""
     if case.flow is None:
         return dict(yaml.safe_load(case.example_path.read_text(encoding="utf-8")))
-    spec = {"summary": case.name, **case.flow}
+    spec = {"summary": case.name, **(flow or case.flow)}
     return {"apiVersion": "millrace.dev/v1alpha1", "kind": "Flow", "metadata": {"name": case.kube_name}, "spec": spec}
 
 
@@ -57,13 +58,24 @@ class Driver:
     mark: str | None = None           # the suspended status an action was applied to
     acting: subprocess.Popen[str] | None = None
     outcome: Outcome | None = None
+    restarted: bool = False           # the case's restart run (`-2`) is the one followed
 
     def __post_init__(self) -> None:
         self.pending = list(self.case.actions)
 
     @property
     def run(self) -> str:
-        return f"{self.case.kube_name}-1"
+        return f"{self.case.kube_name}-{2 if self.restarted else 1}"
+
+    def _restart(self, kube: Any) -> None:
+        """The Flow edited, then a FlowRun restarting the first run from the case's step."""
+        restart = self.case.restart
+        assert restart is not None
+        kube.apply(flow_manifest(self.case, restart.flow), self.namespace)
+        kube.apply({"apiVersion": "millrace.dev/v1alpha1", "kind": "FlowRun", "metadata": {"name": f"{self.case.kube_name}-2"},
+                    "spec": {"flowRef": {"name": self.case.kube_name},
+                             "restartFrom": {"run": self.run, "step": restart.step}}}, self.namespace)
+        self.restarted = True
 
     def observe(self, kube: Any, status: dict[str, Any]) -> None:
         if self.acting is not None:
@@ -75,7 +87,9 @@ class Driver:
                 return
             self.acting = None
         phase = status.get("phase")
-        if phase in TERMINAL:
+        if phase in TERMINAL and self.case.restart is not None and not self.restarted:
+            self._restart(kube)
+        elif phase in TERMINAL:
             self.outcome = _outcome(status)
         elif phase == "Suspended" and _approval_mark(status) != self.mark:
             if not self.pending:

@@ -56,4 +56,8 @@ def run_locally(case: Case, workdir: Path) -> Outcome:
         if outcome.status != "suspended":
             break
         outcome = _act(action, run_id, home, workdir)
+    if case.restart is not None and outcome.run:
+        # The same flow file, edited: the restarted run runs what it holds now.
+        flow.write_text(yaml.safe_dump(case.restart.flow, sort_keys=False), encoding="utf-8")
+        outcome = _command(["run", str(flow), "--from-run", run_id, "--from", case.restart.step], home, workdir)
     return outcome

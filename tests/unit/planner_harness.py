@@ -75,9 +75,11 @@ class Harness:
             max_while_iterations=20,
         )
 
-    def run(self, args: dict[str, Any] | None = None, max_events: int = 500, preprocess: bool = False) -> RunStatus:
+    def run(self, args: dict[str, Any] | None = None, max_events: int = 500, preprocess: bool = False,
+            initial: RunStatus | None = None) -> RunStatus:
+        """Run to the end; `initial`: the state to start from (a restarted run's)."""
         ctx = self.context()
-        state = RunStatus()
+        state = initial or RunStatus()
         event: Event = Start(args=args or {}, now=self.now, preprocess=preprocess)
         queue: list[RunStep] = []
         wake: float | None = None

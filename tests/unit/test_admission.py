@@ -179,3 +179,21 @@ def test_a_run_that_has_not_started_may_change_but_is_checked_again() -> None:
     assert "input 'times': 'two' is not of type 'integer'" in review_flowrun_update("r", old, bad, _SANDBOX, _lookup).errors[0]
     good = {**old, "spec": {"flowRef": {"name": "hello-flow"}, "args": {"name": "y"}}}
     assert review_flowrun_update("r", old, good, _SANDBOX, _lookup).allowed
+
+
+def test_a_restarted_flowrun_names_its_flow_a_top_level_step_and_no_args() -> None:
+    """spec.restartFrom (engine/restart.py): the args are the earlier run's; the step is a top-level one."""
+    restart = {"flowRef": {"name": "hello-flow"}, "restartFrom": {"run": "r0", "step": "greet"}}
+    assert review_flowrun("r", restart, _SANDBOX, _lookup).allowed
+    unknown = review_flowrun("r", {**restart, "restartFrom": {"run": "r0", "step": "nope"}}, _SANDBOX, _lookup)
+    assert unknown.errors == ["flow 'hello-flow', step 'nope', field 'spec.restartFrom.step': no such top-level step "
+                              "in the flow (a run restarts from a top-level step)"]
+    with_args = review_flowrun("r", {**restart, "args": {"name": "x"}}, _SANDBOX, _lookup)
+    assert with_args.errors == ["flowrun 'r': spec.args: a restarted run gets the args of the run it restarts, leave it out"]
+    itself = review_flowrun("r", {**restart, "restartFrom": {"run": "r", "step": "greet"}}, _SANDBOX, _lookup)
+    assert itself.errors == ["flowrun 'r': spec.restartFrom.run: a run cannot restart itself"]
+    inline = review_flowrun("r", {"flow": spec(), "restartFrom": {"run": "r0", "step": "greet"}}, _SANDBOX, _lookup)
+    assert any("it does not go with spec.flow" in e for e in inline.errors)
+    # A Flow not known yet, or whose steps take ids from the loader: the reconciler checks the step.
+    later = {"flowRef": {"name": "later"}, "restartFrom": {"run": "r0", "step": "x"}}
+    assert review_flowrun("r", later, _SANDBOX, _lookup).allowed

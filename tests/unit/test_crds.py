@@ -125,8 +125,16 @@ def test_each_module_kind_requires_its_fields_at_the_top_of_the_module_tree() ->
 
 def test_a_flowrun_names_exactly_one_flow() -> None:
     spec = _schema(flowrun_crd())["properties"]["spec"]
-    assert _rules(spec) == ["has(self.flowRef) != has(self.flow)"]
+    assert _rules(spec)[0] == "has(self.flowRef) != has(self.flow)"
     assert spec["properties"]["flowRef"]["properties"]["name"]["minLength"] == 1
+
+
+def test_a_restart_goes_with_a_flow_ref_and_no_args_secret() -> None:
+    spec = _schema(flowrun_crd())["properties"]["spec"]
+    assert _rules(spec)[1] == "!has(self.restartFrom) || (has(self.flowRef) && !has(self.argsSecret))"
+    restart = spec["properties"]["restartFrom"]
+    assert restart["required"] == ["run", "step"]
+    assert restart["properties"]["run"]["minLength"] == restart["properties"]["step"]["minLength"] == 1
 
 
 @pytest.mark.parametrize(("cron", "shaped"), [

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -17,15 +16,13 @@ from ..local.scripts import build_library, search_roots
 from ..model.loader import FlowDocument, LoadedFlow, load_flow_document, load_flow_file, read_flow_documents
 from . import crds, data, operator, preview, runs, schedule, serve
 from .args import parse_args
+from .outcome import EXIT_INVALID, EXIT_OK, exit_code, report
 
 if TYPE_CHECKING:
     from ..model.run import RunStatus
 
 # Running a flow needs the executor, the runner and their fork server; checking one does not,
 # so they are imported by `_run` (tests/unit/test_cli_imports.py keeps it so).
-
-EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
-
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="millrace", description="Run Windmill OpenFlow flows locally or on Kubernetes.")
@@ -40,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--keep-workdirs", action="store_true", help="keep each step's working directory")
     run.add_argument("--wait", action="store_true",
                      help="when the run suspends, keep serving its resume and cancel links and go on when one is used")
+    run.add_argument("--from-run", metavar="RUN", help="restart the local run RUN (with --from): its inputs, and the "
+                                                        "results of the steps before STEP, are reused")
+    run.add_argument("--from", dest="from_step", metavar="STEP", help="the top-level step to restart from (with --from-run)")
 
     validate = sub.add_parser("validate", help="check flows without running them")
     validate.add_argument("files", type=Path, nargs="+")
@@ -58,8 +58,8 @@ def _resume_or_cancel(options: argparse.Namespace) -> int:
     if options.namespace:
         return runs.in_cluster(options)
     run_id, flow_name, state = (runs.resume if options.command == "resume" else runs.cancel)(options)
-    _report(options.output, run_id, flow_name, state)
-    return _exit_code(state)
+    report(options.output, run_id, flow_name, state)
+    return exit_code(state)
 
 
 def _dispatch(options: argparse.Namespace) -> int:
@@ -178,8 +178,12 @@ def _run(options: argparse.Namespace) -> int:
         errors = [p for p in problems if not p.warning]
         if errors:
             raise FlowError(errors)
-        args = parse_args(loaded.name, loaded.flow.schema_, options.arg, options.args_file)
-        problems += unknown_args(loaded.name, loaded.flow.schema_, args)
+        initial = runs.restart_state(options, loaded)
+        if initial is not None:
+            args = initial.args
+        else:
+            args = parse_args(loaded.name, loaded.flow.schema_, options.arg, options.args_file)
+            problems += unknown_args(loaded.name, loaded.flow.schema_, args)
     except FlowError as exc:
         if options.output != "json":
             raise
@@ -208,65 +212,20 @@ def _run(options: argparse.Namespace) -> int:
         )
         if options.wait and options.output == "text":
             print("--wait: a suspended run waits here for its resume or cancel link", file=sys.stderr)
-        state = run.execute(args)
-    _report(options.output, run.run_id, loaded.name, state)
-    return _exit_code(state)
+        state = run.execute(args, initial=initial)
+    report(options.output, run.run_id, loaded.name, state)
+    return exit_code(state)
 
 
 def _problem_json(problem: Problem) -> dict[str, str | None]:
     return {"flow": problem.flow, "step": problem.step, "field": problem.field, "message": problem.message}
 
 
-def _exit_code(state: RunStatus) -> int:
-    return EXIT_OK if state.phase in ("Succeeded", "Suspended") else EXIT_FAILED
-
-
-def _report(output: str, run_id: str, flow_name: str, state: RunStatus) -> None:
-    # A suspended run has not finished: its duration is the time it has taken so far.
-    end = state.finished_at if state.finished_at is not None else time.time()
-    duration = end - state.started_at if state.started_at is not None else 0.0
-    if output == "json":
-        outcome = {
-            "run": run_id,
-            "flow": flow_name,
-            "phase": state.phase,
-            "result": state.result,
-            "error": state.error.model_dump(exclude_none=True) if state.error else None,
-            "duration_s": round(duration, 4),
-        }
-        if state.suspended_step:
-            outcome["suspended_step"] = state.suspended_step
-        if state.early_returned:
-            outcome["early_result"] = state.early_result
-        print(json.dumps(outcome, indent=2, default=str))
-        return
-    if state.phase == "Suspended":
-        runs.print_suspended(run_id, state)
-        return
-    if state.error:
-        where = f" in step '{state.error.step_id}'" if state.error.step_id else ""
-        print(f"run {run_id} {state.phase.lower()}{where}: {state.error.name}: {state.error.message}", file=sys.stderr)
-        if state.error.stack:
-            print(state.error.stack.rstrip(), file=sys.stderr)
-    else:
-        print(f"run {run_id} {state.phase.lower()} in {duration:.2f}s", file=sys.stderr)
-    if state.phase == "Succeeded" or state.result is not None:
-        print(json.dumps(state.result, indent=2, default=str))
-
-
 def kubectl_plugin() -> int:
-    """`kubectl millrace ...`: the same commands, aimed at the cluster's current namespace by default."""
-    argv = sys.argv[1:]
-    if argv[:1] and argv[0] in ("resume", "cancel") and not {"-n", "--namespace"} & set(argv):
-        argv = [*argv, "--namespace", _current_namespace()]
-    return main(argv)
+    """`kubectl millrace ...`: commands on the cluster (cli/kubectl/), not this machine's runs."""
+    from .kubectl.main import main as plugin_main
 
-
-def _current_namespace() -> str:
-    from kubernetes import config as kube_config
-
-    _, context = kube_config.list_kube_config_contexts()
-    return (context or {}).get("context", {}).get("namespace") or "default"
+    return plugin_main(sys.argv[1:])
 
 
 if __name__ == "__main__":

@@ -9,36 +9,32 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from ..engine.events import CancelRequested, Disapproved, Event, Resumed
+from ..engine.restart import RestartError, restarted
+from ..engine.resume_form import resume_form_problem
 from ..errors import FlowError, Problem
+from ..local.store import RunStore
+from .kubectl import control
+
+from ..model.run import RestartFrom
 
 if TYPE_CHECKING:
-    from ..engine.events import Event
     from ..local.runner import LocalRun
+    from ..model.loader import LoadedFlow
     from ..model.run import RunStatus
-
-# The run store, the events and the models are imported by the commands that use them: `millrace
-# validate` and `millrace run` load this module to register its commands, and need none of that.
 
 
 def register(sub: Any) -> None:
     resume = sub.add_parser("resume", help="approve a suspended run and let it go on")
-    resume.add_argument("run")
-    resume.add_argument("--payload", default="null", help="JSON the next step sees as `resume`")
-    resume.add_argument("--approver", default="cli")
-    resume.add_argument("--disapprove", action="store_true",
-                        help="refuse the suspended step: the run fails with SuspendedDisapproved "
-                             "(or goes on with that error, with continue_on_disapprove_timeout)")
+    control.add_resume_options(resume)
     resume.add_argument("--output", choices=["text", "json"], default="text")
     resume.add_argument("-n", "--namespace", help="a FlowRun in this namespace of the cluster")
 
     cancel = sub.add_parser("cancel", help="cancel a run (a resume link's cancel URL disapproves its step instead)")
-    cancel.add_argument("run")
-    cancel.add_argument("--reason", default="cancelled")
-    cancel.add_argument("--by", default="cli")
+    control.add_cancel_options(cancel)
     cancel.add_argument("--output", choices=["text", "json"], default="text")
     cancel.add_argument("-n", "--namespace", help="a FlowRun in this namespace of the cluster")
 
@@ -48,11 +44,32 @@ def register(sub: Any) -> None:
     show.add_argument("run")
 
 
+def restart_state(options: argparse.Namespace, loaded: LoadedFlow) -> RunStatus | None:
+    """`millrace run --from-run RUN --from STEP`: the state the new run starts from (None without them)."""
+    if options.from_run is None and options.from_step is None:
+        return None
+    if options.from_run is None or options.from_step is None:
+        missing = "--from-run" if options.from_run is None else "--from"
+        raise FlowError.single(loaded.name, f"--from-run and --from go together: {missing} is missing", field=missing)
+    if options.arg or options.args_file:
+        raise FlowError.single(loaded.name, f"a restarted run gets the inputs of run '{options.from_run}': "
+                                            "leave out --arg and --args-file", field="--arg")
+    store = RunStore()
+    try:
+        source, _, state = store.load(options.from_run)
+    except KeyError:
+        raise FlowError.single(loaded.name, f"no run '{options.from_run}' under {store.root}", field="--from-run") from None
+    try:
+        return restarted(loaded.name, loaded.flow, source.name, state, RestartFrom(run=options.from_run, step=options.from_step),
+                         fields=("--from-run", "--from"))
+    except RestartError as exc:
+        raise FlowError([exc.problem]) from None
+
+
 def _load(run_id: str) -> tuple[LocalRun, RunStatus]:
     # Imported when a run goes on: the commands that only read records stay quick.
     from ..local.executor import LocalExecutor
     from ..local.runner import LocalRun
-    from ..local.store import RunStore
 
     store = RunStore()
     try:
@@ -79,36 +96,17 @@ def _continue(options: argparse.Namespace, event_for: Any) -> tuple[str, str, Ru
 
 
 def in_cluster(options: argparse.Namespace) -> int:
-    """Resume or cancel a FlowRun: record the request; the operator applies it."""
+    """Resume or cancel a FlowRun, as `kubectl millrace resume|cancel` does."""
     from kubernetes import config as kube_config
 
-    from ..cluster.control import request_resume
     from ..cluster.kube import KubeApi
 
     kube_config.load_kube_config()
-    cancel = options.command == "cancel"
-    disapprove = not cancel and options.disapprove
-    name = request_resume(KubeApi(), options.namespace, options.run,
-                          payload=None if cancel or disapprove else _payload(options),
-                          approver=options.by if cancel else options.approver, cancel=cancel,
-                          reason=options.reason if cancel else "", disapprove=disapprove)
-    what = "cancel" if cancel else "disapproval" if disapprove else "resume"
-    print(f"flowrun/{options.run} {what} requested ({name})")
-    return 0
-
-
-def _payload(options: argparse.Namespace) -> Any:
-    try:
-        return json.loads(options.payload)
-    except json.JSONDecodeError as exc:
-        raise FlowError([Problem(options.run, f"--payload is not JSON: {exc}", field="payload")]) from None
+    return control.request(KubeApi(), options.namespace, options, cancel=options.command == "cancel")
 
 
 def resume(options: argparse.Namespace) -> tuple[str, str, RunStatus]:
-    from ..engine.events import Disapproved, Resumed
-    from ..engine.resume_form import resume_form_problem
-
-    payload = _payload(options)
+    payload = control.payload(options)
 
     def event(run: LocalRun, state: RunStatus) -> Event:
         if state.phase != "Suspended" or not state.suspended_step:
@@ -124,14 +122,10 @@ def resume(options: argparse.Namespace) -> tuple[str, str, RunStatus]:
 
 
 def cancel(options: argparse.Namespace) -> tuple[str, str, RunStatus]:
-    from ..engine.events import CancelRequested
-
     return _continue(options, lambda run, state: CancelRequested(reason=options.reason, by=options.by, now=time.time()))
 
 
 def list_runs() -> int:
-    from ..local.store import RunStore
-
     records = RunStore().all_runs()
     if not records:
         print("no runs yet")
@@ -148,14 +142,15 @@ def list_runs() -> int:
 
 
 def show(options: argparse.Namespace) -> int:
-    from ..local.store import RunStore
-
     store = RunStore()
     try:
         loaded, _, state = store.load(options.run)
     except KeyError:
         raise FlowError([Problem(options.run, f"no run '{options.run}' under {store.root}")]) from None
     print(f"run {options.run} · flow {loaded.name} · {state.phase.lower()}")
+    if state.restarted_from:
+        restart = state.restarted_from
+        print(f"restarted from run {restart.run} at step '{restart.step}': the steps before it are that run's")
     if state.suspended_step:
         print(f"suspended at step '{state.suspended_step}': millrace resume {options.run} | millrace cancel {options.run}")
     for path, st in state.steps.items():
@@ -170,9 +165,3 @@ def show(options: argparse.Namespace) -> int:
     if state.terminal:
         print("result:", json.dumps(state.result, indent=2, default=str))
     return 0
-
-
-def print_suspended(run_id: str, state: RunStatus) -> None:
-    print(f"run {run_id} suspended at step '{state.suspended_step}'. To go on:\n"
-          f"  millrace resume {run_id} [--payload JSON] [--approver NAME]\n"
-          f"  millrace cancel {run_id}", file=sys.stderr)

@@ -38,7 +38,8 @@ def register(sub: Any) -> None:
 def main(options: argparse.Namespace) -> int:
     from ..schedule.cron import CronError
     from ..schedule.policy import SCHEDULE_STATE_SCOPE, schedule_policy
-    from .main import EXIT_FAILED, EXIT_OK, load_runnable
+    from .main import load_runnable
+    from .outcome import EXIT_FAILED, EXIT_OK
 
     loaded, library, problems = load_runnable(options.file, options.scripts)
     spec = _schedule(loaded, options)

@@ -7,8 +7,11 @@ the webhook must not depend on the order in which objects are applied, so it
 leaves them to the reconciler, which reports them in the Ready condition.
 
 A FlowRun names its flow (`flowRef`) or holds one (`flow`), never both, and
-its `args` must match that flow's schema. The referenced Flow is read
-through a lookup function so that this module never talks to the API.
+its `args` must match that flow's schema. A FlowRun with `restartFrom` names
+its Flow, has no args of its own (it gets the earlier run's), and its step is
+a top-level step of that Flow; whether the earlier run may be restarted from
+there is the reconciler's to check, which reads that run. The referenced Flow
+is read through a lookup function so that this module never talks to the API.
 """
 
 from __future__ import annotations
@@ -28,8 +31,6 @@ from ..model.resources import Condition
 from .policy import StepPolicy, runtime_problems, step_image_problems
 
 READY = "Ready"
-# validate.py reports an unresolved `script`/`flow` path on this field.
-_PATH_FIELD = "value.path"
 
 FlowLookup = Callable[[str], Mapping[str, Any] | None]
 """Flow name -> the Flow object of the FlowRun's namespace, or None when there is none."""
@@ -61,11 +62,8 @@ def flow_problems(name: str, spec: Mapping[str, Any], sandbox: Sandbox,
         loaded = load_flow_document(manifest, name)
     except FlowError as exc:
         return refused + exc.problems
-    known = library or Library()
-    problems = (validate_flow(loaded, known, sandbox) + schedule_problems(name, spec)
-                + step_image_problems(name, loaded.flow, known, policy or StepPolicy()))
-    if library is None:
-        problems = [p for p in problems if p.field != _PATH_FIELD]
+    problems = (validate_flow(loaded, library, sandbox) + schedule_problems(name, spec)
+                + step_image_problems(name, loaded.flow, library or Library(), policy or StepPolicy()))
     return refused + problems
 
 
@@ -80,6 +78,8 @@ def review_flowrun(name: str, spec: Mapping[str, Any], sandbox: Sandbox, lookup:
         return Review(errors=[f"flowrun '{name}': set exactly one of spec.flowRef (a Flow of this namespace) "
                               "and spec.flow (an inline flow)"])
     args = spec.get("args") or {}
+    if spec.get("restartFrom") is not None:
+        return _review_restart(name, spec, lookup)
     if inline is not None:
         review = review_flow(name, inline, sandbox, policy)
         if not review.allowed or spec.get("argsSecret"):
@@ -94,6 +94,27 @@ def review_flowrun(name: str, spec: Mapping[str, Any], sandbox: Sandbox, lookup:
     if spec.get("argsSecret"):
         return Review()
     return _check_args(name, flow_name, flow.get("spec") or {}, args)
+
+
+def _review_restart(name: str, spec: Mapping[str, Any], lookup: FlowLookup) -> Review:
+    restart = spec["restartFrom"]
+    errors = [f"flowrun '{name}': spec.{k}: a restarted run gets the args of the run it restarts, leave it out"
+              for k in ("args", "argsSecret", "preprocess") if spec.get(k)]
+    if spec.get("flow") is not None:
+        errors.append(f"flowrun '{name}': spec.restartFrom restarts a run of the Flow spec.flowRef names: "
+                      "it does not go with spec.flow")
+    if restart.get("run") == name:
+        errors.append(f"flowrun '{name}': spec.restartFrom.run: a run cannot restart itself")
+    flow_name = str((spec.get("flowRef") or {}).get("name", ""))
+    flow = lookup(flow_name) if spec.get("flowRef") else None
+    step = restart.get("step")
+    modules = (((flow or {}).get("spec") or {}).get("value") or {}).get("modules")
+    # Ids the loader gives modules that have none are left to the reconciler.
+    if modules is not None and all(isinstance(m, Mapping) and "id" in m for m in modules):
+        if step not in [m["id"] for m in modules]:
+            errors.append(f"flow '{flow_name}', step '{step}', field 'spec.restartFrom.step': no such top-level step "
+                          "in the flow (a run restarts from a top-level step)")
+    return Review(errors=errors)
 
 
 def flow_ready_condition(name: str, spec: Mapping[str, Any], generation: int | None, sandbox: Sandbox,

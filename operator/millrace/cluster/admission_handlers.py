@@ -48,8 +48,10 @@ def configure_webhooks(settings: kopf.OperatorSettings, *, host: str, port: int,
 
 @kopf.index(GROUP, VERSION, "flows")
 def flow_schemas(namespace: str, name: str, spec: Mapping[str, Any], **_: Any) -> dict[tuple[str, str], Any]:
-    """The schema of every watched Flow, to check FlowRun args without an API call."""
-    return {(namespace, name): spec.get("schema")}
+    """The schema and top-level step ids of every watched Flow, to check FlowRun args and restartFrom
+    without an API call."""
+    modules = (spec.get("value") or {}).get("modules") or []
+    return {(namespace, name): (spec.get("schema"), [m.get("id") if isinstance(m, Mapping) else None for m in modules])}
 
 
 @kopf.on.validate(GROUP, VERSION, "flows", id=FLOW_WEBHOOK, operations=["CREATE", "UPDATE"])
@@ -62,8 +64,9 @@ async def validate_flowrun(name: str | None, namespace: str, spec: Mapping[str, 
                           operation: str | None, old: Mapping[str, Any] | None, new: Mapping[str, Any] | None,
                           flow_schemas: kopf.Index[tuple[str, str], Any], **_: Any) -> None:
     def lookup(flow: str) -> Mapping[str, Any] | None:
-        for schema in flow_schemas.get((namespace, flow), ()):
-            return {"spec": {"schema": schema}}
+        for schema, steps in flow_schemas.get((namespace, flow), ()):
+            modules = [{"id": step} if step is not None else {} for step in steps]
+            return {"spec": {"schema": schema, "value": {"modules": modules}}}
         return None
 
     if operation == "UPDATE" and old is not None and new is not None:

@@ -147,12 +147,17 @@ _PROPERTY_RULES: dict[tuple[str, str], Schema] = {
     ("Schedule", "cron"): {"pattern": CRON_SHAPE},  # five or six fields, or a shorthand
     ("Schedule", "timezone"): {"minLength": 1},
     ("FlowRef", "name"): {"minLength": 1},
+    ("RestartFrom", "run"): {"minLength": 1},
+    ("RestartFrom", "step"): {"minLength": 1},
 }
 # CEL rules on a model's object: model -> x-kubernetes-validations.
 _OBJECT_RULES: dict[str, list[Schema]] = {
     "FlowRunSpec": [{"rule": "has(self.flowRef) != has(self.flow)",
                      "message": "set exactly one of spec.flowRef (a Flow of this namespace) and spec.flow "
-                                "(an inline flow)"}],
+                                "(an inline flow)"},
+                    {"rule": "!has(self.restartFrom) || (has(self.flowRef) && !has(self.argsSecret))",
+                     "message": "spec.restartFrom restarts a run of the Flow spec.flowRef names, with that run's args: "
+                                "it goes with spec.flowRef, not with spec.flow or spec.argsSecret"}],
 }
 VALIDATIONS = "x-kubernetes-validations"
 # Module levels whose module kinds get CEL rules for their required fields (see _convert).

@@ -29,6 +29,7 @@ from ..runtime.program import image as step_image
 from ..runtime.protocol import StepRequest
 from . import names
 from .policy import POD_SECURITY, StepPolicy, container_security
+from .steplogs import STEP_CONTAINER
 
 STEP_ROOT = "/millrace"
 WORKDIR = "/work"
@@ -224,7 +225,7 @@ def _job(meta: RunMeta, action: RunStep, config_name: str, paths: tuple[list[str
         mounts.append({"name": "shared", "mountPath": f"{WORKDIR}/shared"})
         volumes.append({"name": "shared", "persistentVolumeClaim": {"claimName": names.shared_claim_name(meta.run)}})
     container: dict[str, Any] = {
-        "name": "step",
+        "name": STEP_CONTAINER,
         "image": runtime.images.get(language) or meta.default_images.get(language, DEFAULT_IMAGES[language]),
         "command": command,
         "workingDir": WORKDIR,

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger("millrace.operator")
 PYTHON_CACHE_VOLUME_ENV = "MILLRACE_PYTHON_CACHE_VOLUME"  # the chart's steps.pythonCache, as JSON
+HUB_NAMESPACE_ENV = "MILLRACE_HUB_NAMESPACE"  # the chart's hub.namespace
 
 
 def _load_kube_config() -> None:
@@ -131,7 +132,8 @@ def run_operator(
                                 workers=int(os.environ.get("MILLRACE_WORKERS", "4")),
                                 job_ttl_s=int(os.environ.get("MILLRACE_JOB_TTL_S", "3600")),
                                 retention_s=float(os.environ["MILLRACE_RETENTION_S"]) if os.environ.get("MILLRACE_RETENTION_S") else None,
-                                policy=policy, secrecy=secrecy, python_cache=python_cache_volume())
+                                policy=policy, secrecy=secrecy, python_cache=python_cache_volume(),
+                                hub_namespace=os.environ.get(HUB_NAMESPACE_ENV) or None)
         schedule_handlers.configure(kube, schedule_handlers.clock_starting_at(os.environ.get("MILLRACE_SCHEDULE_CLOCK_START")))
         if hooks_port:
             hooks = TriggerServer(resolver(kube, signer.sign), host=api_host, port=hooks_port)

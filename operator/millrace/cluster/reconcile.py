@@ -34,14 +34,15 @@ from ..engine.evaluate import Evaluator
 from ..engine.events import CancelRequested, Disapproved, Event, Resumed, Start, StepFinished, Tick
 from ..engine.library import Library, ScriptSource
 from ..engine.planner import PlanContext, plan
+from ..engine.restart import RestartError, restarted
 from ..engine.resume_form import resume_form_problem
-from ..errors import FlowError
+from ..errors import FlowError, Problem
 from ..expressions import Sandbox
 from ..engine.paths import module_at
 from ..model.flow import OpenFlow, PathFlow, openflow_of
 from ..model.loader import LoadedFlow, load_flow_document
 from ..model.resources import FlowRunStatus, Runtime
-from ..model.run import ErrorInfo, StepState
+from ..model.run import ErrorInfo, RestartFrom, StepState
 from ..runtime.protocol import StepError, StepOutcome, StepReport
 from ..runtime.stepapi.links import APPLY, WAIT, link_state
 from ..schedule.policy import SCHEDULE_STATE_SCOPE
@@ -95,6 +96,8 @@ class OperatorConfig:
     secrecy: Secrecy | None = None
     # A volume source for Python steps' installed packages (the chart's steps.pythonCache).
     python_cache: dict[str, Any] | None = None
+    # The namespace whose labelled scripts hold Hub scripts (the chart's hub.namespace).
+    hub_namespace: str | None = None
 
 
 @dataclass
@@ -162,9 +165,19 @@ class RunReconciler:
             return True, self._expire(obj, status)
         try:
             definition = self._definition(obj)
-            start_args = self._start_args(obj) if status.phase == "Pending" else {}
         except FlowError as exc:
             return self._fail(obj, status, ErrorInfo(name="InvalidFlow", message=str(exc)))
+        restart = (obj.get("spec") or {}).get("restartFrom")
+        try:
+            if status.phase == "Pending" and restart:
+                status = self._restarted(obj, definition, RestartFrom.model_validate(restart))
+            start_args = (status.args if restart else self._start_args(obj)) if status.phase == "Pending" else {}
+        except FlowError as exc:
+            return self._fail(obj, status, ErrorInfo(name="InvalidFlow", message=str(exc)))
+        except RestartError as exc:
+            return self._fail(obj, status, ErrorInfo(name="InvalidRestart", message=str(exc)))
+        except Unkeepable as exc:
+            return self._fail(obj, status, exc.error)
         if start_args is None:
             return False, self.clock() + 1.0  # the inner flow's args Secret is not there yet
         meta = self._meta(obj, definition)
@@ -283,7 +296,7 @@ class RunReconciler:
         if stored is None:
             document = self._resolve_flow(obj)
             flow = load_flow_document(openflow_of(document["spec"]), document["name"]).flow
-            library = resolve_library(self.kube, meta["namespace"], flow)
+            library = resolve_library(self.kube, meta["namespace"], flow, self.config.hub_namespace)
             document["scripts"] = {p: {"language": s.language, "content": s.content, "lock": s.lock}
                                    for p, s in library.scripts.items()}
             document["flows"] = {p: f.model_dump(mode="json", by_alias=True, exclude_none=True) for p, f in library.flows.items()}
@@ -348,6 +361,41 @@ class RunReconciler:
             python_cache=self.config.python_cache,
             state_scope=SCHEDULE_STATE_SCOPE if (meta.get("labels") or {}).get(names.LABEL_SCHEDULED) == "true" else "",
         )
+
+    # --- a run restarted from a step of an earlier run ------------------------------------
+
+    def _restarted(self, obj: dict[str, Any], definition: Definition, restart: RestartFrom) -> FlowRunStatus:
+        """The state a run with spec.restartFrom starts from: the earlier run's steps before the
+        step, with every value they hold read back, so this run never reads the earlier one again."""
+        meta, fields = obj["metadata"], ("spec.restartFrom.run", "spec.restartFrom.step")
+        flow = definition.loaded.name
+
+        def refuse(message: str) -> RestartError:
+            return RestartError(Problem(flow, message, field=fields[0]))
+
+        spec = obj.get("spec") or {}
+        given = next((k for k in ("args", "argsSecret", "preprocess") if spec.get(k)), None)
+        if given is not None:
+            raise RestartError(Problem(flow, f"a restarted run gets the args of run '{restart.run}': leave it out",
+                                       field=f"spec.{given}"))
+        if restart.run == meta["name"]:
+            raise refuse("a run cannot restart itself")
+        source = self.kube.get_flowrun(meta["namespace"], restart.run)
+        if source is None:
+            raise refuse(f"no FlowRun '{restart.run}' in namespace '{meta['namespace']}'")
+        source_spec = source.get("spec") or {}
+        source_flow = (source_spec.get("flowRef") or {}).get("name") or source["metadata"]["name"]
+        recorded = FlowRunStatus.model_validate(self.secrecy.restore(
+            source["metadata"]["uid"], "status", source.get("status") or {}, self._secrets))
+        state = restarted(flow, definition.loaded.flow, source_flow, self._hydrate(source, recorded), restart, fields)
+        for path, st in state.steps.items():
+            if st.result is not None and (st.runs_script or st.type == "flow") and _large(st.result):
+                # This run's own copy of a large result, where the status points (a report of this run).
+                st.result_ref = names.report_name(meta["name"], path, st.attempts)
+                self._write_report(obj, path, st.attempts, self.secrecy.record(
+                    meta["uid"], st.result_ref, StepReport(ok=True, result=st.result).model_dump(mode="json"), self._secrets))
+                self._large_results[st.result_ref] = st.result
+        return FlowRunStatus.model_validate(state.model_dump(by_alias=True))
 
     # --- events ------------------------------------------------------------------------
 
@@ -517,8 +565,9 @@ class RunReconciler:
                     if cm is None:
                         continue
                     owner = obj
-                    if st.type == "flow":
-                        # An inner flow's large result is kept by its child run, which this run owns.
+                    if st.type == "flow" and not names.owned(cm, meta["uid"]):
+                        # An inner flow's large result is kept by its child run, which this run owns
+                        # (a restarted run keeps its own copy: a report of this run).
                         child = self.kube.get_flowrun(meta["namespace"], names.child_run_name(meta["name"], path, st.attempts))
                         if child is None or not names.owned(child, meta["uid"], path, st.attempts):
                             continue
@@ -672,6 +721,10 @@ class RunReconciler:
         refused = refusal(exc, what)
         if refused is None:
             raise exc
+        self._write_report(obj, path, attempt, StepReport(ok=False, error=refused).model_dump(mode="json"))
+
+    def _write_report(self, obj: dict[str, Any], path: str, attempt: int, report: Any) -> None:
+        """An attempt's report ConfigMap, made by the operator itself (a refusal, a restarted run's copy)."""
         meta = obj["metadata"]
         self.kube.create({
             "apiVersion": "v1", "kind": "ConfigMap",
@@ -679,7 +732,7 @@ class RunReconciler:
                          "labels": {names.LABEL_RUN: names.label_value(meta["name"]), names.LABEL_KIND: KIND_REPORT},
                          "annotations": {names.ANNOTATION_STEP_PATH: path, names.ANNOTATION_ATTEMPT: str(attempt)},
                          "ownerReferences": [_owner(obj)]},
-            "data": {"report": StepReport(ok=False, error=refused).model_dump_json()},
+            "data": {"report": json.dumps(report)},
         })
 
     def _report_outcome(self, run: dict[str, Any], cm: dict[str, Any], path: str | None = None,

@@ -4,7 +4,7 @@
   exist with the token's uid, and its status must say the token's attempt is
   running, so a token is worth nothing once its attempt has ended;
 - a report is a ConfigMap owned by the run and annotated with its attempt,
-  created once (a second report for the same attempt finds it and is
+  with the end of the step's log beside it (steplogs.py), created once (a second report for the same attempt finds it and is
   refused): the outcome is durable before the step hears back, so an
   operator restart loses no result;
 - variables and resources are Secrets (secret variables) or ConfigMaps
@@ -32,11 +32,12 @@ from kubernetes.client.exceptions import ApiException
 from ..model.resources import GROUP, VERSION, FlowRunStatus
 from ..runtime.datapaths import DataPathError, checked
 from ..runtime.protocol import StepReport
+from ..runtime.redact import redact
 from ..runtime.stepapi.backend import Conflict, Forbidden, Gone, NotFound, Refusal
 from ..runtime.stepapi.links import APPLY, WAIT, link_state
 from ..runtime.stepapi.models import Resource, ResumeRequest, Variable
 from ..runtime.stepapi.tokens import Claims
-from . import names
+from . import names, steplogs
 from .crashpoints import crash_point
 from .data import ANNOTATION_PATH, KIND_RESOURCE, KIND_VARIABLE, labelled, labelled_objects, path_of
 from .kube import FLOWRUNS, KubeApi
@@ -180,10 +181,16 @@ class ClusterBackend:
         namespace, name = _split(claims.run)
         run = self._run(claims)
         record = names.report_name(name, claims.path, claims.attempt)
+        secrets = self.secrecy.secrets(namespace)
         # Masked as the local shell masks its run records; the run goes on with the real outcome.
-        document = self.secrecy.record(run["metadata"]["uid"], record, report.model_dump(mode="json"),
-                                       self.secrecy.secrets(namespace))
-        if not self._owned_record(claims, run, record, KIND_REPORT, {"report": json.dumps(document)}):
+        document = self.secrecy.record(run["metadata"]["uid"], record, report.model_dump(mode="json"), secrets)
+        data = {"report": json.dumps(document)}
+        # The end of the step's log, for after its pod is gone (steplogs.py), masked the same way.
+        tail = steplogs.log_tail(self.kube, namespace, names.job_name(name, claims.path, claims.attempt))
+        kept = steplogs.beside(redact(tail, secrets), data["report"]) if tail else ""
+        if kept:
+            data[steplogs.LOG_KEY] = kept
+        if not self._owned_record(claims, run, record, KIND_REPORT, data):
             raise Conflict(f"attempt {claims.key} of run {claims.run} has reported its outcome already",
                            run=claims.run, step=claims.key)
         crash_point("after-report")

@@ -50,7 +50,10 @@ class CorpusResult:
 
 def _is_missing(problem: Problem) -> bool:
     message = problem.message
-    return ("!inline" in message and "is not available" in message) or message.endswith("was not found")
+    # A script or flow by path (a Hub path's message goes on to say where it was looked for), or a
+    # workspace script a step imports, that the export does not hold.
+    return (("!inline" in message and "is not available" in message) or "' was not found" in message
+            or message.endswith("which is not in the workspace"))
 
 
 def flow_file(folder: Path) -> Path:

@@ -76,18 +76,38 @@ def imported_scripts(language: Language, code: str, find: Callable[[str], Script
 
     A script of the other family (TypeScript imported from Python) or one
     `find` does not know is left out: the step's own import then fails,
-    naming it, as it would in Windmill.
+    naming it, as it would in Windmill (`missing_imports` lists them).
     """
+    return _follow_imports(language, code, find, own_path)[0]
+
+
+def missing_imports(language: Language, code: str, find: Callable[[str], ScriptSource | None],
+                    own_path: str | None = None) -> list[MissingImport]:
+    """Every workspace import reachable from `code` that names no script `find` knows of its family."""
+    return _follow_imports(language, code, find, own_path)[1]
+
+
+@dataclass(frozen=True)
+class MissingImport:
+    importer: str | None  # the script whose import it is; None: the step's own code
+    path: str
+    language: Language | None = None  # the script found there, of the other family; None: none found
+
+
+def _follow_imports(language: Language, code: str, find: Callable[[str], ScriptSource | None],
+                    own_path: str | None) -> tuple[dict[str, ScriptSource], list[MissingImport]]:
     found: dict[str, ScriptSource] = {}
-    pending = [(path, language) for path in workspace_imports(language, code, own_path)]
+    missing: list[MissingImport] = []
+    pending = [(path, language, own_path) for path in workspace_imports(language, code, own_path)]
     while pending:
-        path, importer = pending.pop()
+        path, importer, importer_path = pending.pop(0)
         if path in found:
             continue
         script = find(path)
         if script is None or not same_family(importer, script.language):
+            missing.append(MissingImport(importer_path, path, script.language if script else None))
             continue
         found[path] = script
-        pending.extend((nested, script.language)
+        pending.extend((nested, script.language, path)
                        for nested in workspace_imports(script.language, script.content, path))
-    return found
+    return found, missing

@@ -26,18 +26,22 @@ from ..model.flow import (
     RawScript,
     WhileloopFlow,
 )
+from ..hub import is_hub_path
 from ..model.loader import LoadedFlow
-from ..runtime import go_signature, program
-from ..runtime.languages import SUPPORTED
+from ..runtime import go_signature, program, signature
+from ..runtime.imports import inline_relative_imports
+from ..runtime.languages import SUPPORTED, Language, runtime_language
 from .cycles import call_cycles
 from .fields import check_flow_fields, check_module_fields
 from .inputs import check_schema
-from .library import Library
+from .library import Library, ScriptSource, missing_imports
 from .paths import FAILURE_MODULE_PATH, PREPROCESSOR_PATH
 
 # Languages whose wrapper can call a function other than main.
 PREPROCESSOR_LANGUAGES = ("python3", "bun", "deno", "nativets")
 
+HUB_HINT = (": a Hub path resolves from the --scripts folders and the catalog shipped with millrace "
+            "(in the cluster: the chart's hub.namespace, then the shipped catalog)")
 # Module paths join ids with '/' (`loop/3/inner`): an id holding one would name another step.
 _PATH_SEPARATOR = "/"
 
@@ -48,6 +52,7 @@ class _Checker:
     flow: OpenFlow
     library: Library
     sandbox: Sandbox
+    paths_known: bool = True  # False: the scripts and flows by path are not resolved (the admission webhook)
     missing_steps: set[str] = field(default_factory=set)
     default_ids: frozenset[str] = frozenset()
     problems: list[Problem] = field(default_factory=list)
@@ -181,15 +186,67 @@ class _Checker:
                     self.error(str(problem), step=path, fld="value.content")
             elif value.content is not None and value.language == "bash":
                 self._bash_annotations(value.content, path, "value.content")
+            language = runtime_language(value.language)
+            if value.content is not None and language is not None:
+                self._imports(language, value.content, None, path, "value.content")
         elif isinstance(value, PathScript):
             script = self.library.scripts.get(value.path)
+            if script is None and not self.paths_known:
+                return
             if script is None:
-                self.error(f"script '{value.path}' was not found", step=path, fld="value.path")
-            elif script.language == "bash":
-                self._bash_annotations(script.content, path, "value.path")
+                self.error(f"script '{value.path}' was not found{HUB_HINT if is_hub_path(value.path) else ''}",
+                           step=path, fld="value.path")
+            else:
+                if script.language == "bash":
+                    self._bash_annotations(script.content, path, "value.path")
+                if path != PREPROCESSOR_PATH:  # a preprocessor's function takes the trigger's event
+                    self._arguments(value, script, path)
+                self._imports(script.language, script.content, value.path, path, "value.path")
         elif isinstance(value, PathFlow):
-            if value.path not in self.library.flows:
+            if value.path not in self.library.flows and self.paths_known:
                 self.error(f"flow '{value.path}' was not found", step=path, fld="value.path")
+
+    def _imports(self, language: Language, code: str, own_path: str | None, path: str, fld: str) -> None:
+        """Workspace scripts the code imports (runtime/imports.py) that are not there: the step could only fail."""
+        if own_path is None:
+            for written in inline_relative_imports(language, code):
+                self.error(f"the relative import '{written}' names no script: millrace resolves relative imports "
+                           "only in scripts run by path (an inline step has no workspace path); import it by its "
+                           "absolute path (u/... or f/...)", step=path, fld=fld)
+        if not self.paths_known:
+            return
+        for missing in missing_imports(language, code, self.library.scripts.get, own_path):
+            where = f"script '{missing.importer}' imports" if missing.importer else "the step imports"
+            why = (f"a {missing.language} script, which a {language} step cannot import" if missing.language
+                   else "which is not in the workspace")
+            self.error(f"{where} the workspace script '{missing.path}', {why}", step=path, fld=fld)
+
+    def _arguments(self, value: PathScript, script: ScriptSource, path: str) -> None:
+        """The step's input transforms against the script's own arguments (runtime/signature.py).
+
+        Windmill refuses a missing argument that has no default only when the script's
+        header has `schema_validation`; otherwise main gets a null-like value. It never
+        refuses an argument main does not take: the wrapper leaves it out.
+        """
+        found = signature.signature(script.language, script.content)
+        if found is None:
+            return
+        given = set(value.input_transforms)
+        for argument in found.arguments:
+            if not argument.required or argument.name in given:
+                continue
+            fld = f"value.input_transforms.{argument.name}"
+            missing = f"script '{value.path}' requires the argument '{argument.name}', which the step does not give"
+            if signature.validates_schema(script.language, script.content):
+                self.error(f"{missing}: the script's header has `{signature.ANNOTATION}`, so the job would fail "
+                           f"with 'Argument {argument.name} is required'", step=path, fld=fld)
+            else:
+                self.warn(f"{missing}: main gets {signature.MISSING_VALUE[script.language]}, as in Windmill",
+                          step=path, fld=fld)
+        if not found.open_ended:
+            for name in sorted(given - found.names()):
+                self.warn(f"script '{value.path}' takes no argument '{name}': it is not passed to main, as in Windmill",
+                          step=path, fld=f"value.input_transforms.{name}")
 
     def _bash_annotations(self, code: str, path: str, fld: str) -> None:
         """`# sandbox <image>` makes a program step (runtime/program.py); Windmill's other bash annotations warn."""
@@ -257,10 +314,15 @@ def _expressions(module: FlowModule) -> Iterator[tuple[str, str]]:
             yield f"{name}.expr", transform.expr
 
 
-def validate_flow(loaded: LoadedFlow, library: Library, sandbox: Sandbox) -> list[Problem]:
-    """All problems of a loaded flow, errors and warnings, in document order."""
+def validate_flow(loaded: LoadedFlow, library: Library | None, sandbox: Sandbox) -> list[Problem]:
+    """All problems of a loaded flow, errors and warnings, in document order.
+
+    Without a `library` the scripts and flows it references by path are not
+    known (they may be applied later): what needs them is not checked.
+    """
     missing_steps = {m.step.rsplit("/", 1)[-1] for m in loaded.missing_bodies}
-    checker = _Checker(loaded.name, loaded.flow, library, sandbox, missing_steps, frozenset(loaded.default_ids))
+    checker = _Checker(loaded.name, loaded.flow, library or Library(), sandbox, library is not None, missing_steps,
+                       frozenset(loaded.default_ids))
     for missing in loaded.missing_bodies:
         checker.error(f"the body in '!inline {missing.file}' is not available", step=missing.step, fld=missing.field)
     checker.check()

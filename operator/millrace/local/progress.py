@@ -11,7 +11,7 @@ import sys
 import time
 from typing import TextIO
 
-from ..model.flow import FlowModule, ForloopFlow, OpenFlow, WhileloopFlow
+from ..model.flow import FlowModule, OpenFlow
 from ..model.run import RunStatus, StepState
 
 SYMBOLS = {"Pending": "·", "Running": "▶", "Succeeded": "✓", "Failed": "✗", "Skipped": "↷"}
@@ -24,11 +24,14 @@ def _duration(st: StepState, now: float) -> str:
     return f"{end - st.started_at:.2f}s"
 
 
-def _loop_progress(module: FlowModule, st: StepState) -> str:
-    if isinstance(module.value, ForloopFlow) and st.items is not None:
+def loop_progress(st: StepState) -> str:
+    """How far a loop is ("3/10 iterations", "iteration 4"); "" for any other step."""
+    if st.type == "forloopflow" and st.items is not None:
         # Finished iterations are compacted into the loop's progress as they end.
         return f"{st.loop.finished if st.loop else 0}/{len(st.items)} iterations"
-    if isinstance(module.value, WhileloopFlow):
+    if st.type == "forloopflow" and st.loop is not None:  # ended: its items are dropped
+        return f"{st.loop.finished} iterations"
+    if st.type == "whileloopflow":
         return f"iteration {st.started}"
     return ""
 
@@ -54,7 +57,7 @@ class Progress:
         st = state.steps.get(module.id)
         if st is None:
             return f"  {SYMBOLS['Pending']} {module.id:<24} pending"
-        detail = _loop_progress(module, st)
+        detail = loop_progress(st)
         if st.phase == "Running" and not detail:
             inner = [p for p, s in state.steps.items() if p.startswith(module.id + "/") and s.phase == "Running"]
             detail = ", ".join(inner[:3])

@@ -86,10 +86,11 @@ class LocalRun:
         self.scratch = Path(tempfile.mkdtemp(prefix=f"millrace-{self.run_id}-"))
         self._saved_at = 0.0
 
-    def execute(self, args: dict[str, Any], preprocess: bool = False) -> RunStatus:
-        """Start the run; return when it ends or suspends. `preprocess`: `args` is a trigger's event."""
+    def execute(self, args: dict[str, Any], preprocess: bool = False, initial: RunStatus | None = None) -> RunStatus:
+        """Start the run; return when it ends or suspends. `preprocess`: `args` is a trigger's event;
+        `initial`: the state a restarted run starts from (engine/restart.py)."""
         self.store.save_definition(self.run_id, self.loaded, self.library)
-        return self.proceed(RunStatus(), Start(args=args, now=time.time(), preprocess=preprocess))
+        return self.proceed(initial or RunStatus(), Start(args=args, now=time.time(), preprocess=preprocess))
 
     def proceed(self, state: RunStatus, event: Event) -> RunStatus:
         """Apply `event` to a saved state and run until the run ends or suspends.

@@ -3,7 +3,8 @@
 Windmill workspaces keep `f/folder/name.py` scripts and
 `f/folder/name.flow/flow.yaml` flows under one root; a flow file sits
 somewhere below that root. We look in the given folders, then in the flow
-file's folder and its parents.
+file's folder and its parents. A Hub path (`hub/<id>/<app>/<name>`) is looked
+for there too, then in the catalog shipped with millrace (millrace/hub).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Iterable
 
 from ..engine.library import Library, ScriptSource, collect_library
+from ..hub import CATALOG_ROOT, is_hub_path
 from ..model.flow import OpenFlow
 from ..model.loader import load_flow_file
 from ..runtime.languages import SCRIPT_SUFFIXES
@@ -34,10 +36,15 @@ def search_roots(flow_file: Path | None, extra: Iterable[Path] = ()) -> list[Pat
 
 def build_library(flow: OpenFlow, roots: list[Path]) -> Library:
     """Resolve every script and sub-flow path reachable from `flow`."""
-    return collect_library(flow, lambda path: _find_script(path, roots), lambda path: _find_flow(path, roots))
+    return collect_library(flow, lambda path: find_script(path, roots), lambda path: _find_flow(path, roots))
 
 
-def _find_script(path: str, roots: list[Path]) -> ScriptSource | None:
+def find_script(path: str, roots: list[Path]) -> ScriptSource | None:
+    """The script at `path` in the first of `roots` holding it (a Hub path: then in the shipped catalog)."""
+    return script_in(path, [*roots, CATALOG_ROOT] if is_hub_path(path) else roots)
+
+
+def script_in(path: str, roots: list[Path]) -> ScriptSource | None:
     for root in roots:
         for suffix, language in SCRIPT_SUFFIXES:
             candidate = root / f"{path}{suffix}"

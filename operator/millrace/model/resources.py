@@ -14,7 +14,7 @@ from pydantic import Field
 
 from .base import KubeModel
 from .flow import OpenFlow
-from .run import RunStatus
+from .run import RestartFrom, RunStatus
 
 GROUP = "millrace.dev"
 VERSION = "v1alpha1"
@@ -136,6 +136,9 @@ class FlowRunSpec(KubeModel):
     depth: int = Field(default=0, description="How deep an inner flow's child run is nested (set by the operator).")
     timeout_s: float | None = Field(default=None, description="A bound on every step's timeout (set by the operator "
                                                                "for an inner flow's child run).")
+    restart_from: RestartFrom | None = Field(
+        default=None, description="Run from this top-level step of an earlier FlowRun of the same Flow, with that "
+                                  "run's args and the results of the steps before it (copied into this run's status).")
 
 
 class FlowRunStatus(RunStatus):

@@ -121,6 +121,14 @@ class StepState(KubeModel):
         return self.type in SCRIPT_TYPES
 
 
+class RestartFrom(KubeModel):
+    """Start a run from a top-level step of an earlier run of the same flow (Windmill's
+    `RestartedFrom`): the steps before it keep the earlier run's recorded results."""
+
+    run: str = Field(description="The earlier run: a FlowRun of the same namespace (a local run id locally).")
+    step: str = Field(description="The id of the top-level step to run from; the steps before it are not run again.")
+
+
 class RunStatus(KubeModel):
     """The whole state of one flow run."""
 
@@ -140,6 +148,8 @@ class RunStatus(KubeModel):
     suspended_step: str | None = None
     # A triggered run whose preprocessor_module has not given the flow input yet (args is the event).
     preprocessing: bool = False
+    # Set when the run restarted from a step of an earlier run, whose results it copied (engine/restart.py).
+    restarted_from: RestartFrom | None = None
 
     @property
     def terminal(self) -> bool:

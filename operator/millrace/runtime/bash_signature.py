@@ -15,16 +15,21 @@ from typing import Any
 PARAMETER = re.compile(r'^(\w+)="\$(?:(\d+)|\{(\d+)\}|\{(\d+):-.*\})"[\t ]*(?:#.*)?\r?$', re.MULTILINE)
 
 
-def parameters(code: str) -> list[str]:
-    """Parameter names in position order, up to the first missing position."""
-    by_position: dict[int, str] = {}
+def declared(code: str) -> list[tuple[str, bool]]:
+    """(name, has a `${N:-default}`) of each parameter in position order, up to the first missing position."""
+    by_position: dict[int, tuple[str, bool]] = {}
     for match in PARAMETER.finditer(code):
         position = int(next(group for group in match.groups()[1:] if group is not None))
-        by_position[position] = match.group(1)
-    names: list[str] = []
-    while len(names) + 1 in by_position:
-        names.append(by_position[len(names) + 1])
-    return names
+        by_position[position] = (match.group(1), match.group(4) is not None)
+    found: list[tuple[str, bool]] = []
+    while len(found) + 1 in by_position:
+        found.append(by_position[len(found) + 1])
+    return found
+
+
+def parameters(code: str) -> list[str]:
+    """Parameter names in position order, up to the first missing position."""
+    return [name for name, _ in declared(code)]
 
 
 def as_text(value: Any) -> str:

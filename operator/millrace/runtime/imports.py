@@ -102,6 +102,24 @@ def typescript_imports(code: str, own_path: str | None = None) -> list[str]:
     return found
 
 
+def inline_relative_imports(language: Language, code: str) -> list[str]:
+    """The relative imports of an inline step's code, as written (`.helper`, `./x.ts`).
+
+    An inline step has no workspace path, so they resolve to nothing here
+    (Windmill resolves them against a path it gives the flow's step).
+    """
+    if language in PYTHON and _PYTHON_MAY_IMPORT.search(code):
+        try:
+            tree = ast.parse(code.split(DEF_MAIN, 1)[0])
+        except SyntaxError:
+            return []
+        return ["." * node.level + (node.module or "") for node in tree.body
+                if isinstance(node, ast.ImportFrom) and node.level]
+    if language in TYPESCRIPT and _TYPESCRIPT_MAY_IMPORT.search(code):
+        return [m.group(2) for m in _TS_SPECIFIER.finditer(code) if m.group(2).startswith(("./", "../"))]
+    return []
+
+
 def workspace_imports(language: Language, code: str, own_path: str | None = None) -> list[str]:
     """The workspace script paths `code` imports directly (Python and TypeScript; others import none)."""
     if language in PYTHON and _PYTHON_MAY_IMPORT.search(code):
