@@ -41,7 +41,9 @@ What it does, as a kubelet would:
   ConfigMap, Secret, downwardAPI, projected (including a real service
   account token from the TokenRequest API), hostPath, and
   PersistentVolumeClaim (one folder per claim, shared by every pod that
-  mounts it);
+  mounts it); each ConfigMap and Secret a pod refers to is read once for its
+  volumes and environment, as from a kubelet's object cache (again when a
+  container restarts or could not start);
 * provisions claims of its default StorageClass ``millrace-local``: a
   PersistentVolume (hostPath: the claim's folder) that the real
   PersistentVolume controller binds, deleted with the folder on release;
@@ -383,6 +385,11 @@ class PodWorker(threading.Thread):
         self.node_name = spec.get("nodeName") or agent.node_names[0]
         self.attached: list[str] = []   # claims this pod holds on its node
         self.done = False
+        # ConfigMaps and Secrets read for this pod, by (kind, name): as from a kubelet's object
+        # cache, the volumes and the environment of a pod's start come from one read of each
+        # object. A container that restarts or failed to start reads them again (a kubelet's
+        # cache follows changes by watching).
+        self.fetched: dict[tuple[str, str], dict] = {}
 
     # -- status ------------------------------------------------------
     def _cond(self, type_: str, status: bool, reason: str | None = None):
@@ -426,8 +433,12 @@ class PodWorker(threading.Thread):
 
     # -- volumes -----------------------------------------------------
     def _get(self, kind: str, name: str, optional: bool):
+        if (kind, name) in self.fetched:
+            return self.fetched[(kind, name)]
         try:
-            return self.kube.get(f"/api/v1/namespaces/{self.ns}/{kind}/{name}")
+            found = self.kube.get(f"/api/v1/namespaces/{self.ns}/{kind}/{name}")
+            self.fetched[(kind, name)] = found
+            return found
         except ApiError as e:
             if e.status != 404:
                 raise
@@ -821,6 +832,7 @@ class PodWorker(threading.Thread):
     def fail_container_start(self, cr: ContainerRun, err: Exception):
         """A container that cannot start: missing config waits, anything else fails."""
         log(f"{self.ns}/{self.pod_name}/{cr.name}: cannot start: {err}")
+        self.fetched.clear()  # the next try reads the objects again: one may have been fixed meanwhile
         if isinstance(err, ConfigError):
             cr.state = {"waiting": {"reason": "CreateContainerConfigError", "message": str(err)[:4096]}}
             return
@@ -905,6 +917,7 @@ class PodWorker(threading.Thread):
                 self.setup_volumes()
                 break
             except ConfigError as e:  # like a kubelet: FailedMount, retried
+                self.fetched.clear()
                 if str(e) != reported:
                     reported = str(e)
                     log(f"{self.ns}/{self.pod_name}: volume setup waits: {e}")
@@ -946,6 +959,7 @@ class PodWorker(threading.Thread):
                     self.push_status()
                     return
                 cr.restarts += 1
+                self.fetched.clear()
                 cr.last_state = cr.state
                 cr.state = {"waiting": {"reason": "CrashLoopBackOff"}}
                 self.push_status()
@@ -977,6 +991,7 @@ class PodWorker(threading.Thread):
                     code = cr.state["terminated"]["exitCode"]
                     if policy == "Always" or (policy == "OnFailure" and code != 0):
                         cr.restarts += 1
+                        self.fetched.clear()
                         cr.last_state = cr.state
                         cr.state = {"waiting": {"reason": "CrashLoopBackOff" if cr.restarts > 1 else "ContainerCreating"}}
                         backoff_until[cr.name] = time.monotonic() + min(10, 2 ** (cr.restarts - 1) / 2)

@@ -31,7 +31,8 @@ def replicas(kube: Any, helm: Any, namespace: str, tmp_path: Path) -> Iterator[t
             yield first, second
         finally:
             second.stop()
-            print("second replica:", second.log.read_text(errors="replace")[-3000:])
+            if second.log.exists():
+                print("second replica:", second.log.read_text(errors="replace")[-3000:])
 
 
 def _holder(kube: Any, namespace: str) -> str | None:
@@ -80,3 +81,20 @@ def test_a_stopped_leader_frees_the_lease_for_the_other_at_once(
     kube.wait_for(lambda: _holder(kube, namespace) == second.pod_name, timeout=3, what="the second to lead before the Lease expires")
     kube.apply(run_manifest("after-1", "seven"), namespace)
     assert wait_phase(kube, namespace, "after-1")["result"] == 7
+
+
+def test_a_leader_stopped_while_it_starts_frees_the_lease(
+        kube: Any, namespace: str, replicas: tuple[Operator, Operator]) -> None:
+    first, _ = replicas
+    first.stop()
+    kube.wait_for(lambda: _holder(kube, namespace) is None, timeout=10, what="the Lease to be freed by a clean stop")
+    first.log.write_bytes(b"")
+    first.start(**SHORT)
+    # SIGTERM as soon as it leads: it is still starting (servers, kopf), before kopf handles signals.
+    deadline = time.monotonic() + 60
+    while "leading (Lease" not in first.log.read_text(errors="replace"):
+        assert time.monotonic() < deadline, first.log.read_text(errors="replace")[-2000:]
+        time.sleep(0.01)
+    first.stop()
+    assert first.process is not None and first.process.returncode is not None
+    assert _holder(kube, namespace) is None, first.log.read_text(errors="replace")[-2000:]

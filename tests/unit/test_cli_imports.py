@@ -1,6 +1,8 @@
 """`millrace validate` imports only what checking a flow needs: the cluster client, the
 operator framework, the executor and its fork server, and V8 (for a flow whose expressions
-are plain member paths) stay out of the process. Checked in a fresh interpreter."""
+are plain member paths) stay out of the process, and so do jsonschema (for a flow with no
+schema), the schedule models (for a flow with no schedule) and the data store. Checked in
+a fresh interpreter."""
 
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ import sys
 from pathlib import Path
 
 NOT_IMPORTED = ["kubernetes", "kopf", "py_mini_racer", "croniter", "yaml", "millrace.local.executor",
-                "millrace.local.forkserver", "millrace.local.runner", "millrace.cluster.kube", "millrace.expressions._isolate"]
+                "millrace.local.forkserver", "millrace.local.runner", "millrace.cluster.kube", "millrace.expressions._isolate",
+                "jsonschema", "millrace.model.resources", "millrace.schedule.policy", "millrace.local.datastore"]
 
 PROBE = """
 import json, sys

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+import json
 from typing import Any
 
 import pytest
 import yaml
 
 from millrace.expressions import (
+    Deferred,
     EvalContext,
     ExpressionMemoryError,
     ExpressionRuntimeError,
@@ -358,3 +360,53 @@ def test_corpus_expressions_compile() -> None:
             assert odd in expressions and odd not in failures
             with pytest.raises(ExpressionRuntimeError, match=message):
                 box.evaluate(odd, ctx())
+
+
+# --- member paths, read without V8 -------------------------------------------
+
+PLAIN = {
+    "n": 10, "f": 1.5, "whole": 2.0, "negative_zero": -0.0, "big": 1e20, "huge": 1e21, "tiny": 1e-7,
+    "unsafe": 2**60, "text": "lone \ud800 surrogate", "nothing": None, "yes": True,
+    "ordered": {"b": 1, "10": 2, "a": 3, "2": 4, "01": 5, "4294967295": 6},
+    "nested": {"list": [1, 2.0, {"z": 1, "1": 0}], "when": Deferred(lambda: [{"k": 1.0}])},
+    "__proto__": {"p": 1}, "s": "abc", "arr": [1, 2],
+}
+PATHS = ["flow_input.n", "flow_input.f", "flow_input.whole", "flow_input.negative_zero", "flow_input.big",
+         "flow_input.huge", "flow_input.tiny", "flow_input.unsafe", "flow_input.text", "flow_input.nothing",
+         "flow_input.yes", "flow_input.ordered", "flow_input.nested", "flow_input.nested.list",
+         "flow_input.nested.when", "flow_input.__proto__", "flow_input.missing",
+         "flow_input.s.length", "flow_input.arr.length", "flow_input.nothing.x", "results.a.x", "results.a",
+         "results.missing", "results.c", " flow_input . n ", "resume", "flow_input"]
+
+
+def _outcome(box: Sandbox, expr: str, context: EvalContext) -> Any:
+    try:
+        return "value", json.dumps(box.evaluate(expr, context))  # as text: key order and 1 against 1.0 count
+    except ExpressionRuntimeError as exc:
+        return "error", str(exc).replace(f"({expr})", expr)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_member_path_read_in_python_is_what_v8_returns(path: str) -> None:
+    from millrace.expressions import sandbox as module
+
+    context = ctx(flow_input=PLAIN)
+    # With NaN anywhere in the context V8 cannot parse it; the path read in Python fails alike.
+    with_nan = ctx(flow_input={**PLAIN, "nan": float("nan")})
+    with Sandbox() as box:
+        for each in (context, with_nan):
+            # Parenthesised, the expression is no member path: V8 evaluates it.
+            assert _outcome(box, path, each) == _outcome(box, f"({path})", each)
+    found, _ = module._member_value(path, json.dumps({"flow_input": PLAIN, "results": context.results},
+                                                     default=module._json_default))
+    # Only paths through own keys of objects, to values V8 returns unchanged, are read in Python.
+    to_v8 = {"flow_input.unsafe", "flow_input.__proto__", "flow_input.missing", "flow_input.s.length",
+             "flow_input.arr.length", "flow_input.nothing.x", "results.missing", "resume", "flow_input"}
+    assert found == (path not in to_v8)
+
+
+def test_a_flow_of_member_paths_starts_no_isolate() -> None:
+    with Sandbox() as box:
+        assert box.evaluate("flow_input.n", ctx(flow_input={"n": 3})) == 3
+        assert box.evaluate("results.a.name", ctx()) == "step a"
+        assert box._isolate is None

@@ -127,3 +127,37 @@ def test_a_status_over_the_hard_limit_is_refused_before_the_apiserver_sees_it() 
     with pytest.raises(Unkeepable) as caught:
         check_status_size({"result": "r" * STATUS_LIMIT}, "daily")
     assert caught.value.error.name == "StatusTooLarge" and "FlowRun daily" in caught.value.error.message
+
+
+def test_sealed_chunks_are_measured_once_and_stored_as_without_the_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    from millrace.cluster import offload as module
+
+    measured: list[Any] = []
+
+    def counting(value: Any) -> int:
+        measured.append(value)
+        return size(value)
+
+    monkeypatch.setattr(module, "size", counting)
+    big = "x" * 2000
+    chunks: dict[int, list[Any]] = {c: list(range(c * 100, c * 100 + 100)) for c in range(30)}
+    chunks[30] = [f"{big}{i}" for i in range(100)]  # one chunk too large to stay inline
+    st = StepState(phase="Running", type="forloopflow", attempts=1, items=list(range(10)),
+                   loop=LoopProgress(chunks=chunks, pending={3100: 1}, finished=3101, active=[3101]))
+    kube = ConfigMaps()
+    cached = Offload(cast(KubeApi, kube), {}, {})
+    first = cached.store(RUN, "l", st, secrets=[])
+    sealed = [v for v in measured if isinstance(v, list) and len(v) == 100]
+    assert len(sealed) == 31
+    for _ in range(3):  # later passes: the state comes back from the status as new objects
+        measured.clear()
+        recorded = StepState.model_validate(first.model_dump(mode="json"))
+        again = cached.store(RUN, "l", cached.load(RUN, {"l": recorded})["l"], secrets=[])
+        assert not [v for v in measured if isinstance(v, list) and len(v) == 100]
+        assert again == first
+    assert _offload(kube).store(RUN, "l", st, secrets=[]) == first  # no cache: the same state
+    assert first.loop is not None and set(first.loop.chunk_refs) == {30} and len(first.loop.chunks) == 30
+    cached.forget(RUN["metadata"]["uid"], {"l": first})
+    measured.clear()
+    cached.store(RUN, "l", st, secrets=[])
+    assert len([v for v in measured if isinstance(v, list) and len(v) == 100]) == 31  # forgotten: measured anew

@@ -3,6 +3,7 @@ read without side effects, plan, write the status, then act."""
 
 from __future__ import annotations
 
+import base64
 import copy
 import types
 import json
@@ -19,7 +20,8 @@ from millrace.expressions import Sandbox
 from millrace.runtime.stepapi.tokens import Signer
 
 NS = "ns"
-READS = {"get_flowrun", "get_flow", "get_config_map", "list_config_maps", "get_job", "list_pods", "get_claim"}
+READS = {"get_flowrun", "get_flow", "get_config_map", "list_config_maps", "get_job", "list_pods", "get_claim",
+         "list_namespaced_secret"}
 
 
 class FakeKube:
@@ -30,8 +32,13 @@ class FakeKube:
         self.calls: list[tuple[str, str]] = []
         self.conflicts = 0
         self.version = 1
-        # No secret variables in the namespace: statuses are written as they are.
-        self.core = types.SimpleNamespace(list_namespaced_secret=lambda *_, **__: types.SimpleNamespace(items=[]))
+        # Secret variables of the namespace (Secret objects as the client returns them); none by default.
+        self.secrets: list[Any] = []
+        self.core = types.SimpleNamespace(list_namespaced_secret=self._list_secrets)
+
+    def _list_secrets(self, namespace: str, label_selector: str) -> Any:
+        self.calls.append(("list_namespaced_secret", label_selector))
+        return types.SimpleNamespace(items=self.secrets)
 
     def put(self, obj: dict[str, Any]) -> None:
         self.objects[(obj["kind"], obj["metadata"]["name"])] = copy.deepcopy(obj)
@@ -375,3 +382,31 @@ def test_an_inner_flows_run_is_not_deleted_on_its_own() -> None:
         kube.put(run)
         assert rec.reconcile(NS, "r") == (True, None)
         assert ("delete_flowrun", "r") not in kube.calls
+
+
+def _secret_variable(value: str) -> Any:
+    encoded = base64.b64encode(value.encode()).decode()
+    return types.SimpleNamespace(data={"value": encoded})
+
+
+def test_secrets_are_listed_only_by_a_pass_that_masks_or_unmasks(reconciler) -> None:
+    rec, kube = reconciler
+    kube.secrets = [_secret_variable("hunter2")]
+    started(rec, kube)
+    assert kube.calls.count(("list_namespaced_secret", "millrace.dev/kind=variable")) == 1  # it wrote the status
+    kube.calls.clear()
+    rec.reconcile(NS, "r")  # nothing new (the Job runs): nothing written, nothing to mask
+    assert not kube.writes() and not any(c[0] == "list_namespaced_secret" for c in kube.calls)
+    # The step reports a result holding the secret: the pass that records it lists the secrets, once.
+    report = names.report_name("r", "a", 1)
+    kube.put({"kind": "ConfigMap", "metadata": {
+        "name": report, "namespace": NS, "labels": {names.LABEL_RUN: "r", names.LABEL_KIND: "report"},
+        "annotations": {names.ANNOTATION_STEP_PATH: "a", names.ANNOTATION_ATTEMPT: "1"},
+        "ownerReferences": [{"uid": "uid-r", "controller": True}]},
+        "data": {"report": json.dumps({"ok": True, "result": "token hunter2"})}})
+    kube.calls.clear()
+    assert rec.reconcile(NS, "r")[0]
+    assert [c for c in kube.calls if c[0] == "list_namespaced_secret"] == [("list_namespaced_secret",
+                                                                          "millrace.dev/kind=variable")]
+    status = kube.objects[("FlowRun", "r")]["status"]
+    assert status["phase"] == "Succeeded" and "hunter2" not in json.dumps(status), status

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..local.datastore import DataFileError, DataPathError, DataStore
-from ..runtime.stepapi.models import Resource, Variable
+if TYPE_CHECKING:
+    from ..local.datastore import DataStore
+
+# The store and its models are imported by the commands that use them: every other command starts without them.
 
 COMMANDS = ("variable", "resource")
 EXIT_OK, EXIT_MISSING, EXIT_INVALID = 0, 1, 2
@@ -41,6 +43,8 @@ def register(sub: Any) -> None:
 
 
 def main(options: argparse.Namespace, store: DataStore | None = None) -> int:
+    from ..local.datastore import DataFileError, DataPathError, DataStore
+
     store = store or DataStore()
     try:
         if options.command == "variable":
@@ -56,6 +60,8 @@ def _value(text: str) -> str:
 
 
 def _variable(options: argparse.Namespace, store: DataStore) -> int:
+    from ..runtime.stepapi.models import Variable
+
     if options.action == "set":
         store.set_variable(options.path, Variable(value=_value(options.value), is_secret=options.secret,
                                                   description=options.description))
@@ -75,6 +81,8 @@ def _variable(options: argparse.Namespace, store: DataStore) -> int:
 
 
 def _resource(options: argparse.Namespace, store: DataStore) -> int:
+    from ..runtime.stepapi.models import Resource
+
     if options.action == "set":
         try:
             value = json.loads(_value(options.value))

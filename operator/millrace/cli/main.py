@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from ..errors import FlowError, Problem
 from ..expressions import Sandbox
@@ -14,10 +14,12 @@ from ..engine.inputs import unknown_args
 from ..engine.validate import validate_flow
 from ..local.scripts import build_library, search_roots
 from ..model.loader import FlowDocument, LoadedFlow, load_flow_document, load_flow_file, read_flow_documents
-from ..schedule.policy import schedule_problems
 from . import crds, data, operator, preview, runs, schedule, serve
 from .args import parse_args
 from .outcome import EXIT_INVALID, EXIT_OK, exit_code, report
+
+if TYPE_CHECKING:
+    from ..model.run import RunStatus
 
 # Running a flow needs the executor, the runner and their fork server; checking one does not,
 # so they are imported by `_run` (tests/unit/test_cli_imports.py keeps it so).
@@ -95,7 +97,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _check(loaded: LoadedFlow, path: Path, scripts: list[Path], sandbox: Sandbox) -> tuple[Any, list[Problem]]:
     library = build_library(loaded.flow, search_roots(path, scripts))
     problems = validate_flow(loaded, library, sandbox)
-    problems += schedule_problems(loaded.name, (loaded.manifest or {}).get("spec") or {})
+    spec = (loaded.manifest or {}).get("spec") or {}
+    if "schedule" in spec:
+        from ..schedule.policy import schedule_problems  # the schedule models: only a scheduled flow needs them
+
+        problems += schedule_problems(loaded.name, spec)
     return library, problems
 
 

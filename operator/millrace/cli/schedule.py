@@ -7,17 +7,17 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
-from typing import Any
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from ..errors import FlowError, Problem
-from ..model.loader import LoadedFlow
-from ..model.resources import Schedule
-from ..model.run import RunStatus
-from ..schedule.cron import CronError, parse_timezone
-from ..schedule.policy import SCHEDULE_STATE_SCOPE, schedule_policy
 from .args import parse_args
+
+if TYPE_CHECKING:
+    from ..model.loader import LoadedFlow
+    from ..model.resources import Schedule
+    from ..model.run import RunStatus
+
+# The schedule models and the cron parser are imported by this command only: every other command starts without them.
 
 # Step states of scheduled runs live apart from those of runs started by hand, as Windmill keeps
 # a trigger script's state per schedule.
@@ -36,6 +36,8 @@ def register(sub: Any) -> None:
 
 
 def main(options: argparse.Namespace) -> int:
+    from ..schedule.cron import CronError
+    from ..schedule.policy import SCHEDULE_STATE_SCOPE, schedule_policy
     from .main import load_runnable
     from .outcome import EXIT_FAILED, EXIT_OK
 
@@ -70,6 +72,10 @@ def main(options: argparse.Namespace) -> int:
 
 
 def _schedule(loaded: LoadedFlow, options: argparse.Namespace) -> Schedule:
+    from pydantic import ValidationError
+
+    from ..model.resources import Schedule
+
     raw = dict(((loaded.manifest or {}).get("spec") or {}).get("schedule") or {})
     if options.cron:
         raw["cron"] = options.cron
@@ -87,6 +93,8 @@ def _schedule(loaded: LoadedFlow, options: argparse.Namespace) -> Schedule:
 
 
 def _reporter(output: str, timezone: str) -> Any:
+    from ..schedule.cron import parse_timezone
+
     zone = parse_timezone(timezone)
 
     def report(fire_time: float, state: RunStatus | None, name: str) -> None:

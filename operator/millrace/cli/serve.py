@@ -11,7 +11,6 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..local.store import new_run_id
 from ..triggers.webhook import DEFAULT_MAX_BODY, HookPolicy, RateLimit
 
 if TYPE_CHECKING:
@@ -77,6 +76,8 @@ class _SerialRuns:
         self._finished = threading.Condition()
 
     def submit(self, args: dict[str, Any]) -> str:
+        from ..local.store import new_run_id  # not at the top: `millrace validate` and `run` load this module too
+
         run_id = new_run_id(self._flow)
         self._queue.put((run_id, args))
         return run_id

@@ -168,6 +168,8 @@ class Elector:
             self.api.replace_namespaced_lease(self.name, self.namespace, freed)
         except ApiException as exc:  # another replica took it, or it is gone: nothing to free
             LOG.warning("Lease %s/%s not released: %s", self.namespace, self.name, exc.reason)
+        except Exception as exc:  # the API unreachable while stopping: the Lease expires on its own
+            LOG.warning("Lease %s/%s not released: %s", self.namespace, self.name, exc)
 
 
 @contextmanager

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import signal
 import socket
 from typing import TYPE_CHECKING, Any, cast
 
@@ -53,6 +55,15 @@ def _elector(namespace: str) -> leader.Elector:
                           os.environ.get("MILLRACE_LEASE_NAME", "millrace-leader"), identity, timing)
 
 
+def _exit_on_sigterm() -> None:
+    """Until kopf handles SIGTERM itself (it stops, then run_operator cleans up): end by SystemExit,
+    so that a replica stopped while it starts frees its Lease on the way out all the same."""
+    def stop(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def _lost_lead() -> None:
     LOG.error("the Lease was not renewed in time: stopping before another replica takes over")
     logging.shutdown()
@@ -90,51 +101,57 @@ def run_operator(
     Sandbox().close()
     own_namespace = os.environ.get("MILLRACE_NAMESPACE", "default")
     elector = _elector(own_namespace)
-    with leader.standby_liveness(liveness):
-        elector.acquire()
-    elector.keep(_lost_lead)
-    if metrics_port:
-        prometheus_client.start_http_server(metrics_port, addr=api_host)
-    tracing = Exporter(otlp) if otlp else None
-    if otlp:
-        LOG.info("exporting run and step spans to %s", otlp.url)
-    kube = KubeApi()
-    policy = policy_from_environment()
-    secrecy = Secrecy(kube)
-    backend = ClusterBackend(kube, handlers.notify, secrecy, handlers.WATCHED)
-    server = StepApiServer(backend, signer=signer, host=api_host, port=api_port,
-                           link_lifetime_s=float(os.environ.get("MILLRACE_LINK_LIFETIME_S", DEFAULT_LINK_LIFETIME_S)))
-    listening = server.url
-    # Resume links and step pods use the address steps reach, not the one bound.
-    server.url = api_url or listening
-    server.start()
-    LOG.info("step API listening on %s, steps reach it at %s", listening, server.url)
-    webhooks = None
-    if webhook_cert_dir:
-        # Imported only when served: kopf refuses admission handlers without a server.
-        from . import admission_handlers
+    _exit_on_sigterm()
+    with contextlib.ExitStack() as cleanup:
+        # Run last, whatever ends the operator from here on (a stop during start-up too): the Lease is freed.
+        cleanup.callback(elector.release)
+        with leader.standby_liveness(liveness):
+            elector.acquire()
+        elector.keep(_lost_lead)
+        if metrics_port:
+            prometheus_client.start_http_server(metrics_port, addr=api_host)
+        tracing = None
+        if otlp is not None:
+            tracing = Exporter(otlp)
+            cleanup.callback(tracing.close)
+            LOG.info("exporting run and step spans to %s", otlp.url)
+        kube = KubeApi()
+        policy = policy_from_environment()
+        secrecy = Secrecy(kube)
+        backend = ClusterBackend(kube, handlers.notify, secrecy, handlers.WATCHED)
+        server = StepApiServer(backend, signer=signer, host=api_host, port=api_port,
+                               link_lifetime_s=float(os.environ.get("MILLRACE_LINK_LIFETIME_S", DEFAULT_LINK_LIFETIME_S)))
+        listening = server.url
+        # Resume links and step pods use the address steps reach, not the one bound.
+        server.url = api_url or listening
+        server.start()
+        cleanup.callback(server.close)
+        LOG.info("step API listening on %s, steps reach it at %s", listening, server.url)
+        webhooks = None
+        if webhook_cert_dir:
+            # Imported only when served: kopf refuses admission handlers without a server.
+            from . import admission_handlers
 
-        def webhooks(settings: kopf.OperatorSettings) -> None:
-            admission_handlers.configure_webhooks(settings, host=webhook_host, port=webhook_port,
-                                                  certfile=f"{webhook_cert_dir}/tls.crt", pkeyfile=f"{webhook_cert_dir}/tls.key",
-                                                  policy=policy)
-    config = OperatorConfig(api_url=server.url, signer=signer,
-                            claim_timeout_s=float(os.environ.get("MILLRACE_CLAIM_TIMEOUT_S", "120")),
-                            resync_s=float(os.environ.get("MILLRACE_RESYNC_S", "30")),
-                            workers=int(os.environ.get("MILLRACE_WORKERS", "4")),
-                            job_ttl_s=int(os.environ.get("MILLRACE_JOB_TTL_S", "3600")),
-                            retention_s=float(os.environ["MILLRACE_RETENTION_S"]) if os.environ.get("MILLRACE_RETENTION_S") else None,
-                            policy=policy, secrecy=secrecy, python_cache=python_cache_volume(),
-                            hub_namespace=os.environ.get(HUB_NAMESPACE_ENV) or None, tracing=tracing)
-    schedule_handlers.configure(kube, schedule_handlers.clock_starting_at(os.environ.get("MILLRACE_SCHEDULE_CLOCK_START")))
-    hooks = None
-    if hooks_port:
-        hooks = TriggerServer(resolver(kube, signer.sign), host=api_host, port=hooks_port)
-        hooks.start()
-        trigger_handlers.configure(kube, hooks_url or hooks.url, signer.sign)
-        LOG.info("flow webhooks listening on %s", hooks.url)
-    handlers.configure(config, kube, webhooks=webhooks, leading=elector.leading)
-    try:
+            def webhooks(settings: kopf.OperatorSettings) -> None:
+                admission_handlers.configure_webhooks(settings, host=webhook_host, port=webhook_port,
+                                                      certfile=f"{webhook_cert_dir}/tls.crt", pkeyfile=f"{webhook_cert_dir}/tls.key",
+                                                      policy=policy)
+        config = OperatorConfig(api_url=server.url, signer=signer,
+                                claim_timeout_s=float(os.environ.get("MILLRACE_CLAIM_TIMEOUT_S", "120")),
+                                resync_s=float(os.environ.get("MILLRACE_RESYNC_S", "30")),
+                                workers=int(os.environ.get("MILLRACE_WORKERS", "4")),
+                                job_ttl_s=int(os.environ.get("MILLRACE_JOB_TTL_S", "3600")),
+                                retention_s=float(os.environ["MILLRACE_RETENTION_S"]) if os.environ.get("MILLRACE_RETENTION_S") else None,
+                                policy=policy, secrecy=secrecy, python_cache=python_cache_volume(),
+                                hub_namespace=os.environ.get(HUB_NAMESPACE_ENV) or None, tracing=tracing)
+        schedule_handlers.configure(kube, schedule_handlers.clock_starting_at(os.environ.get("MILLRACE_SCHEDULE_CLOCK_START")))
+        if hooks_port:
+            hooks = TriggerServer(resolver(kube, signer.sign), host=api_host, port=hooks_port)
+            hooks.start()
+            cleanup.callback(hooks.close)
+            trigger_handlers.configure(kube, hooks_url or hooks.url, signer.sign)
+            LOG.info("flow webhooks listening on %s", hooks.url)
+        handlers.configure(config, kube, webhooks=webhooks, leading=elector.leading)
         kopf.run(
             standalone=True,
             # Named here: kopf would ask getpass, which fails for a uid that /etc/passwd does not list (the chart's 65532).
@@ -143,13 +160,6 @@ def run_operator(
             namespaces=namespaces or ([] if all_namespaces else [own_namespace]),
             liveness_endpoint=liveness,
         )
-    finally:
-        server.close()
-        if tracing is not None:
-            tracing.close()
-        if hooks is not None:
-            hooks.close()
-        elector.release()
     return 0
 
 

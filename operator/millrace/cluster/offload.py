@@ -11,7 +11,9 @@ report, `result_ref`, see the reconciler): a list split into parts of at most PA
 ConfigMap per part, written masked as the status is. The planner never sees
 a reference: the reconciler puts the values back before planning (`load`)
 and takes them out before writing (`store`). A value is read once per
-operator process: what never changes needs no second read.
+operator process, and whether a sealed chunk fits inline is measured once:
+what never changes needs no second read, so a pass does not cost more as
+the loop's finished chunks add up.
 
 Hard limits, so that the apiserver never has to refuse: a status document
 over STATUS_LIMIT fails the run (StatusTooLarge), and a single list element
@@ -21,7 +23,7 @@ over PART_LIMIT cannot be kept (ValueTooLarge).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ..model.run import ErrorInfo, LoopProgress, StepState
@@ -61,12 +63,19 @@ def check_status_size(document: Any, run: str) -> None:
                     f"directory or in results smaller than 4 KiB"))
 
 
+# Whether each sealed chunk of a run's loops fits inline, by run uid, then (loop path, loop attempt, chunk number).
+InlineChunks = dict[str, dict[tuple[str, int, int], bool]]
+
+
 class Offload:
-    def __init__(self, kube: KubeApi, values: dict[str, Any]) -> None:
+    def __init__(self, kube: KubeApi, values: dict[str, Any], inline_chunks: InlineChunks | None = None) -> None:
         self.kube = kube
         # ConfigMap name -> (the real values of that part, whether they are [one value that is not a list]),
         # shared by the workers.
         self._values = values
+        # Whether a sealed chunk fits inline, measured once: a sealed chunk never changes, and
+        # measuring every inline one on every pass would make a step's cost grow with the loop.
+        self._inline_chunks: InlineChunks = {} if inline_chunks is None else inline_chunks
 
     # --- back into the state, before planning -------------------------------------------
 
@@ -107,7 +116,7 @@ class Offload:
 
     # --- out of the state, before writing ----------------------------------------------------
 
-    def store(self, run: dict[str, Any], path: str, st: StepState, secrets: list[str]) -> StepState:
+    def store(self, run: dict[str, Any], path: str, st: StepState, secrets: Sequence[str]) -> StepState:
         """`st` as the status holds it: large values replaced by the names of ConfigMaps holding them.
 
         Creates the ConfigMaps first, so a status never names one that is not there."""
@@ -131,11 +140,11 @@ class Offload:
         return st.model_copy(update=update) if update else st
 
     def _store_loop(self, run: dict[str, Any], path: str, st: StepState, p: LoopProgress,
-                    secrets: list[str]) -> LoopProgress:
+                    secrets: Sequence[str]) -> LoopProgress:
         chunk_refs: dict[int, list[str]] = {}
         chunks: dict[int, list[Any]] = {}
         for chunk, values in p.chunks.items():
-            if chunk in p.chunk_refs or size(values) > ITEMS_INLINE_LIMIT:
+            if chunk in p.chunk_refs or not self._fits(run, path, st, chunk, values):
                 chunk_refs[chunk] = p.chunk_refs.get(chunk) or self._write(run, path, (st.attempts, "chunk", chunk),
                                                                            values, secrets)
             else:
@@ -153,8 +162,15 @@ class Offload:
         return p.model_copy(update={"chunks": chunks, "chunk_refs": chunk_refs, "pending": pending,
                                     "pending_refs": pending_refs})
 
+    def _fits(self, run: dict[str, Any], path: str, st: StepState, chunk: int, values: list[Any]) -> bool:
+        known = self._inline_chunks.setdefault(run["metadata"]["uid"], {})
+        fits = known.get((path, st.attempts, chunk))
+        if fits is None:
+            fits = known[(path, st.attempts, chunk)] = size(values) <= ITEMS_INLINE_LIMIT
+        return fits
+
     def _write(self, run: dict[str, Any], path: str, identity: tuple[Any, ...], values: list[Any],
-               secrets: list[str], whole: bool = False) -> list[str]:
+               secrets: Sequence[str], whole: bool = False) -> list[str]:
         meta = run["metadata"]
         refs = []
         for number, part in enumerate(_parts(values, path)):
@@ -183,8 +199,9 @@ class Offload:
             refs.append(name)
         return refs
 
-    def forget(self, steps: dict[str, StepState]) -> None:
+    def forget(self, run_uid: str, steps: dict[str, StepState]) -> None:
         """A finished run's values leave this process's memory."""
+        self._inline_chunks.pop(run_uid, None)
         for st in steps.values():
             refs = [*(st.items_ref or []), *(st.result_parts or [])]
             if st.loop is not None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, cast
 
@@ -55,7 +56,7 @@ from .data import UnreadableData, data_mappings, resolve_library, uses_data
 from .faults import refusal
 from .jobs import RunMeta, attempt_deadline, runtime_config_map, shared_claim, step_objects
 from .kube import Conflict, KubeApi
-from .offload import Offload, Unkeepable, check_status_size
+from .offload import InlineChunks, Offload, Unkeepable, check_status_size
 from .outcomes import job_outcome
 from .placement import claim_node
 from .policy import StepPolicy, check_runtime
@@ -119,6 +120,7 @@ class ReconcileCache:
     definitions: dict[str, Definition] = field(default_factory=dict)
     large_results: dict[str, Any] = field(default_factory=dict)
     loop_values: dict[str, Any] = field(default_factory=dict)  # offloaded loop values by ConfigMap name (offload)
+    inline_chunks: InlineChunks = field(default_factory=dict)  # whether a sealed chunk fits inline (offload)
     # What the watches show; None: read everything from the apiserver.
     watched: Watched | None = None
     # Runs (by uid) for which this process has made or checked the namespace's runtime ConfigMap.
@@ -135,11 +137,11 @@ class RunReconciler:
         cache = cache or ReconcileCache()
         self._definitions = cache.definitions
         self._large_results = cache.large_results
-        self.offload = Offload(kube, cache.loop_values)
+        self.offload = Offload(kube, cache.loop_values, cache.inline_chunks)
         self.watched = cache.watched
         self._runtimes = cache.runtimes
         self.secrecy = config.secrecy or Secrecy(kube)
-        self._secrets: list[str] = []
+        self._secrets: Sequence[str] = []
 
     def reconcile(self, namespace: str, name: str) -> tuple[bool, float | None]:
         """One pass. Returns (finished, wake_at): a finished run needs no resync, only its
@@ -159,7 +161,7 @@ class RunReconciler:
         if obj is None:
             return True, None
         uid = obj["metadata"]["uid"]
-        self._secrets = self.secrecy.secrets(namespace)
+        self._secrets = self.secrecy.values(namespace)  # listed only if this pass masks or unmasks
         recorded = FlowRunStatus.model_validate(obj.get("status") or {})
         status = FlowRunStatus.model_validate(self.secrecy.restore(uid, "status", obj.get("status") or {}, self._secrets))
         if status.terminal:
@@ -228,11 +230,17 @@ class RunReconciler:
         try:
             self._keep_result(obj, state)
             new_status = decorate(self._dehydrate(obj, state), obj, self.clock())
-            document = self._status_document(uid, new_status)
-            check_status_size(document, name)
+            # Equal to the record before masking: nothing happened, nothing to mask or write. A
+            # record this process masked differs from the real values, so it is masked again below.
+            unmasked = wire_times(new_status.model_dump(mode="json", by_alias=True, exclude_none=True))
+            write = bool(actions) or _changed(obj.get("status") or {}, unmasked)
+            document = unmasked
+            if write:
+                document = self._status_document(uid, new_status)
+                check_status_size(document, name)
         except Unkeepable as exc:
             return self._fail(obj, status, exc.error)
-        if actions or _changed(obj.get("status") or {}, document):
+        if write and (actions or _changed(obj.get("status") or {}, document)):
             try:
                 self._written(self.kube.replace_flowrun_status(obj, document))
             except ApiException as exc:
@@ -816,7 +824,7 @@ class RunReconciler:
         for st in status.steps.values():
             if st.result_ref:
                 self._large_results.pop(st.result_ref, None)
-        self.offload.forget(status.steps)
+        self.offload.forget(meta["uid"], status.steps)
         if names.LABEL_PARENT not in (meta.get("labels") or {}):
             # A child run's real values are forgotten once its parent has read its outcome.
             self.secrecy.forget(meta["uid"])

@@ -15,7 +15,8 @@ from __future__ import annotations
 import base64
 import json
 import threading
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, overload
 
 from kubernetes.client.exceptions import ApiException
 
@@ -24,6 +25,43 @@ from ..runtime.redact import redact_json, unmask
 from . import names
 from .data import KIND_VARIABLE
 from .kube import KubeApi
+
+
+class SecretValues(Sequence[str]):
+    """The values of a namespace's secret variables, listed when first needed, then kept.
+
+    A reconcile pass holds one: it lists the Secrets at most once, right before
+    it masks or unmasks something, and a pass that writes no record and holds
+    no masked one (most passes: a Job event, the watch echo of a status write)
+    does not list them at all. Every record written is still masked with the
+    secrets as they were when that pass wrote it, as the local shell masks each
+    record it saves.
+    """
+
+    def __init__(self, secrecy: Secrecy, namespace: str) -> None:
+        self._secrecy = secrecy
+        self._namespace = namespace
+        self._values: list[str] | None = None
+
+    def _listed(self) -> list[str]:
+        if self._values is None:
+            self._values = self._secrecy.secrets(self._namespace)
+        return self._values
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[str]: ...
+
+    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
+        return self._listed()[index]
+
+    def __len__(self) -> int:
+        return len(self._listed())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._listed())
 
 
 class Secrecy:
@@ -42,7 +80,11 @@ class Secrecy:
                 values.append(base64.b64decode(value).decode("utf-8", errors="replace"))
         return values
 
-    def record(self, run_uid: str, name: str, document: Any, secrets: list[str]) -> Any:
+    def values(self, namespace: str) -> SecretValues:
+        """The namespace's secret values, listed on first use (see SecretValues)."""
+        return SecretValues(self, namespace)
+
+    def record(self, run_uid: str, name: str, document: Any, secrets: Sequence[str]) -> Any:
         """The masked `document` to write; the real one is kept for `restore`."""
         masked = redact_json(document, secrets)
         with self._lock:
@@ -52,8 +94,9 @@ class Secrecy:
                 self._real.pop((run_uid, name), None)
         return masked
 
-    def restore(self, run_uid: str, name: str, recorded: Any, secrets: list[str]) -> Any:
-        """`recorded` with the real values this process knows put back."""
+    def restore(self, run_uid: str, name: str, recorded: Any, secrets: Sequence[str]) -> Any:
+        """`recorded` with the real values this process knows put back. `secrets` is read only
+        when this process masked something in that record."""
         with self._lock:
             real = self._real.get((run_uid, name))
         return recorded if real is None else unmask(recorded, real, secrets)

@@ -9,6 +9,11 @@ Semantics:
   wrapping: accepts a trailing semicolon) and last as a body, whose value
   is then None unless it throws (`throw new Error(...)`).
 - An empty expression evaluates to None, as in Windmill.
+- A member path whose every member is an own key of a JSON object
+  (`flow_input.n`, `results.a.b`) is read in Python, with the value V8
+  would return: a flow whose expressions are all such paths never starts
+  V8. Anything else about such a path (a missing key, `length`, `null.x`)
+  is V8's to answer.
 - The result is converted through `JSON.stringify`: `undefined`, functions
   and symbols become None, Dates ISO strings, NaN and Infinity None.
 - A name the context does not provide (`resume` outside a suspend, a typo)
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -125,6 +131,59 @@ def _json_default(value: object) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+_MAX_SAFE_INTEGER = 2**53 - 1
+_ARRAY_INDEX = re.compile(r"0|[1-9]\d*")
+
+
+class _NotPlain(Exception):
+    """A value that V8 might return changed (a large integer, NaN): V8 evaluates the expression."""
+
+
+def _member_value(expr: str, payload: str) -> tuple[bool, Any]:
+    """A member path (`flow_input.n`, `results.a.b`) read in Python from the JSON context V8 would
+    get, so that a flow whose expressions are all such paths never starts V8: (True, value) when
+    each member is an own key of a JSON object, the value as V8 returns it. (False, None) for
+    anything else -- a missing key, a string's `length`, a name that is not bound, a context V8
+    cannot parse -- which V8 answers (undefined, a TypeError, a ReferenceError, a SyntaxError)."""
+    if _MEMBER_PATH.fullmatch(expr) is None:
+        return False, None
+    try:
+        value = json.loads(payload, parse_constant=_not_plain)  # NaN, Infinity: not JSON to V8
+        for key in (part.strip() for part in expr.split(".")):
+            if not isinstance(value, dict) or key == "__proto__" or key not in value:
+                return False, None
+            value = value[key]
+        return True, _as_javascript(value)
+    except _NotPlain:
+        return False, None
+
+
+def _not_plain(constant: str) -> Any:
+    raise _NotPlain(constant)
+
+
+def _as_javascript(value: Any) -> Any:
+    """A JSON value as `JSON.stringify` of its JavaScript value reads back: numbers are doubles
+    (an integral one prints as an integer), integer-like keys of an object come first, ascending."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        if abs(value) > _MAX_SAFE_INTEGER:
+            raise _NotPlain
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise _NotPlain
+        return int(value) if value.is_integer() and abs(value) < 1e21 else value
+    if isinstance(value, list):
+        return [_as_javascript(item) for item in value]
+    indexes = sorted((key for key in value if _ARRAY_INDEX.fullmatch(key) and int(key) < 2**32 - 1), key=int)
+    if indexes:
+        first = set(indexes)
+        value = {key: value[key] for key in [*indexes, *(key for key in value if key not in first)]}
+    return {key: _as_javascript(item) for key, item in value.items()}
+
+
 class Sandbox:
     """Compiles and evaluates expressions in one V8 isolate.
 
@@ -187,12 +246,15 @@ class Sandbox:
         }
         if ctx.params is not None:
             context["params"] = ctx.params
+        payload = json.dumps(context, separators=(",", ":"), default=_json_default)
+        found, value = _member_value(expr, payload)
+        if found:
+            return value
         names = tuple(sorted(name for name in context if name in _ALL_NAMES)) + (
             "variable",
             "resource",
         )
         index = self._function(expr, prepared, names)
-        payload = json.dumps(context, separators=(",", ":"), default=_json_default)
         return self._answer(expr, self._call(expr, lambda iso: iso.run(index, payload, self.timeout_s)))
 
     def _prepare(self, expr: str) -> _Prepared:

@@ -32,7 +32,9 @@ def write_json_atomic(path: Path, value: Any) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(value, handle, indent=1, default=str)
+            # One json.dumps, not json.dump: only a one-shot, unindented dump runs in C (a run
+            # record is written up to ten times a second while a run goes on).
+            handle.write(json.dumps(value, default=str))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
