@@ -8,7 +8,8 @@ update_flow_status_after_job_completion_internal):
   one it stops the flow, with the array of branch results so far;
 - a branch-one branch's result is its last step's result; an empty branch
   passes the previous result on (push_next_flow_job, EmptyInnerFlows with a
-  chosen branch).
+  chosen branch);
+- the steps of either stay visible after it (scope.published).
 """
 
 from __future__ import annotations
@@ -37,18 +38,20 @@ def branchone(w: Walker, value: BranchOne, path: str, st: StepState, frame: Fram
     if not modules:
         return Done(frame.previous_result)
     prefix = join(path, "default" if st.branch < 0 else st.branch)
-    # The branch's results stay visible after it: they share the enclosing results.
+    # The branch's steps report to the enclosing flow's root: they share its results.
     inner = body_frame(frame, frame.flow_input, frame.results, st.timeout_s)
     return run_body(w, modules, prefix, inner)
 
 
 def branchall(w: Walker, value: BranchAll, path: str, st: StepState, frame: Frame) -> Status:
     results: dict[int, Any] = {}
-    inner_results: dict[str, Any] = {}
     first_failure: Failed | None = None
     waiting = False
+    # A sequential branch sees the steps of the branches before it (they report to the same root job);
+    # parallel branches race in Windmill, so each sees only what was there before the branch-all.
+    seen = dict(frame.results)
     for i, branch in enumerate(value.branches):
-        inner = body_frame(frame, frame.flow_input, dict(frame.results), st.timeout_s)
+        inner = body_frame(frame, frame.flow_input, dict(frame.results) if value.parallel else seen, st.timeout_s)
         status = run_body(w, branch.modules, join(path, i), inner)
         if isinstance(status, Waiting):
             waiting = True
@@ -66,10 +69,8 @@ def branchall(w: Walker, value: BranchAll, path: str, st: StepState, frame: Fram
             first_failure = first_failure or status
         elif isinstance(status, Stopped) and not value.parallel:
             return Stopped(ordered(results), skip=status.skip)
-        inner_results.update({k: v for k, v in inner.results.items() if k not in frame.results})
     if waiting:
         return WAITING
     if first_failure is not None:
         return Failed(first_failure.error, ordered(results), handled=first_failure.handled)
-    frame.results.update(inner_results)
     return Done(ordered(results))

@@ -31,6 +31,7 @@ from ..model.flow import FlowModule, ForloopFlow, WhileloopFlow
 from ..model.run import RESULT_CHUNK, ErrorInfo, LoopProgress, StepState
 from .evaluate import Frame, StepFailure
 from .outcomes import WAITING, Done, Failed, Status, Stopped, Waiting
+from . import scope
 from .scope import body_frame, iteration_input, join
 from .subflows import run_body
 
@@ -56,7 +57,7 @@ def forloop(w: Walker, module: FlowModule, loop: ForloopFlow, path: str, st: Ste
     walking = p.active
     p.active = []
     for index in _indices(walking, st, p, total, width):
-        status = _iteration(w, loop.modules, path, st, p, index, st.items[index], frame)
+        status = _iteration(w, loop.modules, path, st, p, index, st.items[index], frame, shared=not loop.parallel)
         if isinstance(status, Waiting):
             p.active.append(index)
             continue
@@ -103,7 +104,7 @@ def whileloop(w: Walker, module: FlowModule, loop: WhileloopFlow, path: str, st:
                     step_id=path,
                 ))
             st.started += 1
-        status = _iteration(w, loop.modules, path, st, p, index, index, frame)
+        status = _iteration(w, loop.modules, path, st, p, index, index, frame, shared=True)
         if isinstance(status, Waiting):
             p.active = [index]
             return status
@@ -132,11 +133,12 @@ def _breaks(w: Walker, module: FlowModule, path: str, p: LoopProgress, result: A
 
 
 def _iteration(w: Walker, body: list[FlowModule], path: str, st: StepState, p: LoopProgress, index: int,
-               value: Any, frame: Frame) -> Status:
+               value: Any, frame: Frame, shared: bool) -> Status:
     """One iteration sees the outer results, the loop's results so far under the
-    loop's id and, as Windmill does, the body's results of the iteration before it
-    (the latest finished one below it)."""
-    carried = p.carried if p.carried_index < index else {}
+    loop's id and, in a loop whose iterations report to the enclosing root job
+    (`shared`: a sequential one, scope.shares_root), the body's results of the
+    iteration before it (the latest finished one below it)."""
+    carried = p.carried if shared and p.carried_index < index else {}
     loop_id = path.rsplit("/", 1)[-1]
     results_ = {**frame.results, **carried, loop_id: Deferred(lambda: results(p, below=index))}
     inner = body_frame(frame, iteration_input(frame.flow_input, index, value), results_, st.timeout_s, p.floor)
@@ -144,20 +146,22 @@ def _iteration(w: Walker, body: list[FlowModule], path: str, st: StepState, p: L
     status = run_body(w, body, prefix, inner)
     if not isinstance(status, Waiting):
         body_results = {k: v for k, v in inner.results.items() if k not in frame.results and k != loop_id}
-        _compact(w, p, prefix, body, index, status, body_results)
+        _compact(w, p, prefix, body, index, status, body_results if shared else None)
     return status
 
 
 def _compact(w: Walker, p: LoopProgress, prefix: str, body: list[FlowModule], index: int,
-             status: Done | Stopped | Failed, body_results: dict[str, Any]) -> None:
-    """Move a finished iteration into the loop's results and drop its inner step states."""
+             status: Done | Stopped | Failed, body_results: dict[str, Any] | None) -> None:
+    """Move a finished iteration into the loop's results and drop its inner step states;
+    `body_results` (None in a loop whose body is not visible outside its iteration) are kept
+    for the next iteration, and the body's step results for the steps after the loop."""
     steps = w.state.steps
-    found = {m.id: steps[q].result for m in body
-             if (q := join(prefix, m.id)) in steps and steps[q].phase == "Succeeded"}
-    if found and index > p.last_body_index:
-        p.last_body, p.last_body_index = found, index
-    if isinstance(status, (Done, Stopped)) and index > p.carried_index:
-        p.carried, p.carried_index = body_results, index
+    if body_results is not None:
+        found = scope.body_results(body, prefix, steps)
+        if found and index > p.last_body_index:
+            p.last_body, p.last_body_index = found, index
+        if isinstance(status, (Done, Stopped)) and index > p.carried_index:
+            p.carried, p.carried_index = body_results, index
     for inner in [q for q in steps if q.startswith(prefix + "/")]:
         gone = w.compacted[inner] = steps.pop(inner)
         p.inner_attempts = max(p.inner_attempts, attempts_within(gone))
@@ -210,7 +214,3 @@ def restarted(p: LoopProgress | None, deeper: int) -> LoopProgress | None:
     floor = max(deeper, p.floor, p.inner_attempts) if p else deeper
     return LoopProgress(floor=floor, inner_attempts=floor) if floor else None
 
-
-def last_iteration(st: StepState) -> dict[str, Any]:
-    """The body's results in the loop's last iteration that has any: they stay visible after the loop."""
-    return dict(st.loop.last_body) if st.loop else {}

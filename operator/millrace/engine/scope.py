@@ -5,13 +5,24 @@ Windmill runs every loop iteration and every branch as a sub-flow
 input (plus `iter` in loops, insert_iter_arg), and the first step of a
 sub-flow gets that input as its previous result. Errors reach expressions
 as `{"error": {message, name, stack, step_id}}`.
+
+Which results an expression can name (worker_flow.rs: every finished job is
+written into the `leaf_jobs` of its flow's root job, and
+get_result_by_id_from_running_flow_inner reads that map): the steps of a
+branch-one, a branch-all and a sequential loop report to the enclosing flow's
+root (push_next_flow_job gives their sub-flows its root job), so they stay
+visible after the container, the latest finished one winning; a parallel for
+loop's iterations and an inner flow are roots of their own, so their steps
+are visible neither after them nor across iterations.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from ..model.run import ErrorInfo
+from ..model.flow import BranchAll, BranchOne, FlowModule, ForloopFlow, WhileloopFlow
+from ..model.run import ErrorInfo, StepState
 from .approvals import REFUSALS
 from .evaluate import Frame
 from .outcomes import Failed
@@ -84,3 +95,50 @@ def ordered(results: dict[int, Any]) -> list[Any]:
 
 def join(prefix: str, part: str | int) -> str:
     return f"{prefix}/{part}" if prefix else str(part)
+
+
+def shares_root(module: FlowModule) -> bool:
+    """Whether the container's inner steps report to the enclosing flow's root job."""
+    value = module.value
+    if isinstance(value, ForloopFlow):
+        return not value.parallel
+    return isinstance(value, (WhileloopFlow, BranchOne, BranchAll))
+
+
+def published(module: FlowModule, path: str, steps: Mapping[str, StepState]) -> dict[str, Any]:
+    """The results a finished container leaves visible to the steps after it: those of
+    its inner steps that ended (in the order they ran), nested containers included."""
+    st = steps.get(path)
+    if st is None or not shares_root(module):
+        return {}
+    value = module.value
+    if isinstance(value, (ForloopFlow, WhileloopFlow)):
+        return dict(st.loop.last_body) if st.loop else {}
+    if isinstance(value, BranchOne):
+        if st.branch is None:
+            return {}
+        chosen = value.default if st.branch < 0 else value.branches[st.branch].modules
+        return body_results(chosen, join(path, "default" if st.branch < 0 else st.branch), steps)
+    assert isinstance(value, BranchAll)
+    out: dict[str, Any] = {}
+    for i, branch in enumerate(value.branches):
+        out.update(body_results(branch.modules, join(path, i), steps))
+    return out
+
+
+def body_results(modules: list[FlowModule], prefix: str, steps: Mapping[str, StepState]) -> dict[str, Any]:
+    """The results of a body's steps that ended, and what their containers published."""
+    out: dict[str, Any] = {}
+    for module in modules:
+        path = join(prefix, module.id)
+        st = steps.get(path)
+        if st is None or not ended(st):
+            continue
+        out.update(published(module, path, steps))
+        out[module.id] = st.result
+    return out
+
+
+def ended(st: StepState) -> bool:
+    """A step whose job completed: a result (or error value) Windmill would have recorded."""
+    return st.phase in ("Succeeded", "Skipped") or (st.phase == "Failed" and st.final)

@@ -44,7 +44,7 @@ from ..runtime.languages import Language, runtime_language
 from ..runtime.program import step_language
 from .outcomes import WAITING, Done, Failed, Status, Stopped, Waiting
 from .paths import PREPROCESSOR_PATH
-from .scope import error_value, failed, join, tighter
+from .scope import error_value, failed, join, published, tighter
 
 # Containers whose early-stop rule is stop_after_all_iters_if (their stop_after_if, if
 # any, is tested inside: per iteration for loops; never for branch-all, as in Windmill).
@@ -238,8 +238,7 @@ class Walker:
             status = self.module(module, path, frame)
             if not isinstance(status, Done):
                 return status
-            if isinstance(module.value, (ForloopFlow, WhileloopFlow)):
-                frame.results.update(loops.last_iteration(self.state.steps[path]))
+            frame.results.update(published(module, path, self.state.steps))
             frame.results[module.id] = status.result
             last = status.result
             approval = approvals.seen_by_next(module, self.state.steps[path])
