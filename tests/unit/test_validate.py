@@ -59,6 +59,25 @@ def test_loop_body_results_are_visible_inside_and_after_the_loop() -> None:
     assert problems(loop, script("after", {"x": "results.inner"})) == []
 
 
+def test_a_parallel_loop_body_is_visible_neither_across_iterations_nor_after_the_loop() -> None:
+    """engine/scope.py: a parallel for loop's iterations are root jobs of their own (push_next_flow_job)."""
+    body = [script("inner", {"prev": "results.inner"})]
+    loop = {"id": "l", "value": {"type": "forloopflow", "parallel": True, "iterator": {"type": "static", "value": [1]},
+                                 "skip_failures": False, "modules": body}}
+    found = warnings(loop, script("after", {"x": "results.inner", "l": "results.l"}))
+    assert len(found) == 2
+    assert "step 'l/*/inner'" in found[0] and "results.inner refers to the step itself" in found[0]
+    assert "step 'after'" in found[1] and "inside a parallel for loop" in found[1]
+
+
+def test_a_sequential_branchall_branch_sees_the_branches_before_it_a_parallel_one_does_not() -> None:
+    def flow_with(parallel: bool) -> list[str]:
+        arms = [{"modules": [script("x")]}, {"modules": [script("y", {"x": "results.x"})]}]
+        return warnings({"id": "b", "value": {"type": "branchall", "parallel": parallel, "branches": arms}})
+    assert flow_with(parallel=False) == []
+    assert "results.x names step 'x', which cannot have run before 'y'" in flow_with(parallel=True)[0]
+
+
 def test_sibling_branch_results_are_not_visible_before_the_branch() -> None:
     found = warnings(script("first", {"x": "results.inner"}),
                      {"id": "b", "value": {"type": "branchall", "branches": [{"modules": [script("inner")]}]}})

@@ -35,6 +35,7 @@ from .cycles import call_cycles
 from .fields import check_flow_fields, check_module_fields
 from .inputs import check_schema
 from .library import Library, ScriptSource, missing_imports
+from . import scope
 from .paths import FAILURE_MODULE_PATH, PREPROCESSOR_PATH
 
 # Languages whose wrapper can call a function other than main.
@@ -57,6 +58,8 @@ class _Checker:
     default_ids: frozenset[str] = frozenset()
     problems: list[Problem] = field(default_factory=list)
     seen_ids: dict[str, str] = field(default_factory=dict)
+    # The ids of steps inside parallel for loops: visible only within their iteration.
+    isolated: set[str] = field(default_factory=set)
     # Where each module was met (keyed by identity): a cycle is reported at its step.
     paths_by_module: dict[int, str] = field(default_factory=dict)
 
@@ -135,20 +138,29 @@ class _Checker:
                           fld=f"value.input_transforms.{name}")
         made_visible = {module.id}
         value = module.value
+        # Which inner steps stay visible follows Windmill's root jobs (engine/scope.py).
         if isinstance(value, (ForloopFlow, WhileloopFlow)):
-            # Inside the body, a step may read any body step's result from the previous
-            # iteration; after the loop, the body's results are the last iteration's.
-            body_ids = self._collect_ids(value.modules)
             # The loop's own id gives the results of the iterations finished so far.
-            self._sequence(value.modules, f"{path}/*", visible | body_ids | {module.id})
-            made_visible |= body_ids
+            if scope.shares_root(module):
+                # Inside the body, a step may read any body step's result from the previous
+                # iteration; after the loop, the body's results are the last iteration's.
+                body_ids = self._collect_ids(value.modules)
+                self._sequence(value.modules, f"{path}/*", visible | body_ids | {module.id})
+                made_visible |= body_ids
+            else:
+                self._sequence(value.modules, f"{path}/*", visible | {module.id})
+                self.isolated |= self._collect_ids(value.modules)
         elif isinstance(value, BranchOne):
             for i, branch in enumerate(value.branches):
                 made_visible |= self._sequence(branch.modules, f"{path}/{i}", visible)
             made_visible |= self._sequence(value.default, f"{path}/default", visible)
         elif isinstance(value, BranchAll):
+            # A sequential branch-all's branch sees the branches before it; parallel ones only what came before.
+            seen = set(visible)
             for i, arm in enumerate(value.branches):
-                made_visible |= self._sequence(arm.modules, f"{path}/{i}", visible)
+                ended = self._sequence(arm.modules, f"{path}/{i}", visible if value.parallel else seen)
+                made_visible |= ended
+                seen |= ended
         return made_visible
 
     def _id(self, module: FlowModule, path: str) -> None:
@@ -267,6 +279,8 @@ class _Checker:
                 continue
             if ref == own_id:
                 why = "refers to the step itself, which has no result yet"
+            elif ref in self.isolated:
+                why = f"names step '{ref}' inside a parallel for loop, whose steps are visible only in their own iteration"
             elif ref in self.seen_ids or ref in self._all_ids():
                 why = f"names step '{ref}', which cannot have run before '{own_id}'"
             else:
