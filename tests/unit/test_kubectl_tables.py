@@ -9,7 +9,8 @@ import pytest
 from millrace.cli.kubectl.errors import PluginError
 from millrace.cli.kubectl.start import retry_body
 from millrace.cli.kubectl.tables import describe, runs_table, step_tree, status_of
-from millrace.cli.kubectl.times import age, epoch, rfc3339, span, took
+from millrace.cli.kubectl.times import age, epoch, rfc3339, span
+from millrace.model.times import format_duration as took
 from millrace.cluster.steplogs import bounded, beside
 from millrace.model.run import StepState
 

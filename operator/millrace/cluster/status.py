@@ -6,7 +6,7 @@ from typing import Any
 
 from ..model.resources import Condition, FlowRunStatus
 from ..model.run import StepState
-from ..model.times import format_time, parse_time, time_fields
+from ..model.times import format_duration, format_time, parse_time, time_fields
 
 # parse_time reads the times of any FlowRun status, RFC 3339 or the epoch seconds of older ones.
 __all__ = ["decorate", "parse_time", "timestamp", "wire_times"]
@@ -73,14 +73,6 @@ def wire_times(document: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes}m" if hours else f"{minutes}m{secs}s"
-
-
 def phase_shown(status: FlowRunStatus) -> str:
     """A run's phase as its Flow's LAST RUN shows it: Skipped for a run a trigger found nothing for."""
     return "Skipped" if status.phase == "Succeeded" and status.skipped else status.phase
@@ -110,7 +102,7 @@ def decorate(status: FlowRunStatus, obj: dict[str, Any], now: float) -> FlowRunS
     out.start_time = timestamp(status.started_at) if status.started_at is not None else None
     out.duration = None
     if status.terminal and status.started_at is not None and status.finished_at is not None:
-        out.duration = _duration(status.finished_at - status.started_at)
+        out.duration = format_duration(status.finished_at - status.started_at)
     reason, message = PHASE_TEXT[status.phase]
     if status.error is not None and status.phase in ("Failed", "Cancelled"):
         message = f"{status.error.name}: {status.error.message}"

@@ -13,6 +13,7 @@ from typing import TextIO
 
 from ..model.flow import FlowModule, OpenFlow
 from ..model.run import RunStatus, StepState
+from ..model.times import format_duration
 
 SYMBOLS = {"Pending": "·", "Running": "▶", "Succeeded": "✓", "Failed": "✗", "Skipped": "↷"}
 
@@ -21,7 +22,7 @@ def _duration(st: StepState, now: float) -> str:
     if st.started_at is None:
         return ""
     end = st.finished_at if st.finished_at is not None else now
-    return f"{end - st.started_at:.2f}s"
+    return format_duration(end - st.started_at)
 
 
 def loop_progress(st: StepState) -> str:

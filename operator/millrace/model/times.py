@@ -6,7 +6,8 @@ One codec, both ways. `format_time` writes a Kubernetes MicroTime
 reads either, any RFC 3339 offset, and epoch seconds as a number or numeric
 text (what FlowRun statuses held before). A time written precisely reads back
 as the same float for every float rounded to the microsecond, so a status
-written, read and written again does not change.
+written, read and written again does not change. `format_duration` is how
+every shell shows a duration.
 """
 
 from __future__ import annotations
@@ -68,3 +69,12 @@ def time_fields(model: type[BaseModel]) -> frozenset[str]:
     """The wire names (aliases) of the model's fields that hold a Time (or None)."""
     return frozenset(field.alias or name for name, field in model.model_fields.items()
                      if Time in (field.annotation, *get_args(field.annotation)))
+
+
+def format_duration(seconds: float) -> str:
+    """A duration as people read it: 0.52s, 3m04s, 2h05m."""
+    if seconds < 60:
+        return f"{seconds:.2f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"

@@ -10,8 +10,9 @@ from pydantic import ValidationError
 from ...local.progress import loop_progress
 from ...model.resources import FlowRunStatus
 from ...model.run import StepState
+from ...model.times import format_duration as took
 from .errors import PluginError
-from .times import age, epoch, rfc3339, span, took
+from .times import age, epoch, rfc3339, span
 
 RESULT_SHOWN = 500  # characters of a result `describe` prints
 # The annotation on a FlowRun made by `retry`: the run it retries.

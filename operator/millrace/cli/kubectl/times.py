@@ -16,15 +16,6 @@ def rfc3339(seconds: float) -> str:
     return format_time(seconds, precise=False)
 
 
-def took(seconds: float) -> str:
-    """A duration: 0.52s, 3m04s, 2h05m."""
-    if seconds < 60:
-        return f"{seconds:.2f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
-
-
 def age(seconds: float) -> str:
     """How long ago, as kubectl shows an age: 45s, 12m, 5h, 3d."""
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
