@@ -114,6 +114,15 @@ def test_a_branch_inside_a_sequential_loop_is_visible_after_the_loop() -> None:
     assert state.result == {"x": 3}
 
 
+def test_a_step_only_an_earlier_iteration_ran_stays_visible_after_the_loop() -> None:
+    """leaf_jobs keep each step's latest result: the last iteration took the other branch."""
+    body = [branchone("b", [("flow_input.iter.value == 1", [script("one")])], [script("other")])]
+    f = flow(loop("l", "[1, 2]", body), script("between"),
+             script("reader", {"one": "results.one", "other": "results.other"}))
+    state = Harness(f, named({"one": "1", "other": "2", "between": 0})).run()
+    assert state.result == {"one": "1", "other": "2"}
+
+
 def test_the_last_iteration_of_a_sequential_loop_stays_visible_after_a_later_step() -> None:
     f = flow(loop("l", "[1, 2]", [script("x", {"v": "flow_input.iter.value"})]),
              script("between"), script("reader", {"x": "results.x.v"}))

@@ -159,7 +159,8 @@ def _compact(w: Walker, p: LoopProgress, prefix: str, body: list[FlowModule], in
     if body_results is not None:
         found = scope.body_results(body, prefix, steps)
         if found and index > p.last_body_index:
-            p.last_body, p.last_body_index = found, index
+            # Windmill's leaf_jobs keep every step's latest result: one an iteration skipped stays.
+            p.last_body, p.last_body_index = {**p.last_body, **found}, index
         if isinstance(status, (Done, Stopped)) and index > p.carried_index:
             p.carried, p.carried_index = body_results, index
     for inner in [q for q in steps if q.startswith(prefix + "/")]:

@@ -48,8 +48,8 @@ class LoopProgress(KubeModel):
     The walker visits only `active` iterations. Results sit in `pending` (by
     index) until all of a chunk's iterations have finished, then move to a
     sealed chunk of `chunks` that is never rewritten. The body's results of
-    the latest finished iteration (`carried`, what the next iteration sees)
-    and of the last one with any (`last_body`, visible after the loop) are
+    the finished iterations, the latest winning (`carried`, what the next iteration
+    sees; `last_body`, what stays visible after the loop) are
     kept; `inner_attempts` is the highest attempt count of a compacted inner
     step, so that a loop run again never reuses an attempt key (`floor`).
     """
