@@ -36,3 +36,16 @@ def test_a_bash_exit_code_is_windmills_execution_error(kube: Any, namespace: str
     assert status["phase"] == "Failed", status
     assert status["error"]["name"] == "ExecutionErr"
     assert status["error"]["message"] == 'exit code for "bash run": 3, last log lines:\né last words'
+
+
+def test_a_process_that_exits_without_reporting_is_windmills_execution_error(kube: Any, namespace: str,
+                                                                              operator: Operator) -> None:
+    """Windmill: python_executor.rs handle_child("python run") and extract_error_value: the exit code and the
+    end of the log, as the local shell gives it (tests/local/test_executor.py)."""
+    code = "import os\ndef main():\n    print('last words', flush=True)\n    os._exit(3)\n"
+    kube.apply(flow_manifest("hardexit", [python_step("leave", code)]), namespace)
+    kube.apply(run_manifest("hardexit-1", "hardexit"), namespace)
+    status = wait_phase(kube, namespace, "hardexit-1")
+    assert status["phase"] == "Failed", status
+    assert (status["error"]["name"], status["error"].get("exitCode")) == ("ExecutionErr", 3), status["error"]
+    assert status["error"]["message"] == 'exit code for "python run": 3, last log lines:\nlast words'

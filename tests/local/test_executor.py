@@ -96,7 +96,9 @@ def test_python_hard_exit_is_reported(executor: LocalExecutor, tmp_path: Path):
     code = "import os\ndef main():\n    print('last words', flush=True)\n    os._exit(3)\n"
     outcome = executor.run(step("python3", code, tmp_path))
     name, message, _ = error_of(outcome)
-    assert name == "StepCrashed" and "exited with code 3" in message and outcome.logs == "last words\n"
+    assert name == "ExecutionErr" and outcome.logs == "last words\n"
+    assert message == 'exit code for "python run": 3, last log lines:\nlast words'
+    assert outcome.error is not None and outcome.error.exit_code == 3
 
 
 def test_python_segfault_is_reported(executor: LocalExecutor, tmp_path: Path):

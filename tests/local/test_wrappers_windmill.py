@@ -235,7 +235,7 @@ def test_python_script_that_does_not_load_is_an_exit_code_error(python: LocalExe
     `#requirements:` header keeps the import from being taken for a package to install.)"""
     outcome = run(python, "python3", "#requirements:\nimport no_such_module_here\ndef main():\n    return 1\n", tmp_path)
     failed = error(outcome)
-    assert failed.name == "ExecutionErr"
+    assert (failed.name, failed.exit_code) == ("ExecutionErr", 1)
     assert failed.message.startswith('exit code for "python run": 1, last log lines:\nTraceback (most recent call last):')
     assert failed.message.endswith("ModuleNotFoundError: No module named 'no_such_module_here'")
     assert "ModuleNotFoundError" in outcome.logs
@@ -341,9 +341,18 @@ def test_typescript_script_that_throws_on_load_is_an_exit_code_error(executor: L
     and process_result reports ExecutionErr with the end of the log, where the runtime printed it."""
     outcome = run(executor, typescript, "throw new RangeError('at load');\nexport function main() {}\n", tmp_path)
     failed = error(outcome)
-    assert failed.name == "ExecutionErr"
+    assert (failed.name, failed.exit_code) == ("ExecutionErr", 1)
     assert failed.message.startswith(f'exit code for "{typescript} run": 1, last log lines:\n')
     assert "at load" in failed.message and "at load" in outcome.logs
+
+
+def test_typescript_process_exit_is_an_exit_code_error(executor: LocalExecutor, tmp_path: Path, typescript: str):
+    """Windmill: bun_executor / deno_executor handle_child ("bun run", "deno run") fails a process that exits
+    non-zero before its wrapper wrote a result with extract_error_value: the code and the end of the log."""
+    code = "export function main() { console.log('leaving'); process.exit(4); }\n"
+    failed = error(run(executor, typescript, code, tmp_path))
+    assert (failed.name, failed.exit_code) == ("ExecutionErr", 4)
+    assert failed.message == f'exit code for "{typescript} run": 4, last log lines:\nleaving'
 
 
 # --- bash -------------------------------------------------------------------------------

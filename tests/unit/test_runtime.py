@@ -71,6 +71,18 @@ def test_outcome_without_report_says_how_the_process_ended():
     assert exited.error and "exited with code 3" in exited.error.message
 
 
+def test_a_process_that_exits_without_a_report_fails_as_windmills_exit_code_error():
+    """common.rs extract_error_value: ExecutionErr, `exit code for "<program>": N, last log lines:` and
+    the end of the log, trimmed, its colour codes removed, with exit_code."""
+    logs = "x" * 700 + "\n\x1b[31mlast words\x1b[0m\n"
+    outcome = interpret(None, 4, logs, 0, exit_name="bun run")
+    assert outcome.error is not None and (outcome.error.name, outcome.error.exit_code) == ("ExecutionErr", 4)
+    head, tail = outcome.error.message.split("\n", 1)
+    assert head == 'exit code for "bun run": 4, last log lines:'
+    assert tail.endswith("x\nlast words") and len(tail) < 600
+    assert interpret(None, -9, logs, 0, exit_name="bun run").error.name == "StepCrashed"  # type: ignore[union-attr]
+
+
 def test_outcome_from_a_garbled_report():
     outcome = interpret('{"ok": tr', 0, "", 0)
     assert outcome.error and outcome.error.name == "ProtocolError"

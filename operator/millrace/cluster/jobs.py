@@ -80,7 +80,8 @@ def _metadata(meta: RunMeta, name: str, action: RunStep, kind: str) -> dict[str,
         "name": name,
         "namespace": meta.namespace,
         "labels": {**labels(meta, action), names.LABEL_KIND: kind},
-        "annotations": {names.ANNOTATION_STEP_PATH: action.path, names.ANNOTATION_ATTEMPT: str(action.attempt)},
+        "annotations": {names.ANNOTATION_STEP_PATH: action.path, names.ANNOTATION_ATTEMPT: str(action.attempt),
+                        names.ANNOTATION_LANGUAGE: action.language},
         "ownerReferences": [owner_reference(meta)],
     }
 

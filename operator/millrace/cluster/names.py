@@ -25,6 +25,8 @@ LABEL_PARENT = "millrace.dev/parent-run"
 LABEL_SCHEDULED = "millrace.dev/scheduled"
 ANNOTATION_STEP_PATH = "millrace.dev/step-path"
 ANNOTATION_ATTEMPT = "millrace.dev/attempt"
+# The runtime language of a step Job (runtime/languages.py): how its exit-code error names the process.
+ANNOTATION_LANGUAGE = "millrace.dev/language"
 ANNOTATION_FLOW_PATH = "millrace.dev/flow-path"
 ANNOTATION_JOB_CREATED = "millrace.dev/job-created"
 # On FlowRuns: the W3C trace context the run's spans belong to (docs/operations.md, "Tracing").

@@ -1,8 +1,10 @@
 """What a Job tells us when its step ended without reporting.
 
-A step that reported is read from its report. One that did not (killed for
-memory, evicted, its image never pulled, past its deadline, its Job deleted)
-fails with the Kubernetes reason in its error.
+A step that reported is read from its report. One whose process exited
+non-zero without reporting fails as Windmill words it (runtime/outcome.py
+exit_error, the end of the pod's log quoted), as it does locally. Any other
+(killed for memory, evicted, its image never pulled, past its deadline, its
+Job deleted) fails with the Kubernetes reason in its error.
 
 Reading is free of side effects: a Job that will never get anywhere is
 reported as to be stopped, and the reconciler stops it only after the
@@ -13,9 +15,15 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from kubernetes.client.exceptions import ApiException
+
 from ..model.times import parse_time
+from ..runtime.languages import LANGUAGES
+from ..runtime.outcome import EXIT_LOG_TAIL, exit_error
 from ..runtime.protocol import StepError, StepOutcome
+from . import names
 from .kube import KubeApi
+from .steplogs import STEP_CONTAINER, pod_log
 
 # Container states that will not get better by waiting.
 STUCK_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError",
@@ -43,6 +51,9 @@ def job_outcome(kube: KubeApi, namespace: str, job: dict[str, Any] | None, now: 
     pod_reason = _pod_reason(pods)
     if "Failed" in conditions:
         cond = conditions["Failed"]
+        exited = None if cond.get("reason") == "DeadlineExceeded" else _exit_error(kube, namespace, job, pods)
+        if exited is not None:
+            return JobVerdict(StepOutcome(ok=False, error=exited))
         detail = f": {pod_reason}" if pod_reason else ""
         return _failed(cond.get("reason") or "JobFailed", f"{cond.get('message') or 'the Job failed'}{detail}")
     if "Complete" in conditions or "SuccessCriteriaMet" in conditions:
@@ -57,6 +68,28 @@ def job_outcome(kube: KubeApi, namespace: str, job: dict[str, Any] | None, now: 
         if unbound:
             return _failed("VolumeNotBound", unbound, stop=True)
     return JobVerdict(None)
+
+
+def _exit_error(kube: KubeApi, namespace: str, job: dict[str, Any], pods: list[dict[str, Any]]) -> StepError | None:
+    """Windmill's exit-code error for a step process that exited non-zero by itself (not killed by a
+    signal nor for memory), quoting the end of its log (read through the API: a termination message
+    from the log would copy it into the Pod's status unmasked)."""
+    language: Any = (job["metadata"].get("annotations") or {}).get(names.ANNOTATION_LANGUAGE)
+    row = LANGUAGES.get(language)
+    if row is None or row.exit_name is None:
+        return None
+    for pod in pods:
+        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+            term = (cs.get("state") or {}).get("terminated") or {}
+            code = term.get("exitCode") or 0
+            if cs.get("name") != STEP_CONTAINER or term.get("reason") != "Error" or not 0 < code < 128:
+                continue
+            try:
+                log = pod_log(kube, namespace, pod["metadata"]["name"], tail_lines=EXIT_LOG_TAIL)
+            except ApiException:
+                log = ""
+            return exit_error(row.exit_name, code, log)
+    return None
 
 
 def _unbound_claim(kube: KubeApi, namespace: str, pod: dict[str, Any], now: float, timeout_s: float) -> str | None:

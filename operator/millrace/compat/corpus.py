@@ -142,8 +142,9 @@ def render_markdown(results: list[CorpusResult]) -> str:
         "skips failed iterations unless `skip_failures: false` (a while loop does not),",
         "a branchall runs its branches in parallel and keeps a failed branch's error in",
         "its slot unless the branch says `skip_failure: false`. Error objects name the",
-        "module by its own id (`x`, not its path inside a loop `l/0/x`); a bash step that",
-        "exits non-zero gives `{message, name: ExecutionErr, step_id, exit_code}` as",
+        "module by its own id (`x`, not its path inside a loop `l/0/x`); a step process",
+        "(bash, or Python and TypeScript exiting before their result) that exits non-zero",
+        "gives `{message, name: ExecutionErr, step_id, exit_code}` as",
         "Windmill's common.rs extract_error_value does (tested by",
         "tests/unit/test_planner_windmill.py).",
     ]

@@ -184,7 +184,7 @@ class LocalExecutor:
             duration = time.monotonic() - started
             if stopped is not None:
                 return failed(stopped, logs, duration)
-            return interpret(read_text(report), returncode, logs, duration)
+            return interpret(read_text(report), returncode, logs, duration, LANGUAGES[request.language].exit_name)
         finally:
             self.api.release_attempt(scope)
             report.unlink(missing_ok=True)

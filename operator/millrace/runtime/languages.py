@@ -25,24 +25,30 @@ class StepLanguage:
     script_suffixes: tuple[str, ...]  # how a workspace script's file name ends, most specific first
     fork_server: bool = False  # locally, forked from the warm Python rather than started
     install_dirs: tuple[str, ...] = ()  # where the binary usually is when it is not on PATH
+    # How Windmill's exit-code error names the process (its executor's handle_child call); None: no
+    # user process of that name (SQL runs in our own wrapper, whose crash is ours).
+    exit_name: str | None = None
 
 
 LANGUAGES: dict[Language, StepLanguage] = {
     row.name: row
     for row in (
-        StepLanguage("python3", ("python3",), "python3", "python3.py", "python:3.12-slim", (".py",), fork_server=True),
-        StepLanguage("bash", ("bash",), "bash", "bash.sh", "bash:5.2", (".sh",)),
+        StepLanguage("python3", ("python3",), "python3", "python3.py", "python:3.12-slim", (".py",), fork_server=True,
+                     exit_name="python run"),
+        StepLanguage("bash", ("bash",), "bash", "bash.sh", "bash:5.2", (".sh",), exit_name="bash run"),
         # Windmill's native TypeScript runs plain fetch-style scripts: bun runs them.
-        StepLanguage("bun", ("bun", "nativets"), "bun", "typescript.ts", "oven/bun:1", (".bun.ts", ".ts")),
-        StepLanguage("deno", ("deno",), "deno", "typescript.ts", "denoland/deno:2", (".deno.ts",)),
-        StepLanguage("go", ("go",), "go", "go/go.sh", "golang:1.26", (".go",), install_dirs=("/usr/local/go/bin",)),
+        StepLanguage("bun", ("bun", "nativets"), "bun", "typescript.ts", "oven/bun:1", (".bun.ts", ".ts"),
+                     exit_name="bun run"),
+        StepLanguage("deno", ("deno",), "deno", "typescript.ts", "denoland/deno:2", (".deno.ts",), exit_name="deno run"),
+        StepLanguage("go", ("go",), "go", "go/go.sh", "golang:1.26", (".go",), install_dirs=("/usr/local/go/bin",),
+                     exit_name="go run"),
         # SQL runs in the SQL wrapper on Python: the image must have the dialect's driver (docs/architecture.md).
         StepLanguage("postgresql", ("postgresql",), "python3", "sql.py", "python:3.12-slim", ()),
         StepLanguage("mysql", ("mysql",), "python3", "sql.py", "python:3.12-slim", ()),
         StepLanguage("duckdb", ("duckdb",), "python3", "sql.py", "python:3.12-slim", ()),
         # A bash step with `# sandbox <image>` (runtime/program.py): its command runs in that image; this one,
         # with bash and coreutils, lays out the pod's working directory and reports.
-        StepLanguage("program", (), "bash", "program.sh", "bash:5.2", ()),
+        StepLanguage("program", (), "bash", "program.sh", "bash:5.2", (), exit_name="bash run"),
     )
 }
 if set(LANGUAGES) != set(get_args(Language)):

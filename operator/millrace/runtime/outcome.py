@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 
 from pydantic import ValidationError
@@ -9,9 +10,21 @@ from pydantic import ValidationError
 from .protocol import StepError, StepOutcome, StepReport
 
 
-def interpret(report: str | None, returncode: int, logs: str, duration_s: float) -> StepOutcome:
-    """The outcome of a step process that ended by itself with `returncode` (-N: signal N)."""
+# What of a log Windmill quotes in an exit-code error (the bash and load-failure wrappers quote the same).
+EXIT_LOG_TAIL = 600
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def interpret(report: str | None, returncode: int, logs: str, duration_s: float,
+              exit_name: str | None = None) -> StepOutcome:
+    """The outcome of a step process that ended by itself with `returncode` (-N: signal N).
+
+    A process of a language Windmill runs (`exit_name`, languages.py) that exits non-zero without
+    a report fails as Windmill's does (common.rs extract_error_value): an ExecutionErr with the
+    exit code and the end of the log."""
     if report is None:
+        if returncode > 0 and exit_name is not None:
+            return failed(exit_error(exit_name, returncode, logs), logs, duration_s)
         return failed(StepError(name="StepCrashed", message=ended_without_report(returncode)), logs, duration_s)
     try:
         return StepReport.model_validate_json(report).outcome(logs, duration_s)
@@ -22,6 +35,14 @@ def interpret(report: str | None, returncode: int, logs: str, duration_s: float)
 
 def failed(error: StepError, logs: str = "", duration_s: float = 0.0) -> StepOutcome:
     return StepOutcome(ok=False, error=error, logs=logs, duration_s=duration_s)
+
+
+def exit_error(exit_name: str, code: int, logs: str) -> StepError:
+    """Windmill's error for a process that exited with `code`: the last characters of its log, trimmed,
+    colour codes removed."""
+    tail = _ANSI.sub("", logs[-EXIT_LOG_TAIL:].strip())
+    return StepError(name="ExecutionErr", message=f'exit code for "{exit_name}": {code}, last log lines:\n{tail}',
+                     exit_code=code)
 
 
 def ended_without_report(returncode: int) -> str:

@@ -31,7 +31,7 @@ import re
 import sys
 import traceback
 import types
-from typing import cast
+from typing import Optional, cast
 
 SDK = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sdk")
 sys.path.insert(1, SDK)  # after the script's folder, before site-packages: our wmill, not an installed one
@@ -65,8 +65,11 @@ def report(document: str) -> None:
         send("POST", "report", failure("ResultError", f"the result could not be reported: {refusal}").encode("utf-8"))
 
 
-def failure(name: str, message: str, stack: str = "") -> str:
-    return json.dumps({"ok": False, "error": {"name": name, "message": message, "stack": stack}})
+def failure(name: str, message: str, stack: str = "", exit_code: Optional[int] = None) -> str:
+    error: dict = {"name": name, "message": message, "stack": stack}
+    if exit_code is not None:
+        error["exit_code"] = exit_code
+    return json.dumps({"ok": False, "error": error})
 
 
 def annotations(code: str) -> set:
@@ -145,7 +148,7 @@ def load_failure(error: BaseException) -> str:
     """
     text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
     sys.stderr.write(text)
-    return failure("ExecutionErr", f'exit code for "{PROGRAM}": 1, last log lines:\n{text[-LOG_TAIL:].strip()}')
+    return failure("ExecutionErr", f'exit code for "{PROGRAM}": 1, last log lines:\n{text[-LOG_TAIL:].strip()}', exit_code=1)
 
 
 def load(code: str) -> types.ModuleType:

@@ -39,8 +39,8 @@ async function report(document: string): Promise<void> {
   }
 }
 
-function failure(name: string, message: string, stack = ""): string {
-  return JSON.stringify({ ok: false, error: { name, message, stack } });
+function failure(name: string, message: string, stack = "", exitCode?: number): string {
+  return JSON.stringify({ ok: false, error: { name, message, stack, exit_code: exitCode } });
 }
 
 type Thrown = { name?: unknown; message?: unknown; stack?: unknown; errors?: unknown; position?: Position };
@@ -68,7 +68,7 @@ function loadFailure(error: unknown): string {
   const details = (Array.isArray(inner) ? inner : []).map((each: Thrown) => `\n${each.message}${at(each)}`);
   const text = inspect(error) + at(error as Thrown) + details.join("");
   console.error(text);
-  return failure("ExecutionErr", `exit code for "${PROGRAM}": 1, last log lines:\n${text.slice(-LOG_TAIL).trim()}`);
+  return failure("ExecutionErr", `exit code for "${PROGRAM}": 1, last log lines:\n${text.slice(-LOG_TAIL).trim()}`, "", 1);
 }
 
 function at(thrown: Thrown | null | undefined): string {
