@@ -407,13 +407,15 @@ def test_only_the_step_right_after_an_approval_sees_it() -> None:
 
 
 def test_a_disapproval_fails_the_run_it_does_not_cancel_it() -> None:
-    """push_next_flow_job: SuspendedDisapproved, "Disapproved by <approver>"."""
+    """push_next_flow_job: SuspendedDisapproved, "Disapproved by <approver>", the failure of the
+    module it was about to push (update_flow_status_after_job_completion_internal at that step)."""
     h = Harness(flow(script("ask", suspend={"required_events": 1}), script("next")), echo_args)
     state, _ = drive(h, RunStatus(), Start(now=0))
     state, _ = drive(h, state, finish("ask", 1, 1))
-    state, _ = drive(h, state, Disapproved(approver="ann", now=2))
-    assert state.phase == "Failed" and state.error is not None
-    assert (state.error.name, state.error.message, state.error.step_id) == ("SuspendedDisapproved", "Disapproved by ann", "ask")
+    state, actions = drive(h, state, Disapproved(approver="ann", now=2))
+    assert state.phase == "Failed" and state.error is not None and actions == []
+    assert (state.error.name, state.error.message, state.error.step_id) == ("SuspendedDisapproved", "Disapproved by ann", "next")
+    assert (state.steps["ask"].phase, state.steps["next"].phase, state.steps["next"].attempts) == ("Succeeded", "Failed", 0)
 
 
 def test_the_failure_module_sees_a_disapproval_as_message_and_name_only() -> None:
@@ -457,13 +459,35 @@ def test_a_suspend_without_timeout_times_out_after_30_minutes() -> None:
     assert result.wake_at == 1 + 1800
 
 
-def test_continue_on_error_covers_an_approval_timeout() -> None:
-    f = flow(script("ask", suspend={"required_events": 1, "timeout": 5}, continue_on_error=True), script("next", {"p": "previous_result"}))
+def test_the_continue_on_error_of_the_next_module_covers_an_approval_timeout() -> None:
+    """The refusal is the failure of the module after the suspended one: its continue_on_error applies
+    (update_flow_status_after_job_completion_internal reads continue_on_error at the current step)."""
+    timeout = {"message": "Timed out waiting to be resumed", "name": "SuspendedTimedOut"}
+    f = flow(script("ask", suspend={"required_events": 1, "timeout": 5}), script("next", continue_on_error=True),
+             script("after", {"p": "previous_result"}))
     h = Harness(f, echo_args)
     state, _ = drive(h, RunStatus(), Start(now=0))
     state, _ = drive(h, state, finish("ask", 1, 1))
     state, actions = drive(h, state, Tick(now=10))
-    assert actions[0].args == {"p": {"error": {"message": "Timed out waiting to be resumed", "name": "SuspendedTimedOut"}}}
+    assert [a.step_id for a in actions] == ["after"] and actions[0].args == {"p": {"error": timeout}}
+    # The suspended module's own continue_on_error does not: it succeeded.
+    f = flow(script("ask", suspend={"required_events": 1, "timeout": 5}, continue_on_error=True), script("next"))
+    h = Harness(f, echo_args)
+    state, _ = drive(h, RunStatus(), Start(now=0))
+    state, _ = drive(h, state, finish("ask", 1, 1))
+    state, _ = drive(h, state, Tick(now=10))
+    assert state.phase == "Failed" and state.error is not None and state.error.name == "SuspendedTimedOut"
+
+
+def test_a_suspend_or_sleep_on_the_last_module_of_a_flow_is_not_waited_for() -> None:
+    """push_next_flow_job waits for the previous module's approvals and sleep as it pushes the next module:
+    after a flow's (or a branch's, or an iteration's) last module there is none."""
+    f = flow(script("a"), script("ask", suspend={"required_events": 1}, sleep={"type": "static", "value": 60}))
+    state = Harness(f, lambda act: act.step_id).run()
+    assert (state.phase, state.result) == ("Succeeded", "ask")
+    body = [script("ask", suspend={"required_events": 1})]
+    state = Harness(flow(loop("l", "[1, 2]", body), script("after")), lambda act: act.step_id).run()
+    assert state.phase == "Succeeded" and state.steps["l"].result == ["ask", "ask"]
 
 
 # --- sleep and timeouts ----------------------------------------------------------------------

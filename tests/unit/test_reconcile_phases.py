@@ -296,8 +296,9 @@ def test_a_job_refused_by_a_quota_is_recorded_as_the_attempts_failure(reconciler
 def test_an_unreadable_resume_record_fails_the_run_clearly(reconciler) -> None:
     rec, kube = reconciler
     run = flowrun()
-    run["spec"]["flow"]["value"]["modules"][0] = {"id": "wait", "value": {"type": "identity"},
-                                                 "suspend": {"required_events": 1, "timeout": 3600}}
+    # A module follows the suspended one: Windmill waits as it pushes the next module.
+    run["spec"]["flow"]["value"]["modules"].insert(0, {"id": "wait", "value": {"type": "identity"},
+                                                       "suspend": {"required_events": 1, "timeout": 3600}})
     kube.put(run)
     rec.reconcile(NS, "r")
     assert kube.objects[("FlowRun", "r")]["status"]["phase"] == "Suspended"
@@ -329,10 +330,11 @@ def test_a_resume_payload_that_does_not_fit_the_form_is_refused_and_the_run_keep
     """As `millrace resume` refuses it locally (engine/resume_form.py, shared by both shells)."""
     rec, kube = reconciler
     run = flowrun()
-    run["spec"]["flow"]["value"]["modules"][0] = {
+    run["spec"]["flow"]["value"]["modules"] = [{
         "id": "wait", "value": {"type": "identity"},
         "suspend": {"required_events": 1, "timeout": 3600, "resume_form": {"schema": {
-            "type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}}}}
+            "type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}}}},
+        {"id": "after", "value": {"type": "identity"}}]  # Windmill waits as it pushes the next module
     kube.put(run)
     rec.reconcile(NS, "r")
 

@@ -84,6 +84,15 @@ def test_sibling_branch_results_are_not_visible_before_the_branch() -> None:
     assert "cannot have run before 'first'" in found[0]
 
 
+def test_a_suspend_or_sleep_on_a_last_step_is_warned_about() -> None:
+    """worker_flow.rs push_next_flow_job: both happen as the next module of the same flow starts."""
+    ask = script("ask", suspend={"required_events": 1}, sleep={"type": "static", "value": 5})
+    found = warnings(script("a"), {"id": "b", "value": {"type": "branchone", "branches": [], "default": [ask]}})
+    assert [w.split(": a ", 1)[0] for w in found] == ["warning: flow 'f', step 'b/default/ask', field 'suspend'",
+                                                     "warning: flow 'f', step 'b/default/ask', field 'sleep'"]
+    assert warnings(ask, script("after")) == []
+
+
 def test_expression_syntax_error_is_reported() -> None:
     found = problems(script("a", {"x": "flow_input.("}))
     assert "step 'a', field 'value.input_transforms.x.expr': invalid expression" in found[0]

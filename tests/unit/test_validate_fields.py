@@ -115,6 +115,7 @@ def test_keys_windmill_itself_writes_are_accepted() -> None:
                    "exponential": {"attempts": 1, "multiplier": 2, "seconds": 3, "random_factor": 10},
                    "retry_if": {"expr": "true"}},
          "mock": {"enabled": False, "return_value": {"a": 1}}},
+        script("after"),  # a suspend is waited for before a next step
     ]
     assert check(*modules) == []
 
@@ -124,7 +125,7 @@ def test_an_unknown_key_in_a_resume_form_is_a_warning() -> None:
     # export (corpus flow 15) has `required` beside `schema`.
     module = script("s", suspend={"required_events": 1, "resume_form": {"schema": {}, "required": ["v"]}})
     assert errors(module) == []
-    assert warnings(module) == ["warning: flow 'f', step 's', field 'suspend.resume_form.required': unknown field has "
+    assert warnings(module, script("after")) == ["warning: flow 'f', step 's', field 'suspend.resume_form.required': unknown field has "
                                 "no effect (in Windmill either): only 'schema' is read; did you mean "
                                 "'suspend.resume_form.schema.required'?"]
 
@@ -245,7 +246,7 @@ def test_a_typescript_lock_is_warned_about_its_runtime_resolves_imports_itself()
 
 
 def test_hide_cancel_is_warned_about() -> None:
-    found = only_warning(script("s", suspend={"required_events": 1, "hide_cancel": True}))
+    (found,) = warnings(script("s", suspend={"required_events": 1, "hide_cancel": True}), script("after"))
     assert "field 'suspend.hide_cancel': 'suspend.hide_cancel' is accepted but not honoured" in found
 
 

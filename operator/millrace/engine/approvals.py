@@ -1,11 +1,15 @@
 """Approvals: a step with `suspend` waits for its resume events after it ran.
 
 Windmill (worker_flow.rs needs_resume, push_next_flow_job): only a suspend
-with `required_events` > 0 waits; only the step right after it sees
-`resume`, `resumes` and `approvers`; a disapproval fails the flow with
-SuspendedDisapproved "Disapproved by <approver>", a timeout (1800 s when
-none is given) with SuspendedTimedOut; `continue_on_disapprove_timeout`
-goes on instead, with that error as the last resume.
+with `required_events` > 0 waits, and only when a module follows it in its
+(sub-)flow, since the wait happens as the next module is pushed: a suspend
+(like a `sleep`) on a flow's last module is not waited for; only the step
+right after it sees `resume`, `resumes` and `approvers`; a disapproval fails
+that next module with SuspendedDisapproved "Disapproved by <approver>", a
+timeout (1800 s when none is given) with SuspendedTimedOut, so its
+continue_on_error applies (its retries would be refused again: it is not
+run again); `continue_on_disapprove_timeout` goes on instead, with that error
+as the last resume.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from ..model.flow import FlowModule
 from ..model.run import ErrorInfo, StepState
 from .evaluate import NO_APPROVAL
 from .events import Disapproved, Resumed
-from .outcomes import WAITING, Failed, Status
+from .outcomes import WAITING, Failed, Waiting
 from .paths import module_at
 
 if TYPE_CHECKING:
@@ -65,8 +69,8 @@ def disapprove(w: Walker, event: Disapproved) -> None:
         st.approvers = [*(st.approvers or []), event.approver]
 
 
-def wait(w: Walker, module: FlowModule, path: str, st: StepState) -> Status | None:
-    """WAITING while approvals are missing; a failure when refused; None to go on."""
+def wait(w: Walker, module: FlowModule, path: str, st: StepState) -> Waiting | None:
+    """WAITING while approvals are missing; None to go on (a refusal is left in `st.refused`)."""
     need = required(module)
     if need == 0 or st.resolved:
         return None
@@ -86,12 +90,23 @@ def wait(w: Walker, module: FlowModule, path: str, st: StepState) -> Status | No
         error = ErrorInfo(name="SuspendedDisapproved", message=f"Disapproved by {st.disapprover}", step_id=path)
     else:
         error = ErrorInfo(name="SuspendedTimedOut", message="Timed out waiting to be resumed", step_id=path)
-    refusal = {"error": {"message": error.message, "name": error.name}}
+    st.resolved = True
     if module.suspend.continue_on_disapprove_timeout:
-        st.resumes = [*resumes, refusal]
-        st.resolved = True
-        return None
-    return Failed(error, refusal)
+        st.resumes = [*resumes, refusal_value(error)]
+    else:
+        st.refused = error
+    return None
+
+
+def refusal_value(error: ErrorInfo) -> dict[str, Any]:
+    """A refusal as push_next_flow_job builds it: {"error": {"message", "name"}}."""
+    return {"error": {"message": error.message, "name": error.name}}
+
+
+def refuse(w: Walker, st: StepState, path: str, refused: ErrorInfo) -> None:
+    """The module after a refused suspension fails with the refusal, without running."""
+    error = refused.model_copy(update={"step_id": path})
+    w.mark_failed(st, Failed(error, refusal_value(error)))
 
 
 def seen_by_next(module: FlowModule, st: StepState) -> dict[str, Any]:

@@ -46,6 +46,8 @@ class Frame:
     failure_module: Any = None
     # The attempt count a step first begun here starts from (above every attempt of a loop run before).
     base_attempt: int = 0
+    # The suspension before this module was refused: the module fails with it without running.
+    refused: ErrorInfo | None = None
 
 
 @dataclass

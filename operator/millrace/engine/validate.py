@@ -121,7 +121,19 @@ class _Checker:
         for module in modules:
             path = f"{prefix}/{module.id}" if prefix else module.id
             visible |= self._module(module, path, visible)
+        if modules:
+            self._unfollowed(modules[-1], f"{prefix}/{modules[-1].id}" if prefix else modules[-1].id)
         return visible
+
+    def _unfollowed(self, module: FlowModule, path: str) -> None:
+        """Windmill sleeps and waits for approvals as it starts the next module of the same (sub-)flow
+        (worker_flow.rs push_next_flow_job): on a last module they do nothing."""
+        if module.suspend is not None and (module.suspend.required_events or 0) > 0:
+            self.warn("a suspend on the last step of a flow, branch or loop body is not waited for, as in Windmill "
+                      "(the wait happens as the next step starts): add a step after it", step=path, fld="suspend")
+        if module.sleep is not None:
+            self.warn("a sleep on the last step of a flow, branch or loop body does nothing, as in Windmill "
+                      "(the sleep happens before the next step starts)", step=path, fld="sleep")
 
     def _module(self, module: FlowModule, path: str, visible: set[str]) -> set[str]:
         """Check one module; return the ids it makes visible to later modules."""

@@ -231,22 +231,27 @@ class Walker:
     def sequence(self, modules: list[FlowModule], prefix: str, frame: Frame) -> Status:
         last = frame.previous_result
         approval = frame.approval
-        for module in modules:
+        refused = frame.refused
+        for i, module in enumerate(modules):
             frame.previous_result = last
             frame.approval = approval
+            frame.refused = refused
             path = join(prefix, module.id)
-            status = self.module(module, path, frame)
+            # Windmill sleeps and waits for approvals as it pushes the next module of the same flow.
+            status = self.module(module, path, frame, followed=i + 1 < len(modules))
             if not isinstance(status, Done):
                 return status
             frame.results.update(published(module, path, self.state.steps))
             frame.results[module.id] = status.result
             last = status.result
             approval = approvals.seen_by_next(module, self.state.steps[path])
+            refused = self.state.steps[path].refused
         return Done(last)
 
     # --- one module: the lifecycle ----------------------------------------------
 
-    def module(self, module: FlowModule, path: str, frame: Frame) -> Status:
+    def module(self, module: FlowModule, path: str, frame: Frame, followed: bool = False) -> Status:
+        """Advance one module; `followed`: another module comes after it in its (sub-)flow."""
         st = self.own(path)
         if st is None or st.phase == "Pending":
             st = self._begin(module, path, st, frame)
@@ -270,12 +275,15 @@ class Walker:
                 assert st.error is not None
                 return self._failed(module, path, st, frame, Failed(st.error, st.result))
             return self._final_failure(module, st)
-        return self._after_success(module, path, st, frame)
+        return self._after_success(module, path, st, frame, followed)
 
     def _begin(self, module: FlowModule, path: str, old: StepState | None, frame: Frame) -> StepState:
         base = old.attempts if old is not None else frame.base_attempt
         st = self.state.steps[path] = StepState(type=module.value.type, started_at=self.now, attempts=base, base_attempt=base)
         self._owned.add(path)
+        if frame.refused is not None:
+            approvals.refuse(self, st, path, frame.refused)
+            return st
         try:
             if module.skip_if and self.test(module.skip_if.expr, frame, path, "skip_if.expr", frame.previous_result):
                 # Windmill: a skipped step runs as an identity step.
@@ -395,7 +403,7 @@ class Walker:
 
     # --- after a module succeeded -------------------------------------------------
 
-    def _after_success(self, module: FlowModule, path: str, st: StepState, frame: Frame) -> Status:
+    def _after_success(self, module: FlowModule, path: str, st: StepState, frame: Frame, followed: bool) -> Status:
         stop = module.stop_after_all_iters_if if isinstance(module.value, _ITERATING) else module.stop_after_if
         if stop is None and self._is_trigger(module):
             stop = TRIGGER_STOP
@@ -410,13 +418,12 @@ class Walker:
                 return self._stop_with_error(st, path, stop)
         if st.stopped:
             return Stopped(st.result, skip=st.skip_stopped)
+        if not followed:
+            return Done(st.result)
         try:
             waiting = self._sleep(module, path, st, frame) or approvals.wait(self, module, path, st)
         except StepFailure as failure:
             self.mark_failed(st, failed(failure.error))
-            return self._final_failure(module, st)
-        if isinstance(waiting, Failed):
-            self.mark_failed(st, waiting)
             return self._final_failure(module, st)
         if waiting is not None:
             return waiting

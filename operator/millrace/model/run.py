@@ -110,6 +110,8 @@ class StepState(KubeModel):
     approvers: list[str] | None = None
     disapprover: str | None = None
     resolved: bool = False
+    # A refused suspension (disapproved, or timed out): the error the module after it fails with.
+    refused: ErrorInfo | None = None
     result_ref: str | None = None
     # FlowRun.status only (cluster/offload.py): the ConfigMaps holding a large iterator, a large container result.
     items_ref: list[str] | None = None
