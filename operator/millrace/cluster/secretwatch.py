@@ -75,7 +75,9 @@ class SecretWatch:
                 self._stream(namespace, listed["metadata"]["resourceVersion"])
             except Exception as exc:  # noqa: BLE001 -- any failure: list again, meanwhile callers list themselves
                 if not (isinstance(exc, ApiException) and exc.status == 410):
-                    LOG.warning("watch of secret variables in %s: %s; listing them again", namespace, exc)
+                    # The kind of failure only: what came with it could quote a Secret.
+                    what = f"{exc.status} {exc.reason}" if isinstance(exc, ApiException) else type(exc).__name__
+                    LOG.warning("watch of secret variables in %s failed (%s): listing them again", namespace, what)
                 with self._lock:
                     self._synced.discard(namespace)
                 time.sleep(RETRY_S)
@@ -87,7 +89,9 @@ class SecretWatch:
         while True:
             for event in follower.stream(self.kube.core.list_namespaced_secret, namespace, label_selector=SELECTOR,
                                          resource_version=version, timeout_seconds=WATCH_S,
-                                         allow_watch_bookmarks=True):
+                                         allow_watch_bookmarks=True,
+                                         # A stream that stalls without ending is ended here, and listed again.
+                                         _request_timeout=WATCH_S + 30):
                 secret, value = event["object"], None
                 if event["type"] in ("ADDED", "MODIFIED"):
                     value = secret_value(secret)
