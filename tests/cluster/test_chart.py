@@ -165,6 +165,8 @@ RULE_USES: dict[tuple[str, str, str], tuple[str, str]] = {
     ("", "configmaps", "patch"): (r"patch_namespaced_config_map\(", "test_operator.py::test_a_flow_applied_with_kubectl_runs_its_steps_as_jobs"),
     ("", "secrets", "get"): (r"read_namespaced_secret\(", "test_trust_secrets.py::test_an_inner_flow_gets_secret_args_from_a_secret_it_owns"),
     ("", "secrets", "list"): (r"list_namespaced_secret\(", "test_operator.py::test_variables_resources_scripts_and_inner_flows_come_from_the_namespace"),
+    # The secret variables' watch (secretwatch.py), which masks records without a list per record.
+    ("", "secrets", "watch"): (r"stream\(self\.kube\.core\.list_namespaced_secret", "test_trust_secrets.py::test_no_object_of_the_run_and_no_operator_log_holds_a_secret_value"),
     ("", "secrets", "create"): (r"create_namespaced_secret\b", "test_operator.py::test_a_flow_applied_with_kubectl_runs_its_steps_as_jobs"),
     ("", "secrets", "update"): (r"replace_namespaced_secret\b", "test_trust_secrets.py::test_no_object_of_the_run_and_no_operator_log_holds_a_secret_value"),
     ("", "persistentvolumeclaims", "get"): (r"read_namespaced_persistent_volume_claim\(", "test_operator.py::test_a_shared_volume_that_cannot_be_bound_fails_the_run_clearly"),
@@ -279,7 +281,7 @@ DENIED_HERE = [
     ("update", "flowruns"), ("update", "flows/status"),
     ("get", "flowruns/status"), ("list", "persistentvolumeclaims"), ("watch", "persistentvolumeclaims"),
     ("patch", "events"), ("create", "events.events.k8s.io"), ("get", "pods"), ("watch", "pods"),
-    ("delete", "secrets"), ("watch", "secrets"), ("create", "pods"), ("delete", "pods"), ("create", "pods/exec"),
+    ("delete", "secrets"), ("create", "pods"), ("delete", "pods"), ("create", "pods/exec"),
     ("create", "deployments.apps"), ("create", "roles.rbac.authorization.k8s.io"),
     ("create", "rolebindings.rbac.authorization.k8s.io"), ("create", "serviceaccounts/token"),
     ("update", "flows"), ("delete", "flows"), ("patch", "jobs.batch"),

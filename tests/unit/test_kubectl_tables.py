@@ -10,8 +10,8 @@ from millrace.cli.kubectl.errors import PluginError
 from millrace.cli.kubectl.start import retry_body
 from millrace.cli.kubectl.tables import describe, runs_table, step_tree, status_of
 from millrace.cli.kubectl.times import age, epoch, rfc3339, span
+from millrace.cluster.steplogs import bounded, beside, pod_of_job
 from millrace.model.times import format_duration as took
-from millrace.cluster.steplogs import bounded, beside
 from millrace.model.run import StepState
 
 NOW = 1_800_000_000.0
@@ -144,3 +144,13 @@ def test_the_kept_log_is_the_end_of_the_log_from_a_line_start_within_the_bound()
     # Beside a report, the tail gives way.
     assert beside(log, "r" * (1024 * 1024)) == ""
     assert beside(log, "{}") == log
+
+
+def test_a_pod_a_step_names_counts_only_if_it_can_only_be_a_pod_of_the_steps_job() -> None:
+    job = "r-s0-1-job-0123456789ab"
+    assert pod_of_job(job, f"{job}-x7k2p")
+    assert not pod_of_job(job, None) and not pod_of_job(job, f"{job}-x7k2") and not pod_of_job(job, f"{job}-x7-2p")
+    assert not pod_of_job(job, f"{job}-ab-x7k2p")  # a pod of the Job named `{job}-ab`
+    assert not pod_of_job(job, "other-x7k2p") and not pod_of_job(job, f"{job}-X7K2P")
+    long = "r" * 50 + "-job-0123"  # over 57 characters: its pods' names cut it, so they could be another Job's
+    assert not pod_of_job(long, f"{long}-x7k2p"[:63])

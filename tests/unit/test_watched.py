@@ -41,3 +41,15 @@ def test_a_record_is_news_once_whoever_shows_it_first() -> None:
     watched.put_record(record("rep2"))
     watched.forget_run("ns", "r")
     assert watched.records("ns", "r") == {}
+
+
+def test_the_watch_showing_a_record_the_step_api_is_still_making_is_no_news() -> None:
+    watched = Watched()
+    watched.coming(record("rep"))
+    assert not watched.put_record(record("rep", "7"))  # the watch event, before the step API's create returned
+    watched.made(record("rep"), created=True)  # the step API tells the run itself
+    assert watched.has_record("ns", "r", "rep")
+    watched.coming(record("other"))
+    watched.made(record("other"), created=False)  # it existed: nothing kept, and no longer expected
+    assert not watched.has_record("ns", "r", "other")
+    assert watched.put_record(record("other", "9"))

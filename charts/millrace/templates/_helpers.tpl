@@ -92,7 +92,7 @@ docs/operations.md and tests/cluster/test_chart.py say which call needs each.
   verbs: [get, list, watch, create, update, patch]
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [get, list, create, update]
+  verbs: [get, list, watch, create, update]
 - apiGroups: [""]
   resources: [persistentvolumeclaims]
   verbs: [get, create, delete]

@@ -201,6 +201,8 @@ def _job(meta: RunMeta, action: RunStep, config_name: str, paths: tuple[list[str
         {"name": "MILLRACE_RUN_ID", "value": meta.run},
         {"name": "MILLRACE_FLOW", "value": meta.flow},
         {"name": "MILLRACE_STEP_PATH", "value": action.path},
+        # Sent with the report: the step API reads the end of this pod's log without listing the Job's pods.
+        {"name": "MILLRACE_POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "WM_FLOW_STEP_ID", "value": action.step_id},
         *([{"name": "TRACEPARENT", "value": meta.trace.step(action.path, action.attempt).traceparent}] if meta.trace else []),
         {"name": "HOME", "value": WORKDIR},

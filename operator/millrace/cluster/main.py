@@ -28,6 +28,7 @@ from .kube import KubeApi
 from .policy import policy_from_environment
 from .reconcile import OperatorConfig
 from .secrecy import Secrecy
+from .secretwatch import SecretWatch
 from .stepapi_backend import ClusterBackend
 
 if TYPE_CHECKING:
@@ -117,7 +118,7 @@ def run_operator(
             LOG.info("exporting run and step spans to %s", otlp.url)
         kube = KubeApi()
         policy = policy_from_environment()
-        secrecy = Secrecy(kube)
+        secrecy = Secrecy(kube, SecretWatch(kube))
         backend = ClusterBackend(kube, handlers.notify, secrecy, handlers.WATCHED)
         server = StepApiServer(backend, signer=signer, host=api_host, port=api_port,
                                link_lifetime_s=float(os.environ.get("MILLRACE_LINK_LIFETIME_S", DEFAULT_LINK_LIFETIME_S)))

@@ -23,8 +23,8 @@ from kubernetes.client.exceptions import ApiException
 from ..errors import FlowError
 from ..runtime.redact import redact_json, unmask
 from . import names
-from .data import KIND_VARIABLE
 from .kube import KubeApi
+from .secretwatch import SELECTOR, SecretWatch, secret_value
 
 
 class SecretValues(Sequence[str]):
@@ -65,20 +65,25 @@ class SecretValues(Sequence[str]):
 
 
 class Secrecy:
-    def __init__(self, kube: KubeApi) -> None:
+    def __init__(self, kube: KubeApi, watch: SecretWatch | None = None) -> None:
         self.kube = kube
+        self.watch = watch
         self._lock = threading.Lock()
         self._real: dict[tuple[str, str], Any] = {}  # (run uid, record) -> the real document
 
     def secrets(self, namespace: str) -> list[str]:
-        """The values of the namespace's secret variables, read now: a secret set a moment ago counts."""
-        found = self.kube.core.list_namespaced_secret(namespace, label_selector=f"{names.LABEL_KIND}={KIND_VARIABLE}")
-        values = []
-        for item in found.items:
-            value = (item.data or {}).get("value")
-            if value:
-                values.append(base64.b64decode(value).decode("utf-8", errors="replace"))
-        return values
+        """The values of the namespace's secret variables as they are now: from the watch once it has
+        listed them (secretwatch.py), else listed here."""
+        watched = self.watch.values(namespace) if self.watch is not None else None
+        if watched is not None:
+            return watched
+        found = self.kube.core.list_namespaced_secret(namespace, label_selector=SELECTOR)
+        return [value for item in found.items if (value := secret_value(item))]
+
+    def written(self, namespace: str, name: str, value: str) -> None:
+        """A secret variable the step API has just written: it counts from now on."""
+        if self.watch is not None:
+            self.watch.note(namespace, name, value)
 
     def values(self, namespace: str) -> SecretValues:
         """The namespace's secret values, listed on first use (see SecretValues)."""

@@ -119,9 +119,15 @@ class ClusterBackend:
             },
             "data": data,
         }
-        if self.kube.create(body):
+        created = False
+        if self.watched is not None:
+            self.watched.coming(body)  # its watch event is no news: the run is told below
+        try:
+            created = self.kube.create(body)
+        finally:
             if self.watched is not None:
-                self.watched.put_record(body)  # the run's next pass sees it without waiting for the watch
+                self.watched.made(body, created)  # the run's next pass sees it without waiting for the watch
+        if created:
             self.notify(meta["namespace"], meta["name"])
             return True
         existing = self.kube.get_config_map(meta["namespace"], name)
@@ -144,6 +150,7 @@ class ClusterBackend:
                 raise Conflict(f"the {kind} at path '{path}' is the ConfigMap {obj['metadata']['name']}, which is not "
                                "secret: a secret value is never written to a ConfigMap", path=path)
             self._replace(namespace, type_, obj, data)
+            self._written_secret(namespace, kind, obj["metadata"]["name"], data, secret)
             return
         body: dict[str, Any] = {
             "metadata": {"name": names.data_name(kind, path), "namespace": namespace,
@@ -156,6 +163,12 @@ class ClusterBackend:
         if not self.kube.create(body):
             raise Conflict(f"{body['kind']} {namespace}/{body['metadata']['name']} exists but is not the {kind} "
                            f"of path '{path}': it is left alone", path=path)
+        self._written_secret(namespace, kind, body["metadata"]["name"], data, secret)
+
+    def _written_secret(self, namespace: str, kind: str, name: str, data: dict[str, str], secret: bool) -> None:
+        """A secret variable's new value is masked in the records written after it (secrecy.py)."""
+        if secret and kind == KIND_VARIABLE and data.get("value"):
+            self.secrecy.written(namespace, name, data["value"])
 
     def _replace(self, namespace: str, type_: str, obj: dict[str, Any], data: dict[str, str]) -> None:
         """New data in an object found by its labels: its name, labels and owners stay as they are."""
@@ -177,7 +190,7 @@ class ClusterBackend:
 
     # --- Backend -----------------------------------------------------------------------------
 
-    def report(self, claims: Claims, report: StepReport) -> None:
+    def report(self, claims: Claims, report: StepReport, pod: str | None = None) -> None:
         namespace, name = _split(claims.run)
         run = self._run(claims)
         record = names.report_name(name, claims.path, claims.attempt)
@@ -186,7 +199,7 @@ class ClusterBackend:
         document = self.secrecy.record(run["metadata"]["uid"], record, report.model_dump(mode="json"), secrets)
         data = {"report": json.dumps(document)}
         # The end of the step's log, for after its pod is gone (steplogs.py), masked the same way.
-        tail = steplogs.log_tail(self.kube, namespace, names.job_name(name, claims.path, claims.attempt))
+        tail = steplogs.log_tail(self.kube, namespace, names.job_name(name, claims.path, claims.attempt), pod)
         kept = steplogs.beside(redact(tail, secrets), data["report"]) if tail else ""
         if kept:
             data[steplogs.LOG_KEY] = kept

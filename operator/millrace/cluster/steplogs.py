@@ -2,7 +2,8 @@
 
 A step's pod, and with it its log, goes when its Job is deleted (`job_ttl_s`
 after the step ended, at once when the run is cancelled). So when a step
-reports its outcome, the step API reads the end of its pod's log -- the last
+reports its outcome, the step API reads the end of its pod's log (the pod the
+step names, checked to be one of its Job's, or found by listing them) -- the last
 LOG_TAIL_LINES lines, of which at most LOG_TAIL_BYTES are kept -- masks the
 secret values in it as it masks the report, and keeps it in the report
 ConfigMap under LOG_KEY. `kubectl millrace logs` reads the pod's log while
@@ -12,6 +13,7 @@ the pod exists, and that tail after.
 from __future__ import annotations
 
 import codecs
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,6 +27,8 @@ LOG_TAIL_LINES = 1000
 LOG_TAIL_BYTES = 64 * 1024
 # An object may hold 1 MiB: the tail gives way to a large report, with room left for the metadata.
 RECORD_BYTES = 1024 * 1024 - 16 * 1024
+# A generated name is at most 63 characters, 5 of them random: the Job's name and its dash must fit in the rest.
+POD_NAMED_JOB_MAX = 63 - 5 - 1
 
 
 def bounded(text: str, limit: int = LOG_TAIL_BYTES) -> str:
@@ -77,11 +81,23 @@ def follow_pod_log(kube: KubeApi, namespace: str, pod: str) -> Iterator[str]:
         response.release_conn()
 
 
-def log_tail(kube: KubeApi, namespace: str, job: str) -> str | None:
+def pod_of_job(job: str, pod: str | None) -> bool:
+    """Whether `pod` can only be a pod of the Job `job`: the Job controller names its pods after it
+    plus 5 random characters. A Job name over 57 characters is cut in its pods' names, so a pod of
+    another Job could match: then no name counts."""
+    return pod is not None and len(job) <= POD_NAMED_JOB_MAX and re.fullmatch(rf"{re.escape(job)}-[a-z0-9]{{5}}", pod) is not None
+
+
+def log_tail(kube: KubeApi, namespace: str, job: str, named: str | None = None) -> str | None:
     """The bounded end of the step's log now; None when its pod or its log cannot be read (the
-    report is kept all the same)."""
+    report is kept all the same). `named`: the pod the step says it runs in, read without listing
+    the Job's pods when it can only be one of them (a step can name no other Job's pod)."""
     try:
-        pod = step_pod(kube, namespace, job)
-        return None if pod is None else bounded(pod_log(kube, namespace, pod["metadata"]["name"], LOG_TAIL_LINES))
+        if pod_of_job(job, named):
+            name = named
+        else:
+            found = step_pod(kube, namespace, job)
+            name = None if found is None else found["metadata"]["name"]
+        return None if name is None else bounded(pod_log(kube, namespace, name, LOG_TAIL_LINES))
     except ApiException:
         return None

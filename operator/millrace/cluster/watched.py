@@ -39,6 +39,7 @@ class Watched:
         self._lock = threading.Lock()
         self._runs: dict[RunKey, dict[str, Any]] = {}
         self._records: dict[RunKey, dict[str, dict[str, Any]]] = {}  # (namespace, run label) -> name -> ConfigMap
+        self._coming: set[tuple[str, str]] = set()  # (namespace, name) of records the step API is creating
 
     # --- FlowRuns -----------------------------------------------------------------------
 
@@ -67,7 +68,8 @@ class Watched:
 
     def put_record(self, cm: dict[str, Any]) -> bool:
         """Keep a record; True when it is news. Records are made once and never changed, so a
-        name seen before is no news (the watch showing a report the step API kept already)."""
+        name seen before is no news (the watch showing a report the step API kept already), nor
+        is one the step API is creating (its watch event may come before the step API keeps it)."""
         meta = cm["metadata"]
         key = (meta["namespace"], (meta.get("labels") or {}).get(names.LABEL_RUN, ""))
         with self._lock:
@@ -75,7 +77,19 @@ class Watched:
             old = records.get(meta["name"])
             if _newer(cm, old):
                 records[meta["name"]] = cm
-            return old is None
+            return old is None and (meta["namespace"], meta["name"]) not in self._coming
+
+    def coming(self, cm: dict[str, Any]) -> None:
+        """The step API is about to create this record, and tells the run itself once it is made."""
+        with self._lock:
+            self._coming.add((cm["metadata"]["namespace"], cm["metadata"]["name"]))
+
+    def made(self, cm: dict[str, Any], created: bool) -> None:
+        """The step API's create of a `coming` record has ended: the record is kept if it was created."""
+        if created:
+            self.put_record(cm)
+        with self._lock:
+            self._coming.discard((cm["metadata"]["namespace"], cm["metadata"]["name"]))
 
     def drop_record(self, cm: dict[str, Any]) -> None:
         meta = cm["metadata"]

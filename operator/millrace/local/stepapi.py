@@ -75,7 +75,7 @@ class LocalBackend:
             raise Forbidden(f"attempt {claims.key} of run {claims.run} is not running", run=claims.run, step=claims.key)
         return attempt
 
-    def report(self, claims: Claims, report: StepReport) -> None:
+    def report(self, claims: Claims, report: StepReport, pod: str | None = None) -> None:
         with self._lock:
             attempt = self._attempt(claims)
             if attempt.reported:

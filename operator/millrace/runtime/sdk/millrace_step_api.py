@@ -47,6 +47,9 @@ def send(method: str, endpoint: str, data: Optional[bytes] = None) -> Any:
     request = urllib.request.Request(f"{url}/v1/{endpoint}", data=data, method=method)
     request.add_header("Authorization", f"Bearer {token}")
     request.add_header("Content-Type", "application/json")
+    if os.environ.get("MILLRACE_POD"):
+        # The step's own pod, whose log the step API keeps the end of with a report.
+        request.add_header("X-Millrace-Pod", os.environ["MILLRACE_POD"])
     # The API may be restarting (an operator upgrade or crash): keep trying for a while
     # rather than lose the step's outcome.
     deadline = time.monotonic() + float(os.environ.get("MILLRACE_API_RETRY_S", "120"))

@@ -45,8 +45,9 @@ class Backend(Protocol):
     def authorize(self, claims: Claims) -> None:
         """Forbidden unless the claims' attempt is running now: checked before every step call."""
 
-    def report(self, claims: Claims, report: StepReport) -> None:
-        """Record the attempt's outcome; Conflict when one is recorded already."""
+    def report(self, claims: Claims, report: StepReport, pod: str | None = None) -> None:
+        """Record the attempt's outcome; Conflict when one is recorded already. `pod`: the pod the
+        step says it runs in (unchecked)."""
 
     def get_state(self, claims: Claims) -> Any: ...
 

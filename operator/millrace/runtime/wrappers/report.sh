@@ -27,8 +27,9 @@ api_post() {
     local LC_ALL=C address=${MILLRACE_API_URL#http://} status body
     address=${address%%/*}
     exec 3<>"/dev/tcp/${address%:*}/${address##*:}" || return 1
-    printf 'POST /v1/%s HTTP/1.0\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s' \
-        "$1" "$address" "$MILLRACE_TOKEN" "${#2}" "$2" >&3
+    # The step's own pod (MILLRACE_POD), whose log the step API keeps the end of with a report.
+    printf 'POST /v1/%s HTTP/1.0\r\nHost: %s\r\nAuthorization: Bearer %s\r\n%sContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s' \
+        "$1" "$address" "$MILLRACE_TOKEN" "${MILLRACE_POD:+X-Millrace-Pod: $MILLRACE_POD$'\r\n'}" "${#2}" "$2" >&3
     read -r _ status _ <&3
     body=$(cat <&3)
     exec 3<&-

@@ -43,7 +43,12 @@ export async function send(method: "GET" | "PUT" | "POST", endpoint: string, tex
   }
   const response = await fetchRetrying(`${url}/v1/${endpoint}`, {
     method,
-    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+    // MILLRACE_POD: the step's own pod, whose log the step API keeps the end of with a report.
+    headers: {
+      Authorization: `Bearer ${token}`,
+      "Content-Type": "application/json",
+      ...(process.env.MILLRACE_POD ? { "X-Millrace-Pod": process.env.MILLRACE_POD } : {}),
+    },
     body: text,
   });
   const answer = await response.text();

@@ -71,6 +71,10 @@ func post(body []byte) int {
 		request, _ := http.NewRequest("POST", os.Getenv("MILLRACE_API_URL")+"/v1/report", bytes.NewReader(body))
 		request.Header.Set("Authorization", "Bearer "+os.Getenv("MILLRACE_TOKEN"))
 		request.Header.Set("Content-Type", "application/json")
+		if pod := os.Getenv("MILLRACE_POD"); pod != "" {
+			// The step's own pod, whose log the step API keeps the end of with the report.
+			request.Header.Set("X-Millrace-Pod", pod)
+		}
 		response, err := http.DefaultClient.Do(request)
 		status := 0
 		if err == nil {
