@@ -129,8 +129,9 @@ def live_section(kube: Cluster, runs: int) -> Section:
              f"(`apiserver_admission_webhook_admission_duration_seconds`, every millrace webhook call in that "
              f"window); then {NEW_RUNS} FlowRuns of a one-step python3 flow, each timed from its create to the "
              f"watch event that shows it Succeeded. Then {runs:,} FlowRuns are created from {CREATORS} threads: "
-             f"a flow whose only step is an approval (an `identity` step with `suspend`, no pod), and one run in "
-             f"{STEPPED_EVERY} a bash `echo` step with `suspend` (a pod, then the approval). Once the watch shows "
+             f"a flow whose first step is an approval (an `identity` step with `suspend`, no pod, then an `identity` "
+             f"step), and one run in {STEPPED_EVERY} a bash `echo` step with `suspend` (a pod, then the approval). "
+             f"Once the watch shows "
              f"every one Suspended, the same measurements again, all of them alive. Memory: VmRSS and VmHWM (peak "
              f"resident set) of the operator process (/proc/<pid>/status) against the chart's limit "
              f"({limit:.0f} MiB); CPU: the operator's user + system time from the first create to the last "
@@ -144,11 +145,13 @@ def live_section(kube: Cluster, runs: int) -> Section:
         probe = Probe(kube, ns, op)
         idle = probe.measure("idle")
         progress(f"live: idle p50 {idle['p50'] * 1000:.0f} ms, new run {idle['run_best']:.1f} s")
+        # A step follows each approval: Windmill waits for it as it starts the next step.
+        then = {"id": "then", "value": {"type": "identity"}}
         apply_flow(kube, ns, "hold", "an approval at once", [{"id": "wait", "value": {"type": "identity"},
-                                                              "suspend": SUSPEND}])
+                                                              "suspend": SUSPEND}, then])
         echo = {"id": "echo", "value": {"type": "rawscript", "language": "bash", "content": "echo ready\n",
                                         "input_transforms": {}}, "suspend": SUSPEND}
-        apply_flow(kube, ns, "hold-step", "a bash step, then an approval", [echo])
+        apply_flow(kube, ns, "hold-step", "a bash step, then an approval", [echo, then])
         cpu = op.cpu_seconds()
         started = time.perf_counter()
         created = start_live_runs(kube, ns, runs)

@@ -503,9 +503,10 @@ def test_cancelling_a_parent_cancels_its_inner_flow_run(kube: Any, namespace: st
 
 
 def held_flow(name: str) -> dict[str, Any]:
-    """A flow that suspends at once, with no pod."""
+    """A flow that suspends at once, with no pod (a step follows: Windmill waits as it starts the next one)."""
     return flow_manifest(name, [{"id": "wait", "value": {"type": "identity"},
-                                 "suspend": {"required_events": 1, "timeout": 3600}}])
+                                 "suspend": {"required_events": 1, "timeout": 3600}},
+                                {"id": "then", "value": {"type": "identity"}}])
 
 
 def test_a_job_refused_by_a_quota_fails_its_step_clearly_and_nothing_loops(kube: Any, namespace: str,
