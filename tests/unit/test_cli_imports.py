@@ -1,8 +1,9 @@
 """`millrace validate` imports only what checking a flow needs: the cluster client, the
 operator framework, the executor and its fork server, and V8 (for a flow whose expressions
 are plain member paths) stay out of the process, and so do jsonschema (for a flow with no
-schema), the schedule models (for a flow with no schedule) and the data store. Checked in
-a fresh interpreter."""
+schema), the schedule models (for a flow with no schedule), the data store, and what only
+the other commands use (the run records and run status models, the engine's events, the
+step protocol models, the step tokens). Checked in a fresh interpreter."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from pathlib import Path
 
 NOT_IMPORTED = ["kubernetes", "kopf", "py_mini_racer", "croniter", "yaml", "millrace.local.executor",
                 "millrace.local.forkserver", "millrace.local.runner", "millrace.cluster.kube", "millrace.expressions._isolate",
-                "jsonschema", "millrace.model.resources", "millrace.schedule.policy", "millrace.local.datastore"]
+                "jsonschema", "millrace.model.resources", "millrace.schedule.policy", "millrace.local.datastore",
+                "millrace.model.run", "millrace.local.store", "millrace.engine.restart", "millrace.engine.events",
+                "millrace.runtime.protocol", "millrace.runtime.stepapi.tokens", "millrace.local.environment"]
 
 PROBE = """
 import json, sys

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -19,6 +20,7 @@ from .args import parse_args
 from .outcome import EXIT_INVALID, EXIT_OK, exit_code, report
 
 if TYPE_CHECKING:
+    from ..local.forkserver import ForkServer
     from ..model.run import RunStatus
 
 # Running a flow needs the executor, the runner and their fork server; checking one does not,
@@ -195,12 +197,13 @@ def _run(options: argparse.Namespace) -> int:
     if options.output == "text":
         for warning in problems:
             print(str(warning), file=sys.stderr)
+    forks = _started_fork_server(loaded, library)
     from ..local.executor import LocalExecutor
     from ..local.progress import Progress
     from ..local.runner import LocalRun
 
     progress = Progress(loaded.name, loaded.flow) if options.output == "text" else None
-    with LocalExecutor() as executor:
+    with LocalExecutor(forks=forks) as executor:
         run = LocalRun(
             loaded=loaded,
             executor=executor,
@@ -215,6 +218,21 @@ def _run(options: argparse.Namespace) -> int:
         state = run.execute(args, initial=initial)
     report(options.output, run.run_id, loaded.name, state)
     return exit_code(state)
+
+
+def _started_fork_server(loaded: LoadedFlow, library: Any) -> ForkServer | None:
+    """The fork server, started now when python3 steps will run: it boots on another core while
+    this process imports the executor and the step API, instead of delaying the first step."""
+    from ..engine.library import step_languages
+    from ..runtime.languages import LANGUAGES
+
+    if not any(LANGUAGES[language].fork_server for language in step_languages(loaded.flow, library)):
+        return None
+    from ..local.environment import base_environment, python_fork_server
+
+    forks = python_fork_server(sys.executable, base_environment(os.environ))
+    forks.start()
+    return forks
 
 
 def _problem_json(problem: Problem) -> dict[str, str | None]:

@@ -240,6 +240,11 @@ class ForkServer:
             raise ForkServerError("the fork server exited before the step started")
         return forked
 
+    def start(self) -> None:
+        """Start the server now rather than at the first step, so that it boots while the caller works."""
+        with self._lock:
+            self._connected()
+
     def close(self) -> None:
         with self._lock:
             connection, self._connection = self._connection, None
