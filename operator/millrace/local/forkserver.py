@@ -37,11 +37,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-# Imported once by the server so that steps find them loaded already.
+# Imported once by the server so that steps find them loaded already. encodings.idna: the codec
+# a socket's host name goes through, which every step's report to the step API would import.
 PRELOAD = (
     "json", "re", "datetime", "collections", "typing", "dataclasses", "enum", "functools",
     "itertools", "math", "random", "decimal", "pathlib", "base64", "hashlib", "uuid",
-    "urllib.parse", "inspect", "traceback", "linecache",
+    "urllib.parse", "inspect", "traceback", "linecache", "encodings.idna",
 )
 
 
