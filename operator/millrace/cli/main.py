@@ -173,10 +173,15 @@ def _errors(problems: list[Problem]) -> str:
 
 
 def _run(options: argparse.Namespace) -> int:
+    # One sandbox checks the flow and runs it: a flow whose expressions need V8 starts it once.
+    with Sandbox() as sandbox:
+        return _run_in(options, sandbox)
+
+
+def _run_in(options: argparse.Namespace, sandbox: Sandbox) -> int:
     problems: list[Problem] = []
     try:
-        with Sandbox() as sandbox:
-            loaded, library, problems = _load_checked(options.file, options.scripts, sandbox)
+        loaded, library, problems = _load_checked(options.file, options.scripts, sandbox)
         errors = [p for p in problems if not p.warning]
         if errors:
             raise FlowError(errors)
@@ -212,6 +217,7 @@ def _run(options: argparse.Namespace) -> int:
             keep_workdirs=options.keep_workdirs,
             approvals=executor.api.backend,
             wait_when_suspended=options.wait,
+            sandbox=sandbox,
         )
         if options.wait and options.output == "text":
             print("--wait: a suspended run waits here for its resume or cancel link", file=sys.stderr)
