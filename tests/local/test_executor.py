@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from millrace.local.environment import base_environment, python_fork_server
 from millrace.local.executor import LocalExecutor
 from millrace.local.stepapi import LocalStepApi
 from millrace.runtime import toolchain
@@ -180,6 +182,16 @@ def test_a_step_that_kills_the_fork_server_fails_alone(forking: LocalExecutor, t
     outcome = forking.run(step("python3", code, tmp_path, timeout_s=20))
     assert not outcome.ok
     assert forking.run(step("python3", "def main():\n    return 'fine'\n", tmp_path)).result == "fine"
+
+
+def test_a_fork_server_started_before_the_executor_runs_its_steps(step_api: LocalStepApi, tmp_path: Path):
+    forks = python_fork_server(sys.executable, base_environment(os.environ))
+    forks.start()  # booting while the caller goes on, as `millrace run` has it
+    with LocalExecutor(api=step_api, forks=forks) as running:
+        assert running.forks is forks
+        code = "import os\ndef main():\n    return os.getppid()\n"
+        parent = running.run(step("python3", code, tmp_path)).result
+    assert parent != os.getpid()  # forked by the server, not started by the executor
 
 
 # --- bash ------------------------------------------------------------------------------

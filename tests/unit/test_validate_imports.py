@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from millrace.engine.library import Library, ScriptSource
+from millrace.engine.library import Library, ScriptSource, step_languages
 from millrace.engine.validate import validate_flow
 from millrace.model.loader import load_flow_document
 
@@ -64,3 +64,16 @@ def test_a_relative_import_in_an_inline_step_is_refused() -> None:
         f"flow 'f', step 's', field 'value.content': the relative import '..' {message}"]
     assert errors(inline('import { x } from "./lib.ts";\nexport function main() { return x; }\n', "deno"), {}) == [
         f"flow 'f', step 's', field 'value.content': the relative import './lib.ts' {message}"]
+
+
+def test_step_languages_are_those_of_inline_steps_nested_ones_and_scripts_by_path() -> None:
+    bash = {"type": "rawscript", "language": "bash", "content": "echo 1"}
+    loop = {"type": "forloopflow", "iterator": {"type": "static", "value": [1]},
+            "modules": [{"id": "b", "value": {"type": "rawscript", "language": "nativets", "content": "x"}}]}
+    flow = load_flow_document({"summary": "", "value": {
+        "modules": [{"id": "a", "value": bash}, {"id": "l", "value": loop},
+                    {"id": "p", "value": {"type": "script", "path": "f/x/y"}}],
+        "failure_module": {"id": "failure", "value": {"type": "rawscript", "language": "go", "content": "x"}}}}, "f").flow
+    library = Library(scripts={"f/x/y": ScriptSource("f/x/y", "python3", "def main():\n    return 1\n")})
+    assert step_languages(flow, library) == {"bash", "bun", "go", "python3"}
+    assert step_languages(flow, Library()) == {"bash", "bun", "go"}

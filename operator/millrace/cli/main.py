@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -19,6 +20,7 @@ from .args import parse_args
 from .outcome import EXIT_INVALID, EXIT_OK, exit_code, report
 
 if TYPE_CHECKING:
+    from ..local.forkserver import ForkServer
     from ..model.run import RunStatus
 
 # Running a flow needs the executor, the runner and their fork server; checking one does not,
@@ -171,10 +173,15 @@ def _errors(problems: list[Problem]) -> str:
 
 
 def _run(options: argparse.Namespace) -> int:
+    # One sandbox checks the flow and runs it: a flow whose expressions need V8 starts it once.
+    with Sandbox() as sandbox:
+        return _run_in(options, sandbox)
+
+
+def _run_in(options: argparse.Namespace, sandbox: Sandbox) -> int:
     problems: list[Problem] = []
     try:
-        with Sandbox() as sandbox:
-            loaded, library, problems = _load_checked(options.file, options.scripts, sandbox)
+        loaded, library, problems = _load_checked(options.file, options.scripts, sandbox)
         errors = [p for p in problems if not p.warning]
         if errors:
             raise FlowError(errors)
@@ -195,12 +202,13 @@ def _run(options: argparse.Namespace) -> int:
     if options.output == "text":
         for warning in problems:
             print(str(warning), file=sys.stderr)
+    forks = _started_fork_server(loaded, library)
     from ..local.executor import LocalExecutor
     from ..local.progress import Progress
     from ..local.runner import LocalRun
 
     progress = Progress(loaded.name, loaded.flow) if options.output == "text" else None
-    with LocalExecutor() as executor:
+    with LocalExecutor(forks=forks) as executor:
         run = LocalRun(
             loaded=loaded,
             executor=executor,
@@ -209,12 +217,28 @@ def _run(options: argparse.Namespace) -> int:
             keep_workdirs=options.keep_workdirs,
             approvals=executor.api.backend,
             wait_when_suspended=options.wait,
+            sandbox=sandbox,
         )
         if options.wait and options.output == "text":
             print("--wait: a suspended run waits here for its resume or cancel link", file=sys.stderr)
         state = run.execute(args, initial=initial)
     report(options.output, run.run_id, loaded.name, state)
     return exit_code(state)
+
+
+def _started_fork_server(loaded: LoadedFlow, library: Any) -> ForkServer | None:
+    """The fork server, started now when python3 steps will run: it boots on another core while
+    this process imports the executor and the step API, instead of delaying the first step."""
+    from ..engine.library import step_languages
+    from ..runtime.languages import LANGUAGES
+
+    if not any(LANGUAGES[language].fork_server for language in step_languages(loaded.flow, library)):
+        return None
+    from ..local.environment import base_environment, python_fork_server
+
+    forks = python_fork_server(sys.executable, base_environment(os.environ))
+    forks.start()
+    return forks
 
 
 def _problem_json(problem: Problem) -> dict[str, str | None]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import base64
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..runtime.stepapi.tokens import Signer
+if TYPE_CHECKING:  # the operator's own: registering the command imports nothing of it
+    from ..runtime.stepapi.tokens import Signer
 
 
 def register(sub: Any) -> None:
@@ -35,6 +36,8 @@ def register(sub: Any) -> None:
 
 def signer_from_environment() -> Signer:
     """Step tokens must survive an operator restart: the key comes from a Secret."""
+    from ..runtime.stepapi.tokens import Signer
+
     key = os.environ.get("MILLRACE_SIGNING_KEY")
     return Signer(base64.b64decode(key) if key else None)
 

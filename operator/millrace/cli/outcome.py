@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import sys
 import time
+from typing import TYPE_CHECKING
 
-from ..model.run import RunStatus
+if TYPE_CHECKING:  # only states that exist are told: the models are loaded by then
+    from ..model.run import RunStatus
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 

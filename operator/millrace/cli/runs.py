@@ -12,16 +12,13 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..engine.events import CancelRequested, Disapproved, Event, Resumed
-from ..engine.restart import RestartError, restarted
-from ..engine.resume_form import resume_form_problem
 from ..errors import FlowError, Problem
-from ..local.store import RunStore
 from .kubectl import control
 
-from ..model.run import RestartFrom
-
+# The run records, the run status models and the engine's events are imported by the commands
+# that read or continue a run: registering these commands costs `millrace validate` nothing.
 if TYPE_CHECKING:
+    from ..engine.events import Event
     from ..local.runner import LocalRun
     from ..model.loader import LoadedFlow
     from ..model.run import RunStatus
@@ -54,6 +51,10 @@ def restart_state(options: argparse.Namespace, loaded: LoadedFlow) -> RunStatus 
     if options.arg or options.args_file:
         raise FlowError.single(loaded.name, f"a restarted run gets the inputs of run '{options.from_run}': "
                                             "leave out --arg and --args-file", field="--arg")
+    from ..engine.restart import RestartError, restarted
+    from ..local.store import RunStore
+    from ..model.run import RestartFrom
+
     store = RunStore()
     try:
         source, _, state = store.load(options.from_run)
@@ -70,6 +71,7 @@ def _load(run_id: str) -> tuple[LocalRun, RunStatus]:
     # Imported when a run goes on: the commands that only read records stay quick.
     from ..local.executor import LocalExecutor
     from ..local.runner import LocalRun
+    from ..local.store import RunStore
 
     store = RunStore()
     try:
@@ -106,6 +108,9 @@ def in_cluster(options: argparse.Namespace) -> int:
 
 
 def resume(options: argparse.Namespace) -> tuple[str, str, RunStatus]:
+    from ..engine.events import Disapproved, Resumed
+    from ..engine.resume_form import resume_form_problem
+
     payload = control.payload(options)
 
     def event(run: LocalRun, state: RunStatus) -> Event:
@@ -122,10 +127,14 @@ def resume(options: argparse.Namespace) -> tuple[str, str, RunStatus]:
 
 
 def cancel(options: argparse.Namespace) -> tuple[str, str, RunStatus]:
+    from ..engine.events import CancelRequested
+
     return _continue(options, lambda run, state: CancelRequested(reason=options.reason, by=options.by, now=time.time()))
 
 
 def list_runs() -> int:
+    from ..local.store import RunStore
+
     records = RunStore().all_runs()
     if not records:
         print("no runs yet")
@@ -142,6 +151,8 @@ def list_runs() -> int:
 
 
 def show(options: argparse.Namespace) -> int:
+    from ..local.store import RunStore
+
     store = RunStore()
     try:
         loaded, _, state = store.load(options.run)

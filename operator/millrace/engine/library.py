@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 
 from ..model.flow import OpenFlow, PathFlow, PathScript, RawScript, walk_modules
 from ..runtime.imports import same_family, workspace_imports
-from ..runtime.languages import runtime_language
-from ..runtime.protocol import Language
+from ..runtime.languages import Language, runtime_language
 
 
 @dataclass(frozen=True)
@@ -68,6 +67,18 @@ def collect_library(
                     library.flows[value.path] = sub
                     pending.append(sub)
     return library
+
+
+def step_languages(flow: OpenFlow, library: Library) -> set[Language]:
+    """The runtime languages of the scripts `flow` and its sub-flows run (inline or by path)."""
+    languages = {script.language for script in library.scripts.values()}
+    for current in (flow, *library.flows.values()):
+        value = current.value
+        for module in walk_modules([*value.modules, *([value.preprocessor_module] if value.preprocessor_module else [])],
+                                   value.failure_module):
+            if isinstance(module.value, RawScript) and (language := runtime_language(module.value.language)):
+                languages.add(language)
+    return languages
 
 
 def imported_scripts(language: Language, code: str, find: Callable[[str], ScriptSource | None],

@@ -30,20 +30,13 @@ from typing import Protocol
 
 from ..runtime import go_signature, toolchain
 from ..runtime.languages import LANGUAGES
-from ..runtime.launch import WRAPPERS, Launch, plan
+from ..runtime.launch import Launch, plan
 from ..runtime.outcome import cancelled, failed, interpret, timed_out
 from ..runtime.protocol import StepError, StepOutcome, StepRequest
 from ..runtime.redact import redact_outcome
+from .environment import base_environment, python_fork_server
 from .forkserver import ForkServer
 from .stepapi import LocalStepApi
-
-DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
-# Settings a step shares with its user: time zone, scratch, build caches, and how its packages are fetched.
-PASSED_THROUGH = ("TZ", "TMPDIR", "MILLRACE_CACHE", "MILLRACE_GO_CACHE", "MILLRACE_UV", "SSL_CERT_FILE", "SSL_CERT_DIR", "NODE_EXTRA_CA_CERTS",
-                  "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
-INSTALLER_SETTINGS = ("PIP_", "UV_", "NPM_CONFIG_", "BUN_", "DENO_")  # prefixes of the package managers' own settings
-PYTHON_CACHE = "MILLRACE_PYTHON_CACHE"  # where Python steps' packages are installed (sdk/millrace_packages.py)
-
 
 class StepProcess(Protocol):
     pid: int
@@ -71,16 +64,6 @@ class Spawned:
         return self.process.wait(timeout)
 
 
-def base_environment(environ: Mapping[str, str]) -> dict[str, str]:
-    """What every step starts from: none of the engine's secrets, a PATH and HOME that work."""
-    base = {"PATH": environ.get("PATH") or DEFAULT_PATH, "HOME": environ.get("HOME") or tempfile.gettempdir()}
-    base["LANG"] = environ.get("LANG") or "C.UTF-8"
-    base.update((name, environ[name]) for name in PASSED_THROUGH if name in environ)
-    base.update((name, value) for name, value in environ.items() if name.startswith(INSTALLER_SETTINGS))
-    base[PYTHON_CACHE] = environ.get(PYTHON_CACHE) or str(toolchain.cache_dir(environ) / "python")
-    return base
-
-
 def kill_group(pid: int) -> None:
     try:
         os.killpg(pid, signal.SIGKILL)
@@ -105,14 +88,17 @@ class LocalExecutor:
         python: str = sys.executable,
         environ: Mapping[str, str] = os.environ,
         api: LocalStepApi | None = None,
+        forks: ForkServer | None = None,
     ) -> None:
-        """`api`: the step API the steps report to; without one, the executor serves its own."""
+        """`api`: the step API the steps report to; without one, the executor serves its own.
+        `forks`: the fork server of python3 steps, made (and maybe started) already by
+        `python_fork_server` with the same environment; without one, the executor makes its own."""
         self.api = api or LocalStepApi()
         self._owns_api = api is None
         self.python = python
         self.environ = dict(environ)
         self.base_env = base_environment(environ)
-        self.forks = ForkServer(python, WRAPPERS / LANGUAGES["python3"].wrapper, self.base_env) if fork_server else None
+        self.forks = forks if forks is not None else python_fork_server(python, self.base_env) if fork_server else None
         # Reports and logs of running steps; one directory for all, as directories are slow to make.
         self.scratch = Path(tempfile.mkdtemp(prefix="millrace-steps-"))
         self._serial = count()

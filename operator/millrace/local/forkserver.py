@@ -37,11 +37,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-# Imported once by the server so that steps find them loaded already.
+# Imported once by the server so that steps find them loaded already. encodings.idna: the codec
+# a socket's host name goes through, which every step's report to the step API would import.
 PRELOAD = (
     "json", "re", "datetime", "collections", "typing", "dataclasses", "enum", "functools",
     "itertools", "math", "random", "decimal", "pathlib", "base64", "hashlib", "uuid",
-    "urllib.parse", "inspect", "traceback", "linecache",
+    "urllib.parse", "inspect", "traceback", "linecache", "encodings.idna",
 )
 
 
@@ -239,6 +240,11 @@ class ForkServer:
         if not forked.pid:
             raise ForkServerError("the fork server exited before the step started")
         return forked
+
+    def start(self) -> None:
+        """Start the server now rather than at the first step, so that it boots while the caller works."""
+        with self._lock:
+            self._connected()
 
     def close(self) -> None:
         with self._lock:

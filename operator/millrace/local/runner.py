@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+from contextlib import nullcontext
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 import sys
 from dataclasses import dataclass, field
@@ -73,6 +74,9 @@ class LocalRun:
     wait_when_suspended: bool = False
     # A schedule's runs keep their step states apart from runs started by hand (Windmill's trigger state).
     state_scope: str = ""
+    # The expression sandbox, its owner's to close (`millrace run` hands over the one that checked
+    # the flow, with V8 started if the flow needed it); None: each proceed() has its own.
+    sandbox: Sandbox | None = None
 
     def __post_init__(self) -> None:
         self.run_id = self.run_id or new_run_id(self.loaded.name)
@@ -101,7 +105,7 @@ class LocalRun:
         live_variables, live_resources = self.data.views()
         variables = live_variables if self.variables is None else self.variables
         resources = live_resources if self.resources is None else self.resources
-        with Sandbox() as sandbox:
+        with nullcontext(self.sandbox) if self.sandbox is not None else Sandbox() as sandbox:
             ctx = PlanContext(
                 flow_name=self.loaded.name,
                 flow=self.loaded.flow,

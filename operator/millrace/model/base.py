@@ -13,7 +13,9 @@ class OpenFlowModel(BaseModel):
     them instead of silently ignoring something that changes a result.
     """
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    # defer_build: a model's validator is built when it first validates; reading a flow builds
+    # OpenFlow's (which holds every other one) instead of one per model class at import.
+    model_config = ConfigDict(extra="allow", populate_by_name=True, defer_build=True)
 
 
 class KubeModel(BaseModel):

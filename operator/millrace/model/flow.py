@@ -247,10 +247,6 @@ class OpenFlow(OpenFlowModel):
     schema_: dict[str, Any] | None = Field(default=None, alias="schema", description="JSON schema of the flow input (its args).")
 
 
-for _model in (ForloopFlow, WhileloopFlow, BranchOneBranch, BranchOne, BranchAllBranch):
-    _model.model_rebuild()
-
-
 def walk_modules(modules: list[FlowModule], extra: FlowModule | None = None) -> Iterator[FlowModule]:
     """Every module of a flow, nested ones included, then `extra` (the failure module)."""
     for module in [*modules, *([extra] if extra else [])]:

@@ -9,7 +9,10 @@ only, imported by the protocol models and the shells alike.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, get_args
+
+WRAPPERS = Path(__file__).parent / "wrappers"
 
 # The runtime languages a step request names (the table's keys, checked below).
 Language = Literal["python3", "bash", "bun", "deno", "go", "postgresql", "mysql", "duckdb", "program"]

@@ -28,10 +28,9 @@ from pathlib import Path
 
 from . import bash_signature, go_signature, requirements
 from .imports import TYPESCRIPT, absolute_imports
-from .languages import LANGUAGES
+from .languages import LANGUAGES, WRAPPERS
 from .protocol import StepRequest
 
-WRAPPERS = Path(__file__).parent / "wrappers"
 SDK = Path(__file__).parent / "sdk"
 TS_CLIENT = "windmill-client"
 # npm:windmill-client@1.2.3 and https://deno.land/x/windmill@v1.2.3/mod.ts, quoted.

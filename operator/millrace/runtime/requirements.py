@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 import sys
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -117,6 +116,8 @@ def _inline_metadata(lines: list[str]) -> list[str] | None:
         if not line.startswith("#") or line.startswith("# ///"):
             break
         body.append(line[2:] if line.startswith("# ") else line[1:])
+    import tomllib  # only a script with such a block needs the parser: every local run imports this module
+
     try:
         dependencies = tomllib.loads("\n".join(body)).get("dependencies") or []
     except tomllib.TOMLDecodeError:
