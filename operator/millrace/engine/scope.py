@@ -26,6 +26,7 @@ from ..model.run import ErrorInfo, StepState
 from .approvals import REFUSALS
 from .evaluate import Frame
 from .outcomes import Failed
+from .roots import shares_root
 
 
 def error_object(error: ErrorInfo) -> dict[str, Any]:
@@ -95,14 +96,6 @@ def ordered(results: dict[int, Any]) -> list[Any]:
 
 def join(prefix: str, part: str | int) -> str:
     return f"{prefix}/{part}" if prefix else str(part)
-
-
-def shares_root(module: FlowModule) -> bool:
-    """Whether the container's inner steps report to the enclosing flow's root job."""
-    value = module.value
-    if isinstance(value, ForloopFlow):
-        return not value.parallel
-    return isinstance(value, (WhileloopFlow, BranchOne, BranchAll))
 
 
 def published(module: FlowModule, path: str, steps: Mapping[str, StepState]) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from .cycles import call_cycles
 from .fields import check_flow_fields, check_module_fields
 from .inputs import check_schema
 from .library import Library, ScriptSource, missing_imports
-from . import scope
+from .roots import shares_root
 from .paths import FAILURE_MODULE_PATH, PREPROCESSOR_PATH
 
 # Languages whose wrapper can call a function other than main.
@@ -153,7 +153,7 @@ class _Checker:
         # Which inner steps stay visible follows Windmill's root jobs (engine/scope.py).
         if isinstance(value, (ForloopFlow, WhileloopFlow)):
             # The loop's own id gives the results of the iterations finished so far.
-            if scope.shares_root(module):
+            if shares_root(module):
                 # Inside the body, a step may read any body step's result from the previous
                 # iteration; after the loop, the body's results are the last iteration's.
                 body_ids = self._collect_ids(value.modules)
