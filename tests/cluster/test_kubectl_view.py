@@ -101,9 +101,13 @@ def test_step_labels_select_a_steps_pods_by_its_id(kube: Any, namespace: str, op
     shown = columns(kube, "fr", namespace, "labels-1", "-o", "wide")
     assert shown["STEP"] == "" and shown["ERROR"] == "ValueError" and "no good" in shown["MESSAGE"], shown
     assert columns(kube, "fl", namespace, "labels")["OUTCOME"] == "Failed"
-    # Events in the order they happened, the run's last, naming the run as a run.
-    events = json.loads(kube.kubectl("get", "events", "-n", namespace, "--field-selector",
-                                     "involvedObject.name=labels-1", "-o", "json").stdout)["items"]
+    # Events in the order they happened, the run's last, naming the run as a run. The run's Event is
+    # posted once its status is written: wait for it.
+    def listed() -> list[dict[str, Any]] | None:
+        found = json.loads(kube.kubectl("get", "events", "-n", namespace, "--field-selector",
+                                        "involvedObject.name=labels-1", "-o", "json").stdout)["items"]
+        return found if any(e["reason"] == "RunFailed" for e in found) else None
+    events = kube.wait_for(listed, what="the run's Event")
     ordered = sorted(events, key=lambda e: e["eventTime"])
     assert [e["reason"] for e in ordered] == ["StepSucceeded", "StepFailed", "RunFailed"], ordered
     assert ordered[-1]["message"].startswith("run labels-1 failed: ValueError: no good"), ordered[-1]

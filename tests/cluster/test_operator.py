@@ -573,7 +573,8 @@ def test_without_the_webhook_a_flow_validate_refuses_does_not_run(kube: Any, nam
 def test_a_resume_payload_is_checked_against_the_resume_form(kube: Any, namespace: str, operator: Operator) -> None:
     form = {"schema": {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}}
     flow = flow_manifest("formed", [{"id": "wait", "value": {"type": "identity"},
-                                     "suspend": {"required_events": 1, "timeout": 3600, "resume_form": form}}])
+                                     "suspend": {"required_events": 1, "timeout": 3600, "resume_form": form}},
+                                    {"id": "then", "value": {"type": "identity"}}])
     kube.apply(flow, namespace)
     kube.apply(run_manifest("formed-1", "formed"), namespace)
     wait_phase(kube, namespace, "formed-1", phases=("Suspended",))

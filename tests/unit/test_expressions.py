@@ -410,3 +410,34 @@ def test_a_flow_of_member_paths_starts_no_isolate() -> None:
         assert box.evaluate("flow_input.n", ctx(flow_input={"n": 3})) == 3
         assert box.evaluate("results.a.name", ctx()) == "step a"
         assert box._isolate is None
+
+
+def test_start_starts_v8_at_once_and_threads_then_start_isolates_of_their_own() -> None:
+    """The operator starts V8 once before its handler threads do (cluster/main.py): V8 sets up its
+    process-wide state with the first isolate, and two threads doing it at once abort the process.
+    Run in a process of its own, so an abort fails this test instead of ending the session."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import threading
+        from millrace.expressions import EvalContext, Sandbox
+        first = Sandbox()
+        first.start()
+        assert first._isolate is not None
+        results = []
+        def evaluate(n):
+            with Sandbox() as sandbox:
+                results.append(sandbox.evaluate(f"{n} * 2 + [].length", EvalContext(flow_input={})))
+        threads = [threading.Thread(target=evaluate, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        first.close()
+        print(sorted(results))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str([n * 2 for n in range(8)])

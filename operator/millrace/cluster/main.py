@@ -99,7 +99,8 @@ def run_operator(
     _load_kube_config()
     # V8 initialises its process-wide state with the first isolate; doing that here, once,
     # keeps handler threads from racing to do it (which aborts the process).
-    Sandbox().close()
+    with Sandbox() as first:
+        first.start()
     own_namespace = os.environ.get("MILLRACE_NAMESPACE", "default")
     elector = _elector(own_namespace)
     _exit_on_sigterm()

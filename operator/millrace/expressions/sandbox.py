@@ -276,13 +276,24 @@ class Sandbox:
             index = self._compiled[key] = self._answer(expr, answer, compiling=True)
         return index
 
-    def _call(self, expr: str, action: Callable[[Isolate], str]) -> str:
+    def start(self) -> None:
+        """Start V8 now rather than with the first expression that needs it. A process whose threads
+        will each start isolates does this once first: V8 sets up its process-wide state with the
+        first isolate, and two threads doing that at once abort the process."""
+        self._started()
+
+    def _started(self) -> Isolate:
         # V8 is loaded with the first expression that needs it: a command that needs none never starts it.
-        from millrace.expressions._isolate import Isolate, IsolateOutOfMemory, IsolateTimeout
+        from millrace.expressions._isolate import Isolate
 
         if self._isolate is None:
             self._isolate = Isolate(self.max_memory_bytes, self._fast_path)
-        isolate = self._isolate
+        return self._isolate
+
+    def _call(self, expr: str, action: Callable[[Isolate], str]) -> str:
+        from millrace.expressions._isolate import IsolateOutOfMemory, IsolateTimeout
+
+        isolate = self._started()
         try:
             return action(isolate)
         except IsolateTimeout:
