@@ -20,16 +20,14 @@ from ..model.flow import FlowModule
 from ..model.run import ErrorInfo, StepState
 from .evaluate import NO_APPROVAL
 from .events import Disapproved, Resumed
-from .outcomes import WAITING, Failed, Waiting
+from .outcomes import WAITING, Waiting
 from .paths import module_at
+from .scope import error_value, failed
 
 if TYPE_CHECKING:
     from .walker import Walker
 
 DEFAULT_TIMEOUT_S = 30 * 60
-# Errors the engine makes when a suspension is refused; Windmill's objects for them hold only
-# message and name (push_next_flow_job builds {"error": {"message", "name"}}).
-REFUSALS: frozenset[str] = frozenset({"SuspendedDisapproved", "SuspendedTimedOut"})
 
 
 def required(module: FlowModule) -> int:
@@ -92,21 +90,15 @@ def wait(w: Walker, module: FlowModule, path: str, st: StepState) -> Waiting | N
         error = ErrorInfo(name="SuspendedTimedOut", message="Timed out waiting to be resumed", step_id=path)
     st.resolved = True
     if module.suspend.continue_on_disapprove_timeout:
-        st.resumes = [*resumes, refusal_value(error)]
+        st.resumes = [*resumes, error_value(error)]
     else:
         st.refused = error
     return None
 
 
-def refusal_value(error: ErrorInfo) -> dict[str, Any]:
-    """A refusal as push_next_flow_job builds it: {"error": {"message", "name"}}."""
-    return {"error": {"message": error.message, "name": error.name}}
-
-
 def refuse(w: Walker, st: StepState, path: str, refused: ErrorInfo) -> None:
     """The module after a refused suspension fails with the refusal, without running."""
-    error = refused.model_copy(update={"step_id": path})
-    w.mark_failed(st, Failed(error, refusal_value(error)))
+    w.mark_failed(st, failed(refused.model_copy(update={"step_id": path})))
 
 
 def seen_by_next(module: FlowModule, st: StepState) -> dict[str, Any]:

@@ -23,10 +23,13 @@ from typing import Any
 
 from ..model.flow import BranchAll, BranchOne, FlowModule, ForloopFlow, WhileloopFlow
 from ..model.run import ErrorInfo, StepState
-from .approvals import REFUSALS
 from .evaluate import Frame
 from .outcomes import Failed
 from .roots import shares_root
+
+# Errors the engine makes when a suspension is refused (engine/approvals.py); Windmill's objects for
+# them hold only message and name (push_next_flow_job builds {"error": {"message", "name"}}).
+REFUSALS: frozenset[str] = frozenset({"SuspendedDisapproved", "SuspendedTimedOut"})
 
 
 def error_object(error: ErrorInfo) -> dict[str, Any]:
