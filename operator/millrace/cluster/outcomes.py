@@ -19,11 +19,11 @@ from kubernetes.client.exceptions import ApiException
 
 from ..model.times import parse_time
 from ..runtime.languages import LANGUAGES
-from ..runtime.outcome import EXIT_LOG_TAIL, exit_error
+from ..runtime.outcome import exit_error
 from ..runtime.protocol import StepError, StepOutcome
 from . import names
 from .kube import KubeApi
-from .steplogs import STEP_CONTAINER, pod_log
+from .steplogs import LOG_TAIL_LINES, STEP_CONTAINER, pod_log
 
 # Container states that will not get better by waiting.
 STUCK_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError",
@@ -85,7 +85,8 @@ def _exit_error(kube: KubeApi, namespace: str, job: dict[str, Any], pods: list[d
             if cs.get("name") != STEP_CONTAINER or term.get("reason") != "Error" or not 0 < code < 128:
                 continue
             try:
-                log = pod_log(kube, namespace, pod["metadata"]["name"], tail_lines=EXIT_LOG_TAIL)
+                # exit_error quotes the last characters of it: the kept tail's line bound is plenty.
+                log = pod_log(kube, namespace, pod["metadata"]["name"], tail_lines=LOG_TAIL_LINES)
             except ApiException:
                 log = ""
             return exit_error(row.exit_name, code, log)

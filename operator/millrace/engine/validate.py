@@ -118,11 +118,11 @@ class _Checker:
     def _sequence(self, modules: list[FlowModule], prefix: str, visible: set[str]) -> set[str]:
         """Check a sequence; return the ids visible after it."""
         visible = set(visible)
-        for module in modules:
+        for i, module in enumerate(modules):
             path = f"{prefix}/{module.id}" if prefix else module.id
             visible |= self._module(module, path, visible)
-        if modules:
-            self._unfollowed(modules[-1], f"{prefix}/{modules[-1].id}" if prefix else modules[-1].id)
+            if i == len(modules) - 1:
+                self._unfollowed(module, path)
         return visible
 
     def _unfollowed(self, module: FlowModule, path: str) -> None:
