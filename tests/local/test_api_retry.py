@@ -68,3 +68,32 @@ def test_without_an_api_it_gives_up_after_the_retry_window(monkeypatch: pytest.M
     with pytest.raises(OSError):
         millrace_step_api.call("GET", "state")
     assert time.monotonic() - started >= 0.5
+
+
+def test_a_proxy_in_the_environment_never_sees_the_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A step inherits its user's proxy settings (for package installs); its token goes only to
+    the step API."""
+    class Proxy(Recorder):
+        received: list[bytes] = []
+
+        def do_POST(self) -> None:
+            Proxy.received.append(self.headers["Authorization"].encode())
+            self.send_error(502)
+
+    api = HTTPServer(("127.0.0.1", 0), Recorder)
+    proxy = HTTPServer(("127.0.0.1", 0), Proxy)
+    for server in (api, proxy):
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    Recorder.received.clear()
+    try:
+        monkeypatch.setenv("MILLRACE_API_URL", f"http://127.0.0.1:{api.server_port}")
+        monkeypatch.setenv("MILLRACE_TOKEN", "secret-token")
+        for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+            monkeypatch.setenv(name, f"http://127.0.0.1:{proxy.server_port}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        assert millrace_step_api.call("POST", "report", {"ok": True}) == {"ok": True}
+        assert Recorder.received == [b'{"ok": true}'] and Proxy.received == []
+    finally:
+        for server in (api, proxy):
+            server.shutdown()

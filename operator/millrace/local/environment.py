@@ -14,6 +14,7 @@ from ..runtime.languages import LANGUAGES, WRAPPERS
 from .forkserver import ForkServer
 
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+LOOPBACK = ("127.0.0.1", "localhost")
 # Settings a step shares with its user: time zone, scratch, build caches, and how its packages are fetched.
 PASSED_THROUGH = ("TZ", "TMPDIR", "MILLRACE_CACHE", "MILLRACE_GO_CACHE", "MILLRACE_UV", "SSL_CERT_FILE", "SSL_CERT_DIR", "NODE_EXTRA_CA_CERTS",
                   "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
@@ -26,6 +27,11 @@ def base_environment(environ: Mapping[str, str]) -> dict[str, str]:
     base = {"PATH": environ.get("PATH") or DEFAULT_PATH, "HOME": environ.get("HOME") or tempfile.gettempdir()}
     base["LANG"] = environ.get("LANG") or "C.UTF-8"
     base.update((name, environ[name]) for name in PASSED_THROUGH if name in environ)
+    if any(name.lower().endswith("_proxy") and name.lower() != "no_proxy" for name in base):
+        # The step API is on loopback and its requests carry the step's token: never through a proxy.
+        # Both spellings get the same list: programs differ in which one they read first.
+        hosts = [host for name in ("NO_PROXY", "no_proxy") for host in base.get(name, "").split(",") if host]
+        base["NO_PROXY"] = base["no_proxy"] = ",".join(dict.fromkeys([*hosts, *LOOPBACK]))
     base.update((name, value) for name, value in environ.items() if name.startswith(INSTALLER_SETTINGS))
     base[PYTHON_CACHE] = environ.get(PYTHON_CACHE) or str(toolchain.cache_dir(environ) / "python")
     return base

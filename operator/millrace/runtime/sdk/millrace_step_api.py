@@ -4,12 +4,11 @@ A step finds the API in its environment: MILLRACE_API_URL (e.g.
 http://127.0.0.1:40123) and MILLRACE_TOKEN, a token scoped to its run and step.
 """
 
+import http.client
 import json
 import os
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from typing import Any, Optional
 
 
@@ -44,28 +43,36 @@ def send(method: str, endpoint: str, data: Optional[bytes] = None) -> Any:
     url, token = os.environ.get("MILLRACE_API_URL"), os.environ.get("MILLRACE_TOKEN")
     if not url or not token:
         raise StepApiError(0, "NoStepApi", "MILLRACE_API_URL and MILLRACE_TOKEN are not set: not inside a millrace step")
-    request = urllib.request.Request(f"{url}/v1/{endpoint}", data=data, method=method)
-    request.add_header("Authorization", f"Bearer {token}")
-    request.add_header("Content-Type", "application/json")
+    api = urllib.parse.urlsplit(url)
+    # http.client, not urllib: no proxy a step's environment names sees the token (the API is the
+    # operator's own), and no opener to build in every step process.
+    connection = http.client.HTTPSConnection if api.scheme == "https" else http.client.HTTPConnection
+    path = f"{api.path.rstrip('/')}/v1/{endpoint}"
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     if os.environ.get("MILLRACE_POD"):
         # The step's own pod, whose log the step API keeps the end of with a report.
-        request.add_header("X-Millrace-Pod", os.environ["MILLRACE_POD"])
+        headers["X-Millrace-Pod"] = os.environ["MILLRACE_POD"]
     # The API may be restarting (an operator upgrade or crash): keep trying for a while
     # rather than lose the step's outcome.
     deadline = time.monotonic() + float(os.environ.get("MILLRACE_API_RETRY_S", "120"))
     pause = 0.2
     while True:
+        client = connection(api.hostname or "", api.port)
         try:
-            with urllib.request.urlopen(request) as response:
-                return json.load(response)
-        except urllib.error.HTTPError as refusal:
-            with refusal:
-                document = _answer(refusal.read(), refusal.code, str(refusal.reason))
-            if refusal.code not in UNAVAILABLE or time.monotonic() > deadline:
-                raise StepApiError(refusal.code, document.get("error", "HTTPError"), document.get("message", str(refusal))) from None
-        except (urllib.error.URLError, ConnectionError):
+            client.request(method, path, body=data, headers=headers)
+            response = client.getresponse()
+            status, reason, answer = response.status, response.reason, response.read()
+        except (OSError, http.client.HTTPException):
             if time.monotonic() > deadline:
                 raise
+        else:
+            if 200 <= status < 300:
+                return json.loads(answer)
+            if status not in UNAVAILABLE or time.monotonic() > deadline:
+                document = _answer(answer, status, reason)
+                raise StepApiError(status, document.get("error", "HTTPError"), document.get("message", f"HTTP Error {status}: {reason}"))
+        finally:
+            client.close()
         time.sleep(pause)
         pause = min(pause * 2, 5.0)
 
