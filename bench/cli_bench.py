@@ -35,7 +35,7 @@ VALIDATE_S = 0.25
 def millrace_command() -> list[str]:
     """The console script a user runs, next to this interpreter when it exists."""
     script = Path(sys.executable).parent / "millrace"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "millrace.cli.main"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "millrace.cli.launch"]
 
 
 def write_manifest(folder: Path, name: str, spec: dict[str, Any]) -> Path:
@@ -50,7 +50,7 @@ def command(argv: list[str], env: dict[str, str], check_json: bool = False) -> C
         proc = subprocess.run(argv, capture_output=True, text=True, env=env)
         assert proc.returncode == 0, proc.stderr[-2000:]
         if check_json:
-            assert json.loads(proc.stdout)["status"] == "Succeeded" if "status" in proc.stdout else True, proc.stdout[-500:]
+            assert json.loads(proc.stdout).get("phase") == "Succeeded", proc.stdout[-500:]
 
     return once
 

@@ -64,9 +64,9 @@ def _resume_or_cancel(options: argparse.Namespace) -> int:
     return exit_code(state)
 
 
-def _dispatch(options: argparse.Namespace) -> int:
+def _dispatch(options: argparse.Namespace, forks: ForkServer | None) -> int:
     handlers = {
-        "run": _run,
+        "run": lambda options: _run(options, forks),
         "validate": _validate,
         "preview": preview.main,
         "resume": _resume_or_cancel,
@@ -83,10 +83,10 @@ def _dispatch(options: argparse.Namespace) -> int:
     return handler(options)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    options = _parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, forks: ForkServer | None = None) -> int:
+    """`forks`: the fork server `millrace run` started already (cli/launch.py); closed on return."""
     try:
-        return _dispatch(options)
+        return _dispatch(_parser().parse_args(argv), forks)
     except FlowError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
@@ -94,6 +94,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        if forks is not None:
+            forks.close()
 
 
 def _check(loaded: LoadedFlow, path: Path, scripts: list[Path], sandbox: Sandbox) -> tuple[Any, list[Problem]]:
@@ -172,13 +175,13 @@ def _errors(problems: list[Problem]) -> str:
     return f"{count} error{'s' if count != 1 else ''}"
 
 
-def _run(options: argparse.Namespace) -> int:
+def _run(options: argparse.Namespace, forks: ForkServer | None) -> int:
     # One sandbox checks the flow and runs it: a flow whose expressions need V8 starts it once.
     with Sandbox() as sandbox:
-        return _run_in(options, sandbox)
+        return _run_in(options, sandbox, forks)
 
 
-def _run_in(options: argparse.Namespace, sandbox: Sandbox) -> int:
+def _run_in(options: argparse.Namespace, sandbox: Sandbox, started: ForkServer | None) -> int:
     problems: list[Problem] = []
     try:
         loaded, library, problems = _load_checked(options.file, options.scripts, sandbox)
@@ -202,7 +205,7 @@ def _run_in(options: argparse.Namespace, sandbox: Sandbox) -> int:
     if options.output == "text":
         for warning in problems:
             print(str(warning), file=sys.stderr)
-    forks = _started_fork_server(loaded, library)
+    forks = _needed_fork_server(loaded, library, started)
     from ..local.executor import LocalExecutor
     from ..local.progress import Progress
     from ..local.runner import LocalRun
@@ -226,14 +229,19 @@ def _run_in(options: argparse.Namespace, sandbox: Sandbox) -> int:
     return exit_code(state)
 
 
-def _started_fork_server(loaded: LoadedFlow, library: Any) -> ForkServer | None:
-    """The fork server, started now when python3 steps will run: it boots on another core while
-    this process imports the executor and the step API, instead of delaying the first step."""
+def _needed_fork_server(loaded: LoadedFlow, library: Any, started: ForkServer | None) -> ForkServer | None:
+    """The fork server when python3 steps will run (`started` if given, closed if not needed),
+    started now if not yet: it boots on another core while this process imports the executor
+    and the step API, instead of delaying the first step."""
     from ..engine.library import step_languages
     from ..runtime.languages import LANGUAGES
 
     if not any(LANGUAGES[language].fork_server for language in step_languages(loaded.flow, library)):
+        if started is not None:
+            started.close()
         return None
+    if started is not None:
+        return started
     from ..local.environment import base_environment, python_fork_server
 
     forks = python_fork_server(sys.executable, base_environment(os.environ))
