@@ -41,7 +41,9 @@ What it does, as a kubelet would:
   ConfigMap, Secret, downwardAPI, projected (including a real service
   account token from the TokenRequest API), hostPath, and
   PersistentVolumeClaim (one folder per claim, shared by every pod that
-  mounts it); each ConfigMap and Secret a pod refers to is read once for its
+  mounts it); a ConfigMap or Secret volume that lists a key its object
+  lacks is not mounted (the pod waits in ContainerCreating, retried) unless
+  it is optional; each ConfigMap and Secret a pod refers to is read once for its
   volumes and environment, as from a kubelet's object cache (again when a
   container restarts or could not start);
 * provisions claims of its default StorageClass ``millrace-local``: a
@@ -447,13 +449,18 @@ class PodWorker(threading.Thread):
             singular = {"configmaps": "configmap", "secrets": "secret"}[kind]
             raise ConfigError(f'{singular} "{name}" not found') from e
 
-    def _write_keys(self, folder: Path, data: dict, items, mode, binary=False):
+    def _write_keys(self, folder: Path, data: dict, src: dict, what: str, binary=False):
+        """The keys of a ConfigMap or Secret as files. A listed key the object lacks fails the
+        mount unless the source is optional, as a kubelet's payload rule does."""
         folder.mkdir(parents=True, exist_ok=True)
+        mode, items = src.get("defaultMode"), src.get("items")
         pairs = [(i["key"], i["path"], i.get("mode", mode)) for i in items] if items else \
             [(k, k, mode) for k in data]
         for key, rel, m in pairs:
             if key not in data:
-                continue
+                if src.get("optional", False):
+                    continue
+                raise ConfigError(f'{what} references non-existent key "{key}"')
             p = folder / safe_rel(rel)
             p.parent.mkdir(parents=True, exist_ok=True)
             v = data[key]
@@ -467,12 +474,12 @@ class PodWorker(threading.Thread):
             data = dict(cm.get("data") or {})
             data.update({k: base64.b64decode(v).decode(errors="replace")
                          for k, v in (cm.get("binaryData") or {}).items()})
-            self._write_keys(folder, data, s.get("items"), s.get("defaultMode"))
+            self._write_keys(folder, data, s, "configmap")
         elif "secret" in src:
             s = src["secret"]
             name = s.get("secretName") or s.get("name")
             sec = self._get("secrets", name, s.get("optional", False)) or {}
-            self._write_keys(folder, sec.get("data") or {}, s.get("items"), s.get("defaultMode"), True)
+            self._write_keys(folder, sec.get("data") or {}, s, "secret", True)
         elif "downwardAPI" in src:
             folder.mkdir(parents=True, exist_ok=True)
             for item in src["downwardAPI"].get("items") or []:

@@ -162,13 +162,14 @@ RULE_USES: dict[tuple[str, str, str], tuple[str, str]] = {
     ("", "configmaps", "watch"): (r'@kopf\.on\.event\("", "v1", "configmaps"', "test_operator.py::test_a_flow_applied_with_kubectl_runs_its_steps_as_jobs"),
     ("", "configmaps", "create"): (r"create_namespaced_config_map\b", "test_operator.py::test_a_flow_applied_with_kubectl_runs_its_steps_as_jobs"),
     ("", "configmaps", "update"): (r"replace_namespaced_config_map\(", "test_operator.py::test_the_temperature_watcher_keeps_its_state_across_runs"),
-    ("", "configmaps", "patch"): (r"patch_namespaced_config_map\(", "test_operator.py::test_a_flow_applied_with_kubectl_runs_its_steps_as_jobs"),
     ("", "secrets", "get"): (r"read_namespaced_secret\(", "test_trust_secrets.py::test_an_inner_flow_gets_secret_args_from_a_secret_it_owns"),
     ("", "secrets", "list"): (r"list_namespaced_secret\(", "test_operator.py::test_variables_resources_scripts_and_inner_flows_come_from_the_namespace"),
     # The secret variables' watch (secretwatch.py), which masks records without a list per record.
     ("", "secrets", "watch"): (r"stream\(self\.kube\.core\.list_namespaced_secret", "test_trust_secrets.py::test_no_object_of_the_run_and_no_operator_log_holds_a_secret_value"),
     ("", "secrets", "create"): (r"create_namespaced_secret\b", "test_operator.py::test_a_flow_applied_with_kubectl_runs_its_steps_as_jobs"),
     ("", "secrets", "update"): (r"replace_namespaced_secret\b", "test_trust_secrets.py::test_no_object_of_the_run_and_no_operator_log_holds_a_secret_value"),
+    # The "Job created" (or refused) annotation on a step's Secret, which recovery reads.
+    ("", "secrets", "patch"): (r"patch_namespaced_secret\(", "test_operator.py::test_a_flow_applied_with_kubectl_runs_its_steps_as_jobs"),
     ("", "persistentvolumeclaims", "get"): (r"read_namespaced_persistent_volume_claim\(", "test_operator.py::test_a_shared_volume_that_cannot_be_bound_fails_the_run_clearly"),
     ("", "persistentvolumeclaims", "create"): (r"create_namespaced_persistent_volume_claim\b", "test_operator.py::test_same_worker_steps_share_a_volume_that_ends_with_the_run"),
     ("", "persistentvolumeclaims", "delete"): (r"delete_namespaced_persistent_volume_claim\(", "test_operator.py::test_same_worker_steps_share_a_volume_that_ends_with_the_run"),

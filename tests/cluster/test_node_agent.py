@@ -86,6 +86,32 @@ def test_missing_secret_key_keeps_the_pod_from_starting(kube, namespace):
     assert kube.wait_for(waiting, 180, "CreateContainerConfigError")
 
 
+def test_a_listed_key_the_secret_lacks_keeps_the_pod_from_mounting_it(kube, namespace):
+    """As a kubelet: every item a Secret volume lists must be in the Secret, unless it is optional."""
+    kube.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "partial"}, "stringData": {"here": "1"}},
+               namespace)
+    items = [{"key": "here", "path": "here"}, {"key": "gone", "path": "gone"}]
+
+    def pod(name, optional):
+        source = {"secret": {"name": "partial", "items": items, "optional": optional}}
+        return pod_manifest(name, ["python3", "-c", "import os; print(sorted(os.listdir('/etc/p')))"],
+                            container={"volumeMounts": [{"name": "p", "mountPath": "/etc/p"}]},
+                            volumes=[{"name": "p", "projected": {"sources": [source]}}])
+    if kube.target != "local":
+        pytest.skip("a kubelet tells this in events only; the agent's container status is its own")
+    kube.apply(pod("lenient", True), namespace)
+    assert kube.pod_phase(namespace, "lenient")["status"]["phase"] == "Succeeded"
+    assert kube.logs(namespace, "lenient").strip() == "['here']"
+    kube.apply(pod("strict", False), namespace)
+
+    def mount_waits():
+        statuses = (kube.get("pod", "strict", namespace).get("status") or {}).get("containerStatuses") or []
+        waiting = (statuses[0].get("state") or {}).get("waiting") or {} if statuses else {}
+        return waiting if '"gone"' in waiting.get("message", "") else None
+    assert kube.wait_for(mount_waits, 60, "the pod to wait for the Secret's key")["reason"] == "ContainerCreating"
+    assert kube.get("pod", "strict", namespace)["status"]["phase"] == "Pending"
+
+
 def test_volumes_configmap_secret_emptydir_downward_and_working_dir(kube, namespace):
     kube.apply([
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "code"},

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
-from millrace.cluster.names import child_run_name, job_name, report_name, shared_claim_name
+from millrace.cluster.names import child_run_name, job_name, report_name, shared_claim_name, step_secret_name
 
 from .conftest import Operator, installed_operator, millrace_cli, service_account_kubeconfig
 
@@ -78,6 +78,12 @@ def test_a_flow_applied_with_kubectl_runs_its_steps_as_jobs(kube: Any, namespace
     # One Event per step outcome, one for the run's.
     assert sorted(events) == ["RunSucceeded", "StepSucceeded", "StepSucceeded"], events
     assert all(j["spec"]["ttlSecondsAfterFinished"] == 3600 for j in jobs)
+    # Each attempt is one Secret (its files, token and Job manifest), marked once its Job exists.
+    secrets = kube.list("secrets", namespace, "millrace.dev/run=wired-1,millrace.dev/kind=step")
+    assert sorted(s["metadata"]["name"] for s in secrets) == sorted([step_secret_name("wired-1", "double", 1),
+                                                                    step_secret_name("wired-1", "shout", 1)])
+    assert all(s["metadata"]["annotations"]["millrace.dev/job-created"] == "true" for s in secrets)
+    assert kube.list("configmaps", namespace, "millrace.dev/run=wired-1,millrace.dev/kind=step") == []
     metrics = urllib.request.urlopen(f"http://127.0.0.1:{operator.metrics_port}/metrics").read().decode()
     assert 'millrace_step_attempts_total{outcome="succeeded"} 2.0' in metrics and "millrace_step_attempt_duration_seconds_bucket" in metrics
 
@@ -175,7 +181,8 @@ def test_deleting_a_run_deletes_its_objects(kube: Any, namespace: str, operator:
     wait_phase(kube, namespace, "gc-1")
     kube.kubectl("delete", "flowrun", "gc-1", "-n", namespace)
     kube.wait_for(lambda: not kube.list("jobs", namespace, "millrace.dev/run=gc-1")
-                  and not kube.list("configmaps", namespace, "millrace.dev/run=gc-1"), what="garbage collection")
+                  and not kube.list("configmaps", namespace, "millrace.dev/run=gc-1")
+                  and not kube.list("secrets", namespace, "millrace.dev/run=gc-1"), what="garbage collection")
 
 
 def test_status_holds_user_state_and_results_json(kube: Any, namespace: str, operator: Operator) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from millrace.cluster.names import job_name, report_name, step_config_name
+from millrace.cluster.names import job_name, report_name, step_secret_name
 
 from .conftest import Operator, millrace_cli
 from .test_operator import flow_manifest, operator, python_step, run_manifest, wait_phase
@@ -48,13 +48,13 @@ def test_runs_whose_names_and_steps_spell_alike_each_run_their_own_step(kube: An
 
 def test_an_object_squatting_on_an_attempts_name_is_never_adopted(kube: Any, namespace: str, operator: Operator) -> None:
     kube.apply(flow_manifest("plain", [python_step("a", "def main():\n    return 'ran'\n")]), namespace)
-    squat = step_config_name("squat-1", "a", 1)
-    kube.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": squat}, "data": {"x": "y"}}, namespace)
+    squat = step_secret_name("squat-1", "a", 1)
+    kube.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": squat}, "stringData": {"x": "y"}}, namespace)
     kube.apply(run_manifest("squat-1", "plain"), namespace)
     status = wait_phase(kube, namespace, "squat-1")
     assert status["phase"] == "Failed" and status["error"]["name"] == "ForeignObject", status
-    assert f"ConfigMap {namespace}/{squat}" in status["error"]["message"]
-    assert kube.get("configmap", squat, namespace)["data"] == {"x": "y"}  # left alone
+    assert f"Secret {namespace}/{squat}" in status["error"]["message"]
+    assert kube.get("secret", squat, namespace)["data"] == {"x": "eQ=="}  # left alone
     assert kube.get("job", job_name("squat-1", "a", 1), namespace) is None
 
 

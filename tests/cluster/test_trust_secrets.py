@@ -73,7 +73,7 @@ def test_no_object_of_the_run_and_no_operator_log_holds_a_secret_value(kube: Any
     found = holders(kube, namespace, password)
     # The variable the test made, and the one the step created (named from its path, injectively).
     allowed = {"Secret/f-app-password", f"Secret/{data_name('variable', 'f/app/copy')}"}
-    allowed |= {f"Secret/{s['metadata']['name']}" for s in kube.list("secrets", namespace, "millrace.dev/kind=step-token")}
+    allowed |= {f"Secret/{s['metadata']['name']}" for s in kube.list("secrets", namespace, "millrace.dev/kind=step")}
     assert [name for name in found if name not in allowed] == []
     # The search itself works: the step Secrets do hold the value (the steps' arguments).
     assert any(name.startswith("Secret/leaky-1-") for name in found), found
@@ -96,7 +96,7 @@ def test_an_inner_flow_gets_secret_args_from_a_secret_it_owns(kube: Any, namespa
     secret = kube.get("secret", child["spec"]["argsSecret"], namespace)
     assert secret["metadata"]["ownerReferences"][0]["uid"] == child["metadata"]["uid"]
     allowed = {"Secret/f-app-password", f"Secret/{child['spec']['argsSecret']}"}
-    allowed |= {f"Secret/{s['metadata']['name']}" for s in kube.list("secrets", namespace, "millrace.dev/kind=step-token")}
+    allowed |= {f"Secret/{s['metadata']['name']}" for s in kube.list("secrets", namespace, "millrace.dev/kind=step")}
     assert [name for name in holders(kube, namespace, password) if name not in allowed] == []
 
     # A run naming a Secret it does not own reads nothing from it.

@@ -12,7 +12,7 @@ from millrace.cluster import names
 from millrace.runtime.datapaths import DataPathError, checked
 
 DNS_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
-PER_ATTEMPT = (names.job_name, names.child_run_name, names.step_config_name, names.report_name)
+PER_ATTEMPT = (names.job_name, names.child_run_name, names.step_secret_name, names.report_name)
 
 
 def test_names_are_deterministic_valid_and_readable() -> None:

@@ -15,13 +15,14 @@ from kubernetes.client.exceptions import ApiException
 from millrace.cluster import names
 from millrace.cluster.faults import refusal
 from millrace.cluster.kube import Conflict
-from millrace.cluster.reconcile import OperatorConfig, RunReconciler
+from millrace.cluster.jobs import runtime_name
+from millrace.cluster.reconcile import ANNOTATION_REFUSED, JOB_KEY, OperatorConfig, RunReconciler
 from millrace.expressions import Sandbox
 from millrace.runtime.stepapi.tokens import Signer
 
 NS = "ns"
 READS = {"get_flowrun", "get_flow", "get_config_map", "list_config_maps", "get_job", "list_pods", "get_claim",
-         "list_namespaced_secret"}
+         "get_secret", "list_namespaced_secret"}
 
 
 class FakeKube:
@@ -58,6 +59,16 @@ class FakeKube:
     def get_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
         self.calls.append(("get_config_map", name))
         return self._get("ConfigMap", name)
+
+    def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """As the API answers: what was written as stringData is in data, base64."""
+        self.calls.append(("get_secret", name))
+        found = self._get("Secret", name)
+        if found is not None:
+            written = found.pop("stringData", {})
+            found["data"] = {**found.get("data", {}),
+                             **{k: base64.b64encode(v.encode()).decode() for k, v in written.items()}}
+        return found
 
     def list_config_maps(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         self.calls.append(("list_config_maps", selector))
@@ -109,9 +120,9 @@ class FakeKube:
         self.calls.append(("create_flowrun", obj["metadata"]["name"]))
         return True
 
-    def annotate_config_map(self, namespace: str, name: str, annotations: dict[str, str]) -> None:
-        self.calls.append(("annotate_config_map", name))
-        self.objects[("ConfigMap", name)]["metadata"].setdefault("annotations", {}).update(annotations)
+    def annotate_secret(self, namespace: str, name: str, annotations: dict[str, str]) -> None:
+        self.calls.append(("annotate_secret", name))
+        self.objects[("Secret", name)]["metadata"].setdefault("annotations", {}).update(annotations)
 
     def delete_job(self, namespace: str, name: str) -> None:
         self.calls.append(("delete_job", name))
@@ -175,7 +186,9 @@ def test_the_first_pass_writes_the_status_before_it_creates_the_job(reconciler) 
     assert writes[:2] == [("replace_flowrun_status", "r"), ("annotate_flowrun", "r")]
     status_at = writes.index(("replace_flowrun_status", "r"), 2)
     assert writes.index(("create Job", job)) > status_at
-    assert {w[0] for w in writes[2:status_at]} <= {"create ConfigMap", "create Secret"}
+    # The pinned definition and the namespace's runtime ConfigMap (once per run), then one object per attempt.
+    assert writes[2:status_at] == [("create ConfigMap", names.definition_name("r")), ("create ConfigMap", runtime_name()),
+                                   ("create Secret", names.step_secret_name("r", "a", 1))]
 
 
 def stuck_pod(job: str) -> dict[str, Any]:
@@ -205,14 +218,67 @@ def test_a_job_lost_in_a_crash_is_recreated_once_and_the_run_goes_on(reconciler)
     rec, kube = reconciler
     job = started(rec, kube)
     # As if the operator had stopped between naming the attempt and creating its Job.
-    del kube.objects[("Job", job)]
-    config = kube.objects[("ConfigMap", names.step_config_name("r", "a", 1))]
-    config["metadata"]["annotations"].pop(names.ANNOTATION_JOB_CREATED)
+    created = kube.objects.pop(("Job", job))
+    secret = kube.objects[("Secret", names.step_secret_name("r", "a", 1))]
+    secret["metadata"]["annotations"].pop(names.ANNOTATION_JOB_CREATED)
     kube.calls.clear()
     finished, _ = rec.reconcile(NS, "r")
     assert not finished
-    assert kube.writes() == [("create Job", job), ("annotate_config_map", names.step_config_name("r", "a", 1))]
+    assert kube.writes() == [("create Job", job), ("annotate_secret", names.step_secret_name("r", "a", 1))]
     assert kube.objects[("FlowRun", "r")]["status"]["phase"] == "Running"
+    # Made from the manifest the Secret keeps: the Job the first pass made, to the last field.
+    assert kube.objects[("Job", job)] == created
+
+
+def test_a_job_deleted_after_it_was_made_is_not_made_again(reconciler) -> None:
+    rec, kube = reconciler
+    job = started(rec, kube)
+    del kube.objects[("Job", job)]
+    kube.calls.clear()
+    finished, _ = rec.reconcile(NS, "r")
+    assert finished and not any(w[0] == "create Job" for w in kube.writes())
+    status = kube.objects[("FlowRun", "r")]["status"]
+    assert status["phase"] == "Failed" and status["error"]["name"] == "JobDeleted", status
+
+
+def test_an_attempt_started_by_an_older_operator_is_judged_by_its_job(reconciler) -> None:
+    rec, kube = reconciler
+    job = started(rec, kube)
+    del kube.objects[("Job", job)]
+    # Its Secret keeps neither the manifest nor the annotation: both were on a ConfigMap then.
+    secret = kube.objects[("Secret", names.step_secret_name("r", "a", 1))]
+    secret["metadata"]["annotations"].pop(names.ANNOTATION_JOB_CREATED)
+    del secret["stringData"][JOB_KEY]
+    finished, _ = rec.reconcile(NS, "r")
+    assert finished and kube.objects[("FlowRun", "r")]["status"]["error"]["name"] == "JobDeleted"
+
+
+def test_a_secret_put_in_place_of_the_attempts_own_gives_no_job(reconciler) -> None:
+    rec, kube = reconciler
+    job = started(rec, kube)
+    del kube.objects[("Job", job)]
+    name = names.step_secret_name("r", "a", 1)
+    forged = copy.deepcopy(kube.objects[("Secret", name)])
+    forged["metadata"]["ownerReferences"] = []
+    forged["metadata"]["annotations"].pop(names.ANNOTATION_JOB_CREATED)
+    kube.put(forged)
+    kube.calls.clear()
+    finished, _ = rec.reconcile(NS, "r")
+    assert finished and not any(w[0] == "create Job" for w in kube.writes())
+    status = kube.objects[("FlowRun", "r")]["status"]
+    assert status["error"]["name"] == "ForeignObject" and f"Secret {NS}/{name}" in status["error"]["message"], status
+
+
+def test_a_foreign_job_holding_the_name_is_noted_on_the_secret_and_fails_the_attempt(reconciler) -> None:
+    rec, kube = reconciler
+    kube.put({"kind": "Job", "metadata": {"name": names.job_name("r", "a", 1)}})
+    kube.put(flowrun())
+    rec.reconcile(NS, "r")
+    secret = kube.objects[("Secret", names.step_secret_name("r", "a", 1))]
+    assert "is not" in secret["metadata"]["annotations"][ANNOTATION_REFUSED]
+    finished, _ = rec.reconcile(NS, "r")
+    status = kube.objects[("FlowRun", "r")]["status"]
+    assert finished and status["error"]["name"] == "ForeignObject", status
 
 
 def test_reading_a_run_changes_nothing(reconciler) -> None:

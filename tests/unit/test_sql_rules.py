@@ -133,16 +133,16 @@ def test_a_sql_step_pod_runs_the_sql_wrapper_on_the_python_image():
 
     step = RunStep(path="q", attempt=1, step_id="q", language="postgresql", code="SELECT 1", args={})
     meta = RunMeta(namespace="ns", run="r", run_uid="u", flow="f", api_url="http://127.0.0.1:1")
-    config_map, _, job = step_objects(meta, step, "token")
+    secret, job = step_objects(meta, step, "token")
     container = job["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "python:3.12-slim"
     assert container["command"][-3:] == ["python3", "/millrace/wrappers/sql.py", "postgresql"]
-    assert config_map["data"]["files..main.sql"] == "SELECT 1"
+    assert secret["stringData"]["files..main.sql"] == "SELECT 1"
     runtime = runtime_config_map("ns")["data"]
     assert "wrappers..sql.py" in runtime and "sdk..millrace_sql.py" in runtime
     custom = RunMeta(namespace="ns", run="r", run_uid="u", flow="f", api_url="http://127.0.0.1:1",
                      runtime=Runtime(images={"postgresql": "registry.local/python-psycopg:3.12"}))
-    assert step_objects(custom, step, "t")[2]["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.local/python-psycopg:3.12"
+    assert step_objects(custom, step, "t")[1]["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.local/python-psycopg:3.12"
 
 
 @pytest.mark.parametrize("code", ["-- s3 format=csv\nSELECT 1", "-- %%table%% a/b\nSELECT * FROM %%table%%",

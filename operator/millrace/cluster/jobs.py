@@ -1,13 +1,15 @@
 """Build the Kubernetes objects of one step attempt: pure functions, no I/O.
 
-A step pod gets a ConfigMap (its code), the namespace's runtime ConfigMap
-(the language wrappers and the client SDK, copied in as the design asks:
-nothing is installed; one per millrace version and content, shared by every
-step) and a Secret (its step API token and its arguments, which may hold
-secret variables' values), all projected into one read-only volume; it runs `launch.sh` to lay out its working
-directory, and reports to the step API over HTTP. Nothing of the arguments
-is in the ConfigMap or the Job: bash's positional arguments come from a
-file of the Secret too.
+A step pod gets its attempt's Secret (the step's files: its code and its
+arguments, which may hold secret variables' values; its step API token; the
+reconciler adds the Job's manifest, kept for recovery) and the namespace's
+runtime ConfigMap (the language wrappers and the client SDK, copied in as the
+design asks: nothing is installed; one per millrace version and content,
+shared by every step), both projected into one read-only volume; it runs
+`launch.sh` to lay out its working directory, and reports to the step API over
+HTTP. One object per attempt is one write for the operator and one read for
+the node. Nothing of the arguments is in the Job: bash's positional arguments
+come from a file of the Secret, a program step's from its keys.
 """
 
 from __future__ import annotations
@@ -34,14 +36,13 @@ from .steplogs import STEP_CONTAINER
 
 STEP_ROOT = "/millrace"
 WORKDIR = "/work"
-# Files of the step that may hold secret values: they go in its Secret.
-SECRET_FILES = frozenset({"args.json"})
 # Bash takes its arguments by position: NUL-separated in this file, read into "$@" before the wrapper runs.
 BASH_ARGS = ".millrace-args"
 BASH_READ_ARGS = f'mapfile -d "" -t args < {BASH_ARGS} && rm -f {BASH_ARGS} && exec bash "$0" "${{args[@]}}"'
 TMP = "/tmp"
 PYTHON_CACHE = "/cache/python"
 KIND_RUNTIME = "runtime"
+KIND_STEP = "step"
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ def _bundle(root: Path, prefix: str) -> dict[str, str]:
 
 
 def _key(path: str) -> str:
-    # ConfigMap keys allow [-._a-zA-Z0-9]: the pod path is restored by the volume's items.
+    # ConfigMap and Secret keys allow [-._a-zA-Z0-9]: the pod path is restored by the volume's items.
     return path.replace("/", "..")
 
 
@@ -125,54 +126,46 @@ def runtime_config_map(namespace: str) -> dict[str, Any]:
     }
 
 
-def step_objects(meta: RunMeta, action: RunStep, token: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """The ConfigMap, Secret and Job of one attempt."""
-    config_name = names.step_config_name(meta.run, action.path, action.attempt)
+def step_objects(meta: RunMeta, action: RunStep, token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The Secret and Job of one attempt."""
+    secret_name = names.step_secret_name(meta.run, action.path, action.attempt)
     request = StepRequest(key=action.key, language=action.language, code=action.code, args=action.args,
                           workdir=WORKDIR, timeout_s=action.timeout_s, entrypoint=action.entrypoint,
                           lock=action.lock, modules=action.modules, script_path=action.script_path)
     runtime_language = action.language
     launch = plan(request, LANGUAGES[runtime_language].program, wrappers=Path(STEP_ROOT) / "wrappers", sdk=Path(STEP_ROOT) / "sdk")
     argv = launch.argv
-    secret_files = {f"files/{name}": content for name, content in launch.files.items() if name in SECRET_FILES}
-    secret_values: dict[str, str] = {}
+    files = {f"files/{name}": content for name, content in launch.files.items()}
+    arguments: dict[str, str] = {}
     if runtime_language == "bash":
         program, wrapper, *positional = argv
-        secret_files[f"files/{BASH_ARGS}"] = "".join(f"{arg}\0" for arg in positional)
+        files[f"files/{BASH_ARGS}"] = "".join(f"{arg}\0" for arg in positional)
         argv = [program, "-c", BASH_READ_ARGS, wrapper]
     elif runtime_language == "program":
         # The command runs in an init container of its own image; the main container only reports.
         program, wrapper, *positional = argv
-        secret_values = {_program_arg(n): arg for n, arg in enumerate(positional, 1)}
+        arguments = {_program_arg(n): arg for n, arg in enumerate(positional, 1)}
         argv = [program, wrapper]
-    files = {f"files/{name}": content for name, content in launch.files.items() if name not in SECRET_FILES}
-    config_map = {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": _metadata(meta, config_name, action, "step"),
-        "data": {_key(path): content for path, content in files.items()},
-    }
     secret = {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": _metadata(meta, config_name, action, "step-token"),
+        "metadata": _metadata(meta, secret_name, action, KIND_STEP),
         "type": "Opaque",
-        "stringData": {"token": token, **{_key(path): content for path, content in secret_files.items()},
-                       **secret_values},
+        "stringData": {"token": token, **{_key(path): content for path, content in files.items()}, **arguments},
     }
     command = ["sh", f"{STEP_ROOT}/wrappers/launch.sh", STEP_ROOT, *argv]
-    job = _job(meta, action, config_name, (sorted(files), sorted(secret_files)), command, runtime_language,
+    job = _job(meta, action, secret_name, sorted(files), command, runtime_language,
                installs=REQUIREMENTS_FILE in launch.files)
     if runtime_language == "program":
-        _run_program_first(job, action, config_name, command[:-len(argv)], len(secret_values))
-    return config_map, secret, job
+        _run_program_first(job, action, secret_name, command[:-len(argv)], len(arguments))
+    return secret, job
 
 
 def _program_arg(position: int) -> str:
     return f"arg-{position}"
 
 
-def _run_program_first(job: dict[str, Any], action: RunStep, config_name: str, prepare: list[str], count: int) -> None:
+def _run_program_first(job: dict[str, Any], action: RunStep, secret_name: str, prepare: list[str], count: int) -> None:
     """A program step's pod: an init container lays out the working directory (in the reporting
     container's image, which has the tools launch.sh uses), the next runs the command in the step's
     own image with only its /bin/sh (wrappers/program-run.sh), then the main container reports."""
@@ -180,7 +173,7 @@ def _run_program_first(job: dict[str, Any], action: RunStep, config_name: str, p
     step = pod["containers"][0]
     image = step_image(action.code)
     assert image is not None, "a program step names its image"
-    arguments = [{"name": f"MILLRACE_ARG_{n}", "valueFrom": {"secretKeyRef": {"name": config_name, "key": _program_arg(n)}}}
+    arguments = [{"name": f"MILLRACE_ARG_{n}", "valueFrom": {"secretKeyRef": {"name": secret_name, "key": _program_arg(n)}}}
                  for n in range(1, count + 1)]
     pod["initContainers"] = [
         {**step, "name": "prepare", "command": [*prepare, "true"]},
@@ -189,7 +182,7 @@ def _run_program_first(job: dict[str, Any], action: RunStep, config_name: str, p
     ]
 
 
-def _job(meta: RunMeta, action: RunStep, config_name: str, paths: tuple[list[str], list[str]], command: list[str],
+def _job(meta: RunMeta, action: RunStep, secret_name: str, files: list[str], command: list[str],
          language: str, installs: bool = False) -> dict[str, Any]:
     runtime = meta.runtime
     deadline = attempt_deadline(action.timeout_s, runtime.active_deadline_seconds)
@@ -197,7 +190,7 @@ def _job(meta: RunMeta, action: RunStep, config_name: str, paths: tuple[list[str
         # A step keeps trying to reach the step API (to report) as long as its attempt may run.
         {"name": "MILLRACE_API_RETRY_S", "value": str(deadline or REPORT_RETRY_FOREVER_S)},
         {"name": "MILLRACE_API_URL", "value": meta.api_url},
-        {"name": "MILLRACE_TOKEN", "valueFrom": {"secretKeyRef": {"name": config_name, "key": "token"}}},
+        {"name": "MILLRACE_TOKEN", "valueFrom": {"secretKeyRef": {"name": secret_name, "key": "token"}}},
         {"name": "MILLRACE_RUN_ID", "value": meta.run},
         {"name": "MILLRACE_FLOW", "value": meta.flow},
         {"name": "MILLRACE_STEP_PATH", "value": action.path},
@@ -210,12 +203,9 @@ def _job(meta: RunMeta, action: RunStep, config_name: str, paths: tuple[list[str
     ]
     mounts = [{"name": "step", "mountPath": STEP_ROOT, "readOnly": True}, {"name": "work", "mountPath": WORKDIR},
               {"name": "tmp", "mountPath": TMP}]
-    plain, secret = paths
-    sources = [{"configMap": {"name": config_name, "items": [{"key": _key(p), "path": p} for p in plain]}},
+    # Only the listed files of the Secret: its token and the operator's copy of the Job stay out of the step's directory.
+    sources = [{"secret": {"name": secret_name, "items": [{"key": _key(p), "path": p} for p in files]}},
                {"configMap": {"name": runtime_name(), "items": [{"key": _key(p), "path": p} for p in sorted(runtime_files())]}}]
-    if secret:
-        # Only the listed files: the token stays out of the step's directory.
-        sources.append({"secret": {"name": config_name, "items": [{"key": _key(p), "path": p} for p in secret]}})
     volumes: list[dict[str, Any]] = [
         {"name": "step", "projected": {"sources": sources}},
         {"name": "work", "emptyDir": {}},

@@ -91,6 +91,9 @@ class KubeApi:
     def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self._get(lambda: _sanitize(self.core.read_namespaced_secret(name, namespace)))
 
+    def annotate_secret(self, namespace: str, name: str, annotations: dict[str, str]) -> None:
+        self.core.patch_namespaced_secret(name, namespace, {"metadata": {"annotations": annotations}})
+
     def delete_flowrun(self, namespace: str, name: str) -> None:
         try:
             self.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, FLOWRUNS, name)
@@ -155,9 +158,6 @@ class KubeApi:
 
     def get_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self._get(lambda: _sanitize(self.core.read_namespaced_config_map(name, namespace)))
-
-    def annotate_config_map(self, namespace: str, name: str, annotations: dict[str, str]) -> None:
-        self.core.patch_namespaced_config_map(name, namespace, {"metadata": {"annotations": annotations}})
 
     def list_config_maps(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         return _sanitize(self.core.list_namespaced_config_map(namespace, label_selector=selector).items)

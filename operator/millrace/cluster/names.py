@@ -62,7 +62,7 @@ def child_run_name(run: str, path: str, attempt: int) -> str:
     return identity_name(run, path, attempt, "flow")
 
 
-def step_config_name(run: str, path: str, attempt: int) -> str:
+def step_secret_name(run: str, path: str, attempt: int) -> str:
     return identity_name(run, path, attempt, "step")
 
 

@@ -6,8 +6,8 @@ Each pass runs in strict phases:
    ConfigMaps written by the step API, resume requests, child runs), turned
    into planner events and a list of repairs, with no side effect;
 2. plan: the planner folds the events into the new state and actions;
-3. prepare: each new attempt's ConfigMap and Secret (named by the attempt
-   key, so harmless if the status never names the attempt);
+3. prepare: each new attempt's Secret (named by the attempt key, so
+   harmless if the status never names the attempt);
 4. write the status, with optimistic concurrency (a conflict means: read
    again, and nothing was done yet);
 5. act: repairs (recreate what a crash left out, stop stuck Jobs), then
@@ -15,12 +15,13 @@ Each pass runs in strict phases:
 
 Why it is safe to kill the operator at any point: a step's outcome is in its
 report ConfigMap before the step API answers; the status names every
-attempt before its Job exists; Job and ConfigMap names derive from the
+attempt before its Job exists; Job and Secret names derive from the
 attempt key, so starting an attempt again finds what the first try made.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Sequence
@@ -529,15 +530,12 @@ class RunReconciler:
                     names.foreign("Job", job, f"attempt {path}/{st.attempts} of run {meta.run}"))))
                 continue
             if job is None:
-                config_name = names.step_config_name(meta.run, path, st.attempts)
-                config_map = self.kube.get_config_map(meta.namespace, config_name)
-                refused = ((config_map or {}).get("metadata", {}).get("annotations") or {}).get(ANNOTATION_REFUSED)
-                if refused:
-                    events.append(StepFinished(path=path, attempt=st.attempts, now=now, outcome=_foreign(refused)))
+                found = self._without_job(meta, path, st.attempts, now)
+                if isinstance(found, StepFinished):
+                    events.append(found)
                     continue
-                if config_map is not None and not _job_created(config_map):
-                    # The operator stopped between naming the attempt and creating its Job.
-                    repairs.append(RecreateJob(path, st.attempts, config_name, json.loads(config_map["data"][JOB_KEY])))
+                if found is not None:
+                    repairs.append(found)
                     continue
             verdict = job_outcome(self.kube, meta.namespace, job, now, self.config.claim_timeout_s)
             if verdict.outcome is not None:
@@ -553,6 +551,25 @@ class RunReconciler:
         if (obj.get("spec") or {}).get("cancel"):
             events.append(CancelRequested(reason="spec.cancel is true", by="kubernetes", now=now))
         return Reading(events or [Tick(now=now)], repairs, reading.unreadable, reading.notices, reading.held)
+
+    def _without_job(self, meta: RunMeta, path: str, attempt: int, now: float) -> StepFinished | RecreateJob | None:
+        """What the Secret of a running attempt with no Job says: the attempt failed (its Secret is
+        not its own, or a foreign Job held the Job's name), its Job is to be made from the manifest
+        kept (the operator stopped between naming the attempt and creating it), or None: its Job
+        was made and is gone, which its outcome tells."""
+        secret_name = names.step_secret_name(meta.run, path, attempt)
+        secret = self.kube.get_secret(meta.namespace, secret_name)
+        if secret is None:
+            return None
+        if not names.owned(secret, meta.run_uid, path, attempt):
+            # Put in place of the attempt's own since: no Job is made from what it holds.
+            return StepFinished(path=path, attempt=attempt, now=now, outcome=_foreign(
+                names.foreign("Secret", secret, f"attempt {path}/{attempt} of run {meta.run}")))
+        refused = (secret["metadata"].get("annotations") or {}).get(ANNOTATION_REFUSED)
+        if refused:
+            return StepFinished(path=path, attempt=attempt, now=now, outcome=_foreign(refused))
+        stored = None if _job_created(secret) else _stored_job(secret)
+        return RecreateJob(path, attempt, secret_name, stored) if stored is not None else None
 
     def _resumes(self, records: dict[str, dict[str, Any]], status: FlowRunStatus, definition: Definition,
                  run_uid: str, now: float) -> Reading:
@@ -674,11 +691,11 @@ class RunReconciler:
     # --- actions --------------------------------------------------------------------------
 
     def _prepare(self, meta: RunMeta, action: RunStep, jobs: dict[str, dict[str, Any]]) -> StepError | None:
-        """Before the status names a new attempt: its ConfigMap (which also keeps its Job
-        manifest, for recovery) and its Secret. Both are idempotent: an existing one is
-        adopted only if it is this attempt's. The Job manifest goes in `jobs` by ConfigMap
-        name. Returns why the attempt cannot start: the API refused its objects for good,
-        or objects of its names are not this attempt's (ForeignObject)."""
+        """Before the status names a new attempt: its Secret, which also keeps its Job
+        manifest, for recovery. Idempotent: an existing one is adopted only if it is this
+        attempt's. The Job manifest goes in `jobs` by Secret name. Returns why the attempt
+        cannot start: the API refused its objects for good, or objects of its names are not
+        this attempt's (ForeignObject)."""
         if meta.same_worker:
             meta = replace(meta, node=claim_node(self.kube, meta.namespace, meta.run))
         deadline = attempt_deadline(action.timeout_s, meta.runtime.active_deadline_seconds)
@@ -686,15 +703,14 @@ class RunReconciler:
             run=f"{meta.namespace}/{meta.run}", run_uid=meta.run_uid, flow=meta.flow, path=action.path,
             step_id=action.step_id, attempt=action.attempt, state_scope=meta.state_scope,
             expires_at=self.clock() + deadline + TOKEN_GRACE_S if deadline else None))
-        config_map, secret, job = step_objects(meta, action, token)
+        secret, job = step_objects(meta, action, token)
         job["spec"]["ttlSecondsAfterFinished"] = self.config.job_ttl_s
-        config_map["data"][JOB_KEY] = json.dumps(job)
+        secret["stringData"][JOB_KEY] = json.dumps(job)
         what = f"attempt {action.key} of run {meta.run}"
         try:
             problems = [self._runtime(meta.namespace, meta.run_uid)]
             if meta.same_worker:
                 problems.append(self.kube.create_owned(shared_claim(meta), f"run {meta.run}", meta.run_uid))
-            problems.append(self.kube.create_owned(config_map, what, meta.run_uid, action.path, action.attempt))
             problems.append(self.kube.create_owned(secret, what, meta.run_uid, action.path, action.attempt))
         except ApiException as exc:
             refused = refusal(exc, f"the inputs of step {action.path} attempt {action.attempt}")
@@ -705,7 +721,7 @@ class RunReconciler:
         if problem:
             # An object of the attempt's name that is not the attempt's: nothing is adopted.
             return StepError(name="ForeignObject", message=problem)
-        jobs[config_map["metadata"]["name"]] = job
+        jobs[secret["metadata"]["name"]] = job
         return None
 
     def _runtime(self, namespace: str, run_uid: str) -> str | None:
@@ -727,8 +743,8 @@ class RunReconciler:
                 jobs: dict[str, dict[str, Any]]) -> None:
         for action in actions:
             if isinstance(action, RunStep):
-                config_name = names.step_config_name(meta.run, action.path, action.attempt)
-                self._create_job(obj, action.path, action.attempt, config_name, jobs[config_name])
+                secret_name = names.step_secret_name(meta.run, action.path, action.attempt)
+                self._create_job(obj, action.path, action.attempt, secret_name, jobs[secret_name])
             elif isinstance(action, RunFlow):
                 self._create_child(obj, definition, action)
             elif isinstance(action, CancelStep):
@@ -740,7 +756,7 @@ class RunReconciler:
     def _repair(self, obj: dict[str, Any], meta: RunMeta, definition: Definition, repairs: list[Repair]) -> None:
         for repair in repairs:
             if isinstance(repair, RecreateJob):
-                self._create_job(obj, repair.path, repair.attempt, repair.config_name, repair.job)
+                self._create_job(obj, repair.path, repair.attempt, repair.secret_name, repair.job)
             elif isinstance(repair, StopJob):
                 self.kube.delete_job(meta.namespace, repair.job)
             elif isinstance(repair, RecreateChildArgs):
@@ -754,9 +770,9 @@ class RunReconciler:
                                  depth=int((obj.get("spec") or {}).get("depth") or 0) + 1, timeout_s=st.timeout_s)
                 self._create_child(obj, definition, action)
 
-    def _create_job(self, obj: dict[str, Any], path: str, attempt: int, config_name: str, job: dict[str, Any]) -> None:
+    def _create_job(self, obj: dict[str, Any], path: str, attempt: int, secret_name: str, job: dict[str, Any]) -> None:
         """Create the attempt's Job; a Job of its name that is not the attempt's is noted on the
-        attempt's ConfigMap, which fails the attempt on the next pass."""
+        attempt's Secret, which fails the attempt on the next pass."""
         meta = obj["metadata"]
         try:
             problem = self.kube.create_owned(job, f"attempt {path}/{attempt} of run {meta['name']}", meta["uid"], path, attempt)
@@ -764,7 +780,7 @@ class RunReconciler:
             self._record_refusal(obj, path, attempt, exc, f"the Job of step {path} attempt {attempt}")
             return
         annotation = {ANNOTATION_REFUSED: problem} if problem else {names.ANNOTATION_JOB_CREATED: "true"}
-        self.kube.annotate_config_map(meta["namespace"], config_name, annotation)
+        self.kube.annotate_secret(meta["namespace"], secret_name, annotation)
 
     def _create_child(self, obj: dict[str, Any], definition: Definition, action: RunFlow) -> None:
         """The child run, then the Secret of its args, owned by it: args never sit in a plain spec."""
@@ -848,7 +864,7 @@ class RecreateJob:
 
     path: str
     attempt: int
-    config_name: str
+    secret_name: str
     job: dict[str, Any]
 
 
@@ -948,8 +964,16 @@ def _changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
     return {k: v for k, v in old.items() if k not in volatile} != {k: v for k, v in new.items() if k not in volatile}
 
 
-def _job_created(config_map: dict[str, Any]) -> bool:
-    return (config_map["metadata"].get("annotations") or {}).get(names.ANNOTATION_JOB_CREATED) == "true"
+def _job_created(secret: dict[str, Any]) -> bool:
+    return (secret["metadata"].get("annotations") or {}).get(names.ANNOTATION_JOB_CREATED) == "true"
+
+
+def _stored_job(secret: dict[str, Any]) -> dict[str, Any] | None:
+    """The Job manifest an attempt's Secret keeps (read back base64, as the API gives a Secret's
+    data); None in a step Secret of an older millrace, which kept it in a ConfigMap: its attempt
+    is judged by its Job, as one whose Job was created."""
+    stored = (secret.get("data") or {}).get(JOB_KEY)
+    return json.loads(base64.b64decode(stored)) if stored else None
 
 
 def _owner(obj: dict[str, Any]) -> dict[str, Any]:
