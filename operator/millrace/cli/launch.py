@@ -15,10 +15,9 @@ def main() -> int:
     argv = sys.argv[1:]
     forks = None
     if argv[:1] == ["run"]:
-        from ..local.environment import base_environment, python_fork_server
+        from ..local.environment import started_fork_server
 
-        forks = python_fork_server(sys.executable, base_environment(os.environ))
-        forks.start()
+        forks = started_fork_server(os.environ)
     from .main import main as cli_main
 
     return cli_main(argv, forks=forks)

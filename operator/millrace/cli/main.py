@@ -242,11 +242,9 @@ def _needed_fork_server(loaded: LoadedFlow, library: Any, started: ForkServer | 
         return None
     if started is not None:
         return started
-    from ..local.environment import base_environment, python_fork_server
+    from ..local.environment import started_fork_server
 
-    forks = python_fork_server(sys.executable, base_environment(os.environ))
-    forks.start()
-    return forks
+    return started_fork_server(os.environ)
 
 
 def _problem_json(problem: Problem) -> dict[str, str | None]:

@@ -6,6 +6,7 @@ booting on another core) before it imports the executor and the step API.
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from collections.abc import Mapping
 
@@ -40,3 +41,11 @@ def base_environment(environ: Mapping[str, str]) -> dict[str, str]:
 def python_fork_server(python: str, base_env: dict[str, str]) -> ForkServer:
     """The fork server of python3 steps (not started: see ForkServer.start)."""
     return ForkServer(python, WRAPPERS / LANGUAGES["python3"].wrapper, base_env)
+
+
+def started_fork_server(environ: Mapping[str, str]) -> ForkServer:
+    """The CLI's fork server: this interpreter's, for steps started from `environ`, booting now
+    while the caller goes on."""
+    forks = python_fork_server(sys.executable, base_environment(environ))
+    forks.start()
+    return forks
